@@ -1,0 +1,42 @@
+# `make run` serves the hub on 127.0.0.1:8000 with an embedded SQLite database under var/;
+# `make test` installs what the tests need and runs the suite on SQLite and PostgreSQL.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench venv postgres clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+run: venv
+	mkdir -p var
+	$(BIN)/hub db upgrade
+	$(BIN)/hub serve
+
+# PostgreSQL 15 on 127.0.0.1:5432 (database `test`) is part of the machine; start it if down.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
+	  echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1
+
+test: venv postgres
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff format --check hub tests bench alembic
+	$(BIN)/ruff check hub tests bench alembic
+	$(BIN)/mypy hub
+
+bench: venv postgres
+	$(BIN)/python bench/tokens.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

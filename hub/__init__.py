@@ -1,0 +1,1 @@
+"""Permit hub: the inter-departmental data-sharing hub for China's residence-permit system."""

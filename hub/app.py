@@ -1,0 +1,127 @@
+"""The FastAPI application factory: wires settings, storage, clock, auth and error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from hub import problems
+from hub.audit import AuditLog
+from hub.auth import api as auth_api
+from hub.auth.guard import TokenVerifier
+from hub.auth.keys import ensure_signing_key
+from hub.auth.server import HubAuthorizationServer
+from hub.auth.state import AuthState
+from hub.clock import Clock, SystemClock
+from hub.db import make_engine, unit_of_work
+from hub.keyring import Keyring, load_keyring
+from hub.settings import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class Hub:
+    """The components one hub process shares between requests."""
+
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    keyring: Keyring
+    audit: AuditLog
+    auth_state: AuthState
+    verifier: TokenVerifier
+    authorization_server: HubAuthorizationServer
+
+    @property
+    def key_password(self) -> bytes:
+        return self.keyring.derive("signing-key-encryption")
+
+    def prepare(self) -> None:
+        """First signing key of a new installation, then this process's snapshot."""
+        with unit_of_work(self.engine) as session:
+            ensure_signing_key(session, self.clock.now(), self.key_password)
+        self.auth_state.refresh()
+
+
+def build_hub(
+    settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None
+) -> Hub:
+    engine = engine or make_engine(settings.database_url)
+    clock = clock or SystemClock()
+    keyring = load_keyring(settings)
+    audit = AuditLog(keyring.derive("audit-chain"))
+    state = AuthState(
+        engine,
+        clock,
+        key_password=keyring.derive("signing-key-encryption"),
+        secret_key=keyring.derive("client-secret"),
+        token_ttl=settings.access_token_ttl_seconds,
+    )
+    verifier = TokenVerifier(state, settings.issuer.rstrip("/"), settings.audience, clock)
+    server = HubAuthorizationServer(
+        state=state,
+        verifier=verifier,
+        engine=engine,
+        audit=audit,
+        clock=clock,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        token_ttl=settings.access_token_ttl_seconds,
+        assertion_max_age=settings.client_assertion_max_age_seconds,
+    )
+    return Hub(settings, engine, clock, keyring, audit, state, verifier, server)
+
+
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None, clock: Clock | None = None
+) -> FastAPI:
+    settings = settings or load_settings()
+    hub = build_hub(settings, engine=engine, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(hub.prepare)
+        refresher = asyncio.create_task(
+            hub.auth_state.keep_fresh(settings.revocation_refresh_seconds)
+        )
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+
+    app = FastAPI(
+        title="Permit hub",
+        summary="Inter-departmental data-sharing hub for residence permits (居住证)",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.default_language = settings.default_language
+    app.state.auth_state = hub.auth_state
+    app.state.token_verifier = hub.verifier
+    app.state.authorization_server = hub.authorization_server
+    problems.install(app)
+    app.add_middleware(
+        problems.BodyLimit, limit=settings.max_body_bytes, default_language=settings.default_language
+    )
+    app.include_router(auth_api.router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/problems/{slug}", tags=["operations"], summary="What a problem type means")
+    async def problem_type_page(slug: str) -> dict[str, Any]:
+        kind = problems.PROBLEM_TYPES.get(slug)
+        if kind is None:
+            raise problems.Problem(problems.NOT_FOUND)
+        return {"type": kind.uri, "status": kind.status, "title": {"zh-CN": kind.title.zh, "en": kind.title.en}}
+
+    return app

@@ -1,0 +1,172 @@
+"""Routes of the authorization server: token, introspection, revocation, metadata, JWKS."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from authlib.oauth2 import OAuth2Error
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from hub.auth.domain import CLIENT_ASSERTION_ALGORITHMS, SCOPES, TOKEN_ALGORITHM, Principal
+from hub.auth.guard import require_scopes
+from hub.auth.server import (
+    AssertionReplayed,
+    FormRequest,
+    HubAuthorizationServer,
+    OAuthFailure,
+    OAuthOutcome,
+)
+from hub.auth.state import AuthState
+from hub.problems import UNSUPPORTED_MEDIA_TYPE, Problem, ProblemType, Text, problem_type
+
+router = APIRouter(tags=["OAuth 2.0"])
+FORM = "application/x-www-form-urlencoded"
+
+_OAUTH_PROBLEMS: dict[str, tuple[ProblemType, str]] = {
+    error: (problem_type(error.replace("_", "-"), status, zh, en), zh)
+    for error, status, zh, en in [
+        ("invalid_request", 400, "OAuth 请求无效", "Invalid OAuth request"),
+        ("invalid_client", 401, "客户端认证失败", "Client authentication failed"),
+        ("invalid_grant", 400, "授权无效", "Invalid grant"),
+        ("unauthorized_client", 400, "客户端无权使用该授权类型", "Unauthorized client"),
+        ("unsupported_grant_type", 400, "不支持的授权类型", "Unsupported grant type"),
+        ("invalid_scope", 400, "请求的权限范围无效", "Invalid scope"),
+        ("unsupported_token_type", 400, "不支持的令牌类型", "Unsupported token type"),
+    ]
+}
+ASSERTION_REPLAYED = problem_type(
+    "client-assertion-replayed", 401, "客户端断言已被使用过", "Client assertion replayed"
+)
+
+
+def _problem(error: OAuth2Error) -> Problem:
+    """RFC 6749 §5.2 members (`error`, `error_description`) ride along as extensions."""
+    kind, zh = _OAUTH_PROBLEMS.get(error.error, _OAUTH_PROBLEMS["invalid_request"])
+    headers = {}
+    if isinstance(error, AssertionReplayed):
+        kind, zh = ASSERTION_REPLAYED, ASSERTION_REPLAYED.title.zh
+    if kind.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="permit-hub"'
+    description = error.get_error_description() or kind.title.en
+    return Problem(
+        kind,
+        Text(zh, description),
+        headers=headers,
+        extensions={"error": error.error, "error_description": description},
+    )
+
+
+async def _form_request(request: Request) -> FormRequest:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != FORM:
+        raise Problem(
+            UNSUPPORTED_MEDIA_TYPE,
+            Text(f"请求体须为 {FORM}", f"The body must be {FORM}"),
+        )
+    body = (await request.body()).decode("utf-8", errors="replace")
+    pairs = parse_qsl(body, keep_blank_values=True)
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:  # RFC 6749 §3.2: parameters MUST NOT be repeated
+            raise Problem(
+                _OAUTH_PROBLEMS["invalid_request"][0],
+                Text(f"参数重复：{name}", f"The parameter {name!r} is repeated"),
+                extensions={"error": "invalid_request"},
+            )
+        form[name] = value
+    # TLS ends at the gateway in front of the hub; the issuer is the URL clients see.
+    url = _server(request).issuer + request.url.path
+    return FormRequest(request.method, url, request.headers, form)
+
+
+def _respond(outcome: OAuthOutcome) -> JSONResponse:
+    if isinstance(outcome, OAuthFailure):
+        raise _problem(outcome.error)
+    headers = dict(outcome.headers)
+    headers["Cache-Control"] = "no-store"
+    headers.pop("Content-Type", None)
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+
+
+def _server(request: Request) -> HubAuthorizationServer:
+    server: HubAuthorizationServer = request.app.state.authorization_server
+    return server
+
+
+async def _run(call: Any, form: FormRequest) -> OAuthOutcome:
+    """Client assertions write their jti to the database: keep that off the event loop."""
+    if "client_assertion" in form.form:
+        return await run_in_threadpool(call, form)  # type: ignore[no-any-return]
+    return call(form)  # type: ignore[no-any-return]
+
+
+@router.post(
+    "/oauth/token",
+    summary="Issue an access token (client_credentials)",
+    response_description="An RFC 9068 JWT access token",
+    responses={200: {"content": {"application/json": {"example": {
+        "access_token": "eyJhbGciOiJFUzI1NiIsImtpZCI6IjIwMjYxMTI1LWE...",
+        "token_type": "Bearer", "expires_in": 600, "scope": "registry:read"}}}}},
+)
+async def token(request: Request) -> JSONResponse:
+    form = await _form_request(request)
+    return _respond(await _run(_server(request).create_token_response, form))
+
+
+@router.post("/oauth/introspect", summary="Token introspection (RFC 7662)")
+async def introspect(request: Request) -> JSONResponse:
+    form = await _form_request(request)
+    server = _server(request)
+    call = lambda f: server.create_endpoint_response("introspection", f)  # noqa: E731
+    return _respond(await _run(call, form))
+
+
+@router.post("/oauth/revoke", summary="Token revocation (RFC 7009)")
+async def revoke(request: Request) -> JSONResponse:
+    form = await _form_request(request)
+    server = _server(request)
+    return _respond(
+        await run_in_threadpool(server.create_endpoint_response, "revocation", form)
+    )
+
+
+@router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")
+async def metadata(request: Request) -> dict[str, Any]:
+    server = _server(request)
+    methods = ["client_secret_basic", "private_key_jwt"]
+    return {
+        "issuer": server.issuer,
+        "token_endpoint": server.token_endpoint,
+        "jwks_uri": f"{server.issuer}/oauth/jwks.json",
+        "introspection_endpoint": f"{server.issuer}/oauth/introspect",
+        "revocation_endpoint": f"{server.issuer}/oauth/revoke",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "scopes_supported": sorted(SCOPES),
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": list(CLIENT_ASSERTION_ALGORITHMS),
+        "introspection_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_methods_supported": methods,
+        "access_token_signing_alg_values_supported": [TOKEN_ALGORITHM],
+    }
+
+
+@router.get("/oauth/jwks.json", summary="The hub's token-verification keys")
+async def jwks(request: Request) -> JSONResponse:
+    state: AuthState = request.app.state.auth_state
+    keys = [key.public_jwk for key in state.keys]
+    return JSONResponse({"keys": keys}, headers={"Cache-Control": "max-age=60"})
+
+
+@router.get("/auth/v1/whoami", summary="The caller as its access token describes it")
+async def whoami(principal: Annotated[Principal, Depends(require_scopes())]) -> dict[str, Any]:
+    return {
+        "client_id": principal.client_id,
+        "department": principal.department.value,
+        "client_kind": principal.kind.value,
+        "scopes": sorted(principal.scopes),
+        "expires_at": principal.expires_at,
+    }

@@ -1,0 +1,137 @@
+"""Who may call the hub, and what a verified access token says about the caller.
+
+Pure rules: no framework, no storage, no clock reads (times are passed in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Department(StrEnum):
+    """The departments that exchange data through the hub (DOMAIN.md, "Who is involved")."""
+
+    HR_SOCIAL_SECURITY = "hr-social-security"
+    HOUSING = "housing"
+    EDUCATION = "education"
+    HEALTH = "health"
+    CIVIL_AFFAIRS = "civil-affairs"
+    PUBLIC_SECURITY = "public-security"
+
+
+class ClientKind(StrEnum):
+    """A department's back-office system, or one service-window terminal of that department."""
+
+    DEPARTMENT = "department"
+    WINDOW_TERMINAL = "window-terminal"
+
+
+class AuthMethod(StrEnum):
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    PRIVATE_KEY_JWT = "private_key_jwt"
+
+
+# Every scope the hub knows; a client cannot be granted a scope that guards nothing.
+SCOPES: Mapping[str, str] = {
+    "registry:read": "read permits and registrations (acceptance offices)",
+    "registry:write": "register, apply, issue, endorse, change permits (acceptance offices)",
+    "schemas:read": "read exchange schemas and one's own data-sharing agreements",
+    "schemas:admin": "manage schemas and agreements (data-governance staff)",
+    "exchange:feed": "pull the changes feed of projected holder records",
+    "exchange:proofs": "submit and revoke department proofs",
+    "exchange:lookup": "look a holder up on demand, under an agreement",
+    "exchange:admin": "inspect and replay dead-lettered deliveries",
+    "verification:tap": "verify a tapped card at a service window",
+    "auth:introspect": "introspect tokens issued to other clients",
+}
+
+TOKEN_ALGORITHM = "ES256"
+TOKEN_TYPE = "at+jwt"
+CLIENT_ASSERTION_ALGORITHMS = ("ES256", "RS256")
+
+
+def unknown_scopes(scopes: Iterable[str]) -> list[str]:
+    return sorted(set(scopes) - set(SCOPES))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller of a request, as the access token describes it."""
+
+    client_id: str
+    department: Department
+    kind: ClientKind
+    scopes: frozenset[str]
+    token_id: str
+    expires_at: int
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
+        return cls(
+            client_id=str(claims["client_id"]),
+            department=Department(claims["department"]),
+            kind=ClientKind(claims["client_kind"]),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            token_id=str(claims["jti"]),
+            expires_at=int(claims["exp"]),
+        )
+
+
+class TokenFault(StrEnum):
+    """Why a presented access token is refused; each maps to one problem type."""
+
+    MISSING = "missing"
+    MALFORMED = "malformed"
+    ALGORITHM = "algorithm"
+    UNKNOWN_KEY = "unknown-key"
+    SIGNATURE = "signature"
+    ISSUER = "issuer"
+    AUDIENCE = "audience"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    REVOKED = "revoked"
+    CLAIMS = "claims"
+
+
+class TokenRefused(Exception):
+    def __init__(self, fault: TokenFault, description: str) -> None:
+        super().__init__(description)
+        self.fault = fault
+        self.description = description
+
+
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti", "sub", "client_id", "department", "client_kind")
+
+
+def check_claims(
+    claims: Mapping[str, Any], *, issuer: str, audience: str, now: int, leeway: int
+) -> Principal:
+    """Check the registered claims of RFC 9068 against this hub; raise TokenRefused on failure."""
+    missing = [name for name in REQUIRED_CLAIMS if name not in claims]
+    if missing:
+        raise TokenRefused(TokenFault.CLAIMS, f"missing claims: {', '.join(missing)}")
+    if claims["iss"] != issuer:
+        raise TokenRefused(TokenFault.ISSUER, "the token was issued by another server")
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if audience not in audiences:
+        raise TokenRefused(TokenFault.AUDIENCE, "the token is meant for another audience")
+    check_lifetime(claims, now=now, leeway=leeway)
+    try:
+        return Principal.from_claims(claims)
+    except (ValueError, TypeError) as exc:
+        raise TokenRefused(TokenFault.CLAIMS, f"invalid claims: {exc}") from None
+
+
+def check_lifetime(claims: Mapping[str, Any], *, now: int, leeway: int) -> None:
+    """The part of the check that must be repeated on every use of an already verified token."""
+    expires = claims.get("exp")
+    not_before = claims.get("nbf", claims.get("iat"))
+    if not isinstance(expires, int) or not isinstance(not_before, int):
+        raise TokenRefused(TokenFault.CLAIMS, "exp, nbf and iat must be integers")
+    if now >= expires + leeway:
+        raise TokenRefused(TokenFault.EXPIRED, "the token has expired")
+    if now + leeway < not_before:
+        raise TokenRefused(TokenFault.NOT_YET_VALID, "the token is not valid yet")

@@ -1,0 +1,181 @@
+"""Local verification of access tokens and the FastAPI dependency that guards routes by scope.
+
+A token's signature is checked once per process: the verified claims are cached under the
+exact token string, and each later use re-checks only what can change (lifetime, revocation),
+in memory. No database read happens on a guarded request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+from joserfc import jws
+from joserfc.errors import JoseError
+
+from hub.auth.domain import (
+    TOKEN_ALGORITHM,
+    TOKEN_TYPE,
+    Principal,
+    TokenFault,
+    TokenRefused,
+    check_claims,
+    check_lifetime,
+)
+from hub.auth.state import AuthState
+from hub.clock import Clock
+from hub.problems import Problem, Text, problem_type
+
+TOKEN_MISSING = problem_type("token-missing", 401, "缺少访问令牌", "Access token missing")
+TOKEN_INVALID = problem_type("token-invalid", 401, "访问令牌无效", "Access token invalid")
+TOKEN_EXPIRED = problem_type("token-expired", 401, "访问令牌已过期", "Access token expired")
+TOKEN_REVOKED = problem_type("token-revoked", 401, "访问令牌已被撤销", "Access token revoked")
+INSUFFICIENT_SCOPE = problem_type(
+    "insufficient-scope", 403, "访问令牌权限不足", "Insufficient scope"
+)
+REALM = "permit-hub"
+
+_FAULT_TYPES = {TokenFault.EXPIRED: TOKEN_EXPIRED, TokenFault.REVOKED: TOKEN_REVOKED}
+_FAULT_ZH = {
+    TokenFault.MISSING: "请求未携带 Bearer 访问令牌",
+    TokenFault.MALFORMED: "访问令牌格式错误",
+    TokenFault.ALGORITHM: "访问令牌的签名算法不被接受",
+    TokenFault.UNKNOWN_KEY: "访问令牌由未知密钥签名",
+    TokenFault.SIGNATURE: "访问令牌签名无效",
+    TokenFault.ISSUER: "访问令牌并非本平台签发",
+    TokenFault.AUDIENCE: "访问令牌的受众不是本平台",
+    TokenFault.EXPIRED: "访问令牌已过期",
+    TokenFault.NOT_YET_VALID: "访问令牌尚未生效",
+    TokenFault.REVOKED: "访问令牌已被撤销",
+    TokenFault.CLAIMS: "访问令牌声明不完整或无效",
+}
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        state: AuthState,
+        issuer: str,
+        audience: str,
+        clock: Clock,
+        leeway: int = 30,
+        cache_size: int = 50_000,
+    ) -> None:
+        self.state = state
+        self.issuer = issuer
+        self.audience = audience
+        self.clock = clock
+        self.leeway = leeway
+        self.cache_size = cache_size
+        self._verified: dict[str, tuple[dict[str, Any], Principal]] = {}
+
+    def verify(self, token: str) -> Principal:
+        """The caller behind a bearer token, or TokenRefused saying why not."""
+        now = int(self.clock.now().timestamp())
+        cached = self._verified.get(token)
+        if cached is None:
+            claims = self.signed_claims(token)
+            principal = self.verify_claims(claims)
+            if len(self._verified) >= self.cache_size:
+                self._verified.clear()
+            self._verified[token] = (claims, principal)
+            return principal
+        claims, principal = cached
+        try:
+            check_lifetime(claims, now=now, leeway=self.leeway)
+        except TokenRefused:
+            self._verified.pop(token, None)
+            raise
+        self._refuse_revoked(principal)
+        return principal
+
+    def verify_claims(self, claims: dict[str, Any]) -> Principal:
+        """Every claim check of a signed token, revocation included."""
+        now = int(self.clock.now().timestamp())
+        principal = check_claims(
+            claims, issuer=self.issuer, audience=self.audience, now=now, leeway=self.leeway
+        )
+        self._refuse_revoked(principal)
+        return principal
+
+    def _refuse_revoked(self, principal: Principal) -> None:
+        if principal.token_id in self.state.revoked:
+            raise TokenRefused(TokenFault.REVOKED, "the token has been revoked")
+
+    def signed_claims(self, token: str) -> dict[str, Any]:
+        """Claims of a token whose header and signature are the hub's; lifetime not checked."""
+        try:
+            header = jws.extract_compact(token.encode()).headers()
+        except (JoseError, ValueError, UnicodeError):
+            raise TokenRefused(TokenFault.MALFORMED, "not a compact JWS") from None
+        if header.get("alg") != TOKEN_ALGORITHM:
+            raise TokenRefused(TokenFault.ALGORITHM, f"alg must be {TOKEN_ALGORITHM}")
+        if header.get("typ") != TOKEN_TYPE:
+            raise TokenRefused(TokenFault.MALFORMED, f"typ must be {TOKEN_TYPE}")
+        key = self.state.public_key(str(header.get("kid", "")))
+        if key is None:
+            raise TokenRefused(TokenFault.UNKNOWN_KEY, "signed by a key the hub does not publish")
+        try:
+            payload = jws.deserialize_compact(token, key, algorithms=[TOKEN_ALGORITHM]).payload
+            claims = json.loads(payload)
+        except JoseError:
+            raise TokenRefused(TokenFault.SIGNATURE, "the signature does not verify") from None
+        except ValueError:
+            raise TokenRefused(TokenFault.MALFORMED, "the payload is not JSON") from None
+        if not isinstance(claims, dict):
+            raise TokenRefused(TokenFault.MALFORMED, "the payload is not a JSON object")
+        return claims
+
+
+def refusal_problem(refusal: TokenRefused) -> Problem:
+    """RFC 6750 §3: 401 with a Bearer challenge; no error code when no token was sent."""
+    if refusal.fault is TokenFault.MISSING:
+        challenge = f'Bearer realm="{REALM}"'
+        kind = TOKEN_MISSING
+    else:
+        challenge = (
+            f'Bearer realm="{REALM}", error="invalid_token", '
+            f'error_description="{refusal.description}"'
+        )
+        kind = _FAULT_TYPES.get(refusal.fault, TOKEN_INVALID)
+    detail = Text(_FAULT_ZH[refusal.fault], refusal.description)
+    return Problem(
+        kind, detail, headers={"WWW-Authenticate": challenge}, extensions={"reason": refusal.fault}
+    )
+
+
+def bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise TokenRefused(TokenFault.MISSING, "send the access token as 'Authorization: Bearer'")
+    return token.strip()
+
+
+def require_scopes(*scopes: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency admitting callers whose token is valid and carries every named scope."""
+    needed = frozenset(scopes)
+
+    async def guard(request: Request) -> Principal:
+        verifier: TokenVerifier = request.app.state.token_verifier
+        try:
+            principal = verifier.verify(bearer_token(request))
+        except TokenRefused as refusal:
+            raise refusal_problem(refusal) from None
+        missing = needed - principal.scopes
+        if missing:
+            wanted = " ".join(sorted(needed))
+            raise Problem(
+                INSUFFICIENT_SCOPE,
+                Text(f"需要权限：{wanted}", f"This needs the scopes: {wanted}"),
+                headers={
+                    "WWW-Authenticate": (
+                        f'Bearer realm="{REALM}", error="insufficient_scope", scope="{wanted}"'
+                    )
+                },
+            )
+        request.state.principal = principal
+        return principal
+
+    return guard

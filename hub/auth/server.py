@@ -1,0 +1,295 @@
+"""The Authlib authorization server, wired for Starlette requests and this hub's clients.
+
+Grant: client_credentials only. Client authentication: client_secret_basic and
+private_key_jwt (RFC 7523). Tokens: RFC 9068 JWTs signed ES256 with the active key's kid.
+Introspection (RFC 7662) and revocation (RFC 7009) accept the same two client methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2 import AuthorizationServer, OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749 import InvalidClientError, grants
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy.engine import Engine
+
+from hub.audit import AuditEvent, AuditLog
+from hub.auth.domain import (
+    CLIENT_ASSERTION_ALGORITHMS,
+    SCOPES,
+    TOKEN_ALGORITHM,
+    TOKEN_TYPE,
+    AuthMethod,
+    TokenRefused,
+)
+from hub.auth.guard import TokenVerifier
+from hub.auth.state import AuthState, RegisteredClient
+from hub.auth.store import RevokedToken, claim_assertion
+from hub.clock import Clock
+from hub.db import unit_of_work
+
+log = logging.getLogger(__name__)
+CLIENT_METHODS = [AuthMethod.CLIENT_SECRET_BASIC.value, AuthMethod.PRIVATE_KEY_JWT.value]
+
+
+@dataclass(frozen=True)
+class FormRequest:
+    """What Authlib needs of an HTTP request, taken from Starlette by the router."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]  # case-insensitive (Starlette's Headers)
+    form: dict[str, str]
+
+
+class HubOAuth2Request(OAuth2Request):  # type: ignore[misc]
+    def __init__(self, request: FormRequest) -> None:
+        super().__init__(request.method, request.url, headers=request.headers)
+        self._form = request.form
+        self.payload = BasicOAuth2Payload(request.form)
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+
+class AssertionReplayed(InvalidClientError):  # type: ignore[misc]
+    """A client assertion whose jti was used before; its own problem type, same OAuth error."""
+
+    status_code = 401
+
+
+@dataclass(frozen=True)
+class OAuthFailure:
+    error: OAuth2Error
+
+
+@dataclass(frozen=True)
+class OAuthSuccess:
+    status: int
+    body: dict[str, Any]
+    headers: list[tuple[str, str]]
+
+
+OAuthOutcome = OAuthSuccess | OAuthFailure
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_METHODS
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    """RFC 7523 client authentication, checked against the hub's clock, with replay refusal."""
+
+    CLIENT_AUTH_METHOD = AuthMethod.PRIVATE_KEY_JWT.value
+
+    def __init__(self, server: HubAuthorizationServer) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+        self.server = server
+
+    def get_audiences(self) -> list[str]:
+        return [self.server.issuer, self.server.token_endpoint]
+
+    def resolve_client_public_key(self, client: RegisteredClient) -> Any:
+        return client.public_keys()
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=list(CLIENT_ASSERTION_ALGORITHMS))
+        except JoseError as exc:
+            raise InvalidClientError(status_code=401, description=exc.description) from exc
+        self.verify_claims(token.claims)
+        return token.claims  # type: ignore[no-any-return]
+
+    def verify_claims(self, claims: dict[str, Any]) -> None:
+        now = int(self.server.clock.now().timestamp())
+        problem = _assertion_problem(claims, self.get_audiences(), now, self.leeway)
+        problem = problem or _assertion_lifetime_problem(claims, now, self.server.assertion_max_age)
+        if problem:
+            raise InvalidClientError(status_code=401, description=problem)
+        if not self.validate_jti(claims, claims["jti"]):
+            raise AssertionReplayed(description="the client assertion (jti) was used before")
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        now = int(self.server.clock.now().timestamp())
+        with unit_of_work(self.server.engine) as session:
+            return claim_assertion(session, claims["sub"], str(jti), int(claims["exp"]), now)
+
+
+def _assertion_problem(claims: dict[str, Any], audiences: list[str], now: int, leeway: int) -> str:
+    for name in ("iss", "sub", "aud", "exp", "jti"):
+        if name not in claims:
+            return f"the client assertion lacks the claim {name!r}"
+    if claims["iss"] != claims["sub"]:
+        return "iss and sub of the client assertion must both be the client_id"
+    asked = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if not set(asked) & set(audiences):
+        return "the client assertion's aud must be the issuer or the token endpoint"
+    if not isinstance(claims["exp"], int) or now >= claims["exp"] + leeway:
+        return "the client assertion has expired"
+    return ""
+
+
+def _assertion_lifetime_problem(claims: dict[str, Any], now: int, max_age: int) -> str:
+    """A long-lived assertion would have to be remembered for long to refuse its replay."""
+    if claims["exp"] - now > max_age:
+        return f"the client assertion must expire within {max_age} seconds"
+    return ""
+
+
+class HubTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
+    def __init__(self, server: HubAuthorizationServer) -> None:
+        super().__init__(
+            issuer=server.issuer, alg=TOKEN_ALGORITHM, expires_generator=server.token_ttl
+        )
+        self.server = server
+
+    def access_token_generator(
+        self, client: RegisteredClient, grant_type: str, user: Any, scope: str
+    ) -> str:
+        now = int(self.server.clock.now().timestamp())
+        key = self.server.state.signing_key()
+        claims = {
+            "iss": self.issuer,
+            "sub": client.client_id,
+            "aud": self.server.audience,
+            "client_id": client.client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.server.token_ttl,
+            "jti": uuid.uuid4().hex,
+            "scope": scope,
+            "department": client.department.value,
+            "client_kind": client.kind.value,
+        }
+        header = {"alg": TOKEN_ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid}
+        return jwt.encode(header, claims, key.private)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A hub token as Authlib's introspection and revocation endpoints handle it."""
+
+    claims: dict[str, Any]
+
+    def check_client(self, client: RegisteredClient) -> bool:
+        return bool(self.claims.get("client_id") == client.client_id)
+
+
+class TokenLookup:
+    """Tokens are self-contained JWTs: "looking one up" is verifying its signature."""
+
+    server: HubAuthorizationServer
+    SUPPORTED_TOKEN_TYPES = ("access_token",)
+    CLIENT_AUTH_METHODS = CLIENT_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> VerifiedToken | None:
+        try:
+            return VerifiedToken(self.server.verifier.signed_claims(token_string))
+        except TokenRefused:
+            return None
+
+
+class Introspection(TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
+    def check_permission(
+        self, token: VerifiedToken, client: RegisteredClient, request: Any
+    ) -> bool:
+        return token.check_client(client) or "auth:introspect" in client.scopes
+
+    def introspect_token(self, token: VerifiedToken) -> dict[str, Any]:
+        try:
+            self.server.verifier.verify_claims(token.claims)
+        except TokenRefused:
+            return {"active": False}
+        return {"active": True, "token_type": "Bearer", **token.claims}
+
+
+class Revocation(TokenLookup, RevocationEndpoint):  # type: ignore[misc]
+    def revoke_token(self, token: VerifiedToken, request: HubOAuth2Request) -> None:
+        self.server.revoke(token.claims, request.client)
+
+
+class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    def __init__(
+        self,
+        *,
+        state: AuthState,
+        verifier: TokenVerifier,
+        engine: Engine,
+        audit: AuditLog,
+        clock: Clock,
+        issuer: str,
+        audience: str,
+        token_ttl: int,
+        assertion_max_age: int,
+    ) -> None:
+        super().__init__(scopes_supported=list(SCOPES))
+        self.state = state
+        self.verifier = verifier
+        self.engine = engine
+        self.audit = audit
+        self.clock = clock
+        self.issuer = issuer.rstrip("/")
+        self.token_endpoint = f"{self.issuer}/oauth/token"
+        self.audience = audience
+        self.token_ttl = token_ttl
+        self.assertion_max_age = assertion_max_age
+        self.register_grant(ClientCredentialsGrant)
+        self.register_client_auth_method(AuthMethod.PRIVATE_KEY_JWT.value, PrivateKeyJWT(self))
+        self.register_token_generator("default", HubTokenGenerator(self))
+        self.register_endpoint(Introspection)
+        self.register_endpoint(Revocation)
+
+    def query_client(self, client_id: str) -> RegisteredClient | None:
+        return self.state.client(client_id)
+
+    def save_token(self, token: dict[str, Any], request: HubOAuth2Request) -> None:
+        """Nothing to store: the JWT carries everything, and revocation records only jtis."""
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        log.debug("oauth signal %s", name)
+
+    def create_oauth2_request(self, request: FormRequest) -> HubOAuth2Request:
+        return HubOAuth2Request(request)
+
+    def handle_response(
+        self, status: int, body: dict[str, Any], headers: list[tuple[str, str]]
+    ) -> OAuthSuccess:
+        return OAuthSuccess(status, body, headers)
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> OAuthFailure:
+        return OAuthFailure(error)
+
+    def revoke(self, claims: dict[str, Any], client: RegisteredClient) -> None:
+        """Record the revocation and its audit entry in one transaction, then apply it here."""
+        jti, expires = str(claims["jti"]), int(claims["exp"])
+        now = self.clock.now()
+        with unit_of_work(self.engine) as session:
+            if session.query(RevokedToken).filter_by(jti=jti).first() is None:
+                session.add(
+                    RevokedToken(jti=jti, client_id=client.client_id, expires_at=expires, revoked_at=now)
+                )
+            event = AuditEvent(
+                actor_client_id=client.client_id,
+                actor_department=client.department.value,
+                action="token.revoke",
+                subject=f"token:{jti}",
+                outcome="revoked",
+            )
+            self.audit.record(session, event, now)
+        self.state.revoke_locally(jti, expires)

@@ -1,0 +1,97 @@
+"""Use cases of client and key administration, each one transaction with its audit entry."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlmodel import Session
+
+from hub.audit import AuditEvent, AuditLog
+from hub.auth import keys as signing
+from hub.auth.domain import AuthMethod, ClientKind, Department, unknown_scopes
+from hub.auth.state import hash_client_secret
+from hub.auth.store import OAuthClient, bump_generation
+
+ADMIN_ACTOR = "hub-cli"
+
+
+class ClientSpecError(ValueError):
+    """A client registration that cannot be accepted, phrased for the operator."""
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client_id: str
+    secret: str | None
+
+
+def parse_jwks(text: str) -> dict[str, Any]:
+    """Public keys of a private_key_jwt client: a JWKS of EC P-256 or RSA public keys."""
+    try:
+        document = json.loads(text)
+        key_set = KeySet.import_key_set(document)
+    except (ValueError, TypeError, KeyError, JoseError) as exc:
+        raise ClientSpecError(f"the JWKS is not a valid JSON Web Key Set ({exc})") from None
+    if not key_set.keys:
+        raise ClientSpecError("the JWKS holds no keys")
+    if any(key.is_private for key in key_set.keys):
+        raise ClientSpecError("the JWKS holds a private key; register public keys only")
+    return {"keys": [key.as_dict(private=False) for key in key_set.keys]}
+
+
+def add_client(
+    session: Session,
+    audit: AuditLog,
+    secret_key: bytes,
+    now: datetime,
+    *,
+    department: str,
+    scopes: list[str],
+    kind: ClientKind = ClientKind.DEPARTMENT,
+    jwks: dict[str, Any] | None = None,
+    client_id: str | None = None,
+) -> NewClient:
+    """Register a client; with no JWKS it gets a secret, shown once and stored only hashed."""
+    try:
+        owner = Department(department)
+    except ValueError:
+        known = ", ".join(d.value for d in Department)
+        raise ClientSpecError(f"unknown department {department!r}; one of: {known}") from None
+    unknown = unknown_scopes(scopes)
+    if unknown or not scopes:
+        raise ClientSpecError(f"unknown or missing scopes: {', '.join(unknown) or '(none)'}")
+    client_id = client_id or f"{owner.value}-{secrets.token_hex(6)}"
+    if session.get(OAuthClient, client_id) is not None:
+        raise ClientSpecError(f"a client {client_id!r} exists already")
+    secret = None if jwks else secrets.token_urlsafe(32)
+    session.add(
+        OAuthClient(
+            client_id=client_id,
+            department=owner.value,
+            kind=kind.value,
+            scopes=" ".join(sorted(set(scopes))),
+            auth_method=(AuthMethod.PRIVATE_KEY_JWT if jwks else AuthMethod.CLIENT_SECRET_BASIC),
+            secret_hash=hash_client_secret(secret_key, secret) if secret else None,
+            jwks=json.dumps(jwks) if jwks else None,
+            created_at=now,
+        )
+    )
+    bump_generation(session)
+    audit.record(
+        session,
+        AuditEvent(ADMIN_ACTOR, "client.add", "created", subject=f"client:{client_id}"),
+        now,
+    )
+    return NewClient(client_id, secret)
+
+
+def rotate_signing_key(session: Session, audit: AuditLog, password: bytes, now: datetime) -> str:
+    key = signing.rotate(session, now, password)
+    audit.record(session, AuditEvent(ADMIN_ACTOR, "key.rotate", "rotated", subject=key.kid), now)
+    return key.kid

@@ -1,0 +1,175 @@
+"""Each process's in-memory view of clients, signing keys and revocations.
+
+The guard must not read the database per request, so every process keeps this snapshot and
+refreshes it every `revocation_refresh_seconds` with two small queries: the auth generation
+counter (bumped by any client or key change) and the revocations newer than its cursor. A
+revocation is therefore effective at once in the process that took it and within one refresh
+interval in every other process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc.jwk import ECKey, KeySet
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from hub.auth import keys as signing
+from hub.auth.domain import AuthMethod, ClientKind, Department
+from hub.auth.store import (
+    OAuthClient,
+    SigningKey,
+    last_revocation_id,
+    read_generation,
+    revocations_after,
+)
+from hub.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+def hash_client_secret(key: bytes, secret: str) -> str:
+    """Client secrets are 256-bit random strings, so a keyed hash suffices (no slow KDF):
+    a stolen table reveals nothing usable without the master secret."""
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    """A client as Authlib's ClientMixin protocol expects it."""
+
+    client_id: str
+    department: Department
+    kind: ClientKind
+    scopes: frozenset[str]
+    auth_method: AuthMethod
+    secret_hash: str | None
+    jwks: dict[str, Any] | None
+    secret_key: bytes
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """All of the client's scopes when none are asked; None (invalid_scope) when any asked
+        scope is not the client's, rather than silently issuing less than was asked."""
+        if not scope:
+            return " ".join(sorted(self.scopes))
+        asked = scope.split()
+        return " ".join(asked) if set(asked) <= self.scopes else None
+
+    def check_client_secret(self, secret: str) -> bool:
+        if self.secret_hash is None:
+            return False
+        return hmac.compare_digest(hash_client_secret(self.secret_key, secret), self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.auth_method.value
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+    def public_keys(self) -> KeySet:
+        return KeySet.import_key_set(self.jwks or {"keys": []})  # type: ignore[arg-type]
+
+
+class AuthState:
+    def __init__(
+        self, engine: Engine, clock: Clock, key_password: bytes, secret_key: bytes, token_ttl: int
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.key_password = key_password
+        self.secret_key = secret_key
+        self.token_ttl = token_ttl
+        self.clients: dict[str, RegisteredClient] = {}
+        self.keys: list[signing.LoadedKey] = []
+        self.public_keys: dict[str, ECKey] = {}
+        self.revoked: dict[str, int] = {}
+        self._generation = -1
+        self._cursor = 0
+        self._lock = threading.Lock()
+        self._last_refresh = 0.0
+
+    def to_client(self, row: OAuthClient) -> RegisteredClient:
+        return RegisteredClient(
+            client_id=row.client_id,
+            department=Department(row.department),
+            kind=ClientKind(row.kind),
+            scopes=frozenset(row.scopes.split()),
+            auth_method=AuthMethod(row.auth_method),
+            secret_hash=row.secret_hash,
+            jwks=json.loads(row.jwks) if row.jwks else None,
+            secret_key=self.secret_key,
+        )
+
+    def refresh(self) -> None:
+        """Bring the snapshot up to date; cheap when nothing changed."""
+        with self._lock, Session(self.engine) as session:
+            now = int(self.clock.now().timestamp())
+            generation = read_generation(session)
+            if generation != self._generation:
+                self._reload(session)
+                self._generation = generation
+            fresh = revocations_after(session, self._cursor, now)
+            if fresh:
+                revoked = {jti: exp for jti, exp in self.revoked.items() if exp > now}
+                revoked.update({row.jti: row.expires_at for row in fresh})
+                self.revoked = revoked
+                self._cursor = max(row.id or 0 for row in fresh)
+            elif self._cursor == 0:
+                self._cursor = last_revocation_id(session)
+            self._last_refresh = time.monotonic()
+
+    def _reload(self, session: Session) -> None:
+        rows = session.exec(select(OAuthClient).where(col(OAuthClient.disabled_at).is_(None)))
+        self.clients = {row.client_id: self.to_client(row) for row in rows}
+        loaded = [signing.load_key(row, self.key_password) for row in session.exec(select(SigningKey))]
+        self.keys = signing.published(loaded, self.clock.now(), self.token_ttl)
+        self.public_keys = {key.kid: ECKey.import_key(key.public_jwk) for key in self.keys}
+
+    def client(self, client_id: str) -> RegisteredClient | None:
+        """A client from the snapshot; one added since the last refresh is read directly."""
+        found = self.clients.get(client_id)
+        if found is None:
+            with Session(self.engine) as session:
+                row = session.get(OAuthClient, client_id)
+                if row is not None and row.disabled_at is None:
+                    found = self.to_client(row)
+        return found
+
+    def public_key(self, kid: str) -> ECKey | None:
+        """A verification key; an unknown kid refreshes at most once a second (a key rotated
+        in another process), so a flood of forged kids cannot turn into database load."""
+        key = self.public_keys.get(kid)
+        if key is None and time.monotonic() - self._last_refresh > 1.0:
+            self.refresh()
+            key = self.public_keys.get(kid)
+        return key
+
+    def signing_key(self) -> signing.LoadedKey:
+        key = signing.signing_key(self.keys)
+        if key is None:
+            raise RuntimeError("no active signing key: run `hub db upgrade`")
+        return key
+
+    def revoke_locally(self, jti: str, expires_at: int) -> None:
+        self.revoked = {**self.revoked, jti: expires_at}
+
+    async def keep_fresh(self, interval: float) -> None:
+        """Background loop of the app's lifespan; a failed refresh is logged and retried."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception:
+                log.exception("refreshing clients, keys and revocations failed")

@@ -1,0 +1,108 @@
+"""Tables of the authorization server and the queries on them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel, col, select
+
+
+class OAuthClient(SQLModel, table=True):
+    __tablename__ = "oauth_client"
+
+    client_id: str = Field(primary_key=True, max_length=128)
+    department: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    scopes: str = Field(max_length=1024, description="space-separated")
+    auth_method: str = Field(max_length=32)
+    secret_hash: str | None = Field(default=None, max_length=64)
+    jwks: str | None = Field(default=None, sa_type=sa.Text, description="public keys, JSON")
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    disabled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class SigningKey(SQLModel, table=True):
+    __tablename__ = "signing_key"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    alg: str = Field(max_length=16)
+    private_pem: bytes = Field(sa_type=sa.LargeBinary, description="PKCS#8, encrypted")
+    public_jwk: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    retired_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class RevokedToken(SQLModel, table=True):
+    """Revoked access tokens until they expire; the id is the cursor processes poll."""
+
+    __tablename__ = "revoked_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    jti: str = Field(max_length=64, unique=True)
+    client_id: str = Field(max_length=128)
+    expires_at: int = Field(sa_type=sa.BigInteger, description="the token's exp, epoch seconds")
+    revoked_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class UsedAssertion(SQLModel, table=True):
+    """Client-assertion ids already seen, kept until the assertion would have expired."""
+
+    __tablename__ = "used_client_assertion"
+
+    client_id: str = Field(primary_key=True, max_length=128)
+    jti: str = Field(primary_key=True, max_length=256)
+    expires_at: int = Field(sa_type=sa.BigInteger, index=True)
+
+
+class AuthGeneration(SQLModel, table=True):
+    """One counter bumped with every change to clients or keys, so each process knows when
+    to reload them without reading the tables on every request."""
+
+    __tablename__ = "auth_generation"
+
+    id: int = Field(default=1, primary_key=True)
+    value: int = 0
+
+
+def bump_generation(session: Session) -> None:
+    session.execute(
+        sa.update(AuthGeneration).where(col(AuthGeneration.id) == 1).values(
+            value=AuthGeneration.value + 1
+        )
+    )
+
+
+def read_generation(session: Session) -> int:
+    return session.exec(select(AuthGeneration.value).where(AuthGeneration.id == 1)).one()
+
+
+def revocations_after(session: Session, cursor: int, now: int) -> list[RevokedToken]:
+    query = (
+        select(RevokedToken)
+        .where(col(RevokedToken.id) > cursor, col(RevokedToken.expires_at) > now)
+        .order_by(col(RevokedToken.id))
+    )
+    return list(session.exec(query).all())
+
+
+def last_revocation_id(session: Session) -> int:
+    return session.exec(select(sa.func.coalesce(sa.func.max(RevokedToken.id), 0))).one()
+
+
+def claim_assertion(session: Session, client_id: str, jti: str, expires_at: int, now: int) -> bool:
+    """Record an assertion id; False if it was seen before (a replay).
+
+    The primary key makes the insert the arbiter, so two processes racing with the same
+    assertion cannot both win.
+    """
+    session.execute(sa.delete(UsedAssertion).where(col(UsedAssertion.expires_at) < now))
+    exists = session.get(UsedAssertion, (client_id, jti))
+    if exists is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(UsedAssertion(client_id=client_id, jti=jti, expires_at=expires_at))
+    except sa.exc.IntegrityError:
+        return False
+    return True

@@ -1,0 +1,65 @@
+"""The master secret and the purpose-bound keys derived from it.
+
+One secret is configured; each use (audit chain, subject hashes, key encryption) gets its own
+key by HKDF, so a key leaked from one purpose cannot forge another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from hub.settings import ConfigError, Settings
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """Derives 32-byte keys for named purposes from the master secret."""
+
+    master: bytes
+
+    def derive(self, purpose: str) -> bytes:
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()
+        ).derive(self.master)
+
+    def subject_hasher(self) -> SubjectHasher:
+        return SubjectHasher(self.derive("subject-hash"))
+
+
+@dataclass(frozen=True)
+class SubjectHasher:
+    """Keyed hash of a citizen ID: the only form in which an ID may appear in logs or look-ups."""
+
+    key: bytes
+
+    def __call__(self, value: str) -> str:
+        return hmac.new(self.key, value.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """Use HUB_SECRET_KEY if given, else the key file, creating it (0600) on first use."""
+    if settings.secret_key is not None:
+        return Keyring(settings.secret_key.encode())
+    path = Path(settings.secret_key_file)
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        master = path.read_text().strip()
+    except FileExistsError:  # another process created it between exists() and open()
+        master = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read or create the secret key file {path}: {exc.strerror}")
+    if len(master) < 32:
+        raise ConfigError(f"the secret key in {path} is shorter than 32 characters")
+    return Keyring(master.encode())

@@ -1,0 +1,104 @@
+"""Typed settings: `config/hub.toml` for defaults, `HUB_*` environment variables over it.
+
+Everything is validated when the process starts, so a typo in a deployment fails at once with
+one sentence instead of surfacing as a 500 on the first request that needs the value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "HUB_CONFIG"
+DEFAULT_CONFIG = Path("config/hub.toml")
+
+
+class ConfigError(Exception):
+    """Bad configuration, phrased as one sentence a person can act on."""
+
+
+class Settings(BaseSettings):
+    """The hub's configuration; see config/hub.toml for the documented defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="forbid", frozen=True)
+
+    database_url: str = "sqlite:///var/hub.db"
+    issuer: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^/?#\s]+[^?#\s]*$")
+    audience: str = Field(default="urn:permit-hub:api", min_length=1)
+    access_token_ttl_seconds: int = Field(default=600, ge=60, le=86_400)
+    client_assertion_max_age_seconds: int = Field(default=300, ge=30, le=3_600)
+    secret_key: str | None = Field(default=None, min_length=32)
+    secret_key_file: Path = Path("var/hub.key")
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
+    default_language: Literal["zh-CN", "en"] = "zh-CN"
+    revocation_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
+    scheduler_enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65_535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        """Only the two databases the suite runs on are accepted; psycopg 3 is the driver."""
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+        if url.startswith(("sqlite://", "postgresql+psycopg://")):
+            return url
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+
+    @field_validator("issuer")
+    @classmethod
+    def _secure_issuer(cls, issuer: str) -> str:
+        """OAuth 2.0 needs TLS; plain http is accepted only on the loopback interface."""
+        host = urlsplit(issuer).hostname or ""
+        if issuer.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
+        return issuer.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
+        )
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the configuration, turning any failure into one `ConfigError` sentence."""
+    path = config_path()
+    if CONFIG_ENV in os.environ and not path.is_file():
+        raise ConfigError(f"configuration file {path} (from {CONFIG_ENV}) does not exist")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "configuration"
+        env = f"HUB_{field.upper()}"
+        raise ConfigError(
+            f"invalid setting {field} (config {path} or {env}): {error['msg']}"
+        ) from None
+    except ValueError as exc:  # a malformed TOML file
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
