@@ -109,7 +109,9 @@ def create_app(
     app.state.authorization_server = hub.authorization_server
     problems.install(app)
     app.add_middleware(
-        problems.BodyLimit, limit=settings.max_body_bytes, default_language=settings.default_language
+        problems.BodyLimit,
+        limit=settings.max_body_bytes,
+        default_language=settings.default_language,
     )
     app.include_router(auth_api.router)
 
@@ -122,6 +124,10 @@ def create_app(
         kind = problems.PROBLEM_TYPES.get(slug)
         if kind is None:
             raise problems.Problem(problems.NOT_FOUND)
-        return {"type": kind.uri, "status": kind.status, "title": {"zh-CN": kind.title.zh, "en": kind.title.en}}
+        return {
+            "type": kind.uri,
+            "status": kind.status,
+            "title": {"zh-CN": kind.title.zh, "en": kind.title.en},
+        }
 
     return app

@@ -77,9 +77,7 @@ def _scope_list(values: tuple[str, ...]) -> list[str]:
 
 @clients.command("add")
 @click.option("--department", required=True, help="Owning department, e.g. housing.")
-@click.option(
-    "--scopes", required=True, multiple=True, help="Scopes, space- or comma-separated."
-)
+@click.option("--scopes", required=True, multiple=True, help="Scopes, space- or comma-separated.")
 @click.option(
     "--jwks-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -178,4 +176,6 @@ def main() -> None:
         _fail(str(exc))
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
-        _fail(f"cannot use the database ({reason}); check HUB_DATABASE_URL and run `hub db upgrade`")
+        _fail(
+            f"cannot use the database ({reason}); check HUB_DATABASE_URL and run `hub db upgrade`"
+        )

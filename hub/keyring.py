@@ -26,9 +26,9 @@ class Keyring:
     master: bytes
 
     def derive(self, purpose: str) -> bytes:
-        return HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()
-        ).derive(self.master)
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
+            self.master
+        )
 
     def subject_hasher(self) -> SubjectHasher:
         return SubjectHasher(self.derive("subject-hash"))
@@ -59,7 +59,8 @@ def load_keyring(settings: Settings) -> Keyring:
     except FileExistsError:  # another process created it between exists() and open()
         master = path.read_text().strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read or create the secret key file {path}: {exc.strerror}")
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot read or create the secret key file {path}: {reason}") from None
     if len(master) < 32:
         raise ConfigError(f"the secret key in {path} is shorter than 32 characters")
     return Keyring(master.encode())

@@ -99,7 +99,7 @@ def _server(request: Request) -> HubAuthorizationServer:
 async def _run(call: Any, form: FormRequest) -> OAuthOutcome:
     """Client assertions write their jti to the database: keep that off the event loop."""
     if "client_assertion" in form.form:
-        return await run_in_threadpool(call, form)  # type: ignore[no-any-return]
+        return await run_in_threadpool(call, form)
     return call(form)  # type: ignore[no-any-return]
 
 
@@ -107,9 +107,20 @@ async def _run(call: Any, form: FormRequest) -> OAuthOutcome:
     "/oauth/token",
     summary="Issue an access token (client_credentials)",
     response_description="An RFC 9068 JWT access token",
-    responses={200: {"content": {"application/json": {"example": {
-        "access_token": "eyJhbGciOiJFUzI1NiIsImtpZCI6IjIwMjYxMTI1LWE...",
-        "token_type": "Bearer", "expires_in": 600, "scope": "registry:read"}}}}},
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "access_token": "eyJhbGciOiJFUzI1NiIsImtpZCI6IjIwMjYxMTI1LWE...",
+                        "token_type": "Bearer",
+                        "expires_in": 600,
+                        "scope": "registry:read",
+                    }
+                }
+            }
+        }
+    },
 )
 async def token(request: Request) -> JSONResponse:
     form = await _form_request(request)
@@ -128,9 +139,7 @@ async def introspect(request: Request) -> JSONResponse:
 async def revoke(request: Request) -> JSONResponse:
     form = await _form_request(request)
     server = _server(request)
-    return _respond(
-        await run_in_threadpool(server.create_endpoint_response, "revocation", form)
-    )
+    return _respond(await run_in_threadpool(server.create_endpoint_response, "revocation", form))
 
 
 @router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")

@@ -103,7 +103,17 @@ class TokenRefused(Exception):
         self.description = description
 
 
-REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti", "sub", "client_id", "department", "client_kind")
+REQUIRED_CLAIMS = (
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "jti",
+    "sub",
+    "client_id",
+    "department",
+    "client_kind",
+)
 
 
 def check_claims(

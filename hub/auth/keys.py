@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, KeyParameters
 from sqlmodel import Session, col, select
 
 from hub.auth.domain import TOKEN_ALGORITHM
@@ -42,7 +42,9 @@ def _aware(moment: datetime | None) -> datetime | None:
 def new_signing_key(now: datetime, password: bytes) -> SigningKey:
     private = ec.generate_private_key(ec.SECP256R1())
     kid = f"{now:%Y%m%d}-{secrets.token_hex(4)}"
-    public = ECKey.import_key(private.public_key(), {"kid": kid, "alg": TOKEN_ALGORITHM, "use": "sig"})
+    public = ECKey.import_key(
+        private.public_key(), {"kid": kid, "alg": TOKEN_ALGORITHM, "use": "sig"}
+    )
     pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -60,7 +62,7 @@ def new_signing_key(now: datetime, password: bytes) -> SigningKey:
 def load_key(row: SigningKey, password: bytes) -> LoadedKey:
     private = serialization.load_pem_private_key(row.private_pem, password=password)
     assert isinstance(private, ec.EllipticCurvePrivateKey)
-    params = {"kid": row.kid, "alg": row.alg, "use": "sig"}
+    params: KeyParameters = {"kid": row.kid, "alg": row.alg, "use": "sig"}
     return LoadedKey(
         kid=row.kid,
         private=ECKey.import_key(private, params),

@@ -23,6 +23,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from hub.audit import AuditEvent, AuditLog
 from hub.auth.domain import (
@@ -31,6 +32,7 @@ from hub.auth.domain import (
     TOKEN_ALGORITHM,
     TOKEN_TYPE,
     AuthMethod,
+    TokenFault,
     TokenRefused,
 )
 from hub.auth.guard import TokenVerifier
@@ -114,7 +116,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         except JoseError as exc:
             raise InvalidClientError(status_code=401, description=exc.description) from exc
         self.verify_claims(token.claims)
-        return token.claims  # type: ignore[no-any-return]
+        return token.claims
 
     def verify_claims(self, claims: dict[str, Any]) -> None:
         now = int(self.server.clock.now().timestamp())
@@ -178,7 +180,7 @@ class HubTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
             "client_kind": client.kind.value,
         }
         header = {"alg": TOKEN_ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid}
-        return jwt.encode(header, claims, key.private)  # type: ignore[no-any-return]
+        return jwt.encode(header, claims, key.private)
 
 
 @dataclass(frozen=True)
@@ -186,9 +188,17 @@ class VerifiedToken:
     """A hub token as Authlib's introspection and revocation endpoints handle it."""
 
     claims: dict[str, Any]
+    fault: TokenFault | None
 
     def check_client(self, client: RegisteredClient) -> bool:
         return bool(self.claims.get("client_id") == client.client_id)
+
+    def is_expired(self) -> bool:
+        return self.fault in (TokenFault.EXPIRED, TokenFault.NOT_YET_VALID)
+
+    def is_revoked(self) -> bool:
+        """Any other refusal (revoked, wrong audience...) also makes the token inactive."""
+        return self.fault is not None and not self.is_expired()
 
 
 class TokenLookup:
@@ -199,10 +209,16 @@ class TokenLookup:
     CLIENT_AUTH_METHODS = CLIENT_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> VerifiedToken | None:
+        verifier = self.server.verifier
         try:
-            return VerifiedToken(self.server.verifier.signed_claims(token_string))
+            claims = verifier.signed_claims(token_string)
         except TokenRefused:
             return None
+        try:
+            verifier.verify_claims(claims)
+        except TokenRefused as refusal:
+            return VerifiedToken(claims, refusal.fault)
+        return VerifiedToken(claims, None)
 
 
 class Introspection(TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
@@ -212,10 +228,6 @@ class Introspection(TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
         return token.check_client(client) or "auth:introspect" in client.scopes
 
     def introspect_token(self, token: VerifiedToken) -> dict[str, Any]:
-        try:
-            self.server.verifier.verify_claims(token.claims)
-        except TokenRefused:
-            return {"active": False}
         return {"active": True, "token_type": "Bearer", **token.claims}
 
 
@@ -280,9 +292,11 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         jti, expires = str(claims["jti"]), int(claims["exp"])
         now = self.clock.now()
         with unit_of_work(self.engine) as session:
-            if session.query(RevokedToken).filter_by(jti=jti).first() is None:
+            if session.exec(select(RevokedToken).where(RevokedToken.jti == jti)).first() is None:
                 session.add(
-                    RevokedToken(jti=jti, client_id=client.client_id, expires_at=expires, revoked_at=now)
+                    RevokedToken(
+                        jti=jti, client_id=client.client_id, expires_at=expires, revoked_at=now
+                    )
                 )
             event = AuditEvent(
                 actor_client_id=client.client_id,

@@ -92,6 +92,7 @@ class AuthState:
         self.secret_key = secret_key
         self.token_ttl = token_ttl
         self.clients: dict[str, RegisteredClient] = {}
+        self._loaded: list[signing.LoadedKey] = []
         self.keys: list[signing.LoadedKey] = []
         self.public_keys: dict[str, ECKey] = {}
         self.revoked: dict[str, int] = {}
@@ -120,6 +121,7 @@ class AuthState:
             if generation != self._generation:
                 self._reload(session)
                 self._generation = generation
+            self._publish()
             fresh = revocations_after(session, self._cursor, now)
             if fresh:
                 revoked = {jti: exp for jti, exp in self.revoked.items() if exp > now}
@@ -131,11 +133,17 @@ class AuthState:
             self._last_refresh = time.monotonic()
 
     def _reload(self, session: Session) -> None:
-        rows = session.exec(select(OAuthClient).where(col(OAuthClient.disabled_at).is_(None)))
-        self.clients = {row.client_id: self.to_client(row) for row in rows}
-        loaded = [signing.load_key(row, self.key_password) for row in session.exec(select(SigningKey))]
-        self.keys = signing.published(loaded, self.clock.now(), self.token_ttl)
-        self.public_keys = {key.kid: ECKey.import_key(key.public_jwk) for key in self.keys}
+        clients = session.exec(select(OAuthClient).where(col(OAuthClient.disabled_at).is_(None)))
+        self.clients = {row.client_id: self.to_client(row) for row in clients}
+        keys = session.exec(select(SigningKey))
+        self._loaded = [signing.load_key(row, self.key_password) for row in keys]
+
+    def _publish(self) -> None:
+        """Retired keys drop out once their last token has expired, even with no change."""
+        keys = signing.published(self._loaded, self.clock.now(), self.token_ttl)
+        if [key.kid for key in keys] != [key.kid for key in self.keys]:
+            self.keys = keys
+            self.public_keys = {key.kid: ECKey.import_key(key.public_jwk) for key in keys}
 
     def client(self, client_id: str) -> RegisteredClient | None:
         """A client from the snapshot; one added since the last refresh is read directly."""

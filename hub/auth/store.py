@@ -67,9 +67,9 @@ class AuthGeneration(SQLModel, table=True):
 
 def bump_generation(session: Session) -> None:
     session.execute(
-        sa.update(AuthGeneration).where(col(AuthGeneration.id) == 1).values(
-            value=AuthGeneration.value + 1
-        )
+        sa.update(AuthGeneration)
+        .where(col(AuthGeneration.id) == 1)
+        .values(value=AuthGeneration.value + 1)
     )
 
 
@@ -87,7 +87,8 @@ def revocations_after(session: Session, cursor: int, now: int) -> list[RevokedTo
 
 
 def last_revocation_id(session: Session) -> int:
-    return session.exec(select(sa.func.coalesce(sa.func.max(RevokedToken.id), 0))).one()
+    last = session.exec(select(sa.func.max(RevokedToken.id))).one()
+    return int(last or 0)
 
 
 def claim_assertion(session: Session, client_id: str, jti: str, expires_at: int, now: int) -> bool:

@@ -6,7 +6,6 @@ from fastapi.testclient import TestClient
 
 from hub.app import Hub
 from tests.auth.helpers import (
-    access_token,
     assertion_form,
     bearer,
     client_assertion,
@@ -41,7 +40,9 @@ def test_client_secret_basic_issues_an_rfc9068_token(
     assert whoami.json()["scopes"] == ["exchange:feed", "registry:read"]
 
 
-def test_narrower_scope_may_be_asked(app_client: TestClient, register_client: RegisterClient) -> None:
+def test_narrower_scope_may_be_asked(
+    app_client: TestClient, register_client: RegisterClient
+) -> None:
     new = register_client("health", ("registry:read", "exchange:feed"))
     response = request_token(app_client, new, scope="exchange:feed")
     assert response.json()["scope"] == "exchange:feed"
@@ -57,7 +58,9 @@ def test_scope_not_granted_to_the_client_is_refused(
     assert response.json()["error"] == "invalid_scope"
 
 
-def test_wrong_secret_is_invalid_client(app_client: TestClient, register_client: RegisterClient) -> None:
+def test_wrong_secret_is_invalid_client(
+    app_client: TestClient, register_client: RegisterClient
+) -> None:
     new = register_client()
     response = app_client.post(
         "/oauth/token",

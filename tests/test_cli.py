@@ -1,0 +1,239 @@
+"""The `hub` command as an operator meets it: the real console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.auth.helpers import client_key, public_jwks
+from tests.conftest import TEST_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB = str(Path(sys.executable).parent / "hub")
+
+
+def _env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(
+        HUB_CONFIG=str(ROOT / "config" / "hub.toml"),
+        HUB_DATABASE_URL=database_url,
+        HUB_SECRET_KEY=TEST_SECRET,
+    )
+    env.update(extra)
+    return env
+
+
+def run_hub(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HUB, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def _assert_one_sentence(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hub: ") and lines[0].endswith(".")
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("frobnicate",), ("frobnicate",)),
+        (("serve", "--port", "99999"), ("--port",)),
+        (("clients", "add", "--scopes", "registry:read"), ("--department",)),
+        (("clients", "add", "--department", "army", "--scopes", "registry:read"), ("army",)),
+        (("clients", "add", "--department", "housing", "--scopes", "root"), ("root",)),
+        (
+            (
+                "clients",
+                "add",
+                "--department",
+                "housing",
+                "--scopes",
+                "x",
+                "--jwks-file",
+                "/no/file",
+            ),
+            (),
+        ),
+    ],
+)
+def test_bad_command_lines(args: tuple[str, ...], words: tuple[str, ...], tmp_path: Path) -> None:
+    result = run_hub(*args, env=_env(f"sqlite:///{tmp_path}/hub.db"))
+    _assert_one_sentence(result, *words)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"HUB_PORT": "eighty"}, ("port", "HUB_PORT")),
+        ({"HUB_DATABASE_URL": "mysql://db/hub"}, ("database_url",)),
+        ({"HUB_ISSUER": "http://hub.example.gov.cn"}, ("issuer", "https")),
+        ({"HUB_SECRET_KEY": "short"}, ("secret_key",)),
+        ({"HUB_CONFIG": "/nonexistent/hub.toml"}, ("/nonexistent/hub.toml",)),
+        ({"HUB_DATABASE_URL": "postgresql://127.0.0.1:1/none"}, ("database",)),
+    ],
+)
+def test_bad_configuration(extra: dict[str, str], words: tuple[str, ...], tmp_path: Path) -> None:
+    env = _env(f"sqlite:///{tmp_path}/hub.db", **extra)
+    _assert_one_sentence(run_hub("db", "upgrade", env=env), *words)
+
+
+def test_malformed_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text("port = [unclosed\n")
+    env = _env(f"sqlite:///{tmp_path}/hub.db", HUB_CONFIG=str(config))
+    _assert_one_sentence(run_hub("db", "upgrade", env=env), str(config))
+
+
+def test_a_jwks_with_a_private_key_is_refused(tmp_path: Path) -> None:
+    jwks = tmp_path / "client.jwks"
+    key = client_key("ES256")
+    jwks.write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
+    env = _env(f"sqlite:///{tmp_path}/hub.db")
+    assert run_hub("db", "upgrade", env=env).returncode == 0
+    result = run_hub(
+        "clients",
+        "add",
+        "--department",
+        "health",
+        "--scopes",
+        "x:y",
+        "--jwks-file",
+        str(jwks),
+        env=env,
+    )
+    _assert_one_sentence(result)
+
+
+def test_operator_journey(database_url: str, tmp_path: Path) -> None:
+    """db upgrade, clients add (secret and JWKS), keys rotate, audit verify."""
+    env = _env(database_url)
+    upgraded = run_hub("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "database at head" in upgraded.stdout
+
+    added = run_hub(
+        "clients",
+        "add",
+        "--department",
+        "housing",
+        "--scopes",
+        "registry:read,exchange:feed",
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "client_id: housing-" in added.stdout and "client_secret: " in added.stdout
+
+    jwks = tmp_path / "client.jwks"
+    jwks.write_text(json.dumps(public_jwks(client_key("RS256"))))
+    keyed = run_hub(
+        "clients",
+        "add",
+        "--department",
+        "education",
+        "--terminal",
+        "--scopes",
+        "verification:tap",
+        "--jwks-file",
+        str(jwks),
+        "--client-id",
+        "edu-window-7",
+        env=env,
+    )
+    assert keyed.returncode == 0, keyed.stderr
+    assert keyed.stdout.strip() == "client_id: edu-window-7"
+    again = run_hub(
+        "clients",
+        "add",
+        "--department",
+        "education",
+        "--scopes",
+        "verification:tap",
+        "--jwks-file",
+        str(jwks),
+        "--client-id",
+        "edu-window-7",
+        env=env,
+    )
+    _assert_one_sentence(again, "exists")
+
+    rotated = run_hub("keys", "rotate", env=env)
+    assert rotated.returncode == 0 and rotated.stdout.startswith("signing key: ")
+
+    verified = run_hub("audit", "verify", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.strip() == "audit log intact: 3 rows"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served_hub(database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
+    port = _free_port()
+    env = _env(database_url, HUB_ISSUER=f"http://127.0.0.1:{port}")
+    assert run_hub("db", "upgrade", env=env).returncode == 0
+    server = subprocess.Popen(
+        [HUB, "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("hub serve did not answer within 30 s")
+        yield base, env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_served_hub_issues_and_checks_tokens_over_real_http(
+    served_hub: tuple[str, dict[str, str]],
+) -> None:
+    base, env = served_hub
+    added = run_hub(
+        "clients", "add", "--department", "civil-affairs", "--scopes", "exchange:feed", env=env
+    )
+    lines = dict(line.split(": ", 1) for line in added.stdout.strip().splitlines())
+    credentials = (lines["client_id"], lines["client_secret"])
+    with httpx.Client(base_url=base, timeout=10) as http:
+        token = http.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=credentials
+        )
+        assert token.status_code == 200, token.text
+        access = token.json()["access_token"]
+        whoami = http.get("/auth/v1/whoami", headers={"Authorization": f"Bearer {access}"})
+        assert whoami.status_code == 200
+        assert whoami.json()["department"] == "civil-affairs"
+        assert http.get("/docs").status_code == 200
+        refused = http.get("/auth/v1/whoami", headers={"Accept-Language": "zh-CN"})
+        assert refused.status_code == 401
+        assert refused.json()["title"] == "缺少访问令牌"
