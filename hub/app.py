@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
@@ -18,10 +19,10 @@ from hub.auth.guard import TokenVerifier
 from hub.auth.keys import ensure_signing_key
 from hub.auth.server import HubAuthorizationServer
 from hub.auth.state import AuthState
-from hub.clock import Clock, SystemClock
+from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
 from hub.db import make_engine, unit_of_work
 from hub.keyring import Keyring, load_keyring
-from hub.settings import Settings, load_settings
+from hub.settings import ConfigError, Settings, load_settings
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Hub:
     settings: Settings
     engine: Engine
     clock: Clock
+    calendar: WorkingCalendar
     keyring: Keyring
     audit: AuditLog
     auth_state: AuthState
@@ -40,6 +42,12 @@ class Hub:
     @property
     def key_password(self) -> bytes:
         return self.keyring.derive("signing-key-encryption")
+
+    def check_database(self) -> None:
+        """Reachable and migrated: the tables this process needs exist."""
+        with self.engine.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                raise ConfigError("the database has no schema yet; run `hub db upgrade`")
 
     def prepare(self) -> None:
         """First signing key of a new installation, then this process's snapshot."""
@@ -53,6 +61,10 @@ def build_hub(
 ) -> Hub:
     engine = engine or make_engine(settings.database_url)
     clock = clock or SystemClock()
+    try:
+        calendar = WorkingCalendar(load_holiday_schedules(settings.holiday_schedules_dir))
+    except ValueError as exc:
+        raise ConfigError(f"bad holiday schedule {exc}") from None
     keyring = load_keyring(settings)
     audit = AuditLog(keyring.derive("audit-chain"))
     state = AuthState(
@@ -74,7 +86,7 @@ def build_hub(
         token_ttl=settings.access_token_ttl_seconds,
         assertion_max_age=settings.client_assertion_max_age_seconds,
     )
-    return Hub(settings, engine, clock, keyring, audit, state, verifier, server)
+    return Hub(settings, engine, clock, calendar, keyring, audit, state, verifier, server)
 
 
 def create_app(

@@ -36,7 +36,10 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the hub over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
+    from hub.app import build_hub
+
     settings = _settings(host=host, port=port, workers=workers)
+    build_hub(settings).check_database()  # fail here, in one sentence, not in every worker
     uvicorn.run(
         "hub.app:create_app",
         factory=True,

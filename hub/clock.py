@@ -10,9 +10,11 @@ Monday-Friday and flagged *provisional* so callers can recompute it once the sch
 from __future__ import annotations
 
 import functools
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -219,3 +221,24 @@ class WorkingCalendar:
             days=sum(1 for day in days if self.is_working_day(day)),
             provisional=any(not self.is_known(day.year) for day in days),
         )
+
+
+def load_holiday_schedules(directory: Path) -> list[HolidaySchedule]:
+    """Read the schedules staff added as `<year>.toml` files (keys `holidays`, `workdays`).
+
+    A missing directory means none; a bad file raises ValueError naming the file and entry,
+    so the hub refuses to start rather than compute deadlines from a schedule it misread.
+    """
+    if not directory.is_dir():
+        return []
+    schedules = []
+    for path in sorted(directory.glob("*.toml")):
+        if not (path.stem.isdigit() and len(path.stem) == 4):
+            raise ValueError(f"{path}: name the file after its year, e.g. 2027.toml")
+        try:
+            with path.open("rb") as handle:
+                table = tomllib.load(handle)
+            schedules.append(HolidaySchedule.from_mapping(int(path.stem), table))
+        except (tomllib.TOMLDecodeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return schedules

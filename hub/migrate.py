@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic.config import Config
-
 from alembic import command
+from alembic.config import Config
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "alembic"
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def _config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url
-    command.upgrade(config, revision)
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(_config(database_url), revision)

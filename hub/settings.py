@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
     default_language: Literal["zh-CN", "en"] = "zh-CN"
     revocation_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
-    scheduler_enabled: bool = True
+    holiday_schedules_dir: Path = Path("config/holidays")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
     workers: int = Field(default=1, ge=1, le=64)

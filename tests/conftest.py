@@ -116,7 +116,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=TEST_SECRET,
         secret_key_file=tmp_path / "unused.key",
         issuer=ISSUER,
-        scheduler_enabled=False,
         default_language="en",
     )
 

@@ -237,3 +237,8 @@ def test_served_hub_issues_and_checks_tokens_over_real_http(
         refused = http.get("/auth/v1/whoami", headers={"Accept-Language": "zh-CN"})
         assert refused.status_code == 401
         assert refused.json()["title"] == "缺少访问令牌"
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = run_hub("serve", "--port", str(_free_port()), env=_env(f"sqlite:///{tmp_path}/new.db"))
+    _assert_one_sentence(result, "hub db upgrade")
