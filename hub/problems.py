@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 Language = Literal["zh-CN", "en"]
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
+_PHRASES = {status.value for status in HTTPStatus}
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,18 @@ PAYLOAD_TOO_LARGE = problem_type("payload-too-large", 413, "请求体过大", "P
 UNSUPPORTED_MEDIA_TYPE = problem_type(
     "unsupported-media-type", 415, "不支持的内容类型", "Unsupported media type"
 )
-HTTP_ERROR = problem_type("http-error", 400, "请求错误", "Bad request")
+# Any other HTTPException (Starlette's multipart parser, a library's 400): its status varies, so
+# the title names no particular status.
+HTTP_ERROR = problem_type("http-error", 400, "请求无法处理", "Request not processed")
 INTERNAL_ERROR = problem_type("internal-error", 500, "服务器内部错误", "Internal server error")
 
 
 @dataclass(frozen=True)
 class FieldError:
-    """One failed field: `pointer` (RFC 6901) into the body, or `parameter` for query/path/header."""
+    """One failed field: a `pointer` (RFC 6901) into the body, or a query/path/header `parameter`.
+
+    Pointers let a form highlight the exact input; `detail` is what to tell the person.
+    """
 
     detail: Text
     pointer: str | None = None
@@ -89,9 +96,13 @@ class FieldError:
         return out
 
 
-@dataclass
+@dataclass(eq=False)
 class Problem(Exception):
-    """Raise anywhere below a router to answer with a problem document."""
+    """Raise anywhere below a router to answer with a problem document.
+
+    `eq=False` keeps identity equality and hashing, as every exception has: tracebacks, anyio
+    and logging put exceptions in sets and dicts.
+    """
 
     kind: ProblemType
     detail: Text | None = None
@@ -115,30 +126,37 @@ class Problem(Exception):
             body["instance"] = instance
         if self.errors:
             body["errors"] = [error.render(language) for error in self.errors]
-        body.update(self.extensions)
+        for name, value in self.extensions.items():  # RFC 9457 §3.2: extensions add, never replace
+            body.setdefault(name, value)
         return body
 
 
+_PRIMARY_LANGUAGES: dict[str, Language] = {"zh": "zh-CN", "en": "en"}
+
+
 def negotiate_language(header: str | None, default: Language) -> Language:
-    """Pick zh-CN or en from Accept-Language by q-value; anything else falls back to default."""
+    """Pick zh-CN or en from Accept-Language (RFC 9110 §12.5.4); otherwise `default`.
+
+    Ranges match by primary subtag, so zh-TW and zh-Hant get the only Chinese the hub has;
+    `*` stands for the default. The highest q wins and the earlier range breaks a tie. A range
+    whose q is unreadable or outside (0, 1] is ignored, so a garbled header never fails a request.
+    """
     best: tuple[float, Language] | None = None
     for part in (header or "").split(","):
-        tag, _, params = part.strip().partition(";")
-        tag = tag.strip().lower()
+        tag, *params = (piece.strip() for piece in part.split(";"))
         quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                continue
-        language: Language | None
-        if tag.startswith("zh"):
-            language = "zh-CN"
-        elif tag.startswith("en"):
-            language = "en"
-        else:
-            language = None
-        if language and quality > 0 and (best is None or quality > best[0]):
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = -1.0
+        if not 0 < quality <= 1:  # also false for nan
+            continue
+        primary = tag.lower().split("-", 1)[0]
+        language = default if primary == "*" else _PRIMARY_LANGUAGES.get(primary)
+        if language is not None and (best is None or quality > best[0]):
             best = (quality, language)
     return best[1] if best else default
 
@@ -151,46 +169,115 @@ def problem_response(request: Request, problem: Problem) -> JSONResponse:
     return JSONResponse(body, status_code=body["status"], headers=headers, media_type=MEDIA_TYPE)
 
 
-# Pydantic error types a person is likely to meet, worded in Chinese; others keep pydantic's
-# English message in both languages rather than an invented translation.
+# Pydantic error types a person is likely to meet, worded in Chinese with the limit from the
+# error's `ctx` (a bare "too short" leaves the reader guessing); others keep pydantic's English
+# message in both languages rather than an invented translation.
 _ZH_MESSAGES = {
     "missing": "缺少必填字段",
     "extra_forbidden": "不允许的字段",
     "string_type": "应为字符串",
+    "string_unicode": "应为有效的 Unicode 字符串",
     "int_type": "应为整数",
     "int_parsing": "应为整数",
+    "int_from_float": "应为整数",
+    "float_type": "应为数字",
     "float_parsing": "应为数字",
+    "finite_number": "应为有限数值",
     "bool_parsing": "应为布尔值",
     "bool_type": "应为布尔值",
     "list_type": "应为数组",
     "dict_type": "应为对象",
+    "model_type": "应为对象",
     "model_attributes_type": "应为对象",
-    "string_too_short": "字符串过短",
-    "string_too_long": "字符串过长",
+    "string_too_short": "至少 {min_length} 个字符",
+    "string_too_long": "最多 {max_length} 个字符",
+    "too_short": "至少 {min_length} 项",
+    "too_long": "最多 {max_length} 项",
     "string_pattern_mismatch": "格式不符合要求",
-    "literal_error": "取值不在允许范围内",
-    "enum": "取值不在允许范围内",
-    "greater_than_equal": "数值过小",
-    "less_than_equal": "数值过大",
-    "date_from_datetime_parsing": "应为日期",
+    "literal_error": "取值须为 {expected}",
+    "enum": "取值须为 {expected}",
+    "greater_than": "须大于 {gt}",
+    "greater_than_equal": "不得小于 {ge}",
+    "less_than": "须小于 {lt}",
+    "less_than_equal": "不得大于 {le}",
+    "multiple_of": "须为 {multiple_of} 的倍数",
+    "date_type": "应为日期",
     "date_parsing": "应为日期",
+    "date_from_datetime_parsing": "应为日期",
+    "date_from_datetime_inexact": "应为日期，不含时间",
+    "datetime_type": "应为日期时间",
     "datetime_parsing": "应为日期时间",
+    "uuid_type": "应为 UUID",
+    "uuid_parsing": "应为 UUID",
+    "url_parsing": "应为有效的 URL",
+    "url_type": "应为有效的 URL",
+    "union_tag_invalid": "类型标记无效",
+    "union_tag_not_found": "缺少类型标记字段",
     "value_error": "取值无效",
 }
 
 
-def field_errors(errors: Sequence[Any]) -> list[FieldError]:
-    """Translate FastAPI/pydantic errors into pointers (body) or parameter names."""
-    out = []
+def _zh_message(error: Mapping[str, Any], english: str) -> str:
+    template = _ZH_MESSAGES.get(str(error.get("type")))
+    if template is None:
+        return english
+    try:
+        return template.format(**error.get("ctx", {}))
+    except (KeyError, IndexError, ValueError):  # ctx without the expected member
+        return template.split("{", 1)[0].strip() or english
+
+
+class _NoDocument:
+    """Marks a body that is not parsed JSON (form data, absent): locations are taken as is."""
+
+
+_NO_DOCUMENT = _NoDocument()
+
+
+def _pointer(location: Sequence[Any], document: Any, missing: bool) -> str:
+    """The RFC 6901 pointer for a pydantic location inside `document`.
+
+    Pydantic puts steps in a location that are not places in the document: the member of a
+    union tried (`int`, `str`, a model's name), a validator (`function-after[...]`), `[key]` for
+    a dict key. Walking the parsed body keeps only the steps that exist in it, plus the final
+    name of a missing member, so `{"u": [1]}` against `int | str` points at `/u`, not `/u/int`.
+    """
+    steps: list[str] = []
+    node = document
+    for index, part in enumerate(location):
+        if isinstance(node, _NoDocument):
+            steps.append(str(part))
+        elif isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+            steps.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            steps.append(str(part))
+        elif missing and index == len(location) - 1:
+            steps.append(str(part))
+    return "".join("/" + step.replace("~", "~0").replace("/", "~1") for step in steps)
+
+
+def field_errors(errors: Sequence[Any], body: Any = _NO_DOCUMENT) -> list[FieldError]:
+    """Translate FastAPI/pydantic errors into pointers into `body` or parameter names.
+
+    `body` is the parsed JSON the errors were found in (RequestValidationError.body); without
+    it, body locations become pointers step for step. Input values are never echoed: a body
+    may carry a citizen ID number, and a problem document ends up in logs.
+    """
+    document = body if isinstance(body, dict | list) else _NO_DOCUMENT
+    out: list[FieldError] = []
     for error in errors:
-        location = [str(part) for part in error.get("loc", ())]
-        message = str(error.get("msg", "invalid"))
-        text = Text(_ZH_MESSAGES.get(str(error.get("type")), message), message)
+        location = tuple(error.get("loc", ()))
+        english = str(error.get("msg", "Invalid value"))
+        text = Text(_zh_message(error, english), english)
         if location and location[0] == "body":
-            pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in location[1:])
-            out.append(FieldError(text, pointer=pointer))
+            missing = error.get("type") == "missing"
+            kept = FieldError(text, pointer=_pointer(location[1:], document, missing))
         else:
-            out.append(FieldError(text, parameter=location[-1] if location else None))
+            kept = FieldError(text, parameter=str(location[-1]) if location else None)
+        if kept not in out:  # union members can fail at the same place for the same reason
+            out.append(kept)
     return out
 
 
@@ -202,21 +289,66 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    if any(error.get("type") == "json_invalid" for error in errors):
-        position = errors[0].get("ctx", {}).get("error", "")
-        detail = Text(f"无法解析 JSON：{position}", f"The body is not valid JSON: {position}")
-        return problem_response(request, Problem(MALFORMED_JSON, detail))
-    return problem_response(request, Problem(VALIDATION_FAILED, errors=field_errors(errors)))
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            location = tuple(error.get("loc", ()))
+            offset = location[1] if len(location) > 1 else "?"
+            reason = error.get("ctx", {}).get("error", "")
+            detail = Text(
+                f"无法解析 JSON：第 {offset} 个字符处出错（{reason}）",
+                f"The body is not valid JSON: {reason} at character {offset}",
+            )
+            return problem_response(request, Problem(MALFORMED_JSON, detail))
+    if isinstance(exc.body, bytes) and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+        # FastAPI hands a route the raw bytes when Content-Type is absent or not JSON: the
+        # body was never read as JSON, so "should be an object" would mislead the caller.
+        detail = Text(
+            "请求体须为 JSON，并带 Content-Type: application/json",
+            "The body must be JSON, sent with Content-Type: application/json",
+        )
+        return problem_response(request, Problem(UNSUPPORTED_MEDIA_TYPE, detail))
+    problem = Problem(VALIDATION_FAILED, errors=field_errors(errors, exc.body))
+    return problem_response(request, problem)
+
+
+# FastAPI turns any failure to decode a JSON body other than JSONDecodeError (bytes that are not
+# UTF-8, nesting deep enough to exhaust the parser's recursion, an integer over Python's digit
+# limit) into HTTPException(400) with this detail and the original error as its cause.
+_BODY_PARSE_FAILURE = "There was an error parsing the body"
+_STATUS_TYPES = {
+    404: NOT_FOUND,
+    405: METHOD_NOT_ALLOWED,
+    413: PAYLOAD_TOO_LARGE,
+    415: UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def _unparsable_body(exc: StarletteHTTPException) -> Text | None:
+    if exc.status_code != 400 or exc.detail != _BODY_PARSE_FAILURE:
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return Text("请求体不是有效的 UTF-8 文本", "The body is not valid UTF-8")
+    if isinstance(cause, RecursionError):
+        return Text("JSON 嵌套层级过深", "The JSON is nested too deeply")
+    if isinstance(cause, ValueError):
+        return Text("无法解析 JSON", "The body could not be parsed as JSON")
+    return None
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
-    if exc.status_code == 404:
-        return problem_response(request, Problem(NOT_FOUND, headers=headers))
-    if exc.status_code == 405:
-        return problem_response(request, Problem(METHOD_NOT_ALLOWED, headers=headers))
-    detail = Text(str(exc.detail), str(exc.detail))
+    unparsable = _unparsable_body(exc)
+    if unparsable is not None:
+        return problem_response(request, Problem(MALFORMED_JSON, unparsable))
+    kind = _STATUS_TYPES.get(exc.status_code)
+    # Starlette's default detail is the status phrase, which the title already says.
+    default_detail = HTTPStatus(exc.status_code).phrase if exc.status_code in _PHRASES else None
+    said = str(exc.detail) if exc.detail and exc.detail != default_detail else None
+    detail = Text(said, said) if said else None
+    if kind is not None:
+        return problem_response(request, Problem(kind, detail, headers=headers))
     problem = Problem(HTTP_ERROR, detail, headers=headers, status=exc.status_code)
     return problem_response(request, problem)
 
@@ -238,7 +370,8 @@ class BodyLimit:
     """ASGI middleware that refuses a body over `limit` bytes with a 413 problem.
 
     The body is buffered (it is at most `limit` bytes) so that a chunked upload without
-    Content-Length is held to the same limit before any handler sees a byte of it.
+    Content-Length is held to the same limit before any handler sees a byte of it. A declared
+    Content-Length over the limit is refused before a byte is read.
     """
 
     def __init__(self, app: ASGIApp, limit: int, default_language: Language) -> None:
@@ -253,7 +386,14 @@ class BodyLimit:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            # A non-numeric length never gets past uvicorn's parser; should another server
+            # pass one on, the body's size is unknown and refusing it is the safe answer.
             await self._refuse(scope, send, headers)
+            return
+        if declared is None and b"transfer-encoding" not in headers and _framed_by_headers(scope):
+            # HTTP/1.x (RFC 9112 §6.3): no Content-Length and no Transfer-Encoding means no
+            # body at all, so a GET pays nothing for the limit.
+            await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -284,7 +424,9 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, send: Send, headers: dict[bytes, bytes]) -> None:
         accept = headers.get(b"accept-language", b"").decode("latin-1")
         language = negotiate_language(accept, self.default_language)
-        detail = Text(f"请求体不得超过 {self.limit} 字节", f"The body must not exceed {self.limit} bytes")
+        detail = Text(
+            f"请求体不得超过 {self.limit} 字节", f"The body must not exceed {self.limit} bytes"
+        )
         body = Problem(PAYLOAD_TOO_LARGE, detail).render(language, instance=scope.get("path"))
         payload = json.dumps(body, ensure_ascii=False).encode()
         await send(
@@ -295,8 +437,16 @@ class BodyLimit:
                     (b"content-type", MEDIA_TYPE.encode()),
                     (b"content-length", str(len(payload)).encode()),
                     (b"content-language", language.encode()),
+                    (b"vary", b"Accept-Language"),
+                    # The rest of the body is left unread: the connection cannot be reused.
                     (b"connection", b"close"),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+def _framed_by_headers(scope: Scope) -> bool:
+    """Whether headers alone say if a body follows: HTTP/1.x yes; HTTP/2 and 3 send bodies
+    as frames that may come with neither header, so there the body is always counted."""
+    return str(scope.get("http_version", "1.1")).startswith("1.")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidClientError
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -51,6 +54,10 @@ def _problem(error: OAuth2Error) -> Problem:
     if kind.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="permit-hub"'
     description = error.get_error_description() or kind.title.en
+    if description.startswith("The client cannot authenticate with methods"):
+        description = (
+            "The client could not be authenticated (client_secret_basic or private_key_jwt)"
+        )
     return Problem(
         kind,
         Text(zh, description),
@@ -59,7 +66,20 @@ def _problem(error: OAuth2Error) -> Problem:
     )
 
 
+def _refuse_unreadable_basic_credentials(request: Request) -> None:
+    """Authlib decodes Basic credentials as UTF-8 without a guard; refuse them here instead."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return
+    try:
+        base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        detail = "the Basic credentials are not base64 of UTF-8 'client_id:client_secret'"
+        raise _problem(InvalidClientError(status_code=401, description=detail)) from None
+
+
 async def _form_request(request: Request) -> FormRequest:
+    _refuse_unreadable_basic_credentials(request)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != FORM:
         raise Problem(
