@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlmodel import SQLModel
 
 import hub.tables  # noqa: F401  (registers every table on SQLModel.metadata)
-from alembic import context
 from hub.db import make_engine
 from hub.settings import load_settings
 
