@@ -57,7 +57,11 @@ class Hub:
 
 
 def build_hub(
-    settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    create_secret: bool = False,
 ) -> Hub:
     engine = engine or make_engine(settings.database_url)
     clock = clock or SystemClock()
@@ -65,7 +69,7 @@ def build_hub(
         calendar = WorkingCalendar(load_holiday_schedules(settings.holiday_schedules_dir))
     except ValueError as exc:
         raise ConfigError(f"bad holiday schedule {exc}") from None
-    keyring = load_keyring(settings)
+    keyring = load_keyring(settings, create=create_secret)
     audit = AuditLog(keyring.derive("audit-chain"))
     state = AuthState(
         engine,

@@ -5,7 +5,11 @@ inserting a row breaks the chain at that row; because the MAC is keyed (a key de
 master secret), someone with write access to the database alone cannot re-forge the chain
 after tampering. A one-row `audit_head` holds the last sequence number and MAC: it is the lock
 that serialises appenders (a row lock on PostgreSQL, BEGIN IMMEDIATE on SQLite) and it reveals
-rows cut off the tail.
+rows cut off the tail. It cannot reveal a tail cut off together with the head rewound to an
+earlier row; only a copy of the head kept outside the database could.
+
+Times are stored in UTC and MACed as naive UTC with microseconds, so the chain does not depend
+on the database's session time zone.
 """
 
 from __future__ import annotations
@@ -13,22 +17,54 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, Session, SQLModel, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm.util import identity_key
+from sqlmodel import Field, Session, SQLModel, col, select
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.type_api import _ResultProcessorType
 
 GENESIS = "0" * 64
+
+
+class _StoredTime(sa.types.TypeDecorator[datetime]):
+    """`timestamptz` that hands back a stored value it cannot read instead of raising.
+
+    SQLite lets raw SQL put any value in any column (`at = 'yesterday'`); the hub only ever
+    writes times, so such a row must fail its MAC and be reported, not crash the verifier.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def result_processor(
+        self, dialect: Dialect, coltype: Any
+    ) -> _ResultProcessorType[datetime] | None:
+        parse = super().result_processor(dialect, coltype)
+        if parse is None:
+            return None
+
+        def tolerant(value: Any) -> Any:
+            try:
+                return parse(value)
+            except (TypeError, ValueError):
+                return value
+
+        return tolerant
 
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_log"
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    at: datetime = Field(sa_type=_StoredTime())
     actor_client_id: str = Field(max_length=128)
     actor_department: str | None = Field(default=None, max_length=64)
     action: str = Field(max_length=64)
@@ -67,6 +103,18 @@ def _utc(moment: datetime) -> datetime:
     return moment
 
 
+def _stored(moment: datetime) -> datetime:
+    """The time as written: an aware UTC value (a naive one is taken to be UTC already).
+
+    PostgreSQL reads a naive value into `timestamptz` in the *session* time zone, so a server
+    or role set to Asia/Shanghai would shift it by eight hours and break the row's MAC.
+    SQLite keeps the wall-clock digits, which are UTC either way.
+    """
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def _mac(key: bytes, entry: AuditEntry) -> str:
     content = [
         entry.seq,
@@ -90,35 +138,88 @@ class AuditLog:
     key: bytes
 
     def record(self, session: Session, event: AuditEvent, at: datetime) -> AuditEntry:
-        """Append within the caller's transaction, so the entry commits with what it records."""
-        session.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
-        head = session.exec(select(AuditHead).where(AuditHead.id == 1)).one()
+        """Append within the caller's transaction, so the entry commits with what it records.
+
+        The head is advanced by an UPDATE ... RETURNING and never read through the session's
+        identity map: the UPDATE's row lock (BEGIN IMMEDIATE on SQLite) makes concurrent
+        appenders queue, and RETURNING gives the committed values even when the session still
+        holds an AuditHead loaded in an earlier transaction.
+        """
+        advanced = session.execute(
+            sa.update(AuditHead)
+            .where(col(AuditHead.id) == 1)
+            .values(seq=col(AuditHead.seq) + 1)
+            .returning(col(AuditHead.seq), col(AuditHead.row_hash))
+            .execution_options(synchronize_session=False)
+        ).one()
         entry = AuditEntry(
-            seq=head.seq,
-            at=_utc(at),
+            seq=advanced.seq,
+            at=_stored(at),
             actor_client_id=event.actor_client_id,
             actor_department=event.actor_department,
             action=event.action,
             subject=event.subject,
             purpose=event.purpose,
             outcome=event.outcome,
-            prev_hash=head.row_hash,
+            prev_hash=advanced.row_hash,
             row_hash="",
         )
         entry.row_hash = _mac(self.key, entry)
-        head.row_hash = entry.row_hash
         session.add(entry)
-        session.add(head)
+        session.execute(
+            sa.update(AuditHead)
+            .where(col(AuditHead.id) == 1)
+            .values(row_hash=entry.row_hash)
+            .execution_options(synchronize_session=False)
+        )
+        loaded = session.identity_map.get(identity_key(AuditHead, 1))
+        if loaded is not None:
+            session.expire(loaded)
         session.flush()
         return entry
 
     def verify(self, session: Session) -> VerifyReport:
-        rows = session.exec(select(AuditEntry).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
-        head = session.exec(select(AuditHead).where(AuditHead.id == 1)).one()
-        return check_chain(self.key, rows, head)
+        """Check the chain as one consistent state, without holding up appenders.
+
+        Head and rows come from a single statement (the head outer-joined to every row): under
+        PostgreSQL's READ COMMITTED each statement has its own snapshot, so reading them
+        separately lets an append that commits in between look like a deleted or inserted row.
+        Rows are streamed, since the log only grows.
+        """
+        statement = (
+            select(AuditHead, AuditEntry)
+            .select_from(AuditHead)
+            .outerjoin(AuditEntry, sa.true())
+            .where(col(AuditHead.id) == 1)
+            .order_by(col(AuditEntry.seq))
+            .execution_options(populate_existing=True, yield_per=1000)
+        )
+        result = session.exec(statement)
+        try:
+            pairs = iter(result)
+            top = next(pairs, None)
+            if top is None:  # the migration seeds the head row, so it was deleted
+                return VerifyReport(0, Finding(FindingKind.DELETED, 0, "the chain head is gone"))
+            head, first = top
+            if first is None:
+                return check_chain(self.key, [], head)
+            return check_chain(self.key, _chain_rows(first, pairs), head)
+        finally:
+            result.close()  # a finding stops the walk early; free the server-side cursor
+
+
+def _chain_rows(
+    first: AuditEntry, pairs: Iterator[tuple[AuditHead, AuditEntry]]
+) -> Iterator[AuditEntry]:
+    yield first
+    for _, entry in pairs:
+        yield entry
 
 
 class FindingKind(StrEnum):
+    """How the chain was broken, as far as the rows can tell (a row replaced wholesale is
+    indistinguishable from one deleted and another inserted in its place)."""
+
     ALTERED = "altered"
     DELETED = "deleted"
     INSERTED = "inserted"
@@ -126,6 +227,9 @@ class FindingKind(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
+    """The first break. `seq` is the altered or inserted row, the first missing row of a
+    deletion, the head's seq when only the head disagrees, and 0 when the head row is gone."""
+
     kind: FindingKind
     seq: int
     explanation: str
@@ -133,6 +237,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class VerifyReport:
+    """`rows_checked` counts the rows found genuine before the finding (all rows if none)."""
+
     rows_checked: int
     finding: Finding | None
 
@@ -141,36 +247,68 @@ class VerifyReport:
         return self.finding is None
 
 
+def _genuine(key: bytes, row: AuditEntry) -> bool:
+    """The row's MAC holds. A value of the wrong type (SQLite stores what it is given) cannot
+    have been written by the hub, so it fails the check rather than the verifier."""
+    try:
+        return hmac.compare_digest(_mac(key, row), str(row.row_hash))
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _rows_named(first: int, last: int) -> str:
+    return f"row {first}" if first == last else f"rows {first}..{last}"
+
+
+def _with_following(entries: Iterable[AuditEntry], last: str) -> Iterator[tuple[AuditEntry, str]]:
+    """Each row with the hash the chain expects it to have: the next row's prev_hash, or the
+    head's for the last row. One row of look-ahead, so a long log is never held in memory."""
+    rows = iter(entries)
+    current = next(rows, None)
+    while current is not None:
+        following = next(rows, None)
+        yield current, following.prev_hash if following is not None else last
+        current = following
+
+
 def check_chain(key: bytes, entries: Iterable[AuditEntry], head: AuditHead) -> VerifyReport:
-    """Walk the chain and name the first row where it breaks.
+    """Walk the chain (rows in seq order) and name the first row where it breaks.
 
     A row whose own MAC fails is *altered* when its neighbours still link through it, and
-    *inserted* when the chain links around it; a genuine row that does not link to its
-    predecessor (or skips sequence numbers) marks rows *deleted* before it.
+    *inserted* when they do not (a row the hub never wrote, or one replaced wholesale). A
+    genuine row after a gap in the sequence, or rows missing between the last row and the
+    head, are reported as *deleted*, naming the first missing row.
     """
-    rows = list(entries)
-    previous_hash, expected_seq = GENESIS, 1
-    for index, row in enumerate(rows):
-        following = rows[index + 1].prev_hash if index + 1 < len(rows) else head.row_hash
-        if not hmac.compare_digest(_mac(key, row), row.row_hash):
+    previous_hash, expected_seq, checked = GENESIS, 1, 0
+    for row, following in _with_following(entries, head.row_hash):
+        if not _genuine(key, row):
             if following == row.row_hash:
-                return VerifyReport(index, Finding(FindingKind.ALTERED, row.seq, "content changed"))
+                finding = Finding(FindingKind.ALTERED, row.seq, "content changed")
+            else:
+                finding = Finding(FindingKind.INSERTED, row.seq, "row not written by the hub")
+            return VerifyReport(checked, finding)
+        if row.seq > expected_seq:
+            missing = _rows_named(expected_seq, row.seq - 1)
             return VerifyReport(
-                index, Finding(FindingKind.INSERTED, row.seq, "row not written by the hub")
+                checked,
+                Finding(
+                    FindingKind.DELETED, expected_seq, f"{missing} missing before row {row.seq}"
+                ),
             )
         if row.seq != expected_seq or row.prev_hash != previous_hash:
-            missing = f"rows {expected_seq}..{row.seq - 1}" if row.seq > expected_seq else "a row"
             return VerifyReport(
-                index, Finding(FindingKind.DELETED, row.seq, f"{missing} missing before it")
+                checked,
+                Finding(FindingKind.DELETED, row.seq, "a row is missing before it"),
             )
-        previous_hash, expected_seq = row.row_hash, row.seq + 1
+        previous_hash, expected_seq, checked = row.row_hash, row.seq + 1, checked + 1
     if head.seq > expected_seq - 1:
+        missing = _rows_named(expected_seq, head.seq)
         return VerifyReport(
-            len(rows),
-            Finding(FindingKind.DELETED, expected_seq, f"rows {expected_seq}..{head.seq} missing"),
+            checked,
+            Finding(FindingKind.DELETED, expected_seq, f"{missing} missing at the end"),
         )
     if head.seq != expected_seq - 1 or head.row_hash != previous_hash:
         return VerifyReport(
-            len(rows), Finding(FindingKind.ALTERED, head.seq, "the chain head does not match")
+            checked, Finding(FindingKind.ALTERED, head.seq, "the chain head does not match")
         )
-    return VerifyReport(len(rows), None)
+    return VerifyReport(checked, None)

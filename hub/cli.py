@@ -63,8 +63,8 @@ def db_upgrade() -> None:
     from hub.migrate import upgrade
 
     settings = _settings()
+    hub = build_hub(settings, create_secret=True)
     upgrade(settings.database_url)
-    hub = build_hub(settings)
     hub.prepare()
     click.echo(f"database at head: {hub.engine.url.render_as_string(hide_password=True)}")
 

@@ -44,11 +44,19 @@ class SubjectHasher:
         return hmac.new(self.key, value.strip().upper().encode(), hashlib.sha256).hexdigest()
 
 
-def load_keyring(settings: Settings) -> Keyring:
-    """Use HUB_SECRET_KEY if given, else the key file, creating it (0600) on first use."""
+def load_keyring(settings: Settings, *, create: bool = False) -> Keyring:
+    """Use HUB_SECRET_KEY if given, else the key file.
+
+    Only `hub db upgrade` may create the file (0600): any other command that made a fresh key
+    (run from the wrong directory, say) would misread every keyed record instead of failing.
+    """
     if settings.secret_key is not None:
         return Keyring(settings.secret_key.encode())
     path = Path(settings.secret_key_file)
+    if not create and not path.exists():
+        raise ConfigError(
+            f"no master secret: set HUB_SECRET_KEY, or run `hub db upgrade` to create {path}"
+        )
     try:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -242,3 +242,13 @@ def test_served_hub_issues_and_checks_tokens_over_real_http(
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = run_hub("serve", "--port", str(_free_port()), env=_env(f"sqlite:///{tmp_path}/new.db"))
     _assert_one_sentence(result, "hub db upgrade")
+
+
+def test_only_db_upgrade_creates_the_master_secret(tmp_path: Path) -> None:
+    env = _env(f"sqlite:///{tmp_path}/hub.db", HUB_SECRET_KEY_FILE=str(tmp_path / "hub.key"))
+    del env["HUB_SECRET_KEY"]
+    _assert_one_sentence(run_hub("audit", "verify", env=env), "HUB_SECRET_KEY")
+    assert not (tmp_path / "hub.key").exists()
+    assert run_hub("db", "upgrade", env=env).returncode == 0
+    assert (tmp_path / "hub.key").stat().st_mode & 0o777 == 0o600
+    assert run_hub("audit", "verify", env=env).returncode == 0

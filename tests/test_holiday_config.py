@@ -32,7 +32,7 @@ def test_a_bad_schedule_refuses_to_start(settings: Settings, tmp_path: Path) -> 
     holidays = tmp_path / "holidays"
     holidays.mkdir()
     (holidays / "2027.toml").write_text('holidays = ["2026-10-01"]\n')
-    with pytest.raises(ConfigError, match="2027.toml"):
+    with pytest.raises(ConfigError, match=r"2027\.toml"):
         build_hub(settings.model_copy(update={"holiday_schedules_dir": holidays}))
 
 

@@ -27,11 +27,9 @@ def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:
     downgrade(url, "base")
     engine = make_engine(url)
     with engine.connect() as connection:
-        assert (
-            connection.exec_driver_sql(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name != 'alembic_version'"
-            ).scalar_one()
-            == 0
-        )
+        tables = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'alembic_version'"
+        ).all()
     engine.dispose()
+    assert tables == []
     upgrade(url)
