@@ -140,35 +140,13 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
 
     jwks = tmp_path / "client.jwks"
     jwks.write_text(json.dumps(public_jwks(client_key("RS256"))))
-    keyed = run_hub(
-        "clients",
-        "add",
-        "--department",
-        "education",
-        "--terminal",
-        "--scopes",
-        "verification:tap",
-        "--jwks-file",
-        str(jwks),
-        "--client-id",
-        "edu-window-7",
-        env=env,
-    )
+    terminal = ["clients", "add", "--department", "education", "--terminal"]
+    terminal += ["--scopes", "verification:tap", "--jwks-file", str(jwks)]
+    terminal += ["--client-id", "edu-window-7"]
+    keyed = run_hub(*terminal, env=env)
     assert keyed.returncode == 0, keyed.stderr
     assert keyed.stdout.strip() == "client_id: edu-window-7"
-    again = run_hub(
-        "clients",
-        "add",
-        "--department",
-        "education",
-        "--scopes",
-        "verification:tap",
-        "--jwks-file",
-        str(jwks),
-        "--client-id",
-        "edu-window-7",
-        env=env,
-    )
+    again = run_hub(*terminal, env=env)
     _assert_one_sentence(again, "exists")
 
     rotated = run_hub("keys", "rotate", env=env)
