@@ -15,7 +15,14 @@ from sqlalchemy.engine import Engine
 from hub import problems
 from hub.audit import AuditLog
 from hub.auth import api as auth_api
-from hub.auth.guard import TokenVerifier
+from hub.auth.domain import SCOPES
+from hub.auth.guard import (
+    OPENAPI_SCHEME,
+    GuardedRoute,
+    TokenVerifier,
+    check_route_guards,
+    public,
+)
 from hub.auth.keys import ensure_signing_key
 from hub.auth.server import HubAuthorizationServer
 from hub.auth.state import AuthState
@@ -101,6 +108,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_route_guards(app.routes)
         await asyncio.to_thread(hub.prepare)
         refresher = asyncio.create_task(
             hub.auth_state.keep_fresh(settings.revocation_refresh_seconds)
@@ -118,6 +126,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.router.route_class = GuardedRoute
     app.state.hub = hub
     app.state.default_language = settings.default_language
     app.state.auth_state = hub.auth_state
@@ -130,12 +139,15 @@ def create_app(
         default_language=settings.default_language,
     )
     app.include_router(auth_api.router)
+    _describe_security(app, settings.issuer)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    @public
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/problems/{slug}", tags=["operations"], summary="What a problem type means")
+    @public
     async def problem_type_page(slug: str) -> dict[str, Any]:
         kind = problems.PROBLEM_TYPES.get(slug)
         if kind is None:
@@ -147,3 +159,19 @@ def create_app(
         }
 
     return app
+
+
+def _describe_security(app: FastAPI, issuer: str) -> None:
+    """Name the OAuth 2.0 scheme that GuardedRoute's security requirements refer to."""
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain_openapi()
+            flow = {"tokenUrl": f"{issuer}/oauth/token", "scopes": dict(SCOPES)}
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes[OPENAPI_SCHEME] = {"type": "oauth2", "flows": {"clientCredentials": flow}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

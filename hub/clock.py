@@ -10,6 +10,7 @@ Monday-Friday and flagged *provisional* so callers can recompute it once the sch
 from __future__ import annotations
 
 import functools
+import time
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ class Clock(Protocol):
         """Today's civil date in China, always derived from `now()` so the two never disagree."""
         return china_date(self.now())
 
+    def epoch_seconds(self) -> int:
+        """Whole seconds since the epoch, as JWT claims count time."""
+        return int(self.now().timestamp())
+
 
 class SystemClock(Clock):
     """The real clock, for production."""
@@ -57,6 +62,10 @@ class SystemClock(Clock):
     def now(self) -> datetime:
         """Real time in UTC."""
         return datetime.now(UTC)
+
+    def epoch_seconds(self) -> int:
+        """Without building a datetime: every guarded request asks for it."""
+        return int(time.time())
 
 
 class FixedClock(Clock):

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from starlette.types import Message, Receive, Scope, Send
 
 from hub.app import create_app
+from hub.auth.guard import public
 from hub.clock import FixedClock
 from hub.problems import (
     MEDIA_TYPE,
@@ -71,27 +72,32 @@ def build_app(settings: Settings, engine: Engine, clock: FixedClock) -> BuildApp
         app.state.entered = entered
 
         @app.post("/echo")
+        @public
         async def echo(applicant: Applicant) -> dict[str, Any]:
             entered.append("echo")
             return applicant.model_dump()
 
         @app.get("/search")
+        @public
         async def search(
             limit: Annotated[int, Query(ge=1, le=100)], since: date | None = None
         ) -> dict[str, Any]:
             return {"limit": limit, "since": since}
 
         @app.post("/raw")
+        @public
         async def raw(request: Request) -> dict[str, Any]:
             entered.append("raw")
             body = await request.body()
             return {"size": len(body), "chunked": "transfer-encoding" in request.headers}
 
         @app.get("/crash")
+        @public
         async def crash() -> None:
             raise RuntimeError(SECRET)
 
         @app.get("/conflict")
+        @public
         async def conflict() -> None:
             raise HTTPException(409, "already endorsed")
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from hub.app import create_app
 from hub.audit import AuditEntry, AuditEvent
+from hub.auth.guard import public
 from hub.clock import FixedClock
 from hub.deps import CurrentHub, DbSession
 from hub.problems import NOT_FOUND, Problem
@@ -22,6 +23,7 @@ def writer(settings: Settings, engine: Engine, clock: FixedClock) -> Iterator[Te
     app = create_app(settings, engine=engine, clock=clock)
 
     @app.post("/write/{count}")
+    @public
     def write(count: int, fail: bool, session: DbSession, hub: CurrentHub) -> dict[str, int]:
         for _ in range(count):
             event = AuditEvent("tester", "test.write", "done")

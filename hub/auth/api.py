@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from hub.auth.domain import CLIENT_ASSERTION_ALGORITHMS, SCOPES, TOKEN_ALGORITHM, Principal
-from hub.auth.guard import require_scopes
+from hub.auth.domain import CLIENT_ASSERTION_ALGORITHMS, SCOPES, TOKEN_ALGORITHM
+from hub.auth.guard import GuardedRoute, principal_of, public, requires
 from hub.auth.server import (
     AssertionReplayed,
     FormRequest,
@@ -25,7 +25,7 @@ from hub.auth.server import (
 from hub.auth.state import AuthState
 from hub.problems import UNSUPPORTED_MEDIA_TYPE, Problem, ProblemType, Text, problem_type
 
-router = APIRouter(tags=["OAuth 2.0"])
+router = APIRouter(tags=["OAuth 2.0"], route_class=GuardedRoute)
 FORM = "application/x-www-form-urlencoded"
 
 _OAUTH_PROBLEMS: dict[str, tuple[ProblemType, str]] = {
@@ -142,12 +142,14 @@ async def _run(call: Any, form: FormRequest) -> OAuthOutcome:
         }
     },
 )
+@public
 async def token(request: Request) -> JSONResponse:
     form = await _form_request(request)
     return _respond(await _run(_server(request).create_token_response, form))
 
 
 @router.post("/oauth/introspect", summary="Token introspection (RFC 7662)")
+@public
 async def introspect(request: Request) -> JSONResponse:
     form = await _form_request(request)
     server = _server(request)
@@ -156,6 +158,7 @@ async def introspect(request: Request) -> JSONResponse:
 
 
 @router.post("/oauth/revoke", summary="Token revocation (RFC 7009)")
+@public
 async def revoke(request: Request) -> JSONResponse:
     form = await _form_request(request)
     server = _server(request)
@@ -163,6 +166,7 @@ async def revoke(request: Request) -> JSONResponse:
 
 
 @router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")
+@public
 async def metadata(request: Request) -> dict[str, Any]:
     server = _server(request)
     methods = ["client_secret_basic", "private_key_jwt"]
@@ -184,6 +188,7 @@ async def metadata(request: Request) -> dict[str, Any]:
 
 
 @router.get("/oauth/jwks.json", summary="The hub's token-verification keys")
+@public
 async def jwks(request: Request) -> JSONResponse:
     state: AuthState = request.app.state.auth_state
     keys = [key.public_jwk for key in state.keys]
@@ -191,7 +196,9 @@ async def jwks(request: Request) -> JSONResponse:
 
 
 @router.get("/auth/v1/whoami", summary="The caller as its access token describes it")
-async def whoami(principal: Annotated[Principal, Depends(require_scopes())]) -> dict[str, Any]:
+@requires()
+async def whoami(request: Request) -> dict[str, Any]:
+    principal = principal_of(request)
     return {
         "client_id": principal.client_id,
         "department": principal.department.value,

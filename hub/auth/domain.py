@@ -136,7 +136,7 @@ def check_claims(
 
 
 def check_lifetime(claims: Mapping[str, Any], *, now: int, leeway: int) -> None:
-    """The part of the check that must be repeated on every use of an already verified token."""
+    """exp and nbf (or iat when nbf is absent), allowing `leeway` seconds of clock skew."""
     expires = claims.get("exp")
     not_before = claims.get("nbf", claims.get("iat"))
     if not isinstance(expires, int) or not isinstance(not_before, int):

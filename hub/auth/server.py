@@ -119,7 +119,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         return token.claims
 
     def verify_claims(self, claims: dict[str, Any]) -> None:
-        now = int(self.server.clock.now().timestamp())
+        now = self.server.clock.epoch_seconds()
         problem = _assertion_problem(claims, self.get_audiences(), now, self.leeway)
         problem = problem or _assertion_lifetime_problem(claims, now, self.server.assertion_max_age)
         if problem:
@@ -128,7 +128,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
             raise AssertionReplayed(description="the client assertion (jti) was used before")
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        now = int(self.server.clock.now().timestamp())
+        now = self.server.clock.epoch_seconds()
         with unit_of_work(self.server.engine) as session:
             return claim_assertion(session, claims["sub"], str(jti), int(claims["exp"]), now)
 
@@ -164,7 +164,7 @@ class HubTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
     def access_token_generator(
         self, client: RegisteredClient, grant_type: str, user: Any, scope: str
     ) -> str:
-        now = int(self.server.clock.now().timestamp())
+        now = self.server.clock.epoch_seconds()
         key = self.server.state.signing_key()
         claims = {
             "iss": self.issuer,

@@ -116,7 +116,7 @@ class AuthState:
     def refresh(self) -> None:
         """Bring the snapshot up to date; cheap when nothing changed."""
         with self._lock, Session(self.engine) as session:
-            now = int(self.clock.now().timestamp())
+            now = self.clock.epoch_seconds()
             generation = read_generation(session)
             if generation != self._generation:
                 self._reload(session)

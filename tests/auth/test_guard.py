@@ -6,18 +6,17 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
-from fastapi import Depends
+from fastapi import APIRouter, Request
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 from sqlalchemy.engine import Engine
 
 from hub.app import Hub, create_app
-from hub.auth.domain import Principal
-from hub.auth.guard import require_scopes
+from hub.auth.guard import principal_of, requires
 from hub.clock import FixedClock
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
@@ -30,10 +29,9 @@ def guarded_client(settings: Settings, engine: Engine, clock: FixedClock) -> Ite
     app = create_app(settings, engine=engine, clock=clock)
 
     @app.get("/probe/write")
-    async def probe(
-        principal: Annotated[Principal, Depends(require_scopes("registry:write"))],
-    ) -> dict[str, str]:
-        return {"client_id": principal.client_id}
+    @requires("registry:write")
+    async def probe(request: Request) -> dict[str, str]:
+        return {"client_id": principal_of(request).client_id}
 
     with TestClient(app) as client:
         yield client
@@ -215,3 +213,47 @@ def test_revoked_token(guarded_client: TestClient, register_client: RegisterClie
     )
     assert revoked.status_code == 200
     _assert_refused(guarded_client.get("/probe/write", headers=bearer(token)), 401, "token-revoked")
+
+
+def test_a_route_neither_guarded_nor_public_stops_the_start(
+    settings: Settings, engine: Engine, clock: FixedClock
+) -> None:
+    app = create_app(settings, engine=engine, clock=clock)
+
+    @app.get("/forgotten")
+    async def forgotten() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(RuntimeError, match="/forgotten is neither"), TestClient(app):
+        pass
+
+
+def test_requires_on_a_plain_route_stops_the_start(
+    settings: Settings, engine: Engine, clock: FixedClock
+) -> None:
+    """A router made without route_class=GuardedRoute would ignore @requires: refuse it."""
+    app = create_app(settings, engine=engine, clock=clock)
+    plain = APIRouter()
+
+    @plain.get("/unenforced")
+    @requires("registry:read")
+    async def unenforced() -> dict[str, str]:
+        return {}
+
+    app.include_router(plain)
+    with pytest.raises(RuntimeError, match="not a GuardedRoute"), TestClient(app):
+        pass
+
+
+def test_unknown_scope_in_requires_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="registry:delete"):
+        requires("registry:delete")
+
+
+def test_openapi_names_the_scopes_of_guarded_routes(guarded_client: TestClient) -> None:
+    document = guarded_client.get("/openapi.json").json()
+    assert document["paths"]["/probe/write"]["get"]["security"] == [{"oauth2": ["registry:write"]}]
+    assert document["paths"]["/oauth/token"]["post"].get("security") is None
+    flow = document["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]
+    assert flow["tokenUrl"].endswith("/oauth/token")
+    assert "verification:tap" in flow["scopes"]
