@@ -35,8 +35,11 @@ lint: venv
 	$(BIN)/ruff check hub tests bench alembic
 	$(BIN)/mypy hub
 
+# wrk (Debian) generates the load; each benchmark starts the server it measures.
 bench: venv postgres
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/tokens.py
+	$(BIN)/python bench/tokens.py --database-url postgresql://127.0.0.1:5432/test
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
