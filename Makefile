@@ -27,13 +27,14 @@ postgres:
 	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1
 
-test: venv postgres
+# Lint first: it takes seconds, and a style or type slip should fail before the suite runs.
+test: venv postgres lint
 	$(BIN)/python -m pytest
 
 lint: venv
 	$(BIN)/ruff format --check hub tests bench alembic
 	$(BIN)/ruff check hub tests bench alembic
-	$(BIN)/mypy hub
+	$(BIN)/mypy hub bench
 
 # wrk (Debian) generates the load; each benchmark starts the server it measures.
 bench: venv postgres

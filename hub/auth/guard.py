@@ -1,8 +1,9 @@
-"""Local verification of access tokens and the FastAPI dependency that guards routes by scope.
+"""Local verification of access tokens, and the route class that guards routes by scope.
 
-A token's signature is checked once per process: the verified claims are cached under the
-exact token string, and each later use re-checks only what can change (lifetime, revocation),
-in memory. No database read happens on a guarded request.
+A token's signature is checked once per process: the verified caller is cached under the
+exact token string, and each later use re-checks only what can change (expiry, revocation),
+in memory. No database read happens on a guarded request; revocations reach the in-memory
+set through AuthState's refresh (see hub/auth/state.py).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ _FAULT_ZH = {
 
 
 class TokenVerifier:
+    """Checks the hub's access tokens against this process's snapshot of keys and revocations."""
+
     def __init__(
         self,
         state: AuthState,
