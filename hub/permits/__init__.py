@@ -1,0 +1,1 @@
+"""The permit registry: registration, application, issuance and the permit lifecycle."""

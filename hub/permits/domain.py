@@ -1,0 +1,320 @@
+"""The permit lifecycle as an explicit state machine, and the residence-period arithmetic.
+
+Pure rules: no framework, no storage, no clock reads. Every move is looked up in one table of
+(state, action) -> (state, guard); a pair not in the table is an illegal move, and a guard that
+refuses names the rule and its seed, so the registry can answer with a precise 409 problem.
+The numbers come from the jurisdiction's configuration through `LifecycleRules`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from enum import StrEnum
+
+from hub.clock import WorkingCalendar
+
+
+class PermitState(StrEnum):
+    ACCEPTED = "accepted"  # application accepted, card not yet issued
+    VALID = "valid"
+    SUSPENDED = "suspended"  # not endorsed by expiry: functions suspended
+    CANCELLED = "cancelled"  # terminal
+
+
+class Action(StrEnum):
+    ISSUE = "issue"
+    ENDORSE = "endorse"  # on a suspended permit this is the restoration
+    SUSPEND = "suspend"
+    CHANGE_ADDRESS = "change-address"
+    REPLACE = "replace"  # lost card: the old serial is dead at once
+    RENEW = "renew"  # damaged card: the old card is returned
+    CANCEL = "cancel"
+    SETTLE = "settle"  # household registration here: the permit is collected
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    """The jurisdiction's numbers the lifecycle needs, each with the seed it comes from."""
+
+    validity_years: int = 1
+    endorsement_window_days: int = 30
+    restoration_grace_days: int = 30
+    settlement_years: int | None = None
+    cite_validity: str = "[IM][CF §20]"
+    cite_endorsement: str = "[IM][CF §20]"
+    cite_restoration: str = "[IM][CF §20]"
+    cite_settlement: str = "[CF §22]"
+
+
+@dataclass(frozen=True)
+class PermitFacts:
+    """What the rules need to know about one permit; `expires_on` is its last valid day."""
+
+    state: PermitState
+    residence_start: date
+    valid_from: date | None = None
+    expires_on: date | None = None
+    suspended_on: date | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a move is not allowed: a stable code, the rule in both languages, and its seed."""
+
+    code: str
+    zh: str
+    en: str
+    cite: str
+
+
+class MoveRefused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.en)
+        self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The outcome of a legal move: the new facts, and whether residence continuity broke."""
+
+    action: Action
+    before: PermitState
+    after: PermitFacts
+    residence_restarted: bool = False
+
+
+Guard = Callable[[PermitFacts, date, LifecycleRules], Refusal | None]
+
+
+def add_years(day: date, years: int) -> date:
+    """The corresponding day `years` later, or the month's last day where there is none
+    (29 February -> 28 February): Civil Code art. 202 on periods counted in years."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def validity(valid_from: date, rules: LifecycleRules) -> tuple[date, date]:
+    """First and last valid day of a permit issued (or restored) on `valid_from`.
+
+    The start day is not counted and the period ends on the corresponding day (Civil Code
+    art. 201-202), as permits print it: issued 2026-11-25, valid to 2027-11-25.
+    """
+    return valid_from, add_years(valid_from, rules.validity_years)
+
+
+def endorsement_window(expires_on: date, rules: LifecycleRules) -> tuple[date, date]:
+    """Endorsement is possible in the `endorsement_window_days` before expiry, and on it."""
+    return expires_on - timedelta(days=rules.endorsement_window_days), expires_on
+
+
+def _always(facts: PermitFacts, today: date, rules: LifecycleRules) -> Refusal | None:
+    return None
+
+
+def _endorsement_open(facts: PermitFacts, today: date, rules: LifecycleRules) -> Refusal | None:
+    assert facts.expires_on is not None
+    opens, closes = endorsement_window(facts.expires_on, rules)
+    if today < opens:
+        return Refusal(
+            "endorsement-window-not-open",
+            f"签注须在有效期满前 {rules.endorsement_window_days} 日内办理，"
+            f"最早 {opens.isoformat()}",
+            f"Endorsement is possible only in the {rules.endorsement_window_days} days before "
+            f"expiry, from {opens.isoformat()}",
+            rules.cite_endorsement,
+        )
+    if today > closes:
+        return Refusal(
+            "permit-expired",
+            "居住证已过期，应先中止，再以签注恢复",
+            "The permit has expired: it is suspended first and restored by endorsement",
+            rules.cite_restoration,
+        )
+    return None
+
+
+def _expired(facts: PermitFacts, today: date, rules: LifecycleRules) -> Refusal | None:
+    assert facts.expires_on is not None
+    if today <= facts.expires_on:
+        return Refusal(
+            "permit-not-expired",
+            f"居住证有效期至 {facts.expires_on.isoformat()}，尚未到期",
+            f"The permit is valid until {facts.expires_on.isoformat()} and cannot be suspended",
+            rules.cite_restoration,
+        )
+    return None
+
+
+def _settlement_due(facts: PermitFacts, today: date, rules: LifecycleRules) -> Refusal | None:
+    years = rules.settlement_years
+    if years is None:
+        return Refusal(
+            "settlement-not-configured",
+            "本地未规定凭居住年限落户",
+            "This jurisdiction has no settlement rule by years of residence",
+            rules.cite_settlement,
+        )
+    if add_years(facts.residence_start, years) > today:
+        return Refusal(
+            "settlement-residence-too-short",
+            f"连续居住未满 {years} 年",
+            f"Continuous residence is shorter than {years} years",
+            rules.cite_settlement,
+        )
+    return None
+
+
+TRANSITIONS: Mapping[tuple[PermitState, Action], tuple[PermitState, Guard]] = {
+    (PermitState.ACCEPTED, Action.ISSUE): (PermitState.VALID, _always),
+    (PermitState.ACCEPTED, Action.CANCEL): (PermitState.CANCELLED, _always),
+    (PermitState.VALID, Action.ENDORSE): (PermitState.VALID, _endorsement_open),
+    (PermitState.VALID, Action.SUSPEND): (PermitState.SUSPENDED, _expired),
+    (PermitState.VALID, Action.CHANGE_ADDRESS): (PermitState.VALID, _always),
+    (PermitState.VALID, Action.REPLACE): (PermitState.VALID, _always),
+    (PermitState.VALID, Action.RENEW): (PermitState.VALID, _always),
+    (PermitState.VALID, Action.CANCEL): (PermitState.CANCELLED, _always),
+    (PermitState.VALID, Action.SETTLE): (PermitState.CANCELLED, _settlement_due),
+    (PermitState.SUSPENDED, Action.ENDORSE): (PermitState.VALID, _always),
+    (PermitState.SUSPENDED, Action.CHANGE_ADDRESS): (PermitState.SUSPENDED, _always),
+    (PermitState.SUSPENDED, Action.REPLACE): (PermitState.SUSPENDED, _always),
+    (PermitState.SUSPENDED, Action.RENEW): (PermitState.SUSPENDED, _always),
+    (PermitState.SUSPENDED, Action.CANCEL): (PermitState.CANCELLED, _always),
+}
+
+
+def allowed_actions(state: PermitState) -> list[Action]:
+    return [action for (source, action) in TRANSITIONS if source is state]
+
+
+def move(facts: PermitFacts, action: Action, today: date, rules: LifecycleRules) -> Transition:
+    """Apply `action` on `today`, or raise MoveRefused naming the rule."""
+    entry = TRANSITIONS.get((facts.state, action))
+    if entry is None:
+        allowed = ", ".join(allowed_actions(facts.state)) or "none"
+        raise MoveRefused(
+            Refusal(
+                "illegal-transition",
+                f"状态为“{facts.state.value}”的居住证不能办理“{action.value}”",
+                f"A permit in state {facts.state.value!r} cannot {action.value!r} "
+                f"(allowed: {allowed})",
+                "[CF §14-§23]",
+            )
+        )
+    target, guard = entry
+    refusal = guard(facts, today, rules)
+    if refusal is not None:
+        raise MoveRefused(refusal)
+    return _apply(facts, action, target, today, rules)
+
+
+def _apply(
+    facts: PermitFacts, action: Action, target: PermitState, today: date, rules: LifecycleRules
+) -> Transition:
+    after = replace(facts, state=target)
+    restarted = False
+    if action is Action.ISSUE:
+        valid_from, expires_on = validity(today, rules)
+        after = replace(after, valid_from=valid_from, expires_on=expires_on)
+    elif action is Action.SUSPEND:
+        assert facts.expires_on is not None
+        after = replace(after, suspended_on=facts.expires_on + timedelta(days=1))
+    elif action is Action.ENDORSE and facts.state is PermitState.VALID:
+        assert facts.expires_on is not None
+        after = replace(after, expires_on=add_years(facts.expires_on, rules.validity_years))
+    elif action is Action.ENDORSE:  # restoration of a suspended permit
+        assert facts.suspended_on is not None
+        valid_from, expires_on = validity(today, rules)
+        late = (today - facts.suspended_on).days > rules.restoration_grace_days
+        restarted = late
+        after = replace(
+            after,
+            valid_from=valid_from,
+            expires_on=expires_on,
+            suspended_on=None,
+            residence_start=today if late else facts.residence_start,
+        )
+    return Transition(action, facts.state, after, residence_restarted=restarted)
+
+
+@dataclass(frozen=True)
+class ReportDeadline:
+    """How long a holder has to report a move: N calendar days [IM] or N working days [CF]."""
+
+    count: int
+    working_days: bool
+    cite: str
+
+
+@dataclass(frozen=True)
+class AddressChange:
+    transition: Transition
+    due: date
+    late: bool
+    provisional: bool  # the deadline ran into a year without a known holiday schedule
+
+
+def change_address(
+    facts: PermitFacts,
+    *,
+    moved_on: date,
+    reported_on: date,
+    deadline: ReportDeadline,
+    calendar: WorkingCalendar,
+    rules: LifecycleRules,
+) -> AddressChange:
+    """Record a move; reported late, residence counts from the report [CF §19]."""
+    if reported_on < moved_on:
+        raise MoveRefused(
+            Refusal(
+                "moved-after-report",
+                "迁入日期晚于申报日期",
+                "The move date is after the date it was reported",
+                deadline.cite,
+            )
+        )
+    transition = move(facts, Action.CHANGE_ADDRESS, reported_on, rules)
+    if deadline.working_days:
+        computed = calendar.add_working_days(moved_on, deadline.count)
+        due, provisional = computed.due, computed.provisional
+    else:
+        due, provisional = moved_on + timedelta(days=deadline.count), False
+    late = reported_on > due
+    if late:
+        after = replace(transition.after, residence_start=reported_on)
+        transition = replace(transition, after=after, residence_restarted=True)
+    return AddressChange(transition, due, late, provisional)
+
+
+@dataclass(frozen=True)
+class ResidencePeriod:
+    start: date
+    days: int
+
+    @property
+    def whole_years(self) -> int:
+        """Completed years, counted as `add_years` counts them (29 February -> 28 February)."""
+        end = self.start + timedelta(days=self.days)
+        years = end.year - self.start.year
+        return years - 1 if add_years(self.start, years) > end else years
+
+
+@dataclass(frozen=True)
+class ResidenceChange:
+    """From `effective_on`, continuous residence counts from `start` (registration, an
+    imported temporary-residence start, a late restoration or a late address report)."""
+
+    effective_on: date
+    start: date
+
+
+def residence_on(changes: list[ResidenceChange], day: date) -> ResidencePeriod | None:
+    """The continuous residence in force on `day`, or None before the holder was registered."""
+    in_force = [change for change in changes if change.effective_on <= day]
+    if not in_force:
+        return None
+    latest = max(in_force, key=lambda change: change.effective_on)
+    return ResidencePeriod(latest.start, max((day - latest.start).days, 0))
