@@ -1,6 +1,7 @@
 """Imports every module that defines tables, so SQLModel.metadata is complete for Alembic."""
 
 from hub import audit
-from hub.auth import store
+from hub.auth import store as auth_store
+from hub.permits import store as permits_store
 
-__all__ = ["audit", "store"]
+__all__ = ["audit", "auth_store", "permits_store"]

@@ -1,0 +1,141 @@
+"""Tables of the permit registry.
+
+Citizen ID numbers are never stored in clear: `citizen_id_sealed` holds the AES-GCM ciphertext
+and `citizen_id_hash` the keyed hash used for look-ups and for one-person-one-permit.
+Every change to a permit writes a `permit_event` row and an `outbox` row in the same
+transaction as the new state (DESIGN.md, "event-sourced-lite"); the event's `seq` is the
+changes-feed cursor.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+LIVE_STATES = ("accepted", "valid", "suspended")
+_LIVE = sa.text("state IN ('accepted', 'valid', 'suspended')")
+
+
+class Registration(SQLModel, table=True):
+    """A residence registration (居住登记) with the fields of [CF §11]."""
+
+    __tablename__ = "registration"
+
+    id: str = Field(primary_key=True, max_length=36)
+    jurisdiction: str = Field(max_length=64, index=True)
+    citizen_id_hash: str = Field(max_length=64, index=True)
+    citizen_id_sealed: bytes = Field(sa_type=sa.LargeBinary)
+    name: str = Field(max_length=64)
+    sex: str = Field(max_length=8)
+    ethnicity: str = Field(max_length=32)
+    birth_date: date
+    household_address: str = Field(max_length=256)
+    household_region: str = Field(max_length=6)
+    current_address: str = Field(max_length=256)
+    current_region: str = Field(max_length=6)
+    reason: str = Field(max_length=32)
+    workplace: str | None = Field(default=None, max_length=256)
+    contact: str = Field(max_length=32)
+    arrived_on: date
+    registered_on: date
+    declaration_due_on: date
+    declared_late: bool = False
+    residence_start: date
+    imported_from_temporary_permit: bool = False
+    declarant_relation: str | None = Field(default=None, max_length=32)
+    declarant_id_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class Permit(SQLModel, table=True):
+    __tablename__ = "permit"
+    __table_args__ = (
+        # One person, one permit [CF §17]: at most one live permit per citizen ID.
+        sa.Index(
+            "uq_permit_live_holder",
+            "citizen_id_hash",
+            unique=True,
+            sqlite_where=_LIVE,
+            postgresql_where=_LIVE,
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    registration_id: str = Field(foreign_key="registration.id", max_length=36, index=True)
+    jurisdiction: str = Field(max_length=64, index=True)
+    citizen_id_hash: str = Field(max_length=64)
+    state: str = Field(max_length=16, index=True)
+    receipt_number: str = Field(max_length=32, unique=True)
+    accepted_on: date
+    issue_due_on: date = Field(index=True)
+    card_serial: str | None = Field(default=None, max_length=32)
+    valid_from: date | None = None
+    expires_on: date | None = Field(default=None, index=True)
+    suspended_on: date | None = None
+    residence_start: date
+    cancel_reason: str | None = Field(default=None, max_length=32)
+    version: int = 1
+    updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class Card(SQLModel, table=True):
+    """Every card ever made for a permit; only one per permit is live."""
+
+    __tablename__ = "card"
+
+    serial: str = Field(primary_key=True, max_length=32)
+    permit_id: str = Field(foreign_key="permit.id", max_length=36, index=True)
+    status: str = Field(max_length=16)  # live, lost, returned, cancelled
+    reason: str = Field(max_length=16)  # first-issuance, replacement, renewal
+    fee: str = Field(max_length=16)  # free, card-cost
+    issued_on: date
+    ended_on: date | None = None
+
+
+class PermitEvent(SQLModel, table=True):
+    __tablename__ = "permit_event"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    permit_id: str = Field(foreign_key="permit.id", max_length=36, index=True)
+    type: str = Field(max_length=32)
+    payload: dict[str, Any] = Field(sa_type=sa.JSON)
+    state_after: str = Field(max_length=16)
+    actor_client_id: str = Field(max_length=128)
+    at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class Outbox(SQLModel, table=True):
+    """Committed events awaiting publication to the departments (connectors claim them)."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_seq: int = Field(foreign_key="permit_event.seq", unique=True)
+    permit_id: str = Field(max_length=36, index=True)
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    published_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Proof(SQLModel, table=True):
+    """A condition on file with its competent department ("record on file" [NB]).
+
+    Staff record proofs now; department connectors fill the same table later.
+    """
+
+    __tablename__ = "proof"
+    __table_args__ = (sa.UniqueConstraint("source_department", "source_proof_id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    citizen_id_hash: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=32)
+    source_department: str = Field(max_length=64)
+    source_proof_id: str = Field(max_length=128)
+    valid_from: date
+    valid_to: date | None = None
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    recorded_by: str = Field(max_length=128)
+    recorded_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
