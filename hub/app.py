@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,9 @@ from hub.auth.state import AuthState
 from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
 from hub.db import make_engine, unit_of_work
 from hub.keyring import Keyring, load_keyring
+from hub.permits import api as permits_api
+from hub.permits.domain import LifecycleRules
+from hub.permits.jurisdictions import Jurisdiction, load_jurisdictions
 from hub.settings import ConfigError, Settings, load_settings
 
 
@@ -40,6 +43,7 @@ class Hub:
     engine: Engine
     clock: Clock
     calendar: WorkingCalendar
+    jurisdictions: Mapping[str, Jurisdiction]
     keyring: Keyring
     audit: AuditLog
     auth_state: AuthState
@@ -49,6 +53,9 @@ class Hub:
     @property
     def key_password(self) -> bytes:
         return self.keyring.derive("signing-key-encryption")
+
+    def lifecycle_rules(self, jurisdiction: str) -> LifecycleRules:
+        return self.jurisdictions[jurisdiction].lifecycle_rules()
 
     def check_database(self) -> None:
         """Reachable and migrated: the tables this process needs exist."""
@@ -76,6 +83,7 @@ def build_hub(
         calendar = WorkingCalendar(load_holiday_schedules(settings.holiday_schedules_dir))
     except ValueError as exc:
         raise ConfigError(f"bad holiday schedule {exc}") from None
+    jurisdictions = load_jurisdictions(settings.jurisdictions_dir)
     keyring = load_keyring(settings, create=create_secret)
     audit = AuditLog(keyring.derive("audit-chain"))
     state = AuthState(
@@ -97,7 +105,9 @@ def build_hub(
         token_ttl=settings.access_token_ttl_seconds,
         assertion_max_age=settings.client_assertion_max_age_seconds,
     )
-    return Hub(settings, engine, clock, calendar, keyring, audit, state, verifier, server)
+    return Hub(
+        settings, engine, clock, calendar, jurisdictions, keyring, audit, state, verifier, server
+    )
 
 
 def create_app(
@@ -139,6 +149,7 @@ def create_app(
         default_language=settings.default_language,
     )
     app.include_router(auth_api.router)
+    app.include_router(permits_api.router)
     _describe_security(app, settings.issuer)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")

@@ -20,7 +20,9 @@ from pydantic_settings import (
 )
 
 CONFIG_ENV = "HUB_CONFIG"
-DEFAULT_CONFIG = Path("config/hub.toml")
+# The checkout's config/ (the package is installed editable from it), so `hub` reads the same
+# configuration from whatever directory it is run in.
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
 
 
 class ConfigError(Exception):
@@ -42,7 +44,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
     default_language: Literal["zh-CN", "en"] = "zh-CN"
     revocation_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
-    holiday_schedules_dir: Path = Path("config/holidays")
+    holiday_schedules_dir: Path = Path("holidays")
+    jurisdictions_dir: Path = Path("jurisdictions")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
     workers: int = Field(default=1, ge=1, le=64)
@@ -65,6 +68,12 @@ class Settings(BaseSettings):
         if issuer.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
         return issuer.rstrip("/")
+
+    @field_validator("holiday_schedules_dir", "jurisdictions_dir")
+    @classmethod
+    def _beside_the_config(cls, directory: Path) -> Path:
+        """Configuration data lives beside the configuration file that names it."""
+        return directory if directory.is_absolute() else config_path().parent / directory
 
     @classmethod
     def settings_customise_sources(

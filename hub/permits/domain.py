@@ -8,12 +8,14 @@ The numbers come from the jurisdiction's configuration through `LifecycleRules`.
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Literal, Protocol
 
-from hub.clock import WorkingCalendar
+from hub.clock import Deadline, WorkingCalendar
 
 
 class PermitState(StrEnum):
@@ -34,13 +36,55 @@ class Action(StrEnum):
     SETTLE = "settle"  # household registration here: the permit is collected
 
 
+def add_months(day: date, months: int) -> date:
+    """The corresponding day `months` later (or earlier), or the month's last day where there
+    is none: Civil Code art. 202 on periods counted in months."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))
+
+
+@dataclass(frozen=True)
+class Span:
+    """A span of calendar days or months, as the seeds count windows and grace periods."""
+
+    amount: int
+    unit: Literal["days", "months"]
+
+    def after(self, day: date) -> date:
+        """The last day of the span that starts after `day` (the start day never counts)."""
+        if self.unit == "days":
+            return day + timedelta(days=self.amount)
+        return add_months(day, self.amount)
+
+    def before(self, day: date) -> date:
+        """The first day of the span that ends on `day`."""
+        if self.unit == "days":
+            return day - timedelta(days=self.amount)
+        return add_months(day, -self.amount)
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit}"
+
+
+class DueAfter(Protocol):
+    """A reporting period that may count working days (jurisdictions.Period is one)."""
+
+    def due_after(self, start: date, calendar: WorkingCalendar) -> Deadline: ...
+
+
 @dataclass(frozen=True)
 class LifecycleRules:
-    """The jurisdiction's numbers the lifecycle needs, each with the seed it comes from."""
+    """The jurisdiction's numbers the lifecycle needs, each with the seed it comes from.
+
+    The defaults are Inner Mongolia's [IM][CF §20]; `restoration_grace=None` means a late
+    endorsement always restarts residence (the national rule, NAT §10).
+    """
 
     validity_years: int = 1
-    endorsement_window_days: int = 30
-    restoration_grace_days: int = 30
+    extends_years: int = 1
+    endorsement_window: Span = Span(30, "days")
+    restoration_grace: Span | None = Span(30, "days")
     settlement_years: int | None = None
     cite_validity: str = "[IM][CF §20]"
     cite_endorsement: str = "[IM][CF §20]"
@@ -59,6 +103,19 @@ class PermitFacts:
     suspended_on: date | None = None
 
 
+# Every refusal's stable code with a title in both languages; the API turns each into its own
+# problem type, so a client can tell "too early to endorse" from "already expired".
+REFUSAL_TITLES: Mapping[str, tuple[str, str]] = {
+    "illegal-transition": ("居住证当前状态不允许该操作", "Not allowed in the permit's state"),
+    "endorsement-window-not-open": ("签注期尚未开始", "Endorsement window not open yet"),
+    "permit-expired": ("居住证已过有效期", "Permit expired"),
+    "permit-not-expired": ("居住证尚未到期", "Permit not expired"),
+    "settlement-not-configured": ("本地无按居住年限落户的规定", "No settlement rule here"),
+    "settlement-residence-too-short": ("连续居住年限不足", "Continuous residence too short"),
+    "moved-after-report": ("迁入日期晚于申报日期", "Move dated after its report"),
+}
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why a move is not allowed: a stable code, the rule in both languages, and its seed."""
@@ -67,6 +124,10 @@ class Refusal:
     zh: str
     en: str
     cite: str
+
+    def __post_init__(self) -> None:
+        if self.code not in REFUSAL_TITLES:
+            raise ValueError(f"refusal code {self.code!r} has no entry in REFUSAL_TITLES")
 
 
 class MoveRefused(Exception):
@@ -107,8 +168,8 @@ def validity(valid_from: date, rules: LifecycleRules) -> tuple[date, date]:
 
 
 def endorsement_window(expires_on: date, rules: LifecycleRules) -> tuple[date, date]:
-    """Endorsement is possible in the `endorsement_window_days` before expiry, and on it."""
-    return expires_on - timedelta(days=rules.endorsement_window_days), expires_on
+    """Endorsement is possible in the `endorsement_window` before expiry, and on it."""
+    return rules.endorsement_window.before(expires_on), expires_on
 
 
 def _always(facts: PermitFacts, today: date, rules: LifecycleRules) -> Refusal | None:
@@ -121,10 +182,9 @@ def _endorsement_open(facts: PermitFacts, today: date, rules: LifecycleRules) ->
     if today < opens:
         return Refusal(
             "endorsement-window-not-open",
-            f"签注须在有效期满前 {rules.endorsement_window_days} 日内办理，"
-            f"最早 {opens.isoformat()}",
-            f"Endorsement is possible only in the {rules.endorsement_window_days} days before "
-            f"expiry, from {opens.isoformat()}",
+            f"签注须在有效期满前 {rules.endorsement_window} 内办理，最早 {opens.isoformat()}",
+            f"Endorsement is possible only in the {rules.endorsement_window} before expiry, "
+            f"from {opens.isoformat()}",
             rules.cite_endorsement,
         )
     if today > closes:
@@ -224,11 +284,12 @@ def _apply(
         after = replace(after, suspended_on=facts.expires_on + timedelta(days=1))
     elif action is Action.ENDORSE and facts.state is PermitState.VALID:
         assert facts.expires_on is not None
-        after = replace(after, expires_on=add_years(facts.expires_on, rules.validity_years))
+        after = replace(after, expires_on=add_years(facts.expires_on, rules.extends_years))
     elif action is Action.ENDORSE:  # restoration of a suspended permit
         assert facts.suspended_on is not None
         valid_from, expires_on = validity(today, rules)
-        late = (today - facts.suspended_on).days > rules.restoration_grace_days
+        grace = rules.restoration_grace
+        late = grace is None or today > grace.after(facts.suspended_on)
         restarted = late
         after = replace(
             after,
@@ -241,11 +302,13 @@ def _apply(
 
 
 @dataclass(frozen=True)
-class ReportDeadline:
-    """How long a holder has to report a move: N calendar days [IM] or N working days [CF]."""
+class AddressRules:
+    """Report a move within `report_within` [IM: 30 days; CF §19: 7 working days]; reported
+    later than `restart_after` the move (CF §19: one month), residence counts from the report.
+    Where no such threshold is configured, the reporting deadline is the threshold."""
 
-    count: int
-    working_days: bool
+    report_within: DueAfter
+    restart_after: Span | None
     cite: str
 
 
@@ -253,7 +316,7 @@ class ReportDeadline:
 class AddressChange:
     transition: Transition
     due: date
-    late: bool
+    overdue: bool  # the duty to report was breached
     provisional: bool  # the deadline ran into a year without a known holiday schedule
 
 
@@ -262,31 +325,27 @@ def change_address(
     *,
     moved_on: date,
     reported_on: date,
-    deadline: ReportDeadline,
+    address: AddressRules,
     calendar: WorkingCalendar,
     rules: LifecycleRules,
 ) -> AddressChange:
-    """Record a move; reported late, residence counts from the report [CF §19]."""
+    """Record a move; reported too late, residence counts from the report [CF §19]."""
     if reported_on < moved_on:
         raise MoveRefused(
             Refusal(
                 "moved-after-report",
                 "迁入日期晚于申报日期",
                 "The move date is after the date it was reported",
-                deadline.cite,
+                address.cite,
             )
         )
     transition = move(facts, Action.CHANGE_ADDRESS, reported_on, rules)
-    if deadline.working_days:
-        computed = calendar.add_working_days(moved_on, deadline.count)
-        due, provisional = computed.due, computed.provisional
-    else:
-        due, provisional = moved_on + timedelta(days=deadline.count), False
-    late = reported_on > due
-    if late:
+    deadline = address.report_within.due_after(moved_on, calendar)
+    threshold = address.restart_after.after(moved_on) if address.restart_after else deadline.due
+    if reported_on > threshold:
         after = replace(transition.after, residence_start=reported_on)
         transition = replace(transition, after=after, residence_restarted=True)
-    return AddressChange(transition, due, late, provisional)
+    return AddressChange(transition, deadline.due, reported_on > deadline.due, deadline.provisional)
 
 
 @dataclass(frozen=True)

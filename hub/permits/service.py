@@ -9,6 +9,7 @@ not committed, and nothing committed goes unpublished.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
@@ -154,14 +155,15 @@ def perform(
     actor: Actor,
     now: datetime,
     today: date,
-    rules: domain.LifecycleRules,
+    rules_for: Callable[[str], domain.LifecycleRules],
     details: dict[str, Any] | None = None,
 ) -> tuple[Permit, PermitEvent]:
-    """Apply one lifecycle action; raise PermitNotFound, StaleWrite or MoveRefused."""
+    """Apply one lifecycle action under the rules of the permit's jurisdiction; raise
+    PermitNotFound, StaleWrite or MoveRefused."""
     permit = _lock(session, permit_id)
     if permit.version != expected_version:
         raise StaleWrite(permit.version)
-    transition = domain.move(facts_of(permit), action, today, rules)
+    transition = domain.move(facts_of(permit), action, today, rules_for(permit.jurisdiction))
     return _commit_transition(
         session, audit, permit, transition, actor=actor, now=now, today=today, details=details
     )

@@ -10,18 +10,20 @@ from hub.clock import WorkingCalendar
 from hub.permits.domain import (
     TRANSITIONS,
     Action,
+    AddressRules,
     LifecycleRules,
     MoveRefused,
     PermitFacts,
     PermitState,
-    ReportDeadline,
     ResidenceChange,
     ResidencePeriod,
+    Span,
     add_years,
     change_address,
     move,
     residence_on,
 )
+from hub.permits.jurisdictions import Period
 
 RULES = LifecycleRules(settlement_years=3)
 REGISTERED = date(2025, 3, 1)
@@ -186,19 +188,19 @@ def test_settlement_needs_a_configured_rule() -> None:
 def test_address_change_deadline(
     rule: str, moved_on: date, reported_on: date, due: date, late: bool
 ) -> None:
-    deadline = {
-        "im": ReportDeadline(30, working_days=False, cite="[IM]"),
-        "cf": ReportDeadline(7, working_days=True, cite="[CF §19]"),
+    address = {
+        "im": AddressRules(Period(amount=30, unit="days"), None, "[IM]"),
+        "cf": AddressRules(Period(amount=7, unit="working-days"), None, "[CF §19]"),
     }[rule]
     change = change_address(
         valid_permit(date(2027, 1, 31)),
         moved_on=moved_on,
         reported_on=reported_on,
-        deadline=deadline,
+        address=address,
         calendar=WorkingCalendar(),
         rules=RULES,
     )
-    assert (change.due, change.late, change.provisional) == (due, late, False)
+    assert (change.due, change.overdue, change.provisional) == (due, late, False)
     start = change.transition.after.residence_start
     assert start == (reported_on if late else REGISTERED)
     assert change.transition.after.state is PermitState.VALID
@@ -209,11 +211,11 @@ def test_an_address_deadline_in_an_unknown_year_is_provisional() -> None:
         valid_permit(date(2027, 3, 31)),
         moved_on=date(2026, 12, 28),
         reported_on=date(2027, 1, 4),
-        deadline=ReportDeadline(7, working_days=True, cite="[CF §19]"),
+        address=AddressRules(Period(amount=7, unit="working-days"), None, "[CF §19]"),
         calendar=WorkingCalendar(),
         rules=RULES,
     )
-    assert change.provisional and change.due == date(2027, 1, 6) and not change.late
+    assert change.provisional and change.due == date(2027, 1, 6) and not change.overdue
 
 
 def test_a_report_before_the_move_is_refused() -> None:
@@ -222,7 +224,7 @@ def test_a_report_before_the_move_is_refused() -> None:
             valid_permit(),
             moved_on=date(2026, 10, 10),
             reported_on=date(2026, 10, 9),
-            deadline=ReportDeadline(30, working_days=False, cite="[IM]"),
+            address=AddressRules(Period(amount=30, unit="days"), None, "[IM]"),
             calendar=WorkingCalendar(),
             rules=RULES,
         )
@@ -253,3 +255,58 @@ def test_residence_on_any_date() -> None:
 )
 def test_whole_years(start: date, day: date, years: int) -> None:
     assert ResidencePeriod(start, (day - start).days).whole_years == years
+
+
+@pytest.mark.parametrize(
+    ("reported_on", "overdue", "restarted"),
+    [
+        (date(2026, 10, 13), False, False),  # within 7 working days
+        (date(2026, 10, 20), True, False),  # overdue, but within a month of the move
+        (date(2026, 10, 28), True, False),  # one month after 28 Sep: still counted
+        (date(2026, 10, 29), True, True),  # over a month late: residence restarts
+    ],
+)
+def test_chifeng_restarts_residence_only_after_a_month(
+    reported_on: date, overdue: bool, restarted: bool
+) -> None:
+    """[CF §19]: report within 7 working days; a month unreported restarts residence."""
+    change = change_address(
+        valid_permit(date(2027, 1, 31)),
+        moved_on=date(2026, 9, 28),
+        reported_on=reported_on,
+        address=AddressRules(Period(amount=7, unit="working-days"), Span(1, "months"), "[CF §19]"),
+        calendar=WorkingCalendar(),
+        rules=RULES,
+    )
+    assert change.overdue is overdue
+    assert change.transition.residence_restarted is restarted
+    assert change.transition.after.residence_start == (reported_on if restarted else REGISTERED)
+
+
+@pytest.mark.parametrize(
+    ("rules", "restored_on", "continuous"),
+    [
+        (LifecycleRules(restoration_grace=None), date(2026, 11, 2), False),  # national rule
+        (LifecycleRules(restoration_grace=Span(1, "months")), date(2026, 12, 1), True),
+        (LifecycleRules(restoration_grace=Span(1, "months")), date(2026, 12, 2), False),
+    ],
+)
+def test_restoration_grace_by_jurisdiction(
+    rules: LifecycleRules, restored_on: date, continuous: bool
+) -> None:
+    transition = move(suspended_permit(), Action.ENDORSE, restored_on, rules)
+    assert transition.residence_restarted is (not continuous)
+
+
+def test_a_window_of_one_month_before_expiry() -> None:
+    """NAT §10: endorsement in the month before the full year."""
+    rules = LifecycleRules(endorsement_window=Span(1, "months"))
+    assert refusal_code_with(valid_permit(date(2027, 3, 31)), date(2027, 2, 27), rules)
+    after = move(valid_permit(date(2027, 3, 31)), Action.ENDORSE, date(2027, 2, 28), rules).after
+    assert after.expires_on == date(2028, 3, 31)
+
+
+def refusal_code_with(facts: PermitFacts, today: date, rules: LifecycleRules) -> str:
+    with pytest.raises(MoveRefused) as refused:
+        move(facts, Action.ENDORSE, today, rules)
+    return refused.value.refusal.code

@@ -43,7 +43,7 @@ def perform(
             actor=ACTOR,
             now=NOW,
             today=kw.pop("today", TODAY),  # type: ignore[arg-type]
-            rules=RULES,
+            rules_for=lambda _: RULES,
             details=kw or None,  # type: ignore[arg-type]
         )
         return permit
