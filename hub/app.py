@@ -31,6 +31,7 @@ from hub.db import make_engine, unit_of_work
 from hub.keyring import Keyring, load_keyring
 from hub.permits import api as permits_api
 from hub.permits.domain import LifecycleRules
+from hub.permits.identity import CitizenIdVault
 from hub.permits.jurisdictions import Jurisdiction, load_jurisdictions
 from hub.settings import ConfigError, Settings, load_settings
 
@@ -49,6 +50,10 @@ class Hub:
     auth_state: AuthState
     verifier: TokenVerifier
     authorization_server: HubAuthorizationServer
+
+    @property
+    def vault(self) -> CitizenIdVault:
+        return CitizenIdVault.from_keyring(self.keyring)
 
     @property
     def key_password(self) -> bytes:

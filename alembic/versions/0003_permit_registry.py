@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.Column("contact", sa.String(32), nullable=False),
         sa.Column("arrived_on", sa.Date(), nullable=False),
         sa.Column("registered_on", sa.Date(), nullable=False),
-        sa.Column("declaration_due_on", sa.Date(), nullable=False),
+        sa.Column("declaration_due_on", sa.Date(), nullable=True),
         sa.Column("declared_late", sa.Boolean(), nullable=False),
         sa.Column("residence_start", sa.Date(), nullable=False),
         sa.Column("imported_from_temporary_permit", sa.Boolean(), nullable=False),

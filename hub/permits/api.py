@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import JSONResponse
@@ -12,8 +13,9 @@ from pydantic import BaseModel, Field
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.deps import CurrentHub, DbSession
 from hub.permits import domain, service
-from hub.permits.store import Permit
-from hub.problems import Problem, Text, problem_type
+from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
+from hub.permits.store import Permit, Registration
+from hub.problems import FieldError, Problem, Text, problem_type
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit registry"], route_class=GuardedRoute)
 
@@ -27,6 +29,140 @@ STALE_WRITE = problem_type(
 REFUSED = {
     code: problem_type(code, 409, zh, en) for code, (zh, en) in domain.REFUSAL_TITLES.items()
 }
+
+
+REGISTRATION_REFUSED = problem_type(
+    "registration-refused", 422, "居住登记信息不符合规定", "Registration not accepted"
+)
+REGISTRATION_NOT_FOUND = problem_type(
+    "registration-not-found", 404, "居住登记不存在", "Registration not found"
+)
+REGION = r"^\d{6}$"
+
+
+class DeclarantBody(BaseModel):
+    relation: Literal["guardian", "trustee", "near-relative"]
+    citizen_id: str = Field(description="The declarant's own ID number", max_length=20)
+    because: Literal["minor", "elderly-limited-mobility", "disabled"]
+
+
+class RegistrationBody(BaseModel):
+    """Residence registration with the fields of [CF §11]."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "citizen_id": "11010519491231002X",
+                    "name": "王芳",
+                    "ethnicity": "汉族",
+                    "household_address": "北京市朝阳区某街道1号",
+                    "household_region": "110105",
+                    "current_address": "赤峰市红山区某小区2号楼",
+                    "current_region": "150402",
+                    "reason": "employment",
+                    "workplace": "赤峰某建材有限公司",
+                    "contact": "13800000000",
+                    "arrived_on": "2026-11-16",
+                }
+            ]
+        }
+    }
+
+    citizen_id: str = Field(max_length=20)
+    name: str = Field(min_length=1, max_length=64)
+    ethnicity: str = Field(min_length=1, max_length=32)
+    household_address: str = Field(min_length=1, max_length=256)
+    household_region: str = Field(pattern=REGION)
+    current_address: str = Field(min_length=1, max_length=256)
+    current_region: str = Field(pattern=REGION)
+    reason: Literal["employment", "business", "study", "family", "other"]
+    workplace: str | None = Field(default=None, max_length=256)
+    contact: str = Field(pattern=r"^\+?[0-9\- ]{5,20}$")
+    arrived_on: date
+    temporary_permit_since: date | None = Field(
+        default=None, description="Start of an old temporary-residence permit (暂住证) to import"
+    )
+    declarant: DeclarantBody | None = None
+
+
+def _citizen_id(text: str, today: date, pointer: str) -> CitizenId:
+    try:
+        return parse_citizen_id(text, today=today)
+    except InvalidCitizenId as error:
+        raise citizen_id_problem(error, pointer) from None
+
+
+@router.post(
+    "/registrations",
+    status_code=201,
+    summary="Register a residence (居住登记)",
+    responses={422: {"description": "A field is invalid; `errors` points at it"}},
+)
+@requires("registry:write")
+def create_registration(
+    request: Request, body: RegistrationBody, session: DbSession, hub: CurrentHub
+) -> JSONResponse:
+    today = hub.clock.today()
+    principal = principal_of(request)
+    declarant = body.declarant
+    data = service.RegistrationInput(
+        citizen_id=_citizen_id(body.citizen_id, today, "/citizen_id"),
+        name=body.name,
+        ethnicity=body.ethnicity,
+        household_address=body.household_address,
+        household_region=body.household_region,
+        current_address=body.current_address,
+        current_region=body.current_region,
+        reason=body.reason,
+        workplace=body.workplace,
+        contact=body.contact,
+        arrived_on=body.arrived_on,
+        temporary_permit_since=body.temporary_permit_since,
+        declarant=service.Declarant(
+            declarant.relation,
+            _citizen_id(declarant.citizen_id, today, "/declarant/citizen_id"),
+            declarant.because,
+        )
+        if declarant
+        else None,
+    )
+    try:
+        registration = service.register(
+            session,
+            hub.audit,
+            hub.vault,
+            hub.jurisdictions,
+            hub.calendar,
+            data,
+            actor=service.Actor(principal.client_id, principal.department.value),
+            now=hub.clock.now(),
+            today=today,
+        )
+    except service.RegistrationRefused as refused:
+        extensions = {"cite": refused.cite} if refused.cite else {}
+        raise Problem(
+            REGISTRATION_REFUSED,
+            Text(refused.zh, refused.en),
+            errors=[FieldError(Text(refused.zh, refused.en), pointer=refused.pointer)],
+            extensions=extensions,
+        ) from None
+    view = service.registration_view(registration, hub.vault)
+    return JSONResponse(
+        view, status_code=201, headers={"Location": f"{request.url}/{registration.id}"}
+    )
+
+
+@router.get("/registrations/{registration_id}", summary="A residence registration")
+@requires("registry:read")
+def get_registration(registration_id: str, session: DbSession, hub: CurrentHub) -> dict[str, Any]:
+    registration = session.get(Registration, registration_id)
+    if registration is None:
+        raise Problem(
+            REGISTRATION_NOT_FOUND,
+            Text(f"没有编号为 {registration_id} 的居住登记", f"No registration {registration_id}"),
+        )
+    return service.registration_view(registration, hub.vault)
 
 
 class LifecycleAction(StrEnum):

@@ -9,16 +9,19 @@ not committed, and nothing committed goes unpublished.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from hub.audit import AuditEvent, AuditLog
-from hub.permits import domain
-from hub.permits.store import Card, Outbox, Permit, PermitEvent
+from hub.clock import WorkingCalendar
+from hub.permits import domain, jurisdictions
+from hub.permits.identity import CitizenId, CitizenIdVault
+from hub.permits.store import Card, Outbox, Permit, PermitEvent, Registration
 
 
 @dataclass(frozen=True)
@@ -226,3 +229,188 @@ def view(permit: Permit) -> dict[str, Any]:
         },
         "allowed_actions": [a.value for a in domain.allowed_actions(facts_of(permit).state)],
     }
+
+
+# --- residence registration ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Declarant:
+    """Someone declaring for another [CF §10]: a guardian or trustee of a minor under 16, or of
+    an elderly person of limited mobility or a disabled person."""
+
+    relation: str
+    citizen_id: CitizenId
+    because: str  # minor, elderly-limited-mobility, disabled
+
+
+@dataclass(frozen=True)
+class RegistrationInput:
+    """The fields of [CF §11]; sex and date of birth are read from the ID number."""
+
+    citizen_id: CitizenId
+    name: str
+    ethnicity: str
+    household_address: str
+    household_region: str
+    current_address: str
+    current_region: str
+    reason: str
+    workplace: str | None
+    contact: str
+    arrived_on: date
+    temporary_permit_since: date | None = None
+    declarant: Declarant | None = None
+
+
+class RegistrationRefused(Exception):
+    """A registration the rules do not allow, naming the field a person must correct."""
+
+    def __init__(self, pointer: str, zh: str, en: str, cite: str | None = None) -> None:
+        super().__init__(en)
+        self.pointer, self.zh, self.en, self.cite = pointer, zh, en, cite
+
+
+def _age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _check_declarant(
+    data: RegistrationInput, rules: jurisdictions.Registration, today: date
+) -> None:
+    declarant = data.declarant
+    if declarant is None:
+        return
+    proxy = rules.proxy
+    if proxy is None:
+        raise RegistrationRefused(
+            "/declarant", "本地未规定代为申报", "No one may declare for another here"
+        )
+    if declarant.relation not in proxy.by:
+        raise RegistrationRefused(
+            "/declarant/relation",
+            f"只有{'、'.join(proxy.by)}可以代为申报",
+            f"Only a {' or '.join(proxy.by)} may declare for another",
+            proxy.cite,
+        )
+    if declarant.because == "minor":
+        age = _age_on(data.citizen_id.birth_date, today)
+        if age >= proxy.minors_under_years:
+            raise RegistrationRefused(
+                "/declarant/because",
+                f"被申报人已满 {proxy.minors_under_years} 周岁",
+                f"The person is {age}, not under {proxy.minors_under_years}",
+                proxy.cite,
+            )
+    elif declarant.because not in proxy.also_for:
+        raise RegistrationRefused(
+            "/declarant/because",
+            "不属于可代为申报的情形",
+            f"{declarant.because!r} is not a case for declaring on another's behalf",
+            proxy.cite,
+        )
+
+
+def register(
+    session: Session,
+    audit: AuditLog,
+    vault: CitizenIdVault,
+    places: Mapping[str, jurisdictions.Jurisdiction],
+    calendar: WorkingCalendar,
+    data: RegistrationInput,
+    *,
+    actor: Actor,
+    now: datetime,
+    today: date,
+) -> Registration:
+    """Record a residence registration; lateness against the declaration deadline is kept."""
+    place = jurisdictions.jurisdiction_for(places, data.current_region)
+    if place is None:
+        raise RegistrationRefused(
+            "/current_region",
+            f"行政区划 {data.current_region} 不在本平台服务范围内",
+            f"Division {data.current_region} is not served by this hub",
+        )
+    if data.arrived_on > today:
+        raise RegistrationRefused("/arrived_on", "到达日期晚于今天", "The arrival is in the future")
+    rules = place.registration
+    if data.temporary_permit_since is not None:
+        if rules.temporary_permit_years_count is None:
+            raise RegistrationRefused(
+                "/temporary_permit_since",
+                "本地暂住证年限不计入居住年限",
+                "Years under a temporary-residence permit do not count here",
+            )
+        if data.temporary_permit_since > data.arrived_on:
+            raise RegistrationRefused(
+                "/temporary_permit_since",
+                "暂住证起始日期晚于到达日期",
+                "The temporary permit starts after the arrival",
+            )
+    _check_declarant(data, rules, today)
+    due = (
+        rules.declare_within.within.due_after(data.arrived_on, calendar)
+        if (rules.declare_within)
+        else None
+    )
+    registration = Registration(
+        id=str(uuid.uuid4()),
+        jurisdiction=place.code,
+        citizen_id_hash=vault.lookup_hash(data.citizen_id),
+        citizen_id_sealed=vault.seal(data.citizen_id),
+        name=data.name,
+        sex=data.citizen_id.sex.value,
+        ethnicity=data.ethnicity,
+        birth_date=data.citizen_id.birth_date,
+        household_address=data.household_address,
+        household_region=data.household_region,
+        current_address=data.current_address,
+        current_region=data.current_region,
+        reason=data.reason,
+        workplace=data.workplace,
+        contact=data.contact,
+        arrived_on=data.arrived_on,
+        registered_on=today,
+        declaration_due_on=due.due if due else None,
+        declared_late=bool(due and today > due.due),
+        residence_start=data.temporary_permit_since or data.arrived_on,
+        imported_from_temporary_permit=data.temporary_permit_since is not None,
+        declarant_relation=data.declarant.relation if data.declarant else None,
+        declarant_id_hash=(
+            vault.lookup_hash(data.declarant.citizen_id) if data.declarant else None
+        ),
+        created_at=now,
+    )
+    session.add(registration)
+    audit.record(
+        session,
+        AuditEvent(
+            actor_client_id=actor.client_id,
+            actor_department=actor.department,
+            action="registration.create",
+            outcome="late" if registration.declared_late else "registered",
+            subject=registration.citizen_id_hash,
+            purpose="registry",
+        ),
+        now,
+    )
+    session.flush()
+    return registration
+
+
+def registration_view(registration: Registration, vault: CitizenIdVault) -> dict[str, Any]:
+    """What a window sees: the ID masked, never in clear."""
+    citizen_id = vault.open(registration.citizen_id_sealed)
+    hidden = {"citizen_id_hash", "citizen_id_sealed", "declarant_id_hash"}
+    fields = registration.model_dump(exclude=hidden)
+    fields["citizen_id"] = citizen_id.masked()
+    return {key: _json_value(value) for key, value in fields.items()}
+
+
+def _json_value(value: Any) -> Any:
+    """Dates as ISO strings; times always with their zone (SQLite returns them naive, in UTC)."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

@@ -41,7 +41,7 @@ class Registration(SQLModel, table=True):
     contact: str = Field(max_length=32)
     arrived_on: date
     registered_on: date
-    declaration_due_on: date
+    declaration_due_on: date | None = None
     declared_late: bool = False
     residence_start: date
     imported_from_temporary_permit: bool = False
