@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.deps import CurrentHub, DbSession
-from hub.permits import domain, service
+from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
 from hub.permits.store import Permit, Registration
-from hub.problems import FieldError, Problem, Text, problem_type
+from hub.problems import FieldError, Problem, Text, problem_response, problem_type
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit registry"], route_class=GuardedRoute)
 
@@ -158,10 +158,7 @@ def create_registration(
 def get_registration(registration_id: str, session: DbSession, hub: CurrentHub) -> dict[str, Any]:
     registration = session.get(Registration, registration_id)
     if registration is None:
-        raise Problem(
-            REGISTRATION_NOT_FOUND,
-            Text(f"没有编号为 {registration_id} 的居住登记", f"No registration {registration_id}"),
-        )
+        raise _registration_not_found(registration_id)
     return service.registration_view(registration, hub.vault)
 
 
@@ -303,3 +300,186 @@ def permit_events(permit_id: str, session: DbSession) -> list[dict[str, Any]]:
         }
         for event in events
     ]
+
+
+# --- applications and proofs ---------------------------------------------------------------
+
+APPLICATION_INCOMPLETE = problem_type(
+    "application-incomplete", 422, "申领材料不全", "Application incomplete"
+)
+PERMIT_EXISTS = problem_type("permit-exists", 409, "已持有有效居住证", "A live permit exists")
+CLAIM_INVALID = problem_type("claim-invalid", 422, "申领条件填写有误", "Invalid claim")
+INELIGIBLE = {
+    code: problem_type(code, 422, zh, en)
+    for code, (zh, en) in eligibility.INELIGIBILITY_TITLES.items()
+}
+PROOF_CONFLICT = problem_type(
+    "proof-conflict", 409, "同一证明编号的内容不一致", "Proof id reused with other content"
+)
+PROOF_NOT_FOUND = problem_type("proof-not-found", 404, "证明不存在", "Proof not found")
+
+
+class ApplicationBody(BaseModel):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "registration_id": "7f0c2d4e-5d7b-4d8a-9a53-3c1f1f6f2b11",
+                    "condition": "residence",
+                    "form": "rented-housing",
+                    "materials": ["id-card", "photo", "lease-contract"],
+                }
+            ]
+        }
+    }
+
+    registration_id: str = Field(max_length=36)
+    condition: Literal["employment", "residence", "study"] | None = None
+    form: str | None = Field(default=None, max_length=64)
+    exemption: str | None = Field(default=None, max_length=64)
+    materials: list[str] = Field(default_factory=list, max_length=50)
+
+
+@router.post(
+    "/applications",
+    status_code=201,
+    summary="Apply for a permit (申领): accepted, incomplete or ineligible [CF §16]",
+    responses={
+        409: {"description": "The person already holds a live permit [CF §17]"},
+        422: {"description": "Incomplete (`missing` lists the materials) or ineligible (cited)"},
+    },
+)
+@requires("registry:write")
+def apply(
+    request: Request, body: ApplicationBody, session: DbSession, hub: CurrentHub
+) -> JSONResponse:
+    principal = principal_of(request)
+    try:
+        outcome, permit = applications.apply_for_permit(
+            session,
+            hub.audit,
+            hub.jurisdictions,
+            hub.calendar,
+            body.registration_id,
+            applications.Claim(
+                body.condition, body.form, body.exemption, frozenset(body.materials)
+            ),
+            actor=service.Actor(principal.client_id, principal.department.value),
+            now=hub.clock.now(),
+            today=hub.clock.today(),
+        )
+    except applications.RegistrationNotFound:
+        raise _registration_not_found(body.registration_id) from None
+    except applications.ClaimInvalid as invalid:
+        raise Problem(CLAIM_INVALID, Text(f"申领条件无效：{invalid}", str(invalid))) from None
+    except applications.PermitExists as exists:
+        raise Problem(
+            PERMIT_EXISTS,
+            Text("一人一证：此人已持有有效居住证", "One person, one permit: a live one exists"),
+            extensions={"permit_id": exists.permit_id, "cite": "[CF §17]"},
+        ) from None
+    # Refusals are answered, not raised: the transaction must commit their audit entry.
+    if isinstance(outcome, eligibility.Incomplete):
+        missing = [{"code": m.code, "zh": m.zh, "en": m.en} for m in outcome.missing]
+        names = Text(
+            "、".join(m.zh for m in outcome.missing), ", ".join(m.en for m in outcome.missing)
+        )
+        problem = Problem(
+            APPLICATION_INCOMPLETE,
+            Text(f"还缺：{names.zh}", f"Still missing: {names.en}"),
+            extensions={"missing": missing, "cite": "[CF §16]"},
+        )
+        return problem_response(request, problem)
+    if isinstance(outcome, eligibility.Ineligible):
+        problem = Problem(
+            INELIGIBLE[outcome.code],
+            Text(outcome.zh, outcome.en),
+            extensions={"reason": outcome.code, "cite": outcome.cite},
+        )
+        return problem_response(request, problem)
+    assert permit is not None
+    view = service.view(permit)
+    return JSONResponse(
+        {"outcome": "accepted", "met_by": outcome.met_by, "permit": view},
+        status_code=201,
+        headers={"ETag": f'"{permit.version}"', "Location": f"/registry/v1/permits/{permit.id}"},
+    )
+
+
+@router.get("/permits-overdue", summary="Accepted permits past their issuance deadline")
+@requires("registry:read")
+def overdue(session: DbSession, hub: CurrentHub) -> list[dict[str, Any]]:
+    return [service.view(p) for p in applications.overdue_issuance(session, hub.clock.today())]
+
+
+def _registration_not_found(registration_id: str) -> Problem:
+    return Problem(
+        REGISTRATION_NOT_FOUND,
+        Text(f"没有编号为 {registration_id} 的居住登记", f"No registration {registration_id}"),
+    )
+
+
+class ProofBody(BaseModel):
+    """A condition on file with its competent department, recorded by registry staff."""
+
+    citizen_id: str = Field(max_length=20)
+    kind: str = Field(max_length=32, examples=["social-insurance"])
+    source_department: str = Field(max_length=64, examples=["hr-social-security"])
+    source_proof_id: str = Field(min_length=1, max_length=128, examples=["NBSI-2026-000123"])
+    valid_from: date
+    valid_to: date | None = None
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        examples=[{"months": 14, "continuous": True, "back_paid_months": 0}],
+    )
+
+
+@router.post(
+    "/proofs",
+    status_code=201,
+    summary="Record a department's proof on file (idempotent by department and proof id)",
+    responses={200: {"description": "Recorded before with the same content"}},
+)
+@requires("registry:write")
+def record_proof(
+    request: Request, body: ProofBody, session: DbSession, hub: CurrentHub
+) -> JSONResponse:
+    principal = principal_of(request)
+    citizen_id = _citizen_id(body.citizen_id, hub.clock.today(), "/citizen_id")
+    data = applications.ProofInput(
+        citizen_id_hash=hub.vault.lookup_hash(citizen_id),
+        kind=body.kind,
+        source_department=body.source_department,
+        source_proof_id=body.source_proof_id,
+        valid_from=body.valid_from,
+        valid_to=body.valid_to,
+        details=body.details,
+    )
+    try:
+        proof, new = applications.record_proof(
+            session,
+            hub.audit,
+            data,
+            actor=service.Actor(principal.client_id, principal.department.value),
+            now=hub.clock.now(),
+        )
+    except applications.ClaimInvalid as invalid:
+        raise Problem(CLAIM_INVALID, Text(f"证明无效：{invalid}", str(invalid))) from None
+    except applications.ProofConflict:
+        raise Problem(
+            PROOF_CONFLICT,
+            Text(
+                f"证明编号 {body.source_proof_id} 已登记为其他内容",
+                f"Proof {body.source_proof_id} was recorded before with other content",
+            ),
+        ) from None
+    view = {
+        "id": proof.id,
+        "kind": proof.kind,
+        "source_department": proof.source_department,
+        "source_proof_id": proof.source_proof_id,
+        "valid_from": proof.valid_from.isoformat(),
+        "valid_to": proof.valid_to.isoformat() if proof.valid_to else None,
+        "details": proof.details,
+    }
+    return JSONResponse(view, status_code=201 if new else 200)

@@ -1,0 +1,242 @@
+"""Use cases of applying for a permit and of recording department proofs (service layer).
+
+Split from service.py, which holds the lifecycle of an existing permit. An application is
+assessed against the jurisdiction's rules and the proofs on file; accepted, it becomes a
+permit in state `accepted` with a receipt number and an issuance deadline [CF §16-§17].
+Every assessment is audited, the refused ones included.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from hub.audit import AuditEvent, AuditLog
+from hub.clock import WorkingCalendar
+from hub.permits import eligibility
+from hub.permits.jurisdictions import ConditionKind, Jurisdiction
+from hub.permits.service import Actor, record_event
+from hub.permits.store import LIVE_STATES, Permit, Proof, Registration
+
+
+class RegistrationNotFound(LookupError):
+    pass
+
+
+class PermitExists(Exception):
+    """One person, one permit [CF §17]: the holder already has a live permit."""
+
+    def __init__(self, permit_id: str) -> None:
+        super().__init__(permit_id)
+        self.permit_id = permit_id
+
+
+class ClaimInvalid(ValueError):
+    """A condition, form or material the jurisdiction does not have."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the applicant brings to the window."""
+
+    condition: ConditionKind | None
+    form: str | None
+    exemption: str | None
+    materials: frozenset[str]
+
+
+def proofs_on_file(session: Session, citizen_id_hash: str) -> list[eligibility.ProofOnFile]:
+    query = select(Proof).where(
+        col(Proof.citizen_id_hash) == citizen_id_hash, col(Proof.revoked_at).is_(None)
+    )
+    return [
+        eligibility.ProofOnFile(
+            kind=proof.kind,
+            source_department=proof.source_department,
+            valid_from=proof.valid_from,
+            valid_to=proof.valid_to,
+            details=proof.details,
+        )
+        for proof in session.exec(query)
+    ]
+
+
+def _receipt_number(place: Jurisdiction, today: date) -> str:
+    return f"{place.code[:2].upper()}{today:%Y%m%d}{secrets.token_hex(4).upper()}"
+
+
+def apply_for_permit(
+    session: Session,
+    audit: AuditLog,
+    places: Mapping[str, Jurisdiction],
+    calendar: WorkingCalendar,
+    registration_id: str,
+    claim: Claim,
+    *,
+    actor: Actor,
+    now: datetime,
+    today: date,
+) -> tuple[eligibility.Outcome, Permit | None]:
+    """Assess the application; on acceptance create the permit, its event and outbox row."""
+    registration = session.get(Registration, registration_id)
+    if registration is None:
+        raise RegistrationNotFound(registration_id)
+    place: Jurisdiction = places[registration.jurisdiction]
+    facts = eligibility.ApplicationFacts(
+        household_region=registration.household_region,
+        residence_region=registration.current_region,
+        residence_start=registration.residence_start,
+        claimed_condition=claim.condition,
+        claimed_form=claim.form,
+        exemption=claim.exemption,
+        materials_presented=claim.materials,
+        proofs=proofs_on_file(session, registration.citizen_id_hash),
+    )
+    try:
+        outcome = eligibility.assess(place, facts, today)
+    except ValueError as exc:
+        raise ClaimInvalid(str(exc)) from None
+    if not isinstance(outcome, eligibility.Accepted):
+        kind = "incomplete" if isinstance(outcome, eligibility.Incomplete) else outcome.code
+        audit.record(session, _audit(actor, registration, f"refused:{kind}"), now)
+        return outcome, None
+    live = session.exec(
+        select(Permit.id).where(
+            col(Permit.citizen_id_hash) == registration.citizen_id_hash,
+            col(Permit.state).in_(LIVE_STATES),
+        )
+    ).first()
+    if live is not None:
+        raise PermitExists(live)
+    deadline = place.issuance.deadline.within.due_after(today, calendar)
+    permit = Permit(
+        id=str(uuid.uuid4()),
+        registration_id=registration.id,
+        jurisdiction=place.code,
+        citizen_id_hash=registration.citizen_id_hash,
+        state="accepted",
+        receipt_number=_receipt_number(place, today),
+        accepted_on=today,
+        issue_due_on=deadline.due,
+        residence_start=outcome.residence_start or registration.residence_start,
+        updated_at=now,
+    )
+    session.add(permit)
+    try:
+        session.flush()  # the partial unique index is the arbiter between two windows
+    except sa.exc.IntegrityError:
+        raise PermitExists("(concurrent application)") from None
+    payload = {
+        "on": today.isoformat(),
+        "receipt_number": permit.receipt_number,
+        "issue_due_on": deadline.due.isoformat(),
+        "condition": outcome.condition,
+        "form": outcome.form,
+        "met_by": outcome.met_by,
+        "exemption": outcome.exemption,
+    }
+    record_event(session, audit, permit, "accept", payload, actor, now)
+    return outcome, permit
+
+
+def _audit(actor: Actor, registration: Registration, outcome: str) -> AuditEvent:
+    return AuditEvent(
+        actor_client_id=actor.client_id,
+        actor_department=actor.department,
+        action="application.assess",
+        outcome=outcome,
+        subject=registration.citizen_id_hash,
+        purpose="registry",
+    )
+
+
+def overdue_issuance(session: Session, today: date) -> list[Permit]:
+    """Accepted permits past their issuance deadline [CF §17], oldest deadline first."""
+    query = select(Permit).where(col(Permit.state) == "accepted", col(Permit.issue_due_on) < today)
+    return list(session.exec(query.order_by(col(Permit.issue_due_on))).all())
+
+
+@dataclass(frozen=True)
+class ProofInput:
+    citizen_id_hash: str
+    kind: str
+    source_department: str
+    source_proof_id: str
+    valid_from: date
+    valid_to: date | None
+    details: dict[str, Any]
+
+
+class ProofConflict(Exception):
+    """The department's proof id was recorded before with other content."""
+
+
+def record_proof(
+    session: Session, audit: AuditLog, data: ProofInput, *, actor: Actor, now: datetime
+) -> tuple[Proof, bool]:
+    """Record a proof on file, idempotent by (department, proof id); True if it is new.
+
+    Staff record proofs now; department connectors will call the same use case.
+    """
+    kind = eligibility.PROOF_KINDS.get(data.kind)
+    if kind is None:
+        raise ClaimInvalid(
+            f"unknown proof kind {data.kind!r}; one of {sorted(eligibility.PROOF_KINDS)}"
+        )
+    if data.source_department not in kind.owners:
+        raise ClaimInvalid(
+            f"a {data.kind} proof comes from {', '.join(sorted(kind.owners))}, "
+            f"not {data.source_department}"
+        )
+    if data.valid_to is not None and data.valid_to < data.valid_from:
+        raise ClaimInvalid("valid_to is before valid_from")
+    existing = session.exec(
+        select(Proof).where(
+            col(Proof.source_department) == data.source_department,
+            col(Proof.source_proof_id) == data.source_proof_id,
+        )
+    ).first()
+    if existing is not None:
+        same = (
+            existing.citizen_id_hash,
+            existing.kind,
+            existing.valid_from,
+            existing.valid_to,
+            existing.details,
+        ) == (data.citizen_id_hash, data.kind, data.valid_from, data.valid_to, data.details)
+        if not same:
+            raise ProofConflict(data.source_proof_id)
+        return existing, False
+    proof = Proof(
+        id=str(uuid.uuid4()),
+        citizen_id_hash=data.citizen_id_hash,
+        kind=data.kind,
+        source_department=data.source_department,
+        source_proof_id=data.source_proof_id,
+        valid_from=data.valid_from,
+        valid_to=data.valid_to,
+        details=data.details,
+        recorded_by=actor.client_id,
+        recorded_at=now,
+    )
+    session.add(proof)
+    audit.record(
+        session,
+        AuditEvent(
+            actor_client_id=actor.client_id,
+            actor_department=actor.department,
+            action="proof.record",
+            outcome=data.kind,
+            subject=data.citizen_id_hash,
+            purpose="eligibility",
+        ),
+        now,
+    )
+    return proof, True
