@@ -6,7 +6,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -14,6 +14,7 @@ from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.deps import CurrentHub, DbSession
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
+from hub.permits.jurisdictions import Jurisdiction
 from hub.permits.store import Permit, Registration
 from hub.problems import FieldError, Problem, Text, problem_response, problem_type
 
@@ -38,6 +39,9 @@ REGISTRATION_NOT_FOUND = problem_type(
     "registration-not-found", 404, "居住登记不存在", "Registration not found"
 )
 REGION = r"^\d{6}$"
+CANCEL_REASON = problem_type(
+    "cancellation-reason-invalid", 422, "注销原因无效", "Invalid cancellation reason"
+)
 
 
 class DeclarantBody(BaseModel):
@@ -230,56 +234,30 @@ def get_permit(permit_id: str, session: DbSession) -> JSONResponse:
     return _with_etag(service.view(permit))
 
 
-@router.post(
-    "/permits/{permit_id}/{action}",
-    summary="Issue, endorse, replace, renew, cancel or settle a permit",
-    description=(
-        "Needs `If-Match` with the ETag last read. Illegal moves are 409 problems whose type "
-        "names the rule (e.g. `/problems/endorsement-window-not-open`) and cite the seed."
-    ),
-    responses={
-        409: {"description": "The state machine refuses the move"},
-        412: {"description": "The permit changed since it was read"},
-        428: {"description": "If-Match missing"},
-    },
-)
-@requires("registry:write")
-def act_on_permit(
-    request: Request,
-    session: DbSession,
-    hub: CurrentHub,
-    permit_id: str,
-    action: Annotated[LifecycleAction, Path(description="What to do")],
-    body: Annotated[ActionBody | None, Body()] = None,
-) -> JSONResponse:
-    principal = principal_of(request)
-    try:
-        permit, _ = service.perform(
-            session,
-            hub.audit,
-            permit_id,
-            domain.Action(action.value),
-            expected_version=_expected_version(request),
-            actor=service.Actor(principal.client_id, principal.department.value),
-            now=hub.clock.now(),
-            today=hub.clock.today(),
-            rules_for=hub.lifecycle_rules,
-            details={"reason": body.reason} if body and body.reason else None,
-        )
-    except service.PermitNotFound:
-        raise _not_found(permit_id) from None
-    except service.StaleWrite as stale:
+def _stale(stale: service.StaleWrite) -> Problem:
+    return Problem(
+        STALE_WRITE,
+        Text(
+            f"居住证已是第 {stale.current_version} 版，请重新读取后再办理",
+            f"The permit is now at version {stale.current_version}: read it again",
+        ),
+        extensions={"current_version": stale.current_version},
+    )
+
+
+def _check_cancellation_reason(place: Jurisdiction, reason: str | None) -> None:
+    """A cancellation names one of the jurisdiction's reasons [CF §23] where it lists them."""
+    codes = [entry.code for entry in place.cancellation]
+    if codes and reason not in codes:
         raise Problem(
-            STALE_WRITE,
+            CANCEL_REASON,
             Text(
-                f"居住证已是第 {stale.current_version} 版，请重新读取后再办理",
-                f"The permit is now at version {stale.current_version}: read it again",
+                f"注销原因须为：{'、'.join(codes)}",
+                f"The reason must be one of: {', '.join(codes)}",
             ),
-            extensions={"current_version": stale.current_version},
-        ) from None
-    except domain.MoveRefused as refused:
-        raise _refused(refused.refusal) from None
-    return _with_etag(service.view(permit))
+            errors=[FieldError(Text("注销原因无效", "invalid reason"), pointer="/reason")],
+            extensions={"cite": place.cancellation[0].cite},
+        )
 
 
 @router.get("/permits/{permit_id}/events", summary="The permit's history, oldest first")
@@ -483,3 +461,144 @@ def record_proof(
         "details": proof.details,
     }
     return JSONResponse(view, status_code=201 if new else 200)
+
+
+ADDRESS_REFUSED = problem_type(
+    "address-change-refused", 422, "变更登记不符合规定", "Address change not accepted"
+)
+
+
+class AddressChangeBody(BaseModel):
+    new_address: str = Field(min_length=1, max_length=256, examples=["赤峰市松山区某小区5号楼"])
+    new_region: str = Field(pattern=REGION, examples=["150404"])
+    moved_on: date
+
+
+@router.post(
+    "/permits/{permit_id}/address-change",
+    summary="Report a move (变更登记); late reports restart residence where the rules say so",
+    responses={412: {"description": "Stale If-Match"}, 428: {"description": "If-Match missing"}},
+)
+@requires("registry:write")
+def change_address(
+    request: Request,
+    permit_id: str,
+    body: AddressChangeBody,
+    session: DbSession,
+    hub: CurrentHub,
+) -> JSONResponse:
+    permit = session.get(Permit, permit_id)
+    if permit is None:
+        raise _not_found(permit_id)
+    principal = principal_of(request)
+    today = hub.clock.today()
+    if body.moved_on > today:
+        raise Problem(
+            ADDRESS_REFUSED,
+            Text("迁入日期晚于今天", "The move is in the future"),
+            errors=[FieldError(Text("迁入日期晚于今天", "in the future"), pointer="/moved_on")],
+        )
+    try:
+        changed, _ = service.change_address(
+            session,
+            hub.audit,
+            hub.jurisdictions[permit.jurisdiction],
+            hub.calendar,
+            permit_id,
+            expected_version=_expected_version(request),
+            moved_on=body.moved_on,
+            new_address=body.new_address,
+            new_region=body.new_region,
+            actor=service.Actor(principal.client_id, principal.department.value),
+            now=hub.clock.now(),
+            today=today,
+        )
+    except service.StaleWrite as stale:
+        raise _stale(stale) from None
+    except service.AddressRefused as refused:
+        text = Text(refused.zh, refused.en)
+        raise Problem(
+            ADDRESS_REFUSED, text, errors=[FieldError(text, pointer=refused.pointer)]
+        ) from None
+    except domain.MoveRefused as refused:
+        raise _refused(refused.refusal) from None
+    return _with_etag(service.view(changed))
+
+
+@router.get(
+    "/permits/{permit_id}/residence",
+    summary="The holder's continuous residence (start and length) on a date",
+)
+@requires("registry:read")
+def residence(
+    permit_id: str,
+    session: DbSession,
+    hub: CurrentHub,
+    on: Annotated[date | None, Query(description="The date asked about; default today")] = None,
+) -> dict[str, Any]:
+    permit = session.get(Permit, permit_id)
+    if permit is None:
+        raise _not_found(permit_id)
+    day = on or hub.clock.today()
+    period = service.residence_of(session, permit, day)
+    if period is None:
+        return {"on": day.isoformat(), "resident": False}
+    return {
+        "on": day.isoformat(),
+        "resident": True,
+        "start": period.start.isoformat(),
+        "days": period.days,
+        "whole_years": period.whole_years,
+    }
+
+
+# Last: its `{action}` segment would otherwise shadow /address-change and /residence.
+@router.post(
+    "/permits/{permit_id}/{action}",
+    summary="Issue, endorse, replace, renew, cancel or settle a permit",
+    description=(
+        "Needs `If-Match` with the ETag last read. Illegal moves are 409 problems whose type "
+        "names the rule (e.g. `/problems/endorsement-window-not-open`) and cite the seed."
+    ),
+    responses={
+        409: {"description": "The state machine refuses the move"},
+        412: {"description": "The permit changed since it was read"},
+        428: {"description": "If-Match missing"},
+    },
+)
+@requires("registry:write")
+def act_on_permit(
+    request: Request,
+    session: DbSession,
+    hub: CurrentHub,
+    permit_id: str,
+    action: Annotated[LifecycleAction, Path(description="What to do")],
+    body: Annotated[ActionBody | None, Body()] = None,
+) -> JSONResponse:
+    principal = principal_of(request)
+    if action is LifecycleAction.CANCEL:
+        current = session.get(Permit, permit_id)
+        if current is None:
+            raise _not_found(permit_id)
+        reason = body.reason if body else None
+        _check_cancellation_reason(hub.jurisdictions[current.jurisdiction], reason)
+    try:
+        permit, _ = service.perform(
+            session,
+            hub.audit,
+            permit_id,
+            domain.Action(action.value),
+            expected_version=_expected_version(request),
+            actor=service.Actor(principal.client_id, principal.department.value),
+            now=hub.clock.now(),
+            today=hub.clock.today(),
+            rules_for=hub.lifecycle_rules,
+            details={"reason": body.reason} if body and body.reason else None,
+        )
+    except service.PermitNotFound:
+        raise _not_found(permit_id) from None
+    except service.StaleWrite as stale:
+        raise _stale(stale) from None
+    except domain.MoveRefused as refused:
+        raise _refused(refused.refusal) from None
+    return _with_etag(service.view(permit))

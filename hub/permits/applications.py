@@ -141,6 +141,7 @@ def apply_for_permit(
         "form": outcome.form,
         "met_by": outcome.met_by,
         "exemption": outcome.exemption,
+        "residence_start": permit.residence_start.isoformat(),
     }
     record_event(session, audit, permit, "accept", payload, actor, now)
     return outcome, permit

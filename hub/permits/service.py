@@ -414,3 +414,80 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+# --- address change and residence ----------------------------------------------------------
+
+
+class AddressRefused(Exception):
+    def __init__(self, pointer: str, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.pointer, self.zh, self.en = pointer, zh, en
+
+
+def change_address(
+    session: Session,
+    audit: AuditLog,
+    place: jurisdictions.Jurisdiction,
+    calendar: WorkingCalendar,
+    permit_id: str,
+    *,
+    expected_version: int,
+    moved_on: date,
+    new_address: str,
+    new_region: str,
+    actor: Actor,
+    now: datetime,
+    today: date,
+) -> tuple[Permit, PermitEvent]:
+    """Report a move within the permit's area [IM: 30 days; CF §19: 7 working days, and a
+    month unreported restarts residence]; a move elsewhere needs a new registration."""
+    permit = _lock(session, permit_id)
+    if permit.version != expected_version:
+        raise StaleWrite(permit.version)
+    if not place.permit_valid_in(new_region):
+        raise AddressRefused(
+            "/new_region",
+            f"新居住地 {new_region} 不在本证有效范围内，请重新办理居住登记",
+            f"{new_region} is outside the permit's area: register the residence anew",
+        )
+    rules = place.lifecycle_rules()
+    address = place.address_rules()
+    details: dict[str, Any] = {"moved_on": moved_on.isoformat(), "new_region": new_region}
+    if address is None:  # no document we hold sets a time limit: record, never late
+        transition = domain.move(facts_of(permit), domain.Action.CHANGE_ADDRESS, today, rules)
+    else:
+        change = domain.change_address(
+            facts_of(permit),
+            moved_on=moved_on,
+            reported_on=today,
+            address=address,
+            calendar=calendar,
+            rules=rules,
+        )
+        transition = change.transition
+        details |= {
+            "due": change.due.isoformat(),
+            "overdue": change.overdue,
+            "provisional": change.provisional,
+            "cite": address.cite,
+        }
+    registration = session.get(Registration, permit.registration_id)
+    assert registration is not None
+    registration.current_address, registration.current_region = new_address, new_region
+    session.add(registration)
+    return _commit_transition(
+        session, audit, permit, transition, actor=actor, now=now, today=today, details=details
+    )
+
+
+def residence_of(session: Session, permit: Permit, day: date) -> domain.ResidencePeriod | None:
+    """Continuous residence on `day`, from the permit's history of starts and restarts."""
+    starts = [
+        date.fromisoformat(event.payload[key])
+        for event in events_of(session, permit.id)
+        for key in ("residence_start", "residence_restarted_on")
+        if key in event.payload
+    ]
+    changes = [domain.ResidenceChange(start, start) for start in starts]
+    return domain.residence_on(changes, day)

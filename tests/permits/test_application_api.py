@@ -170,3 +170,99 @@ def test_unknown_registration_and_claims(
         app_client, office, registration_id=registration_id, condition="residence", form="castle"
     )
     assert bad_form.status_code == 422 and bad_form.json()["type"] == "/problems/claim-invalid"
+
+
+def _issued_permit(app_client: TestClient, office: dict[str, str], registration_id: str) -> str:
+    accepted = apply(
+        app_client,
+        office,
+        registration_id=registration_id,
+        condition="residence",
+        form="rented",
+        materials=["id-card", "photo", "lease-contract"],
+    ).json()["permit"]
+    app_client.post(
+        f"/registry/v1/permits/{accepted['id']}/issue", headers={**office, "If-Match": '"1"'}
+    )
+    return str(accepted["id"])
+
+
+@pytest.mark.parametrize(
+    ("reported", "overdue", "start_after"),
+    [
+        # Moved Tue 20 Oct; 7 working days [CF §19] end Thu 29 Oct; a month ends 20 Nov.
+        (datetime(2026, 10, 29, 2, tzinfo=UTC), False, "2026-03-02"),
+        (datetime(2026, 11, 20, 2, tzinfo=UTC), True, "2026-03-02"),
+        (datetime(2026, 11, 23, 2, tzinfo=UTC), True, "2026-11-23"),
+    ],
+)
+def test_address_change_and_residence_on_any_date(
+    app_client: TestClient,
+    register_client: RegisterClient,
+    clock: FixedClock,
+    office: dict[str, str],
+    registration_id: str,
+    reported: datetime,
+    overdue: bool,
+    start_after: str,
+) -> None:
+    permit_id = _issued_permit(app_client, office, registration_id)
+    later = _at(clock, app_client, register_client, reported)
+    response = app_client.post(
+        f"/registry/v1/permits/{permit_id}/address-change",
+        headers={**later, "If-Match": '"2"'},
+        json={
+            "new_address": "赤峰市松山区某小区5号楼",
+            "new_region": "150404",
+            "moved_on": "2026-10-20",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == '"3"'
+    events = app_client.get(f"/registry/v1/permits/{permit_id}/events", headers=later).json()
+    change = events[-1]
+    assert change["type"] == "change-address"
+    assert (change["payload"]["due"], change["payload"]["overdue"]) == ("2026-10-29", overdue)
+
+    def start_on(day: str) -> str:
+        answer = app_client.get(
+            f"/registry/v1/permits/{permit_id}/residence", params={"on": day}, headers=later
+        ).json()
+        return str(answer["start"])
+
+    assert start_on("2026-10-01") == "2026-03-02"
+    assert start_on(reported.date().isoformat()) == start_after
+    residence = app_client.get(
+        f"/registry/v1/permits/{permit_id}/residence", params={"on": "2026-01-01"}, headers=later
+    ).json()
+    assert residence == {"on": "2026-01-01", "resident": False}
+
+
+def test_address_change_outside_the_area_and_stale_writes(
+    app_client: TestClient, office: dict[str, str], registration_id: str
+) -> None:
+    permit_id = _issued_permit(app_client, office, registration_id)
+    url = f"/registry/v1/permits/{permit_id}/address-change"
+    move = {"new_address": "宁波市某区", "new_region": "330203", "moved_on": "2026-10-10"}
+    outside = app_client.post(url, headers={**office, "If-Match": '"2"'}, json=move)
+    assert outside.status_code == 422
+    assert outside.json()["errors"][0]["pointer"] == "/new_region"
+    stale = app_client.post(
+        url, headers={**office, "If-Match": '"1"'}, json={**move, "new_region": "150404"}
+    )
+    assert stale.status_code == 412
+
+
+def test_cancellation_needs_a_reason_of_the_jurisdiction(
+    app_client: TestClient, office: dict[str, str], registration_id: str
+) -> None:
+    permit_id = _issued_permit(app_client, office, registration_id)
+    url = f"/registry/v1/permits/{permit_id}/cancel"
+    refused = app_client.post(url, headers={**office, "If-Match": '"2"'}, json={"reason": "whim"})
+    assert refused.status_code == 422
+    assert refused.json()["type"] == "/problems/cancellation-reason-invalid"
+    assert refused.json()["cite"].startswith("[CF §23]")
+    done = app_client.post(
+        url, headers={**office, "If-Match": '"2"'}, json={"reason": "conditions-no-longer-met"}
+    )
+    assert done.status_code == 200 and done.json()["state"] == "cancelled"
