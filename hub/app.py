@@ -28,6 +28,7 @@ from hub.auth.server import HubAuthorizationServer
 from hub.auth.state import AuthState
 from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
 from hub.db import make_engine, unit_of_work
+from hub.jobs import build_scheduler
 from hub.keyring import Keyring, load_keyring
 from hub.permits import api as permits_api
 from hub.permits.domain import LifecycleRules
@@ -128,9 +129,14 @@ def create_app(
         refresher = asyncio.create_task(
             hub.auth_state.keep_fresh(settings.revocation_refresh_seconds)
         )
+        scheduler = build_scheduler(hub) if settings.scheduler_enabled else None
+        if scheduler is not None:
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher

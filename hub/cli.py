@@ -146,6 +146,21 @@ def keys_rotate() -> None:
 
 
 @cli.group()
+def jobs() -> None:
+    """The daily jobs."""
+
+
+@jobs.command("run")
+def jobs_run() -> None:
+    """Run the expiry sweep, endorsement reminders and overdue flags once, now."""
+    from hub.app import build_hub
+    from hub.jobs import run_daily_jobs
+
+    counts = run_daily_jobs(build_hub(_settings()))
+    click.echo(", ".join(f"{name}: {count}" for name, count in counts.items()))
+
+
+@cli.group()
 def audit() -> None:
     """The hash-chained audit log."""
 

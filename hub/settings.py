@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
     default_language: Literal["zh-CN", "en"] = "zh-CN"
     revocation_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
+    scheduler_enabled: bool = True
     holiday_schedules_dir: Path = Path("holidays")
     jurisdictions_dir: Path = Path("jurisdictions")
     host: str = "127.0.0.1"

@@ -117,6 +117,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key_file=tmp_path / "unused.key",
         issuer=ISSUER,
         default_language="en",
+        scheduler_enabled=False,
     )
 
 

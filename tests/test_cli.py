@@ -156,6 +156,12 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.strip() == "audit log intact: 3 rows"
 
+    daily = run_hub("jobs", "run", env=env)
+    assert daily.returncode == 0, daily.stderr
+    assert daily.stdout.strip() == (
+        "expiry-sweep: 0, endorsement-reminders: 0, overdue-issuance: 0"
+    )
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -1,0 +1,248 @@
+"""Scheduled jobs: the daily expiry sweep, endorsement reminders and overdue-issuance flags.
+
+Each job works in batches, one transaction per batch, and claims its batch with row locks:
+`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so two hub processes running the same job
+at the same time split the work instead of doing it twice (DESIGN.md, "Storage"). On SQLite
+every transaction starts with BEGIN IMMEDIATE, which already serialises writers, and SQLAlchemy
+leaves the FOR UPDATE clause out. A job re-checks, under the lock and with a fresh statement,
+that its work has not been done meanwhile; so every job is idempotent: run it twice on the same
+day and the second run does nothing.
+
+Every change goes through the permit service, so it writes the permit_event, the outbox row and
+the audit entry in the same transaction as the state (DESIGN.md, "event-sourced-lite").
+`build_scheduler` runs the jobs daily at 00:05 China time; `run_daily_jobs` runs them once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from sqlmodel import Session, col, select
+
+from hub.db import unit_of_work
+from hub.permits import domain, service
+from hub.permits.store import Permit, PermitEvent
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+log = logging.getLogger(__name__)
+
+TIMEZONE = "Asia/Shanghai"
+SCHEDULER = service.Actor("hub-scheduler", "public-security")
+REMINDER = "endorsement-reminder"
+OVERDUE = "issuance-overdue"
+DEFAULT_BATCH = 500
+
+
+def _claim(
+    session: Session, where: list[sa.ColumnElement[bool]], after: str, batch_size: int
+) -> list[Permit]:
+    """Lock up to `batch_size` permits matching `where` with ids after `after`, skipping rows
+    another transaction holds. Keyset order by id, so a run always ends."""
+    query = (
+        select(Permit)
+        .where(*where, col(Permit.id) > after)
+        .order_by(col(Permit.id))
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.exec(query).all())
+
+
+Handler = Callable[[Session, Permit, datetime], bool]
+
+
+def _run_batches(
+    hub: Hub, where: list[sa.ColumnElement[bool]], batch_size: int, handle: Handler
+) -> int:
+    """Claim batches of permits and `handle` each (True when it did the work), one unit of
+    work per batch; returns how many were handled. An exception rolls back its own batch
+    (earlier batches stay committed) and ends the run."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    done, after = 0, ""
+    while True:
+        with unit_of_work(hub.engine) as session:
+            permits = _claim(session, where, after, batch_size)
+            now = hub.clock.now()
+            handled = sum(handle(session, permit, now) for permit in permits)
+        done += handled
+        if len(permits) < batch_size:
+            return done
+        after = permits[-1].id
+
+
+def _has_event(session: Session, permit_id: str, event_type: str, **payload: str) -> bool:
+    """Whether the permit already has an event of this type whose payload has these values.
+
+    A statement of its own, issued after the row lock: under READ COMMITTED it sees what
+    another process committed while this one waited, so work is never repeated.
+    """
+    query = select(PermitEvent.payload).where(
+        col(PermitEvent.permit_id) == permit_id, col(PermitEvent.type) == event_type
+    )
+    return any(
+        all(found.get(key) == value for key, value in payload.items())
+        for found in session.exec(query).all()
+    )
+
+
+def _no_event(event_type: str, **payload: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """SQL pre-filter matching `_has_event` (which stays the authority, under the lock)."""
+    conditions = [
+        col(PermitEvent.permit_id) == col(Permit.id),
+        col(PermitEvent.type) == event_type,
+        *(col(PermitEvent.payload)[key].as_string() == value for key, value in payload.items()),
+    ]
+    return ~sa.exists().where(*conditions)
+
+
+def sweep_expired(hub: Hub, today: date, batch_size: int = DEFAULT_BATCH) -> int:
+    """Suspend every valid permit whose last valid day is before `today` [CF §20]: not
+    endorsed by expiry, its functions are suspended from the day after. Each suspension writes
+    the state, a "suspend" event, an outbox row and an audit entry. Returns how many this
+    call suspended."""
+
+    def suspend(session: Session, permit: Permit, now: datetime) -> bool:
+        try:
+            service.perform(
+                session,
+                hub.audit,
+                permit.id,
+                domain.Action.SUSPEND,
+                expected_version=permit.version,
+                actor=SCHEDULER,
+                now=now,
+                today=today,
+                rules_for=hub.lifecycle_rules,
+                details={"by": "expiry-sweep"},
+            )
+        except domain.MoveRefused as refused:  # refused before writing anything
+            log.warning("expiry sweep skipped permit %s: %s", permit.id, refused)
+            return False
+        return True
+
+    where = [col(Permit.state) == domain.PermitState.VALID.value, col(Permit.expires_on) < today]
+    suspended = _run_batches(hub, where, batch_size, suspend)
+    log.info("expiry sweep for %s: %d permits suspended", today, suspended)
+    return suspended
+
+
+def remind_endorsement(hub: Hub, today: date, batch_size: int = DEFAULT_BATCH) -> int:
+    """Tell departments and holders, once per permit and expiry date, that the endorsement
+    window is open: valid permits whose window opens on or before `today` and is not yet closed
+    (an expired one is the sweep's). Writes an "endorsement-reminder" event and its outbox row
+    (and an audit entry); the permit's state and version do not change. Returns how many
+    reminders this call wrote."""
+
+    def remind(session: Session, permit: Permit, now: datetime) -> bool:
+        assert permit.expires_on is not None
+        rules = hub.lifecycle_rules(permit.jurisdiction)
+        opens, closes = domain.endorsement_window(permit.expires_on, rules)
+        expires_on = permit.expires_on.isoformat()
+        if not opens <= today <= closes or _has_event(
+            session, permit.id, REMINDER, expires_on=expires_on
+        ):
+            return False
+        payload = {
+            "on": today.isoformat(),
+            "expires_on": expires_on,
+            "window_opens": opens.isoformat(),
+            "window_closes": closes.isoformat(),
+            "cite": rules.cite_endorsement,
+        }
+        service.record_event(session, hub.audit, permit, REMINDER, payload, SCHEDULER, now)
+        return True
+
+    # A generous SQL bound; each jurisdiction's own window decides in `remind`.
+    horizon = max(
+        (
+            place.lifecycle_rules().endorsement_window.after(today)
+            for place in hub.jurisdictions.values()
+        ),
+        default=today,
+    ) + timedelta(days=3)
+    where = [
+        col(Permit.state) == domain.PermitState.VALID.value,
+        col(Permit.expires_on) >= today,
+        col(Permit.expires_on) <= horizon,
+        _no_event(REMINDER, expires_on=sa.cast(col(Permit.expires_on), sa.String)),
+    ]
+    reminded = _run_batches(hub, where, batch_size, remind)
+    log.info("endorsement reminders for %s: %d written", today, reminded)
+    return reminded
+
+
+def flag_overdue_issuance(hub: Hub, today: date, batch_size: int = DEFAULT_BATCH) -> int:
+    """Flag, once per permit, an accepted application whose card was due before `today` and is
+    still not issued: an "issuance-overdue" event and its outbox row (and an audit entry),
+    state and version unchanged. Returns how many permits this call flagged."""
+
+    def flag(session: Session, permit: Permit, now: datetime) -> bool:
+        if _has_event(session, permit.id, OVERDUE):
+            return False
+        payload = {
+            "on": today.isoformat(),
+            "issue_due_on": permit.issue_due_on.isoformat(),
+            "days_overdue": (today - permit.issue_due_on).days,
+        }
+        service.record_event(session, hub.audit, permit, OVERDUE, payload, SCHEDULER, now)
+        return True
+
+    where = [
+        col(Permit.state) == domain.PermitState.ACCEPTED.value,
+        col(Permit.issue_due_on) < today,
+        _no_event(OVERDUE),
+    ]
+    flagged = _run_batches(hub, where, batch_size, flag)
+    log.info("overdue issuance for %s: %d permits flagged", today, flagged)
+    return flagged
+
+
+JOBS: dict[str, Callable[[Hub, date], int]] = {
+    "expiry-sweep": sweep_expired,
+    "endorsement-reminders": remind_endorsement,
+    "overdue-issuance": flag_overdue_issuance,
+}
+
+
+def run_daily_jobs(hub: Hub, today: date | None = None) -> dict[str, int]:
+    """Run the three jobs once, in order (the sweep first), for `today` (default: the hub's
+    clock); returns each job's count by name."""
+    day = today or hub.clock.today()
+    return {name: job(hub, day) for name, job in JOBS.items()}
+
+
+def _daily(hub: Hub, job: Callable[[Hub, date], int]) -> Callable[[], int]:
+    def run() -> int:
+        return job(hub, hub.clock.today())
+
+    run.__name__ = run.__qualname__ = job.__name__
+    return run
+
+
+def build_scheduler(hub: Hub) -> BackgroundScheduler:
+    """A scheduler (not started) with each job daily at 00:05 China time. A run missed while
+    the process was down is made up once (coalesced) within the day; a job never overlaps
+    itself in one process, and row locks keep two processes from repeating each other's work.
+    The caller starts it (`start()`) and stops it (`shutdown()`)."""
+    scheduler = BackgroundScheduler(timezone=TIMEZONE)
+    for name, job in JOBS.items():
+        scheduler.add_job(
+            _daily(hub, job),
+            CronTrigger(hour=0, minute=5, timezone=TIMEZONE),
+            id=name,
+            name=name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=23 * 3600,
+            replace_existing=True,
+        )
+    return scheduler
