@@ -145,6 +145,30 @@ def keys_rotate() -> None:
     click.echo(f"signing key: {kid}")
 
 
+@cli.command()
+@click.option("--holders", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=2026, show_default=True)
+def demo(holders: int, seed: int) -> None:
+    """Load a generated, realistic data set into an empty database (through the services)."""
+    from hub.app import build_hub
+    from hub.demo import load_demo
+
+    hub = build_hub(_settings())
+    hub.check_database()
+    hub.prepare()
+    try:
+        summary = load_demo(
+            hub,
+            holders,
+            seed,
+            progress=lambda done: click.echo(f"  {done:,} of {holders:,} holders", err=True),
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    for line in summary.lines():
+        click.echo(line)
+
+
 @cli.group()
 def jobs() -> None:
     """The daily jobs."""

@@ -36,7 +36,7 @@ from hub.clock import CHINA
 from hub.db import unit_of_work
 from hub.permits import applications, eligibility, service
 from hub.permits.domain import Action, add_months, add_years
-from hub.permits.identity import CitizenId
+from hub.permits.identity import CitizenId, CitizenIdVault
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
 from hub.permits.store import Card, Outbox, Permit, PermitEvent, Proof, Registration
 
@@ -476,12 +476,13 @@ def load_demo(
         )
     people = generate_people(hub.jurisdictions, holders, seed, today)
     rng = random.Random(f"{seed}:histories")
+    vault = hub.vault
     done = 0
     for start in range(0, len(people), BATCH_SIZE):
         batch = people[start : start + BATCH_SIZE]
         with unit_of_work(hub.engine) as session:
             for offset, person in enumerate(batch):
-                _History(hub, session, rng, today, person, start + offset).live()
+                _History(hub, session, rng, today, person, start + offset, vault).live()
         done += len(batch)
         if progress is not None:
             progress(done)
@@ -504,11 +505,13 @@ class _History:
         today: date,
         person: Person,
         number: int,
+        vault: CitizenIdVault,
     ) -> None:
         self.hub, self.session, self.rng, self.today = hub, session, rng, today
         self.person = person
         self.number = number
         self.place = hub.jurisdictions[person.jurisdiction]
+        self.vault = vault
         self.office = service.Actor(f"demo-{self.place.code}-office", "public-security")
         self.last_now: datetime | None = None
         self.proof_count = 0
@@ -579,7 +582,7 @@ class _History:
         return service.register(
             self.session,
             self.hub.audit,
-            self.hub.vault,
+            self.vault,
             self.hub.jurisdictions,
             calendar,
             service.RegistrationInput(
@@ -883,7 +886,7 @@ class _History:
         if last <= cursor:
             return cursor
         planned: list[tuple[date, str]] = []
-        for kind, chance in (("move", 0.12), ("lost", 0.035), ("damaged", 0.02), ("cancel", 0.03)):
+        for kind, chance in (("move", 0.12), ("lost", 0.035), ("damaged", 0.02), ("cancel", 0.02)):
             if rng.random() < chance:
                 planned.append((self.day_between(cursor + timedelta(days=1), last), kind))
         settlement = self.place.settlement

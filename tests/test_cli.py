@@ -236,3 +236,11 @@ def test_only_db_upgrade_creates_the_master_secret(tmp_path: Path) -> None:
     assert run_hub("db", "upgrade", env=env).returncode == 0
     assert (tmp_path / "hub.key").stat().st_mode & 0o777 == 0o600
     assert run_hub("audit", "verify", env=env).returncode == 0
+
+
+def test_demo_loads_once(database_url: str) -> None:
+    env = _env(database_url)
+    loaded = run_hub("demo", "--holders", "12", env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.startswith("holders: 12 (")
+    _assert_one_sentence(run_hub("demo", "--holders", "12", env=env), "already")
