@@ -48,6 +48,8 @@ bench: venv postgres
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/tokens.py --database-url postgresql://127.0.0.1:5432/test
+	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/registry.py --database-url postgresql://127.0.0.1:5432/test
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -33,21 +33,13 @@ The results go to bench/RESULTS.md, one section per database, replaced on each r
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import os
-import platform
-import resource
 import secrets
-import shlex
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,25 +48,46 @@ from urllib.parse import quote
 import httpx
 from fastapi import FastAPI
 
-from hub.app import build_hub, create_app
+from hub.app import create_app
 from hub.auth.guard import public, requires
-from hub.auth.service import NewClient, add_client
-from hub.db import unit_of_work
-from hub.migrate import upgrade
-from hub.settings import load_settings
+from hub.auth.service import NewClient
 
-ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
-CONFIG = ROOT / "config" / "hub.toml"
-RESULTS = ROOT / "bench" / "RESULTS.md"
+if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the path, not the root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common
+from bench.common import (
+    CLIENT_BUSY,
+    CONFIG,
+    DISTURBED,
+    HOST,
+    MAX_ATTEMPTS_PER_ROUND,
+    RESULTS,
+    SATURATED,
+    BenchError,
+    Context,
+    Database,
+    Load,
+    Round,
+    Target,
+    _bounded_int,
+    basic_authorization,
+    code_version,
+    free_port,
+    machine,
+    pick_cpus,
+    record,
+    running_server,
+    scratch_database,
+    software,
+    verdict,
+    wrk_version,
+)
+
+SCRIPT = "bench/tokens.py"
 SCOPE = "registry:read"
 TARGET_GUARD_OVERHEAD = 0.15  # guarded requests at most 15% slower than open ones
 TARGET_TOKENS_PER_CORE = 1_000.0  # client_secret_basic, one server worker on one core
-SATURATED = 0.90  # server CPU share below this: the server was not the bottleneck
-CLIENT_BUSY = 0.90  # wrk CPU share above this: the load generator may have been the bottleneck
-DISTURBED = 0.10  # other processes busy above this share of one CPU: the round is disturbed
-MAX_ATTEMPTS_PER_ROUND = 3  # disturbed rounds are measured again, up to rounds x this
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 # wrk takes its request from this script; the shape comes from the environment so one script
 # serves all three endpoints. `done` prints one machine-readable line for the parser below.
@@ -94,10 +107,6 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
-
-
-class BenchError(Exception):
-    """The benchmark could not produce a trustworthy figure; the message says why."""
 
 
 def bench_app() -> FastAPI:
@@ -124,346 +133,19 @@ def bench_app() -> FastAPI:
 # --- database ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Database:
-    url: str
-    key: str  # "sqlite" or "postgresql": names the RESULTS.md section
-    title: str
-    description: str
-
-
-def _postgres_url(url: str) -> str:
-    """psycopg 3 is the only PostgreSQL driver installed; SQLAlchemy's default is psycopg2."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-@contextlib.contextmanager
-def scratch_database(url: str | None, workdir: Path) -> Iterator[Database]:
-    """A fresh database for one run: a SQLite file in `workdir`, or a PostgreSQL database
-    `hub_bench_<pid>` created next to the one named by `url` and dropped afterwards."""
-    if url is None:
-        yield Database(
-            f"sqlite:///{workdir / 'hub.db'}", "sqlite", "SQLite", "SQLite, a fresh file"
-        )
-        return
-    import sqlalchemy as sa
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(_postgres_url(url))
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        yield Database(url, "sqlite", "SQLite", f"SQLite, {parsed.database}")
-        return
-    if backend != "postgresql":
-        raise BenchError(f"--database-url must be sqlite:/// or postgresql://, not {backend}")
-    if parsed.host not in (None, "127.0.0.1", "localhost", "::1"):
-        raise BenchError("the benchmark loads only this machine: use a 127.0.0.1 database")
-    name = f"hub_bench_{os.getpid()}"
-    admin = sa.create_engine(parsed, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            version = connection.exec_driver_sql("SHOW server_version").scalar()
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        where = f"{parsed.host or 'local socket'}:{parsed.port or 5432}"
-        try:
-            yield Database(
-                parsed.set(database=name).render_as_string(hide_password=False),
-                "postgresql",
-                "PostgreSQL",
-                f"PostgreSQL {str(version).split()[0]} on {where}, scratch database {name}",
-            )
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
-
-
 def register_client() -> NewClient:
-    """Migrate, create the signing key and register a client_secret_basic client, as
-    `hub db upgrade` and `hub clients add` do, with the settings the server will read."""
-    settings = load_settings()
-    upgrade(settings.database_url)
-    hub = build_hub(settings)
-    try:
-        hub.prepare()
-        with unit_of_work(hub.engine) as session:
-            return add_client(
-                session,
-                hub.audit,
-                hub.keyring.derive("client-secret"),
-                hub.clock.now(),
-                department="housing",
-                scopes=[SCOPE],
-            )
-    finally:
-        hub.engine.dispose()
-
-
-# --- server ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def pick_cpus() -> tuple[int | None, int | None]:
-    """Server on one CPU, wrk on another, when taskset and two CPUs are available."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if shutil.which("taskset") is None or len(cpus) < 2:
-        return None, None
-    return cpus[0], cpus[1]
-
-
-def pinned(command: list[str], cpu: int | None) -> list[str]:
-    return command if cpu is None else ["taskset", "-c", str(cpu), *command]
-
-
-@contextlib.contextmanager
-def running_server(
-    env: dict[str, str], port: int, cpu: int | None, log_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """One uvicorn worker serving `bench_app`, as `hub serve` would (access log off)."""
-    command = pinned(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.tokens:bench_app",
-            "--factory",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--app-dir",
-            str(ROOT),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cpu,
-    )
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_until_ready(server, f"http://{HOST}:{port}/healthz", log_path)
-        yield server
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _wait_until_ready(server: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise BenchError(f"the server exited ({server.returncode}):\n{log_path.read_text()}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise BenchError(f"the server did not answer {url} within 60 s:\n{log_path.read_text()}")
+    """Migrate, create the signing key and register the housing client that asks for tokens."""
+    return common.register_client("housing", [SCOPE])
 
 
 # --- load --------------------------------------------------------------------------------
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-
-def children_cpu_seconds() -> float:
-    """CPU time of finished children: around one wrk run, that run's CPU time."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def busy_seconds() -> dict[str, float]:
-    """Non-idle time of each CPU and of all ("cpu"), stolen time included, from /proc/stat."""
-    busy = {}
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("cpu"):
-            name, *ticks = line.split()
-            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, ticks[:8])
-            busy[name] = (user + nice + system + irq + softirq + steal) / CLOCK_TICK
-    return busy
-
-
-@dataclass(frozen=True)
-class Target:
-    """One request shape that wrk repeats."""
-
-    name: str
-    method: str
-    path: str
-    authorization: str
-    body: str = ""
-    content_type: str = ""
-
-    def wrk_env(self) -> dict[str, str]:
-        env = {"BENCH_METHOD": self.method, "BENCH_AUTHORIZATION": self.authorization}
-        if self.body:
-            env["BENCH_BODY"] = self.body
-        if self.content_type:
-            env["BENCH_CONTENT_TYPE"] = self.content_type
-        return env
-
-
-@dataclass(frozen=True)
-class Round:
-    """One wrk run and what the CPUs did meanwhile."""
-
-    requests: int
-    seconds: float  # as wrk measured it
-    wall: float  # around the wrk process, its start-up and exit included
-    p50_ms: float
-    p99_ms: float
-    server_cpu: float  # CPU seconds of the server process
-    client_cpu: float  # CPU seconds of wrk
-    core_busy: float  # busy seconds of the server's CPU, whatever ran there (0 if unpinned)
-    machine_busy: float  # busy seconds of all CPUs together
-
-    @property
-    def rate(self) -> float:
-        """Requests per wall-clock second."""
-        return self.requests / self.seconds
-
-    @property
-    def core_rate(self) -> float:
-        """Requests per second of core the server had: its per-core capacity.
-
-        Another process running on the server's core lowers `rate` but not this; on a quiet
-        core the two are equal.
-        """
-        taken = max(0.0, self.core_busy - self.server_cpu)
-        return self.requests / max(self.seconds - taken, self.server_cpu, 1e-9)
-
-    @property
-    def server_share(self) -> float:
-        return self.server_cpu / self.wall
-
-    @property
-    def client_share(self) -> float:
-        return self.client_cpu / self.wall
-
-    @property
-    def core_others(self) -> float:
-        """Share of the server's core taken by other processes, the kernel or the hypervisor."""
-        return max(0.0, self.core_busy - self.server_cpu) / self.wall
-
-    @property
-    def machine_others(self) -> float:
-        """CPUs' worth of work that was neither the server nor wrk. On a virtual machine a
-        busy neighbouring vCPU slows the server even when its own core looks free."""
-        return max(0.0, self.machine_busy - self.server_cpu - self.client_cpu) / self.wall
-
-
-@dataclass(frozen=True)
-class Load:
-    wrk: str
-    script: Path
-    base_url: str
-    concurrency: int
-    server_pid: int
-    server_core: int | None
-    client_core: int | None
-
-    def run(self, target: Target, seconds: int) -> Round:
-        """One wrk run against the live server; any error or non-2xx answer voids the run."""
-        command = pinned(
-            [
-                self.wrk,
-                "--threads",
-                "1",
-                "--connections",
-                str(self.concurrency),
-                "--duration",
-                f"{seconds}s",
-                "--timeout",
-                "10s",
-                "--script",
-                str(self.script),
-                self.base_url + target.path,
-            ],
-            self.client_core,
-        )
-        server_before, client_before = process_cpu_seconds(self.server_pid), children_cpu_seconds()
-        busy_before, started = busy_seconds(), time.monotonic()
-        done = subprocess.run(
-            command,
-            env={**os.environ, **target.wrk_env()},
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=False,
-        )
-        wall, busy = time.monotonic() - started, busy_seconds()
-        server_cpu = process_cpu_seconds(self.server_pid) - server_before
-        client_cpu = children_cpu_seconds() - client_before
-        lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-        if done.returncode != 0 or not lines:
-            raise BenchError(f"wrk failed on {target.name}:\n{done.stdout}{done.stderr}")
-        values = [float(value) for value in lines[-1].split()[1:]]
-        requests, duration_us, connect, read, write, status, timeouts, p50, p99 = values
-        errors = {"connect": connect, "read": read, "write": write, "timeout": timeouts}
-        if status or any(errors.values()):
-            raise BenchError(
-                f"{target.name}: {status:.0f} non-2xx answers, socket errors {errors}"
-                f" in {requests:.0f} requests:\n{done.stdout}"
-            )
-        core = f"cpu{self.server_core}"
-        return Round(
-            requests=int(requests),
-            seconds=duration_us / 1e6,
-            wall=wall,
-            p50_ms=p50 / 1000,
-            p99_ms=p99 / 1000,
-            server_cpu=server_cpu,
-            client_cpu=client_cpu,
-            core_busy=busy[core] - busy_before[core] if self.server_core is not None else 0.0,
-            machine_busy=busy["cpu"] - busy_before["cpu"],
-        )
-
-
-def basic_authorization(client: NewClient) -> str:
-    """RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding."""
-    assert client.secret is not None
-    pair = f"{quote(client.client_id, safe='')}:{quote(client.secret, safe='')}"
-    return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 TOKEN_BODY = f"grant_type=client_credentials&scope={quote(SCOPE, safe='')}"
 
 
 def fetch_token(base_url: str, authorization: str) -> str:
-    answer = httpx.post(
-        base_url + "/oauth/token",
-        content=TOKEN_BODY,
-        headers={
-            "Authorization": authorization,
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-        timeout=10,
-    )
-    if answer.status_code != 200:
-        raise BenchError(f"POST /oauth/token answered {answer.status_code}: {answer.text}")
-    token: str = answer.json()["access_token"]
-    return token
+    return common.fetch_token(base_url, authorization, TOKEN_BODY)
 
 
 def preflight(base_url: str, token: str) -> None:
@@ -631,95 +313,6 @@ def measure(
 # --- reporting ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Context:
-    date: str
-    machine: str
-    software: str
-    code: str
-    database: Database
-    command: str
-    load: str
-    pinning: str
-
-
-def machine() -> str:
-    model, virtual = platform.processor() or "unknown CPU", False
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                virtual = virtual or " hypervisor" in line
-    kind = ", virtual machine" if virtual else ""
-    return f"{model}, nproc {os.cpu_count()}, Linux {platform.release()}{kind}"
-
-
-def wrk_version(wrk: str) -> str:
-    done = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
-    words = (done.stdout or done.stderr).split()
-    return words[1] if len(words) > 1 else "unknown"
-
-
-def software() -> str:
-    from importlib.metadata import version
-    from importlib.util import find_spec
-
-    event_loop = "uvloop" if find_spec("uvloop") else "asyncio"
-    parser = "httptools" if find_spec("httptools") else "h11"
-    return (
-        f"Python {platform.python_version()}, uvicorn {version('uvicorn')} ({event_loop},"
-        f" {parser}), FastAPI {version('fastapi')}, Starlette {version('starlette')},"
-        f" Authlib {version('authlib')}, joserfc {version('joserfc')}"
-    )
-
-
-def code_version() -> str:
-    """The commit measured; read-only git (no optional locks, so the index is not rewritten)."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(ROOT), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD")
-    if not commit:
-        return "not a git checkout"
-    dirty = git("status", "--porcelain", "--", "hub")
-    return f"commit {commit}" + (" with uncommitted changes in hub/" if dirty else "")
-
-
-def shown_command(argv: Sequence[str]) -> str:
-    """The command as typed from the repository root, with any database password hidden."""
-    from sqlalchemy.engine import make_url
-
-    def hide(url: str) -> str:
-        with contextlib.suppress(Exception):
-            if "@" in url:
-                return make_url(url).render_as_string(hide_password=True)
-        return url
-
-    shown: list[str] = []
-    for index, arg in enumerate(argv):
-        if arg.startswith("--database-url="):
-            arg = "--database-url=" + hide(arg.split("=", 1)[1])
-        elif index and argv[index - 1] == "--database-url":
-            arg = hide(arg)
-        shown.append(arg)
-    python = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        python = python.relative_to(ROOT)
-    return shlex.join([str(python), "bench/tokens.py", *shown])
-
-
-def verdict(met: bool) -> str:
-    return "met" if met else "**MISSED**"
-
-
 def table(results: Results) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [
         (
@@ -800,27 +393,6 @@ def markdown(context: Context, results: Results) -> str:
     return "\n".join(lines)
 
 
-RESULTS_HEADER = """\
-# Benchmark results
-
-Each section is written by the benchmark it names and replaced when it runs again on the same
-database. How and why each one measures as it does is in the docstring of its script.
-"""
-
-
-def record(path: Path, key: str, section: str) -> None:
-    """Replace this benchmark's section for this database, or append it."""
-    begin, end = f"<!-- bench/tokens.py {key} -->", f"<!-- /bench/tokens.py {key} -->"
-    text = path.read_text() if path.exists() else RESULTS_HEADER
-    block = f"{begin}\n{section.rstrip()}\n{end}"
-    start, stop = text.find(begin), text.find(end)
-    if start >= 0 and stop > start:
-        text = text[:start] + block + text[stop + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def print_report(context: Context, results: Results) -> None:
     rows = table(results)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -838,16 +410,6 @@ def print_report(context: Context, results: Results) -> None:
 
 
 # --- command line ------------------------------------------------------------------------
-
-
-def _bounded_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
-        return value
-
-    return parse
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -917,7 +479,9 @@ def run(
     script = workdir / "request.lua"
     script.write_text(WRK_SCRIPT)
     print(f"{database.description}; server at {base_url}", flush=True)
-    with running_server(env, port, server_core, workdir / "server.log") as server:
+    with running_server(
+        "bench.tokens:bench_app", env, port, server_core, workdir / "server.log"
+    ) as server:
         load = Load(wrk, script, base_url, args.concurrency, server.pid, server_core, client_core)
         results = measure(
             load,
@@ -933,7 +497,7 @@ def run(
         software=software(),
         code=code_version(),
         database=database,
-        command=shown_command(argv),
+        command=common.shown_command(SCRIPT, argv),
         load=(
             f"wrk {wrk_version(wrk)}, 1 thread, {args.concurrency} keep-alive connections;"
             f" {args.warmup} s warm-up per endpoint, then rounds of {args.duration} s per"
@@ -948,7 +512,7 @@ def run(
     )
     print_report(context, results)
     if not args.no_record:
-        record(args.results, database.key, markdown(context, results))
+        record(args.results, SCRIPT, database.key, markdown(context, results))
         print(f"recorded in {args.results}")
     return 1 if args.check and not all(results.met()) else 0
 
