@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from hub.audit import AuditEvent, AuditLog
+from hub.audit import AuditLog
 from hub.clock import WorkingCalendar
 from hub.permits import eligibility
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
@@ -105,7 +105,10 @@ def apply_for_permit(
         raise ClaimInvalid(str(exc)) from None
     if not isinstance(outcome, eligibility.Accepted):
         kind = "incomplete" if isinstance(outcome, eligibility.Incomplete) else outcome.code
-        audit.record(session, _audit(actor, registration, f"refused:{kind}"), now)
+        event = actor.did(
+            "application.assess", f"refused:{kind}", registration.citizen_id_hash, "registry"
+        )
+        audit.record(session, event, now)
         return outcome, None
     live = session.exec(
         select(Permit.id).where(
@@ -145,17 +148,6 @@ def apply_for_permit(
     }
     record_event(session, audit, permit, "accept", payload, actor, now)
     return outcome, permit
-
-
-def _audit(actor: Actor, registration: Registration, outcome: str) -> AuditEvent:
-    return AuditEvent(
-        actor_client_id=actor.client_id,
-        actor_department=actor.department,
-        action="application.assess",
-        outcome=outcome,
-        subject=registration.citizen_id_hash,
-        purpose="registry",
-    )
 
 
 def overdue_issuance(session: Session, today: date) -> list[Permit]:
@@ -229,15 +221,6 @@ def record_proof(
     )
     session.add(proof)
     audit.record(
-        session,
-        AuditEvent(
-            actor_client_id=actor.client_id,
-            actor_department=actor.department,
-            action="proof.record",
-            outcome=data.kind,
-            subject=data.citizen_id_hash,
-            purpose="eligibility",
-        ),
-        now,
+        session, actor.did("proof.record", data.kind, data.citizen_id_hash, "eligibility"), now
     )
     return proof, True

@@ -31,6 +31,17 @@ class Actor:
     client_id: str
     department: str
 
+    def did(self, action: str, outcome: str, subject: str, purpose: str) -> AuditEvent:
+        """The audit entry of this actor's action on a holder (subject: the keyed ID hash)."""
+        return AuditEvent(
+            actor_client_id=self.client_id,
+            actor_department=self.department,
+            action=action,
+            outcome=outcome,
+            subject=subject,
+            purpose=purpose,
+        )
+
 
 class PermitNotFound(LookupError):
     pass
@@ -135,14 +146,7 @@ def record_event(
     session.add(Outbox(event_seq=event.seq, permit_id=permit.id, created_at=now))
     audit.record(
         session,
-        AuditEvent(
-            actor_client_id=actor.client_id,
-            actor_department=actor.department,
-            action=f"permit.{event_type}",
-            outcome=permit.state,
-            subject=permit.citizen_id_hash,
-            purpose="registry",
-        ),
+        actor.did(f"permit.{event_type}", permit.state, permit.citizen_id_hash, "registry"),
         now,
     )
     return event
@@ -382,16 +386,10 @@ def register(
         created_at=now,
     )
     session.add(registration)
+    outcome = "late" if registration.declared_late else "registered"
     audit.record(
         session,
-        AuditEvent(
-            actor_client_id=actor.client_id,
-            actor_department=actor.department,
-            action="registration.create",
-            outcome="late" if registration.declared_late else "registered",
-            subject=registration.citizen_id_hash,
-            purpose="registry",
-        ),
+        actor.did("registration.create", outcome, registration.citizen_id_hash, "registry"),
         now,
     )
     session.flush()
