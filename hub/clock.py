@@ -161,6 +161,12 @@ def _package_knows(year: int) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=8192)
+def _package_workday(day: date) -> bool:
+    """Cached: the package re-validates its whole holiday table on every call (~45 µs)."""
+    return bool(chinese_calendar.is_workday(day))
+
+
 @dataclass(frozen=True)
 class Deadline:
     """A due date; `provisional` means some day was judged by Monday-Friday alone."""
@@ -199,7 +205,7 @@ class WorkingCalendar:
                 return True
             return day not in schedule.holidays and day.weekday() < 5
         if _package_knows(day.year):
-            return bool(chinese_calendar.is_workday(day))
+            return _package_workday(day)
         return day.weekday() < 5
 
     def add_working_days(self, start: date, n: int) -> Deadline:
