@@ -46,22 +46,20 @@ class Hub:
     clock: Clock
     calendar: WorkingCalendar
     jurisdictions: Mapping[str, Jurisdiction]
+    lifecycle: Mapping[str, LifecycleRules]
     keyring: Keyring
     audit: AuditLog
+    vault: CitizenIdVault
     auth_state: AuthState
     verifier: TokenVerifier
     authorization_server: HubAuthorizationServer
 
     @property
-    def vault(self) -> CitizenIdVault:
-        return CitizenIdVault.from_keyring(self.keyring)
-
-    @property
     def key_password(self) -> bytes:
-        return self.keyring.derive("signing-key-encryption")
+        return self.auth_state.key_password
 
     def lifecycle_rules(self, jurisdiction: str) -> LifecycleRules:
-        return self.jurisdictions[jurisdiction].lifecycle_rules()
+        return self.lifecycle[jurisdiction]
 
     def check_database(self) -> None:
         """Reachable and migrated: the tables this process needs exist."""
@@ -111,8 +109,21 @@ def build_hub(
         token_ttl=settings.access_token_ttl_seconds,
         assertion_max_age=settings.client_assertion_max_age_seconds,
     )
+    # Derived once per process: requests and jobs ask for these on every call.
+    lifecycle = {code: place.lifecycle_rules() for code, place in jurisdictions.items()}
     return Hub(
-        settings, engine, clock, calendar, jurisdictions, keyring, audit, state, verifier, server
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        calendar=calendar,
+        jurisdictions=jurisdictions,
+        lifecycle=lifecycle,
+        keyring=keyring,
+        audit=audit,
+        vault=CitizenIdVault.from_keyring(keyring),
+        auth_state=state,
+        verifier=verifier,
+        authorization_server=server,
     )
 
 
