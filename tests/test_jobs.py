@@ -22,6 +22,7 @@ from hub import jobs
 from hub.app import Hub, build_hub, create_app
 from hub.audit import AuditEntry
 from hub.db import is_postgresql, unit_of_work
+from hub.permits import domain, service
 from hub.permits.store import Outbox, Permit, PermitEvent
 from hub.settings import Settings
 from tests.conftest import ISSUER, TEST_SECRET
@@ -119,6 +120,82 @@ def test_sweep_suspends_exactly_the_expired_valid_permits(hub: Hub) -> None:
     assert len(_events(hub, "suspend")) == 3
     assert _audit_actions(hub)["permit.suspend"] == 3
     assert _chain_intact(hub)
+
+
+def test_the_bulk_sweep_writes_what_one_suspension_at_a_window_writes(hub: Hub) -> None:
+    """The sweep's set-based path and `service.perform` must leave identical traces."""
+    one, other = _add(hub, "valid", expires_on=TODAY - timedelta(days=3), count=2)
+    with unit_of_work(hub.engine) as session:
+        service.perform(
+            session,
+            hub.audit,
+            one,
+            domain.Action.SUSPEND,
+            expected_version=1,
+            actor=jobs.SCHEDULER,
+            now=hub.clock.now(),
+            today=TODAY,
+            rules_for=hub.lifecycle_rules,
+            details={"by": "expiry-sweep"},
+        )
+    assert jobs.sweep_expired(hub, TODAY) == 1
+
+    by_one, by_sweep = sorted(_events(hub, "suspend"), key=lambda e: e.permit_id != one)
+    assert by_sweep.permit_id == other
+    assert by_sweep.payload == by_one.payload
+    assert (by_sweep.state_after, by_sweep.actor_client_id) == (
+        by_one.state_after,
+        by_one.actor_client_id,
+    )
+    first, second = _permits(hub, [one, other])
+    assert (second.state, second.suspended_on, second.version) == (
+        first.state,
+        first.suspended_on,
+        first.version,
+    )
+    with Session(hub.engine) as session:
+        entries = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all()
+    written = [(e.action, e.outcome, e.actor_department, e.purpose) for e in entries]
+    assert (
+        written[-2] == written[-1] == ("permit.suspend", "suspended", "public-security", "registry")
+    )
+    assert _chain_intact(hub)
+
+
+def test_bulk_moves_leave_refused_permits_untouched(hub: Hub) -> None:
+    (permit_id,) = _add(hub, "valid", expires_on=TODAY)  # its last valid day: not expired
+    with unit_of_work(hub.engine) as session:
+        query = sa.select(*service.CLAIM_COLUMNS).where(col(Permit.id) == permit_id)
+        claimed = session.execute(query).all()
+        refused = service.perform_claimed(
+            session,
+            hub.audit,
+            claimed,
+            domain.Action.SUSPEND,
+            actor=jobs.SCHEDULER,
+            now=hub.clock.now(),
+            today=TODAY,
+            rules_for=hub.lifecycle_rules,
+            details={},
+        )
+        with pytest.raises(ValueError, match="changes cards"):
+            service.perform_claimed(
+                session,
+                hub.audit,
+                claimed,
+                domain.Action.REPLACE,
+                actor=jobs.SCHEDULER,
+                now=hub.clock.now(),
+                today=TODAY,
+                rules_for=hub.lifecycle_rules,
+                details={},
+            )
+    assert [(found, refusal.refusal.code) for found, refusal in refused] == [
+        (permit_id, "permit-not-expired")
+    ]
+    (permit,) = _permits(hub, [permit_id])
+    assert (permit.state, permit.version) == ("valid", 1)
+    assert _events(hub, "suspend") == []
 
 
 def test_endorsement_reminder_once_per_expiry(hub: Hub) -> None:

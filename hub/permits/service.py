@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from hub import bulk
 from hub.audit import AuditEvent, AuditLog
 from hub.clock import WorkingCalendar
 from hub.permits import domain, jurisdictions
@@ -66,7 +68,7 @@ CARD_CHANGES: dict[domain.Action, tuple[str, str, str]] = {
 CARD_ENDING = {domain.Action.CANCEL: "cancelled", domain.Action.SETTLE: "cancelled"}
 
 
-def facts_of(permit: Permit) -> domain.PermitFacts:
+def facts_of(permit: Permit | sa.Row[Any]) -> domain.PermitFacts:
     return domain.PermitFacts(
         state=domain.PermitState(permit.state),
         residence_start=permit.residence_start,
@@ -191,14 +193,8 @@ def _commit_transition(
     permit.state = after.state.value
     permit.valid_from, permit.expires_on = after.valid_from, after.expires_on
     permit.suspended_on, permit.residence_start = after.suspended_on, after.residence_start
-    payload: dict[str, Any] = {
-        "on": today.isoformat(),
-        "from_state": transition.before.value,
-        **_change_cards(session, permit, transition.action, today),
-        **(details or {}),
-    }
-    if transition.residence_restarted:
-        payload["residence_restarted_on"] = after.residence_start.isoformat()
+    card_change = _change_cards(session, permit, transition.action, today)
+    payload = _event_payload(transition, today, {**card_change, **(details or {})})
     if transition.action in CARD_ENDING:
         permit.cancel_reason = str((details or {}).get("reason", transition.action.value))
     permit.version += 1
@@ -206,6 +202,120 @@ def _commit_transition(
     session.add(permit)
     event = record_event(session, audit, permit, transition.action.value, payload, actor, now)
     return permit, event
+
+
+def _event_payload(
+    transition: domain.Transition, today: date, details: Mapping[str, Any]
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "on": today.isoformat(),
+        "from_state": transition.before.value,
+        **details,
+    }
+    if transition.residence_restarted:
+        payload["residence_restarted_on"] = transition.after.residence_start.isoformat()
+    return payload
+
+
+PERMIT: sa.Table = Permit.__table__  # type: ignore[attr-defined]
+EVENT: sa.Table = PermitEvent.__table__  # type: ignore[attr-defined]
+OUTBOX: sa.Table = Outbox.__table__  # type: ignore[attr-defined]
+
+FACT_FIELDS = [field.name for field in fields(domain.PermitFacts)]
+
+
+def _stored_fact(value: Any) -> Any:
+    return value.value if isinstance(value, domain.PermitState) else value
+
+
+CLAIM_COLUMNS = (
+    col(Permit.id),
+    col(Permit.jurisdiction),
+    col(Permit.citizen_id_hash),
+    col(Permit.state),
+    col(Permit.residence_start),
+    col(Permit.valid_from),
+    col(Permit.expires_on),
+    col(Permit.suspended_on),
+)
+"""What `perform_claimed` needs of each permit; claim rows with these, under a row lock."""
+
+
+def perform_claimed(
+    session: Session,
+    audit: AuditLog,
+    claimed: Sequence[sa.Row[Any]],
+    action: domain.Action,
+    *,
+    actor: Actor,
+    now: datetime,
+    today: date,
+    rules_for: Callable[[str], domain.LifecycleRules],
+    details: Mapping[str, Any],
+) -> list[tuple[str, domain.MoveRefused]]:
+    """`perform` for many permits at once, for jobs: the same state machine and the same
+    writes (state, event, outbox row, audit entry per permit), as a handful of set-based
+    statements instead of five per permit, so a sweep over a million permits takes seconds
+    per hundred thousand rather than minutes.
+
+    `claimed` are rows of CLAIM_COLUMNS that the caller has locked in this transaction, so
+    no version check is needed. Actions that change cards are refused (they need `perform`).
+    Returns the permits the state machine refused, untouched, with the refusal.
+    """
+    if action in CARD_CHANGES or action in CARD_ENDING:
+        raise ValueError(f"{action} changes cards: use perform()")
+    moves, refused = [], []
+    for row in claimed:
+        before = facts_of(row)
+        try:
+            moves.append(
+                (row, before, domain.move(before, action, today, rules_for(row.jurisdiction)))
+            )
+        except domain.MoveRefused as refusal:
+            refused.append((row.id, refusal))
+    if not moves:
+        return refused
+    changed = [
+        name
+        for name in FACT_FIELDS
+        if any(getattr(t.after, name) != getattr(before, name) for _, before, t in moves)
+    ]
+    permits = [
+        {"id": row.id, **{name: _stored_fact(getattr(t.after, name)) for name in changed}}
+        for row, _, t in moves
+    ]
+    bulk.update_rows(
+        session, PERMIT, "id", permits, constants={"updated_at": now}, increment=["version"]
+    )
+    payloads: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def payload(transition: domain.Transition) -> dict[str, Any]:
+        """Most moves of a batch share one payload: build it once."""
+        restart = transition.residence_restarted and transition.after.residence_start
+        key = (transition.before, restart)
+        if key not in payloads:
+            payloads[key] = _event_payload(transition, today, details)
+        return payloads[key]
+
+    events = [
+        {"permit_id": row.id, "payload": payload(t), "state_after": t.after.state.value}
+        for row, _, t in moves
+    ]
+    written = bulk.insert_rows(
+        session,
+        EVENT,
+        events,
+        constants={"type": action.value, "actor_client_id": actor.client_id, "at": now},
+        returning=["seq", "permit_id"],
+    )
+    outbox = [{"event_seq": new.seq, "permit_id": new.permit_id} for new in written]
+    bulk.insert_rows(session, OUTBOX, outbox, constants={"created_at": now})
+    entries = [
+        actor.did(f"permit.{action.value}", t.after.state.value, row.citizen_id_hash, "registry")
+        for row, _, t in moves
+    ]
+    audit.record_many(session, entries, now)
+    return refused
 
 
 def events_of(session: Session, permit_id: str) -> list[PermitEvent]:

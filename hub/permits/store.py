@@ -17,6 +17,8 @@ from sqlmodel import Field, SQLModel
 
 LIVE_STATES = ("accepted", "valid", "suspended")
 _LIVE = sa.text("state IN ('accepted', 'valid', 'suspended')")
+_VALID = sa.text("state = 'valid'")
+_ACCEPTED = sa.text("state = 'accepted'")
 
 
 class Registration(SQLModel, table=True):
@@ -61,19 +63,34 @@ class Permit(SQLModel, table=True):
             sqlite_where=_LIVE,
             postgresql_where=_LIVE,
         ),
+        # What the jobs look for (hub/jobs.py); partial, so a state change that leaves the
+        # state adds no entry (see migration 0004).
+        sa.Index(
+            "ix_permit_valid_expiry",
+            "expires_on",
+            "id",
+            sqlite_where=_VALID,
+            postgresql_where=_VALID,
+        ),
+        sa.Index(
+            "ix_permit_accepted_due",
+            "issue_due_on",
+            sqlite_where=_ACCEPTED,
+            postgresql_where=_ACCEPTED,
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=36)
     registration_id: str = Field(foreign_key="registration.id", max_length=36, index=True)
-    jurisdiction: str = Field(max_length=64, index=True)
+    jurisdiction: str = Field(max_length=64)
     citizen_id_hash: str = Field(max_length=64)
-    state: str = Field(max_length=16, index=True)
+    state: str = Field(max_length=16)
     receipt_number: str = Field(max_length=32, unique=True)
     accepted_on: date
-    issue_due_on: date = Field(index=True)
+    issue_due_on: date
     card_serial: str | None = Field(default=None, max_length=32)
     valid_from: date | None = None
-    expires_on: date | None = Field(default=None, index=True)
+    expires_on: date | None = None
     suspended_on: date | None = None
     residence_start: date
     cancel_reason: str | None = Field(default=None, max_length=32)
@@ -112,9 +129,10 @@ class Outbox(SQLModel, table=True):
 
     __tablename__ = "outbox"
 
-    id: int | None = Field(default=None, primary_key=True)
-    event_seq: int = Field(foreign_key="permit_event.seq", unique=True)
-    permit_id: str = Field(max_length=36, index=True)
+    event_seq: int = Field(
+        foreign_key="permit_event.seq", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    permit_id: str = Field(max_length=36)
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     published_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 

@@ -1,0 +1,115 @@
+"""Many rows in one statement, on both databases, by passing them as one JSON parameter.
+
+A job that changes a hundred thousand permits must not pay a statement, or even a bound
+parameter, per row: an executemany costs a round of driver work per row, and a multi-row
+VALUES list with thousands of placeholders costs the driver as much again in parsing. Both
+databases can instead read a JSON array as a table (`json_to_recordset` on PostgreSQL,
+`json_each` on SQLite), so the rows travel as a single text parameter encoded by the C JSON
+encoder, and the statement text is the same for every batch (prepared once, cached).
+
+Only columns of the hub's own tables are named here, never caller input, so building the
+statement text is safe. Constant values (the batch's time, its actor) are ordinary bound
+parameters, which keeps their types exact (SQLite's stored datetime format, time zones).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Session
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, date):  # datetime is a date too, but rows carry constants for those
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} in bulk rows")
+
+
+def _source(table: sa.Table, columns: Sequence[str], dialect: Dialect) -> str:
+    """A FROM item named `v` with one row per element of the JSON array `:rows`."""
+    if dialect.name == "postgresql":
+        typed = ", ".join(
+            f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in columns
+        )
+        return f"json_to_recordset(CAST(:rows AS json)) AS v({typed})"
+    if dialect.name == "sqlite":
+        picked = ", ".join(f"json_extract(value, '$.{name}') AS {name}" for name in columns)
+        return f"(SELECT {picked} FROM json_each(:rows)) AS v"
+    raise NotImplementedError(f"bulk rows on {dialect.name}")
+
+
+def _rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_encode)
+
+
+def insert_rows(
+    session: Session,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    constants: Mapping[str, Any] | None = None,
+    returning: Sequence[str] = (),
+) -> Sequence[sa.Row[Any]]:
+    """INSERT `rows` (dicts with the same keys) plus `constants` into `table`; returns the
+    `returning` columns of the new rows, in no particular order."""
+    if not rows:
+        return []
+    constants = dict(constants or {})
+    dialect = session.get_bind().dialect
+    columns = list(rows[0])
+    names = ", ".join([*columns, *constants])
+    values = ", ".join([*(f"v.{name}" for name in columns), *(f":{name}" for name in constants)])
+    statement = (
+        f"INSERT INTO {table.name} ({names}) SELECT {values}"
+        f" FROM {_source(table, columns, dialect)}"
+    )
+    if returning:
+        statement += " RETURNING " + ", ".join(returning)
+    result = session.execute(
+        _bound(sa.text(statement), table, constants), {"rows": _rows(rows), **constants}
+    )
+    return result.all() if returning else []
+
+
+def update_rows(
+    session: Session,
+    table: sa.Table,
+    key: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    constants: Mapping[str, Any] | None = None,
+    increment: Sequence[str] = (),
+) -> int:
+    """UPDATE `table` from `rows`, matched on `key`: each row's other keys are the new values,
+    `constants` are set on all, and each column in `increment` goes up by one. Returns the
+    number of rows changed."""
+    if not rows:
+        return 0
+    constants = dict(constants or {})
+    dialect = session.get_bind().dialect
+    columns = list(rows[0])
+    assignments = [
+        *(f"{name} = v.{name}" for name in columns if name != key),
+        *(f"{name} = :{name}" for name in constants),
+        *(f"{name} = {table.name}.{name} + 1" for name in increment),
+    ]
+    statement = (
+        f"UPDATE {table.name} SET {', '.join(assignments)}"
+        f" FROM {_source(table, columns, dialect)} WHERE {table.name}.{key} = v.{key}"
+    )
+    result = session.execute(
+        _bound(sa.text(statement), table, constants), {"rows": _rows(rows), **constants}
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _bound(statement: sa.TextClause, table: sa.Table, constants: Mapping[str, Any]) -> Any:
+    """Give each constant its column's type, so SQLAlchemy converts it as the ORM would."""
+    return statement.bindparams(
+        *(sa.bindparam(name, type_=table.c[name].type) for name in constants)
+    )
