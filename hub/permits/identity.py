@@ -24,6 +24,7 @@ This module is pure: no FastAPI, no SQL, no clock reads (`today` is passed in).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -63,6 +64,7 @@ whose numbers carry the whole region's code, e.g. 810000."""
 # Input from a Chinese IME in full-width mode: the same digits and X, each at its ASCII code point
 # + 0xFEE0. Mapped one by one rather than by NFKC, which would also turn ² or ① into digits.
 _FULL_WIDTH: Final = str.maketrans({chr(ord(c) + 0xFEE0): c for c in "0123456789Xx"})
+_REGION_CODE: Final = re.compile("[0-9]{6}")
 
 
 class IdFault(StrEnum):
@@ -177,6 +179,35 @@ def citizen_id_problem(error: InvalidCitizenId, pointer: str) -> Problem:
         errors=[FieldError(detail=error.message, pointer=pointer)],
         extensions={"reason": error.reason.value},
     )
+
+
+def is_citizen_id(text: str) -> bool:
+    """Whether `text` is a valid citizen ID exactly as stored and exchanged: canonical form
+    (upper-case X, no whitespace, ASCII digits), right length, region shape, birth date and check
+    digit. The predicate behind the `citizen-id` JSON Schema format.
+
+    Unlike `parse_citizen_id` it forgives nothing: records and proofs are written by programs,
+    which must send the canonical form, not by people at a keyboard. It cannot check "not born in
+    the future" (no clock here, as for `CitizenId`).
+    """
+    try:
+        _check(text, today=None)
+    except InvalidCitizenId:
+        return False
+    return True
+
+
+def is_region_code(text: str) -> bool:
+    """Whether `text` is six ASCII digits shaped like a GB/T 2260 county-level address code,
+    by the rules of `_check_region` (which see for why it is a shape check, not a table look-up).
+    The predicate behind the `region-code` JSON Schema format."""
+    if _REGION_CODE.fullmatch(text) is None:
+        return False
+    try:
+        _check_region(text)
+    except InvalidCitizenId:
+        return False
+    return True
 
 
 def _check(value: str, *, today: date | None) -> None:
