@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from calendar import monthrange
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -74,6 +74,23 @@ class DueAfter(Protocol):
 
 
 @dataclass(frozen=True)
+class CardFees:
+    """What each new card costs, by the reason it is made ("free", or "card-cost": the
+    production cost, 工本费), with the rule that says so; the defaults are [CF §21]: the first
+    card is free, a replacement (lost) or a renewal (damaged) pays; on renewal the old card is
+    returned [CF §18]."""
+
+    charges: Mapping[str, tuple[str, str]] = field(
+        default_factory=lambda: {
+            "first-issuance": ("free", "[CF §21]"),
+            "replacement": ("card-cost", "[CF §21]"),
+            "renewal": ("card-cost", "[CF §21]"),
+        }
+    )
+    old_card_returned_on_renewal: bool = True
+
+
+@dataclass(frozen=True)
 class LifecycleRules:
     """The jurisdiction's numbers the lifecycle needs, each with the seed it comes from.
 
@@ -90,6 +107,7 @@ class LifecycleRules:
     cite_endorsement: str = "[IM][CF §20]"
     cite_restoration: str = "[IM][CF §20]"
     cite_settlement: str = "[CF §22]"
+    card_fees: CardFees = field(default_factory=lambda: CardFees())
 
 
 @dataclass(frozen=True)

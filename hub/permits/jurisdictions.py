@@ -41,7 +41,7 @@ from pydantic import (
 )
 
 from hub.clock import Deadline, WorkingCalendar
-from hub.permits.domain import AddressRules, LifecycleRules, Span, add_months
+from hub.permits.domain import AddressRules, CardFees, LifecycleRules, Span, add_months
 from hub.settings import ConfigError
 
 _CITE = re.compile(
@@ -561,6 +561,7 @@ class Jurisdiction(_Model):
         """The numbers the permit state machine needs, with their cites."""
         window = self.endorsement.window
         grace = self.endorsement.restoration.grace
+        fees = self.fees
         return LifecycleRules(
             validity_years=self.issuance.validity.years,
             extends_years=window.extends_years,
@@ -571,6 +572,14 @@ class Jurisdiction(_Model):
             cite_endorsement=window.cite,
             cite_restoration=self.endorsement.restoration.cite,
             cite_settlement=self.settlement.cite if self.settlement else self.source,
+            card_fees=CardFees(
+                charges={
+                    "first-issuance": (fees.first_issuance.charge, fees.first_issuance.cite),
+                    "replacement": (fees.replacement.charge, fees.replacement.cite),
+                    "renewal": (fees.renewal.charge, fees.renewal.cite),
+                },
+                old_card_returned_on_renewal=fees.old_card_returned_on_renewal is not None,
+            ),
         )
 
     def address_rules(self) -> AddressRules | None:

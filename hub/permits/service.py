@@ -57,15 +57,23 @@ class StaleWrite(Exception):
         self.current_version = current_version
 
 
-# What each card change costs [CF §21]: first issuance and endorsement are free; a lost card
-# (replacement) or a damaged one (renewal, old card returned [CF §18]) pays the card cost.
-CARD_CHANGES: dict[domain.Action, tuple[str, str, str]] = {
-    # action: (reason of the new card, fee, what becomes of the old card)
-    domain.Action.ISSUE: ("first-issuance", "free", ""),
-    domain.Action.REPLACE: ("replacement", "card-cost", "lost"),
-    domain.Action.RENEW: ("renewal", "card-cost", "returned"),
+# The card each action makes (the reason recorded on it) and what becomes of the live one.
+NEW_CARD = {
+    domain.Action.ISSUE: "first-issuance",
+    domain.Action.REPLACE: "replacement",
+    domain.Action.RENEW: "renewal",
 }
-CARD_ENDING = {domain.Action.CANCEL: "cancelled", domain.Action.SETTLE: "cancelled"}
+CARD_ENDING = {
+    domain.Action.REPLACE: "lost",
+    domain.Action.CANCEL: "cancelled",
+    domain.Action.SETTLE: "cancelled",
+}
+
+
+def _card_ending(action: domain.Action, fees: domain.CardFees) -> str:
+    if action is domain.Action.RENEW:
+        return "returned" if fees.old_card_returned_on_renewal else "superseded"
+    return CARD_ENDING.get(action, "")
 
 
 def facts_of(permit: Permit | sa.Row[Any]) -> domain.PermitFacts:
@@ -94,11 +102,16 @@ def new_card_serial(jurisdiction: str, today: date) -> str:
 
 
 def _change_cards(
-    session: Session, permit: Permit, action: domain.Action, today: date
+    session: Session,
+    permit: Permit,
+    action: domain.Action,
+    today: date,
+    fees: domain.CardFees,
 ) -> dict[str, Any]:
-    """End the live card and make the new one, as the action requires; say what happened."""
+    """End the live card and make the new one, as the action requires, charging what the
+    jurisdiction's fees say [CF §21]; say what happened."""
     change: dict[str, Any] = {}
-    ending = CARD_CHANGES.get(action, ("", "", ""))[2] or CARD_ENDING.get(action, "")
+    ending = _card_ending(action, fees)
     if ending and permit.card_serial:
         old = session.get(Card, permit.card_serial)
         if old is not None:
@@ -106,8 +119,9 @@ def _change_cards(
             session.add(old)
         change["old_card"] = {"serial": permit.card_serial, "status": ending}
         permit.card_serial = None
-    if action in CARD_CHANGES:
-        reason, fee, _ = CARD_CHANGES[action]
+    reason = NEW_CARD.get(action)
+    if reason is not None:
+        fee, cite = fees.charges[reason]
         serial = new_card_serial(permit.jurisdiction, today)
         session.add(
             Card(
@@ -120,7 +134,7 @@ def _change_cards(
             )
         )
         permit.card_serial = serial
-        change["new_card"] = {"serial": serial, "reason": reason, "fee": fee}
+        change["new_card"] = {"serial": serial, "reason": reason, "fee": fee, "cite": cite}
     return change
 
 
@@ -172,9 +186,18 @@ def perform(
     permit = _lock(session, permit_id)
     if permit.version != expected_version:
         raise StaleWrite(permit.version)
-    transition = domain.move(facts_of(permit), action, today, rules_for(permit.jurisdiction))
+    rules = rules_for(permit.jurisdiction)
+    transition = domain.move(facts_of(permit), action, today, rules)
     return _commit_transition(
-        session, audit, permit, transition, actor=actor, now=now, today=today, details=details
+        session,
+        audit,
+        permit,
+        transition,
+        rules.card_fees,
+        actor=actor,
+        now=now,
+        today=today,
+        details=details,
     )
 
 
@@ -183,6 +206,7 @@ def _commit_transition(
     audit: AuditLog,
     permit: Permit,
     transition: domain.Transition,
+    fees: domain.CardFees,
     *,
     actor: Actor,
     now: datetime,
@@ -193,9 +217,9 @@ def _commit_transition(
     permit.state = after.state.value
     permit.valid_from, permit.expires_on = after.valid_from, after.expires_on
     permit.suspended_on, permit.residence_start = after.suspended_on, after.residence_start
-    card_change = _change_cards(session, permit, transition.action, today)
+    card_change = _change_cards(session, permit, transition.action, today, fees)
     payload = _event_payload(transition, today, {**card_change, **(details or {})})
-    if transition.action in CARD_ENDING:
+    if after.state is domain.PermitState.CANCELLED:
         permit.cancel_reason = str((details or {}).get("reason", transition.action.value))
     permit.version += 1
     permit.updated_at = now
@@ -262,7 +286,7 @@ def perform_claimed(
     no version check is needed. Actions that change cards are refused (they need `perform`).
     Returns the permits the state machine refused, untouched, with the refusal.
     """
-    if action in CARD_CHANGES or action in CARD_ENDING:
+    if action in NEW_CARD or action in CARD_ENDING:
         raise ValueError(f"{action} changes cards: use perform()")
     moves, refused = [], []
     for row in claimed:
@@ -585,7 +609,15 @@ def change_address(
     registration.current_address, registration.current_region = new_address, new_region
     session.add(registration)
     return _commit_transition(
-        session, audit, permit, transition, actor=actor, now=now, today=today, details=details
+        session,
+        audit,
+        permit,
+        transition,
+        rules.card_fees,
+        actor=actor,
+        now=now,
+        today=today,
+        details=details,
     )
 
 

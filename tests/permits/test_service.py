@@ -11,7 +11,9 @@ from sqlmodel import Session, select
 from hub.audit import AuditEntry, AuditLog
 from hub.db import unit_of_work
 from hub.permits import domain, service
+from hub.permits.jurisdictions import load_jurisdictions
 from hub.permits.store import Card, Outbox, Permit, PermitEvent
+from tests.permits.test_jurisdictions import SHIPPED
 from tests.permits.test_store import _permit, _registration
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -101,6 +103,48 @@ def test_replacement_kills_the_lost_card_at_once(engine: Engine, permit_id: str)
         ("returned", "replacement", "card-cost"),
         ("live", "renewal", "card-cost"),
     ]
+
+
+def test_card_fees_follow_the_jurisdiction(engine: Engine, permit_id: str) -> None:
+    """The charges and the fate of the old card come from the jurisdiction's file."""
+    fees = domain.CardFees(
+        charges={
+            "first-issuance": ("free", "[X §1]"),
+            "replacement": ("card-cost", "[X §2]"),
+            "renewal": ("free", "[X §3]"),
+        },
+        old_card_returned_on_renewal=False,
+    )
+    rules = domain.LifecycleRules(card_fees=fees)
+    events = []
+    for version, action in enumerate((domain.Action.ISSUE, domain.Action.RENEW), start=1):
+        with unit_of_work(engine) as session:
+            permit, event = service.perform(
+                session,
+                AUDIT,
+                permit_id,
+                action,
+                expected_version=version,
+                actor=ACTOR,
+                now=NOW,
+                today=TODAY,
+                rules_for=lambda _: rules,
+            )
+            events.append(event.payload)
+    assert events[1]["new_card"]["fee"] == "free"
+    assert events[1]["new_card"]["cite"] == "[X §3]"
+    assert events[1]["old_card"]["status"] == "superseded"
+    assert permit.cancel_reason is None  # a card change is not a cancellation
+
+
+def test_shipped_fees_reach_the_lifecycle() -> None:
+    places = load_jurisdictions(SHIPPED)
+    chifeng = places["chifeng"].lifecycle_rules().card_fees
+    assert chifeng.charges["renewal"] == ("card-cost", "[CF §21]")
+    assert chifeng.old_card_returned_on_renewal
+    mongolia = places["inner-mongolia"].lifecycle_rules().card_fees
+    assert mongolia.charges["first-issuance"][0] == "free"
+    assert mongolia.charges["replacement"][1].startswith("[IM]")
 
 
 def test_cancellation_records_the_reason_and_ends_the_card(engine: Engine, permit_id: str) -> None:
