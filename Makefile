@@ -50,6 +50,8 @@ bench: venv postgres
 	$(BIN)/python bench/tokens.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/registry.py --database-url postgresql://127.0.0.1:5432/test
+	$(BIN)/python bench/sweep.py --database-url postgresql://127.0.0.1:5432/test
+	$(BIN)/python bench/schemas.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

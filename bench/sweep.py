@@ -258,9 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     try:
-        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
-            with scratch_database(args.database_url, Path(tmp)) as database:
-                return run(args, argv, database)
+        with (
+            tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp,
+            scratch_database(args.database_url, Path(tmp)) as database,
+        ):
+            return run(args, argv, database)
     except BenchError as exc:
         print(f"{SCRIPT}: {exc}", file=sys.stderr)
         return 2

@@ -34,6 +34,9 @@ from hub.permits import api as permits_api
 from hub.permits.domain import LifecycleRules
 from hub.permits.identity import CitizenIdVault
 from hub.permits.jurisdictions import Jurisdiction, load_jurisdictions
+from hub.schemas import api as schemas_api
+from hub.schemas.agreements import Projections
+from hub.schemas.service import Incompatible, Registry, register_builtins
 from hub.settings import ConfigError, Settings, load_settings
 
 
@@ -53,6 +56,8 @@ class Hub:
     auth_state: AuthState
     verifier: TokenVerifier
     authorization_server: HubAuthorizationServer
+    schemas: Registry
+    projections: Projections
 
     @property
     def key_password(self) -> bytes:
@@ -68,10 +73,27 @@ class Hub:
                 raise ConfigError("the database has no schema yet; run `hub db upgrade`")
 
     def prepare(self) -> None:
-        """First signing key of a new installation, then this process's snapshot."""
+        """First signing key of a new installation, the built-in schemas, then this
+        process's snapshot."""
         with unit_of_work(self.engine) as session:
             ensure_signing_key(session, self.clock.now(), self.key_password)
+        self.register_builtin_schemas()
         self.auth_state.refresh()
+
+    def register_builtin_schemas(self) -> None:
+        """Each shipped schema not registered yet becomes its subject's next version. Two
+        processes starting together may both try: the loser's unit of work fails on the
+        unique constraint and, run again, finds the winner's versions."""
+        for attempt in (1, 2):
+            try:
+                with unit_of_work(self.engine) as session:
+                    register_builtins(session, self.schemas, self.audit, self.clock.now())
+                return
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
+            except Incompatible as error:
+                raise ConfigError(f"a built-in schema cannot be registered: {error}") from None
 
 
 def build_hub(
@@ -124,6 +146,8 @@ def build_hub(
         auth_state=state,
         verifier=verifier,
         authorization_server=server,
+        schemas=Registry(),
+        projections=Projections(),
     )
 
 
@@ -172,6 +196,7 @@ def create_app(
     )
     app.include_router(auth_api.router)
     app.include_router(permits_api.router)
+    app.include_router(schemas_api.router)
     _describe_security(app, settings.issuer)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")

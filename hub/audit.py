@@ -101,6 +101,27 @@ class AuditEvent:
     purpose: str | None = None
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who asked: an OAuth client (an acceptance office's system, a department, governance
+    staff) or the hub itself (its scheduler, its command line)."""
+
+    client_id: str
+    department: str
+
+    def did(self, action: str, outcome: str, subject: str | None, purpose: str) -> AuditEvent:
+        """The audit entry of this actor's action (on a holder: subject is the keyed ID
+        hash)."""
+        return AuditEvent(
+            actor_client_id=self.client_id,
+            actor_department=self.department,
+            action=action,
+            outcome=outcome,
+            subject=subject,
+            purpose=purpose,
+        )
+
+
 def _fields(event: AuditEvent) -> dict[str, str | None]:
     return {
         "actor_client_id": event.actor_client_id,

@@ -9,9 +9,11 @@ from typing import Any, NoReturn
 import click
 import sqlalchemy.exc
 
+from hub.audit import Actor
 from hub.settings import ConfigError, Settings, load_settings
 
 EXIT_USAGE = 2
+CLI_ACTOR = Actor("hub-admin", "hub")  # the operator at the console, as auth's admin commands
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -203,6 +205,147 @@ def audit_verify() -> None:
         return
     finding = report.finding
     _fail(f"audit log broken at row {finding.seq}: {finding.kind.value} ({finding.explanation})", 1)
+
+
+@cli.group()
+def schemas() -> None:
+    """The exchange schema registry (JSON Schema 2020-12)."""
+
+
+def _schema_file(path: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _fail(f"{path} is not a readable JSON file ({exc})")
+
+
+def _show_violations(violations: Any) -> None:
+    for v in violations:
+        change = v.change
+        click.echo(
+            f"  {v.direction} against version {v.against_version}: {change.kind}"
+            f" at {change.pointer or '/'}: {change.en}"
+        )
+
+
+@schemas.command("list")
+def schemas_list() -> None:
+    """Every subject with its compatibility mode and versions."""
+    from hub.app import build_hub
+    from hub.db import unit_of_work
+    from hub.schemas import service
+
+    hub = build_hub(_settings())
+    with unit_of_work(hub.engine) as session:
+        for subject in service.subjects(session):
+            mode = service.compatibility_of(session, subject)
+            versions = ", ".join(
+                f"{row.version} {row.state}" for row in service.versions_of(session, subject.name)
+            )
+            click.echo(f"{subject.name}  [{mode}]  {versions}")
+
+
+@schemas.command("register")
+@click.argument("subject")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--active", is_flag=True, help="Register as ACTIVE (default: DRAFT).")
+def schemas_register(subject: str, file: Path, active: bool) -> None:
+    """Register FILE as SUBJECT's next version; exit 1 if it breaks the subject's mode."""
+    from hub.app import build_hub
+    from hub.db import unit_of_work
+    from hub.schemas import domain, service
+
+    hub = build_hub(_settings())
+    definition = _schema_file(file)
+    state = domain.VersionState.ACTIVE if active else domain.VersionState.DRAFT
+    try:
+        with unit_of_work(hub.engine) as session:
+            done = service.register(
+                session,
+                hub.schemas,
+                hub.audit,
+                subject,
+                definition,
+                state=state,
+                actor=CLI_ACTOR,
+                now=hub.clock.now(),
+            )
+            row = done.version
+            click.echo(
+                f"{row.subject} version {row.version} (id {row.id}), {row.state}"
+                + ("" if done.created else ": this schema was already registered")
+            )
+    except service.SubjectNameInvalid:
+        _fail(f"{subject!r} is not a subject name (lower-case words joined by . or -)")
+    except service.SchemaInvalid as exc:
+        for issue in exc.issues:
+            click.echo(f"  {issue.pointer or '/'}: {issue.en}", err=True)
+        _fail(f"{file} is not a valid schema")
+    except service.Incompatible as exc:
+        _show_violations(exc.violations)
+        _fail(f"{file} breaks {subject}'s {exc.mode} compatibility", 1)
+
+
+@schemas.command("check")
+@click.argument("subject")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def schemas_check(subject: str, file: Path) -> None:
+    """Would FILE be accepted as SUBJECT's next version? Exit 1 listing what breaks."""
+    from hub.app import build_hub
+    from hub.db import unit_of_work
+    from hub.schemas import service
+
+    hub = build_hub(_settings())
+    definition = _schema_file(file)
+    with unit_of_work(hub.engine) as session:
+        try:
+            service.checked_schema(session, hub.schemas, definition)
+        except service.SchemaInvalid as exc:
+            for issue in exc.issues:
+                click.echo(f"  {issue.pointer or '/'}: {issue.en}", err=True)
+            _fail(f"{file} is not a valid schema")
+        try:
+            existing = service.subject_row(session, subject)
+        except service.SubjectNotFound:
+            existing = None
+        mode, violations = service.violations_for(session, existing, definition)
+    if violations:
+        _show_violations(violations)
+        _fail(f"{file} breaks {subject}'s {mode} compatibility", 1)
+    click.echo(f"compatible with {subject} under {mode}")
+
+
+@schemas.command("diff")
+@click.argument("subject")
+@click.argument("older")
+@click.argument("newer")
+def schemas_diff(subject: str, older: str, newer: str) -> None:
+    """What changed from version OLDER to NEWER (numbers or `latest`)."""
+    from hub.app import build_hub
+    from hub.db import unit_of_work
+    from hub.schemas import service
+
+    def ref(text: str) -> int | str:
+        if text != "latest" and not text.isdigit():
+            _fail(f"{text!r} is not a version number or `latest`")
+        return text if text == "latest" else int(text)
+
+    hub = build_hub(_settings())
+    with unit_of_work(hub.engine) as session:
+        try:
+            first, second, changes = service.difference(session, subject, ref(older), ref(newer))
+        except LookupError as exc:
+            _fail(f"not found: {exc.args[0] if exc.args else exc}")
+    click.echo(f"{subject} {first.version} -> {second.version}")
+    for direction, title in (
+        ("backward", "breaks readers of the new version"),
+        ("forward", "breaks readers of the old version"),
+    ):
+        click.echo(f"{title}: {len(changes[direction])}")
+        for change in changes[direction]:
+            click.echo(f"  {change.kind} at {change.pointer or '/'}: {change.en}")
 
 
 def main() -> None:

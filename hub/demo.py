@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from hub.audit import AuditEntry
+from hub.audit import Actor, AuditEntry
 from hub.clock import CHINA
 from hub.db import unit_of_work
 from hub.permits import applications, eligibility, service
@@ -512,7 +512,7 @@ class _History:
         self.number = number
         self.place = hub.jurisdictions[person.jurisdiction]
         self.vault = vault
-        self.office = service.Actor(f"demo-{self.place.code}-office", "public-security")
+        self.office = Actor(f"demo-{self.place.code}-office", "public-security")
         self.last_now: datetime | None = None
         self.proof_count = 0
         self.hash = ""
@@ -699,7 +699,7 @@ class _History:
                 self.session,
                 self.hub.audit,
                 data,
-                actor=service.Actor(f"demo-{department}-connector", department),
+                actor=Actor(f"demo-{department}-connector", department),
                 now=self.now(day),
             )
             return None

@@ -27,6 +27,7 @@ from apscheduler.schedulers.background import BackgroundScheduler  # type: ignor
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from sqlmodel import Session, col, select
 
+from hub.audit import Actor
 from hub.db import unit_of_work
 from hub.permits import domain, service
 from hub.permits.store import Permit, PermitEvent
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TIMEZONE = "Asia/Shanghai"
-SCHEDULER = service.Actor("hub-scheduler", "public-security")
+SCHEDULER = Actor("hub-scheduler", "public-security")
 REMINDER = "endorsement-reminder"
 OVERDUE = "issuance-overdue"
 DEFAULT_BATCH = 500

@@ -154,7 +154,7 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
 
     verified = run_hub("audit", "verify", env=env)
     assert verified.returncode == 0, verified.stderr
-    assert verified.stdout.strip() == "audit log intact: 3 rows"
+    assert verified.stdout.strip() == "audit log intact: 11 rows"  # 8: built-in schemas
 
     daily = run_hub("jobs", "run", env=env)
     assert daily.returncode == 0, daily.stderr

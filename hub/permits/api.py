@@ -10,8 +10,11 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from hub import etags
+from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.deps import CurrentHub, DbSession
+from hub.etags import expected_version, with_etag
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
 from hub.permits.jurisdictions import Jurisdiction
@@ -21,12 +24,6 @@ from hub.problems import FieldError, Problem, Text, problem_response, problem_ty
 router = APIRouter(prefix="/registry/v1", tags=["Permit registry"], route_class=GuardedRoute)
 
 PERMIT_NOT_FOUND = problem_type("permit-not-found", 404, "居住证不存在", "Permit not found")
-PRECONDITION_REQUIRED = problem_type(
-    "precondition-required", 428, "须携带 If-Match 版本号", "If-Match required"
-)
-STALE_WRITE = problem_type(
-    "stale-write", 412, "居住证已被他人修改", "The permit was changed by someone else"
-)
 REFUSED = {
     code: problem_type(code, 409, zh, en) for code, (zh, en) in domain.REFUSAL_TITLES.items()
 }
@@ -139,7 +136,7 @@ def create_registration(
             hub.jurisdictions,
             hub.calendar,
             data,
-            actor=service.Actor(principal.client_id, principal.department.value),
+            actor=Actor(principal.client_id, principal.department.value),
             now=hub.clock.now(),
             today=today,
         )
@@ -201,47 +198,20 @@ def _refused(refusal: domain.Refusal) -> Problem:
     )
 
 
-def _expected_version(request: Request) -> int:
-    """Two windows must not overwrite each other: a change names the version it read."""
-    header = request.headers.get("if-match")
-    if header is None:
-        raise Problem(
-            PRECONDITION_REQUIRED,
-            Text(
-                "请携带读取时返回的 ETag 作为 If-Match",
-                "Send the ETag you read as If-Match",
-            ),
-        )
-    tag = header.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise Problem(
-            STALE_WRITE,
-            Text(f"If-Match 无法识别：{header}", f"Unrecognised If-Match: {header}"),
-        )
-    return int(tag)
-
-
-def _with_etag(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, headers={"ETag": f'"{body["version"]}"'})
-
-
 @router.get("/permits/{permit_id}", summary="A permit, with its ETag")
 @requires("registry:read")
 def get_permit(permit_id: str, session: DbSession) -> JSONResponse:
     permit = session.get(Permit, permit_id)
     if permit is None:
         raise _not_found(permit_id)
-    return _with_etag(service.view(permit))
+    return with_etag(service.view(permit))
 
 
 def _stale(stale: service.StaleWrite) -> Problem:
-    return Problem(
-        STALE_WRITE,
-        Text(
-            f"居住证已是第 {stale.current_version} 版，请重新读取后再办理",
-            f"The permit is now at version {stale.current_version}: read it again",
-        ),
-        extensions={"current_version": stale.current_version},
+    return etags.stale(
+        stale.current_version,
+        f"居住证已是第 {stale.current_version} 版，请重新读取后再办理",
+        f"The permit is now at version {stale.current_version}: read it again",
     )
 
 
@@ -342,7 +312,7 @@ def apply(
             applications.Claim(
                 body.condition, body.form, body.exemption, frozenset(body.materials)
             ),
-            actor=service.Actor(principal.client_id, principal.department.value),
+            actor=Actor(principal.client_id, principal.department.value),
             now=hub.clock.now(),
             today=hub.clock.today(),
         )
@@ -438,7 +408,7 @@ def record_proof(
             session,
             hub.audit,
             data,
-            actor=service.Actor(principal.client_id, principal.department.value),
+            actor=Actor(principal.client_id, principal.department.value),
             now=hub.clock.now(),
         )
     except applications.ClaimInvalid as invalid:
@@ -505,11 +475,11 @@ def change_address(
             hub.jurisdictions[permit.jurisdiction],
             hub.calendar,
             permit_id,
-            expected_version=_expected_version(request),
+            expected_version=expected_version(request),
             moved_on=body.moved_on,
             new_address=body.new_address,
             new_region=body.new_region,
-            actor=service.Actor(principal.client_id, principal.department.value),
+            actor=Actor(principal.client_id, principal.department.value),
             now=hub.clock.now(),
             today=today,
         )
@@ -522,7 +492,7 @@ def change_address(
         ) from None
     except domain.MoveRefused as refused:
         raise _refused(refused.refusal) from None
-    return _with_etag(service.view(changed))
+    return with_etag(service.view(changed))
 
 
 @router.get(
@@ -588,8 +558,8 @@ def act_on_permit(
             hub.audit,
             permit_id,
             domain.Action(action.value),
-            expected_version=_expected_version(request),
-            actor=service.Actor(principal.client_id, principal.department.value),
+            expected_version=expected_version(request),
+            actor=Actor(principal.client_id, principal.department.value),
             now=hub.clock.now(),
             today=hub.clock.today(),
             rules_for=hub.lifecycle_rules,
@@ -601,4 +571,4 @@ def act_on_permit(
         raise _stale(stale) from None
     except domain.MoveRefused as refused:
         raise _refused(refused.refusal) from None
-    return _with_etag(service.view(permit))
+    return with_etag(service.view(permit))

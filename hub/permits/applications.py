@@ -18,11 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from hub.audit import AuditLog
+from hub.audit import Actor, AuditLog
 from hub.clock import WorkingCalendar
 from hub.permits import eligibility
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
-from hub.permits.service import Actor, record_event
+from hub.permits.service import record_event
 from hub.permits.store import LIVE_STATES, Permit, Proof, Registration
 
 

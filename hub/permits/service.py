@@ -19,30 +19,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from hub import bulk
-from hub.audit import AuditEvent, AuditLog
+from hub.audit import Actor, AuditLog
 from hub.clock import WorkingCalendar
 from hub.permits import domain, jurisdictions
 from hub.permits.identity import CitizenId, CitizenIdVault
 from hub.permits.store import Card, Outbox, Permit, PermitEvent, Registration
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asked for the change: the OAuth client (an acceptance office's system)."""
-
-    client_id: str
-    department: str
-
-    def did(self, action: str, outcome: str, subject: str, purpose: str) -> AuditEvent:
-        """The audit entry of this actor's action on a holder (subject: the keyed ID hash)."""
-        return AuditEvent(
-            actor_client_id=self.client_id,
-            actor_department=self.department,
-            action=action,
-            outcome=outcome,
-            subject=subject,
-            purpose=purpose,
-        )
 
 
 class PermitNotFound(LookupError):

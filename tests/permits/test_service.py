@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from hub.audit import AuditEntry, AuditLog
+from hub.audit import Actor, AuditEntry, AuditLog
 from hub.db import unit_of_work
 from hub.permits import domain, service
 from hub.permits.jurisdictions import load_jurisdictions
@@ -18,7 +18,7 @@ from tests.permits.test_store import _permit, _registration
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 25)
-ACTOR = service.Actor("chifeng-office-1", "public-security")
+ACTOR = Actor("chifeng-office-1", "public-security")
 RULES = domain.LifecycleRules(settlement_years=3)
 AUDIT = AuditLog(b"k" * 32)
 

@@ -1,0 +1,53 @@
+"""Optimistic concurrency for every resource that two people may change at once.
+
+A read answers with the row's version as its ETag; a change must send it back as If-Match,
+so two windows (or two governance staff) cannot overwrite each other: a missing If-Match is a
+428, a version that is no longer current a 412.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from hub.problems import Problem, Text, problem_type
+
+PRECONDITION_REQUIRED = problem_type(
+    "precondition-required", 428, "须携带 If-Match 版本号", "If-Match required"
+)
+STALE_WRITE = problem_type(
+    "stale-write", 412, "已被他人修改", "Changed by someone else since it was read"
+)
+
+
+def expected_version(request: Request) -> int:
+    """The version named by If-Match."""
+    header = request.headers.get("if-match")
+    if header is None:
+        raise Problem(
+            PRECONDITION_REQUIRED,
+            Text(
+                "请携带读取时返回的 ETag 作为 If-Match",
+                "Send the ETag you read as If-Match",
+            ),
+        )
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise Problem(
+            STALE_WRITE,
+            Text(f"If-Match 无法识别：{header}", f"Unrecognised If-Match: {header}"),
+        )
+    return int(tag)
+
+
+def stale(current_version: int, zh: str, en: str) -> Problem:
+    return Problem(STALE_WRITE, Text(zh, en), extensions={"current_version": current_version})
+
+
+def with_etag(body: dict[str, Any], status_code: int = 200, **headers: str) -> JSONResponse:
+    """`body` (which has a "version") with its ETag."""
+    return JSONResponse(
+        body, status_code=status_code, headers={"ETag": f'"{body["version"]}"', **headers}
+    )

@@ -1,0 +1,219 @@
+"""Data-sharing agreements: which fields of a subject a department may receive, and why.
+
+Only data-governance staff change agreements; every change is a new version of the agreement
+(the old rows stay, so what a department was allowed on any past day can be shown) and an
+audit entry. An agreement is checked against its subject's schema in use when it is written:
+a field the schema does not declare is refused, since a typo in an allow-list would otherwise
+silently share nothing, or be read later as permission for a field added under that name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from hub.audit import Actor, AuditLog
+from hub.auth.domain import Department
+from hub.schemas import domain, service
+from hub.schemas.projection import Projection, missing_fields
+from hub.schemas.service import Registry
+from hub.schemas.store import Agreement
+from hub.schemas.validation import parse_schema_uri
+
+PURPOSE = "agreement-governance"
+
+
+class AgreementNotFound(LookupError):
+    pass
+
+
+class AgreementRefused(ValueError):
+    """Terms the registry cannot accept, naming the field (JSON pointer into the body)."""
+
+    def __init__(self, pointer: str, zh: str, en: str, fields: list[str] | None = None) -> None:
+        super().__init__(en)
+        self.pointer, self.zh, self.en = pointer, zh, en
+        self.fields = fields or []
+
+
+class StaleAgreement(Exception):
+    def __init__(self, current_version: int) -> None:
+        super().__init__(f"the agreement is at version {current_version}")
+        self.current_version = current_version
+
+
+def terms_of(row: Agreement) -> domain.AgreementTerms:
+    return domain.AgreementTerms(
+        department=row.department,
+        purpose=row.purpose,
+        subject=row.subject,
+        fields=list(row.allowed_fields),
+        legal_basis=row.legal_basis,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+        status=domain.AgreementStatus(row.status),
+    )
+
+
+def _check(session: Session, registry: Registry, terms: domain.AgreementTerms) -> None:
+    if terms.department not in {department.value for department in Department}:
+        raise AgreementRefused(
+            "/department", "部门不存在", f"Unknown department {terms.department!r}"
+        )
+    if terms.valid_to is not None and terms.valid_to < terms.valid_from:
+        raise AgreementRefused("/valid_to", "结束日期早于开始日期", "valid_to is before valid_from")
+    if len(set(terms.fields)) != len(terms.fields):
+        raise AgreementRefused("/fields", "字段重复", "A field is listed twice")
+    try:
+        schema = service.version_of(session, terms.subject, "latest")
+    except (service.SubjectNotFound, service.VersionNotFound):
+        raise AgreementRefused(
+            "/subject",
+            f"数据主题 {terms.subject} 没有在用的版本",
+            f"Subject {terms.subject!r} has no version in use",
+        ) from None
+    registry.remember(session, schema)
+    fetch = registry.fetch_through(session)
+
+    def resolve(uri: str) -> Mapping[str, Any] | None:
+        parsed = parse_schema_uri(uri)
+        return fetch(*parsed) if parsed else None
+
+    missing = missing_fields(schema.definition, list(terms.fields), resolve)
+    if missing:
+        raise AgreementRefused(
+            "/fields",
+            f"数据主题 {terms.subject} 第 {schema.version} 版没有这些字段：{'、'.join(missing)}",
+            f"{terms.subject} version {schema.version} has no field {', '.join(missing)}",
+            missing,
+        )
+
+
+def _write(
+    session: Session,
+    audit: AuditLog,
+    agreement_id: str,
+    version: int,
+    terms: domain.AgreementTerms,
+    actor: Actor,
+    now: datetime,
+) -> Agreement:
+    row = Agreement(
+        id=agreement_id,
+        version=version,
+        department=terms.department,
+        purpose=terms.purpose,
+        subject=terms.subject,
+        allowed_fields=list(terms.fields),
+        legal_basis=terms.legal_basis,
+        valid_from=terms.valid_from,
+        valid_to=terms.valid_to,
+        status=terms.status.value,
+        changed_by=actor.client_id,
+        changed_at=now,
+    )
+    session.add(row)
+    session.flush()
+    action = "agreement.create" if version == 1 else "agreement.amend"
+    target = f"{agreement_id}:{version}"
+    audit.record(session, actor.did(action, terms.status.value, target, PURPOSE), now)
+    return row
+
+
+def create(
+    session: Session,
+    registry: Registry,
+    audit: AuditLog,
+    terms: domain.AgreementTerms,
+    *,
+    actor: Actor,
+    now: datetime,
+) -> Agreement:
+    _check(session, registry, terms)
+    return _write(session, audit, str(uuid.uuid4()), 1, terms, actor, now)
+
+
+def amend(
+    session: Session,
+    registry: Registry,
+    audit: AuditLog,
+    agreement_id: str,
+    terms: domain.AgreementTerms,
+    *,
+    expected_version: int,
+    actor: Actor,
+    now: datetime,
+) -> Agreement:
+    """A new version of the agreement; `expected_version` is the one the caller read."""
+    current = latest(session, agreement_id, lock=True)
+    if current.version != expected_version:
+        raise StaleAgreement(current.version)
+    _check(session, registry, terms)
+    return _write(session, audit, agreement_id, current.version + 1, terms, actor, now)
+
+
+def latest(session: Session, agreement_id: str, *, lock: bool = False) -> Agreement:
+    query = (
+        select(Agreement)
+        .where(col(Agreement.id) == agreement_id)
+        .order_by(col(Agreement.version).desc())
+        .limit(1)
+    )
+    found = session.exec(query.with_for_update() if lock else query).first()
+    if found is None:
+        raise AgreementNotFound(agreement_id)
+    return found
+
+
+def history(session: Session, agreement_id: str) -> list[Agreement]:
+    query = select(Agreement).where(col(Agreement.id) == agreement_id)
+    rows = list(session.exec(query.order_by(col(Agreement.version))).all())
+    if not rows:
+        raise AgreementNotFound(agreement_id)
+    return rows
+
+
+def current_agreements(session: Session, department: str | None = None) -> list[Agreement]:
+    """The latest version of every agreement (of one department)."""
+    newest = (
+        select(col(Agreement.id), sa.func.max(Agreement.version).label("version"))
+        .group_by(col(Agreement.id))
+        .subquery()
+    )
+    query = select(Agreement).join(
+        newest,
+        sa.and_(col(Agreement.id) == newest.c.id, col(Agreement.version) == newest.c.version),
+    )
+    if department is not None:
+        query = query.where(col(Agreement.department) == department)
+    return list(session.exec(query.order_by(col(Agreement.department), col(Agreement.id))).all())
+
+
+@dataclass(frozen=True)
+class Projected:
+    agreement: Agreement
+    record: dict[str, Any]
+    in_force: bool
+
+
+class Projections:
+    """Compiled projections by (agreement, version): agreement versions never change."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[str, int], Projection] = {}
+
+    def project(
+        self, row: Agreement, schema: Mapping[str, Any], record: Mapping[str, Any], today: date
+    ) -> Projected:
+        key = (row.id, row.version)
+        projection = self._compiled.get(key)
+        if projection is None:
+            projection = Projection(row.allowed_fields, always=domain.envelope(schema))
+            self._compiled[key] = projection
+        return Projected(row, projection.apply(record), terms_of(row).in_force(today))

@@ -1,0 +1,401 @@
+"""Use cases of the schema registry: register, look up, change state and mode, validate.
+
+Each function works in the caller's unit of work and writes an audit entry for every change.
+`Registry` is the per-process part: the versions this process has read (immutable, so kept
+forever) and their compiled validators. Schemas a version refers to are loaded through the
+caller's session before compiling, never through a connection of their own: on SQLite a
+second connection would wait on the caller's write lock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from hub.audit import Actor, AuditLog
+from hub.schemas import domain
+from hub.schemas.compat import CompatibilityMode, Violation, check, diff
+from hub.schemas.store import SchemaSettings, SchemaSubject, SchemaVersion
+from hub.schemas.validation import (
+    Fetch,
+    Issue,
+    Validators,
+    check_schema,
+    parse_schema_uri,
+)
+
+BUILTIN_FOLDER = "builtin"
+HUB_ACTOR = Actor("hub", "public-security")
+PURPOSE = "schema-governance"
+
+
+class SubjectNotFound(LookupError):
+    pass
+
+
+class VersionNotFound(LookupError):
+    pass
+
+
+class SubjectNameInvalid(ValueError):
+    pass
+
+
+class SchemaInvalid(ValueError):
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__(f"{len(issues)} problem(s) in the schema")
+        self.issues = issues
+
+
+class Incompatible(ValueError):
+    def __init__(self, mode: CompatibilityMode, violations: list[Violation]) -> None:
+        super().__init__(f"{len(violations)} change(s) break {mode}")
+        self.mode, self.violations = mode, violations
+
+
+class VersionRetired(ValueError):
+    """Nothing is validated, published or accepted against a RETIRED version."""
+
+
+class Registry:
+    """Per process: every version read so far and the validators compiled from them."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, int], Mapping[str, Any]] = {}
+        self.validators = Validators(self._remembered)
+
+    def _remembered(self, subject: str, version: int) -> Mapping[str, Any] | None:
+        return self._known.get((subject, version))
+
+    def remember(self, session: Session, row: SchemaVersion) -> None:
+        """Keep `row`'s schema and, through `session`, every registered schema it refers to."""
+        pending = [row]
+        while pending:
+            current = pending.pop()
+            self._known[(current.subject, current.version)] = current.definition
+            for subject, version in _referenced(current.definition):
+                if (subject, version) not in self._known:
+                    found = _find_version(session, subject, version)
+                    if found is not None:
+                        pending.append(found)
+
+    def fetch_through(self, session: Session) -> Fetch:
+        """A fetch for `check_schema` that reads what this process has not seen yet."""
+
+        def fetch(subject: str, version: int) -> Mapping[str, Any] | None:
+            known = self._remembered(subject, version)
+            if known is not None:
+                return known
+            row = _find_version(session, subject, version)
+            if row is None:
+                return None
+            self.remember(session, row)
+            return row.definition
+
+        return fetch
+
+
+def _referenced(schema: Any) -> Iterator[tuple[str, int]]:
+    """The registered versions a schema's `$ref`s name (urn:permit-hub:schema:...)."""
+    if isinstance(schema, Mapping):
+        for key, value in schema.items():
+            if key == "$ref" and isinstance(value, str):
+                parsed = parse_schema_uri(value.split("#", 1)[0])
+                if parsed is not None:
+                    yield parsed
+            else:
+                yield from _referenced(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from _referenced(item)
+
+
+def _find_version(session: Session, subject: str, version: int) -> SchemaVersion | None:
+    query = select(SchemaVersion).where(
+        col(SchemaVersion.subject) == subject, col(SchemaVersion.version) == version
+    )
+    return session.exec(query).first()
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def subject_row(session: Session, subject: str, *, lock: bool = False) -> SchemaSubject:
+    query = select(SchemaSubject).where(col(SchemaSubject.name) == subject)
+    found = session.exec(query.with_for_update() if lock else query).first()
+    if found is None:
+        raise SubjectNotFound(subject)
+    return found
+
+
+def subjects(session: Session) -> list[SchemaSubject]:
+    return list(session.exec(select(SchemaSubject).order_by(col(SchemaSubject.name))).all())
+
+
+def versions_of(session: Session, subject: str) -> list[SchemaVersion]:
+    subject_row(session, subject)
+    query = select(SchemaVersion).where(col(SchemaVersion.subject) == subject)
+    return list(session.exec(query.order_by(col(SchemaVersion.version))).all())
+
+
+def version_of(session: Session, subject: str, version: int | str) -> SchemaVersion:
+    """A version by number, or "latest" (the highest number that is not RETIRED)."""
+    if version == "latest":
+        usable = [
+            row for row in versions_of(session, subject) if row.state != domain.VersionState.RETIRED
+        ]
+        if not usable:
+            raise VersionNotFound(f"{subject} has no version in use")
+        return usable[-1]
+    subject_row(session, subject)
+    found = _find_version(session, subject, int(version))
+    if found is None:
+        raise VersionNotFound(f"{subject} has no version {version}")
+    return found
+
+
+def by_id(session: Session, schema_id: int) -> SchemaVersion:
+    found = session.get(SchemaVersion, schema_id)
+    if found is None:
+        raise VersionNotFound(f"no schema has id {schema_id}")
+    return found
+
+
+def default_compatibility(session: Session) -> CompatibilityMode:
+    settings = session.get(SchemaSettings, 1)
+    return CompatibilityMode(settings.compatibility) if settings else domain.DEFAULT_COMPATIBILITY
+
+
+def compatibility_of(session: Session, subject: SchemaSubject) -> CompatibilityMode:
+    if subject.compatibility is not None:
+        return CompatibilityMode(subject.compatibility)
+    return default_compatibility(session)
+
+
+# --- changing -----------------------------------------------------------------------------
+
+
+def _audit(
+    session: Session,
+    audit: AuditLog,
+    actor: Actor,
+    action: str,
+    outcome: str,
+    target: str,
+    now: datetime,
+) -> None:
+    audit.record(session, actor.did(action, outcome, target, PURPOSE), now)
+
+
+def violations_for(
+    session: Session, subject: SchemaSubject | None, definition: Any
+) -> tuple[CompatibilityMode, list[Violation]]:
+    """What registering `definition` under `subject` would break, by the subject's mode,
+    against its versions in use (RETIRED ones no longer constrain)."""
+    if subject is None:
+        return default_compatibility(session), []
+    mode = compatibility_of(session, subject)
+    history = [
+        (row.version, row.definition)
+        for row in versions_of(session, subject.name)
+        if row.state != domain.VersionState.RETIRED
+    ]
+    return mode, check(mode, history, definition)
+
+
+def checked_schema(session: Session, registry: Registry, definition: Any) -> None:
+    issues = check_schema(definition, registry.fetch_through(session))
+    if issues:
+        raise SchemaInvalid(issues)
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: SchemaVersion
+    created: bool  # False: the same schema was already registered, this is that version
+
+
+def register(
+    session: Session,
+    registry: Registry,
+    audit: AuditLog,
+    subject: str,
+    definition: Any,
+    *,
+    state: domain.VersionState,
+    actor: Actor,
+    now: datetime,
+) -> Registered:
+    """Register `definition` as the subject's next version (creating the subject), or return
+    the existing version with the same schema. Raises SubjectNameInvalid, SchemaInvalid or
+    Incompatible, having written nothing."""
+    if not domain.valid_subject_name(subject):
+        raise SubjectNameInvalid(subject)
+    if state not in (domain.VersionState.DRAFT, domain.VersionState.ACTIVE):
+        raise ValueError("a new version starts as DRAFT or ACTIVE")
+    checked_schema(session, registry, definition)
+    existing = _lock_subject(session, subject)
+    fingerprint = domain.fingerprint(definition)
+    if existing is not None:
+        same = session.exec(
+            select(SchemaVersion).where(
+                col(SchemaVersion.subject) == subject,
+                col(SchemaVersion.fingerprint) == fingerprint,
+            )
+        ).first()
+        if same is not None:
+            return Registered(same, created=False)
+    mode, violations = violations_for(session, existing, definition)
+    if violations:
+        raise Incompatible(mode, violations)
+    if existing is None:
+        session.add(SchemaSubject(name=subject, created_at=now))
+        session.flush()
+    last = session.exec(
+        select(sa.func.max(SchemaVersion.version)).where(col(SchemaVersion.subject) == subject)
+    ).one()
+    row = SchemaVersion(
+        subject=subject,
+        version=(last or 0) + 1,
+        definition=definition,
+        fingerprint=fingerprint,
+        state=state.value,
+        created_by=actor.client_id,
+        created_at=now,
+        state_changed_at=now,
+    )
+    session.add(row)
+    session.flush()
+    _audit(session, audit, actor, "schema.register", state.value, _name(row), now)
+    return Registered(row, created=True)
+
+
+def _lock_subject(session: Session, subject: str) -> SchemaSubject | None:
+    """Row lock on the subject, so two registrations of one subject queue (SQLite: every
+    writer already does)."""
+    try:
+        return subject_row(session, subject, lock=True)
+    except SubjectNotFound:
+        return None
+
+
+def _name(row: SchemaVersion) -> str:
+    return f"{row.subject}:{row.version}"
+
+
+def set_state(
+    session: Session,
+    audit: AuditLog,
+    subject: str,
+    version: int,
+    wanted: domain.VersionState,
+    *,
+    actor: Actor,
+    now: datetime,
+) -> SchemaVersion:
+    row = version_of(session, subject, version)
+    current = domain.VersionState(row.state)
+    row.state = domain.change_state(current, wanted).value
+    row.state_changed_at = now
+    session.add(row)
+    session.flush()
+    _audit(session, audit, actor, "schema.state", row.state, _name(row), now)
+    return row
+
+
+def set_compatibility(
+    session: Session,
+    audit: AuditLog,
+    subject: str | None,
+    mode: CompatibilityMode | None,
+    *,
+    actor: Actor,
+    now: datetime,
+) -> CompatibilityMode:
+    """Set a subject's mode (None: follow the default again) or, for subject None, the
+    registry's default. Returns the mode now in force there."""
+    if subject is None:
+        if mode is None:
+            raise ValueError("the default mode cannot be unset")
+        settings = session.get(SchemaSettings, 1) or SchemaSettings(compatibility=mode.value)
+        settings.compatibility = mode.value
+        session.add(settings)
+        target, in_force = "*", mode
+    else:
+        row = subject_row(session, subject, lock=True)
+        row.compatibility = mode.value if mode else None
+        session.add(row)
+        target, in_force = subject, compatibility_of(session, row)
+    session.flush()
+    _audit(session, audit, actor, "schema.compatibility", in_force.value, target, now)
+    return in_force
+
+
+def validate(
+    session: Session, registry: Registry, subject: str, version: int | str, document: Any
+) -> tuple[SchemaVersion, list[Issue]]:
+    """Every problem of `document` against the version, with its pointer. A RETIRED version
+    refuses (VersionRetired); a use of a DEPRECATED one is counted."""
+    row = version_of(session, subject, version)
+    if row.state == domain.VersionState.RETIRED:
+        raise VersionRetired(_name(row))
+    registry.remember(session, row)
+    issues = registry.validators.get(row.subject, row.version).errors(document)
+    if row.state == domain.VersionState.DEPRECATED:
+        session.execute(
+            sa.update(SchemaVersion)
+            .where(col(SchemaVersion.id) == row.id)
+            .values(deprecated_uses=col(SchemaVersion.deprecated_uses) + 1)
+            .execution_options(synchronize_session=False)
+        )
+        row.deprecated_uses += 1
+    return row, issues
+
+
+def difference(
+    session: Session, subject: str, older: int | str, newer: int | str
+) -> tuple[SchemaVersion, SchemaVersion, dict[str, list[Any]]]:
+    first, second = version_of(session, subject, older), version_of(session, subject, newer)
+    return first, second, dict(diff(first.definition, second.definition))
+
+
+# --- built-in subjects --------------------------------------------------------------------
+
+
+def builtin_schemas() -> dict[str, Any]:
+    """hub/schemas/builtin/<subject>.json, by subject name."""
+    folder = resources.files("hub.schemas") / BUILTIN_FOLDER
+    return {
+        entry.name.removesuffix(".json"): json.loads(entry.read_text(encoding="utf-8"))
+        for entry in sorted(folder.iterdir(), key=lambda item: item.name)
+        if entry.name.endswith(".json")
+    }
+
+
+def register_builtins(
+    session: Session, registry: Registry, audit: AuditLog, now: datetime
+) -> list[SchemaVersion]:
+    """Register each built-in schema that is not registered yet, as ACTIVE; a shipped schema
+    that breaks its subject's mode stops the start (Incompatible). Returns new versions."""
+    created = []
+    for subject, definition in builtin_schemas().items():
+        done = register(
+            session,
+            registry,
+            audit,
+            subject,
+            definition,
+            state=domain.VersionState.ACTIVE,
+            actor=HUB_ACTOR,
+            now=now,
+        )
+        if done.created:
+            created.append(done.version)
+    return created
