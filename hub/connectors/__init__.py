@@ -1,0 +1,1 @@
+"""Department connectors: publish verified holder records, take department proofs in."""

@@ -1,0 +1,183 @@
+"""The reference department server: what a department runs to receive the hub's webhooks.
+
+It is also the far end of the delivery fault tests, so it keeps what it received in a SQLite
+file (WAL mode) that outlives a killed process, and de-duplicates by `webhook-id` in the same
+file: the hub delivers at least once, and a repeat must be recognised even after a restart.
+Every repeat is counted, so a test can tell a redelivery (same id) from a record sent twice
+under different ids.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, Request
+
+from hub import problems
+from hub.auth.domain import Department
+from hub.clock import Clock, SystemClock
+from hub.connectors.signing import Reason, SignatureRefused, Verifier
+from hub.problems import Problem, ProblemType, Text
+
+MAX_BODY_BYTES = 1_048_576  # a holder record is a few kilobytes; refuse anything far larger
+SIGNATURE_REFUSED = ProblemType(
+    "signature-refused", 401, Text("Webhook 签名校验未通过", "Webhook signature refused")
+)
+SIMULATED_FAILURE = ProblemType(
+    "simulated-failure", 503, Text("接收方模拟故障", "Simulated receiver failure")
+)
+_REASONS: dict[Reason, Text] = {
+    "missing-headers": Text(
+        "缺少 webhook-id、webhook-timestamp 或 webhook-signature 请求头",
+        "The webhook-id, webhook-timestamp or webhook-signature header is missing",
+    ),
+    "malformed": Text(
+        "签名请求头格式不正确，或请求体不是 UTF-8",
+        "A signature header is malformed, or the body is not UTF-8",
+    ),
+    "stale-timestamp": Text(
+        "webhook-timestamp 过旧或超前，超出允许的时间偏差",
+        "The webhook-timestamp is too old or too far in the future",
+    ),
+    "bad-signature": Text(
+        "没有与请求体相符的签名", "No signature matches the body with this department's secret"
+    ),
+}
+_SIMULATED = Text(
+    "此接收方被设置为拒收所有投递（故障测试）",
+    "This receiver is set to refuse every delivery (fault test)",
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    webhook_id TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    duplicates INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+
+class Inbox:
+    """The deliveries a department kept, one row per webhook-id, in arrival order (rowid).
+
+    Each call opens its own connection: requests run on a thread pool, and a connection per
+    call needs no lock. `BEGIN IMMEDIATE` takes the write lock before the insert, so two
+    concurrent copies of one delivery (or two processes on one file) store it exactly once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        with self._connect() as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self._path, timeout=30, isolation_level=None)) as connection:
+            yield connection
+
+    def put(self, webhook_id: str, body: str, at: datetime) -> bool:
+        """Keep a delivery; False (and one more duplicate counted) if its id was kept before."""
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            inserted = connection.execute(
+                "INSERT OR IGNORE INTO deliveries (webhook_id, received_at, body) VALUES (?, ?, ?)",
+                (webhook_id, at.isoformat(), body),
+            ).rowcount
+            if not inserted:
+                connection.execute(
+                    "UPDATE deliveries SET duplicates = duplicates + 1 WHERE webhook_id = ?",
+                    (webhook_id,),
+                )
+            connection.execute("COMMIT")
+        return bool(inserted)
+
+    def received(self) -> list[dict[str, Any]]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT webhook_id, received_at, duplicates, body FROM deliveries ORDER BY rowid"
+            ).fetchall()
+        return [
+            {
+                "webhook_id": webhook_id,
+                "received_at": received_at,
+                "duplicates": duplicates,
+                "record": json.loads(body),
+            }
+            for webhook_id, received_at, duplicates, body in rows
+        ]
+
+
+async def _raw_body(request: Request) -> bytes:
+    """The exact bytes signed, read here so the route itself can run on the thread pool."""
+    return await request.body()
+
+
+def create_receiver(
+    department: str,
+    secret: str,
+    store: Path,
+    *,
+    fail_with: int | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """A department's webhook receiver keeping deliveries in the SQLite file `store`.
+
+    `fail_with` (fault tests) answers every webhook with that 4xx/5xx status and keeps nothing.
+    `clock` judges timestamp freshness and stamps arrivals; it defaults to the system clock, so
+    the hub must sign with a time within the tolerance of it.
+    """
+    name = Department(department).value
+    if fail_with is not None and not 400 <= fail_with <= 599:
+        raise ValueError(f"fail_with must be a 4xx or 5xx status, not {fail_with}")
+    verifier = Verifier(secret)
+    inbox = Inbox(store)
+    timekeeper = clock or SystemClock()
+    app = FastAPI(title=f"{name} webhook receiver", version="0.1.0")
+    problems.install(app)
+    app.add_middleware(problems.BodyLimit, limit=MAX_BODY_BYTES, default_language="zh-CN")
+
+    @app.post("/webhooks/holder-records", summary="Receive one signed holder-record delivery")
+    def holder_records(
+        request: Request, body: Annotated[bytes, Depends(_raw_body)]
+    ) -> dict[str, bool]:
+        if fail_with is not None:
+            raise Problem(SIMULATED_FAILURE, _SIMULATED, status=fail_with)
+        now = timekeeper.now()
+        try:
+            verifier.verify(body, request.headers, now)
+        except SignatureRefused as refused:
+            raise Problem(
+                SIGNATURE_REFUSED, _REASONS[refused.reason], extensions={"reason": refused.reason}
+            ) from None
+        text = body.decode("utf-8")  # verify refused anything that is not UTF-8
+        try:
+            json.loads(text)
+        except json.JSONDecodeError:
+            raise Problem(problems.MALFORMED_JSON) from None
+        if inbox.put(request.headers["webhook-id"], text, now):
+            return {"stored": True}
+        return {"duplicate": True}
+
+    @app.get("/received", summary="Deliveries kept, in arrival order")
+    def received() -> list[dict[str, Any]]:
+        return inbox.received()
+
+    @app.get("/healthz", summary="Liveness: the process answers")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "department": name}
+
+    return app
+
+
+def serve(department: str, port: int, secret: str, store: Path, host: str = "127.0.0.1") -> None:
+    """Run the receiver in this process until it is stopped (one worker: one SQLite writer)."""
+    app = create_receiver(department, secret, store)
+    uvicorn.run(app, host=host, port=port, workers=1, access_log=False, log_level="info")
