@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from hub import problems
 from hub.audit import AuditLog
 from hub.auth import api as auth_api
-from hub.auth.domain import SCOPES
+from hub.auth.domain import SCOPES, Department
 from hub.auth.guard import (
     OPENAPI_SCHEME,
     GuardedRoute,
@@ -27,6 +27,8 @@ from hub.auth.keys import ensure_signing_key
 from hub.auth.server import HubAuthorizationServer
 from hub.auth.state import AuthState
 from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
+from hub.connectors import api as connectors_api
+from hub.connectors.config import DepartmentLink, load_departments
 from hub.db import make_engine, unit_of_work
 from hub.jobs import build_scheduler
 from hub.keyring import Keyring, load_keyring
@@ -35,8 +37,8 @@ from hub.permits.domain import LifecycleRules
 from hub.permits.identity import CitizenIdVault
 from hub.permits.jurisdictions import Jurisdiction, load_jurisdictions
 from hub.schemas import api as schemas_api
-from hub.schemas.agreements import Projections
-from hub.schemas.service import Incompatible, Registry, register_builtins
+from hub.schemas.agreements import Projections, seed
+from hub.schemas.service import HUB_ACTOR, Incompatible, Registry, register_builtins
 from hub.settings import ConfigError, Settings, load_settings
 
 
@@ -58,6 +60,7 @@ class Hub:
     authorization_server: HubAuthorizationServer
     schemas: Registry
     projections: Projections
+    departments: Mapping[Department, DepartmentLink]
 
     @property
     def key_password(self) -> bytes:
@@ -78,6 +81,7 @@ class Hub:
         with unit_of_work(self.engine) as session:
             ensure_signing_key(session, self.clock.now(), self.key_password)
         self.register_builtin_schemas()
+        self.seed_agreements()
         self.auth_state.refresh()
 
     def register_builtin_schemas(self) -> None:
@@ -95,6 +99,26 @@ class Hub:
             except Incompatible as error:
                 raise ConfigError(f"a built-in schema cannot be registered: {error}") from None
 
+    def seed_agreements(self) -> None:
+        """config/agreements/*.toml that do not exist yet (the departments file names them)."""
+        for attempt in (1, 2):
+            try:
+                with unit_of_work(self.engine) as session:
+                    seed(
+                        session,
+                        self.schemas,
+                        self.audit,
+                        self.settings.agreements_dir,
+                        actor=HUB_ACTOR,
+                        now=self.clock.now(),
+                    )
+                return
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+
 
 def build_hub(
     settings: Settings,
@@ -110,6 +134,10 @@ def build_hub(
     except ValueError as exc:
         raise ConfigError(f"bad holiday schedule {exc}") from None
     jurisdictions = load_jurisdictions(settings.jurisdictions_dir)
+    try:
+        departments = load_departments(settings.departments_file)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     keyring = load_keyring(settings, create=create_secret)
     audit = AuditLog(keyring.derive("audit-chain"))
     state = AuthState(
@@ -148,6 +176,7 @@ def build_hub(
         authorization_server=server,
         schemas=Registry(),
         projections=Projections(),
+        departments=departments,
     )
 
 
@@ -197,6 +226,7 @@ def create_app(
     app.include_router(auth_api.router)
     app.include_router(permits_api.router)
     app.include_router(schemas_api.router)
+    app.include_router(connectors_api.router)
     _describe_security(app, settings.issuer)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     holiday_schedules_dir: Path = Path("holidays")
     jurisdictions_dir: Path = Path("jurisdictions")
+    agreements_dir: Path = Path("agreements")
+    departments_file: Path = Path("departments.toml")
+    relay_enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
     workers: int = Field(default=1, ge=1, le=64)
@@ -70,7 +73,9 @@ class Settings(BaseSettings):
             raise ValueError("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
         return issuer.rstrip("/")
 
-    @field_validator("holiday_schedules_dir", "jurisdictions_dir")
+    @field_validator(
+        "holiday_schedules_dir", "jurisdictions_dir", "agreements_dir", "departments_file"
+    )
     @classmethod
     def _beside_the_config(cls, directory: Path) -> Path:
         """Configuration data lives beside the configuration file that names it."""

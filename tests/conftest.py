@@ -118,7 +118,14 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         issuer=ISSUER,
         default_language="en",
         scheduler_enabled=False,
+        relay_enabled=False,
+        agreements_dir=_empty(tmp_path / "agreements"),  # tests seed what they need
     )
+
+
+def _empty(directory: Path) -> Path:
+    directory.mkdir(exist_ok=True)
+    return directory
 
 
 @pytest.fixture

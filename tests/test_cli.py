@@ -154,7 +154,7 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
 
     verified = run_hub("audit", "verify", env=env)
     assert verified.returncode == 0, verified.stderr
-    assert verified.stdout.strip() == "audit log intact: 11 rows"  # 8: built-in schemas
+    assert verified.stdout.strip() == "audit log intact: 16 rows"  # 8 schemas, 5 agreements
 
     daily = run_hub("jobs", "run", env=env)
     assert daily.returncode == 0, daily.stderr

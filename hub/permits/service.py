@@ -119,6 +119,27 @@ def _change_cards(
     return change
 
 
+PERMIT_FIELDS = (
+    "id",
+    "jurisdiction",
+    "state",
+    "card_serial",
+    "valid_from",
+    "expires_on",
+    "suspended_on",
+    "residence_start",
+    "cancel_reason",
+)
+
+
+def permit_snapshot(permit: Permit | Mapping[str, Any]) -> dict[str, Any]:
+    """What the outbox keeps of the permit after an event, so the record published later
+    says what was true then (JSON-ready; with the permit's version)."""
+    get = permit.get if isinstance(permit, Mapping) else lambda name: getattr(permit, name)
+    snapshot = {name: _json_value(get(name)) for name in (*PERMIT_FIELDS, "version")}
+    return snapshot
+
+
 def record_event(
     session: Session,
     audit: AuditLog,
@@ -140,7 +161,10 @@ def record_event(
     session.add(event)
     session.flush()
     assert event.seq is not None
-    session.add(Outbox(event_seq=event.seq, permit_id=permit.id, created_at=now))
+    outbox = Outbox(
+        event_seq=event.seq, permit_id=permit.id, created_at=now, snapshot=permit_snapshot(permit)
+    )
+    session.add(outbox)
     audit.record(
         session,
         actor.did(f"permit.{event_type}", permit.state, permit.citizen_id_hash, "registry"),
@@ -242,6 +266,9 @@ CLAIM_COLUMNS = (
     col(Permit.valid_from),
     col(Permit.expires_on),
     col(Permit.suspended_on),
+    col(Permit.card_serial),
+    col(Permit.cancel_reason),
+    col(Permit.version),
 )
 """What `perform_claimed` needs of each permit; claim rows with these, under a row lock."""
 
@@ -313,7 +340,14 @@ def perform_claimed(
         constants={"type": action.value, "actor_client_id": actor.client_id, "at": now},
         returning=["seq", "permit_id"],
     )
-    outbox = [{"event_seq": new.seq, "permit_id": new.permit_id} for new in written]
+    after = {
+        row.id: permit_snapshot({**row._mapping, **changes, "version": row.version + 1})
+        for (row, _, _), changes in zip(moves, permits, strict=True)
+    }
+    outbox = [
+        {"event_seq": new.seq, "permit_id": new.permit_id, "snapshot": after[new.permit_id]}
+        for new in written
+    ]
     bulk.insert_rows(session, OUTBOX, outbox, constants={"created_at": now})
     entries = [
         actor.did(f"permit.{action.value}", t.after.state.value, row.citizen_id_hash, "registry")

@@ -9,10 +9,12 @@ silently share nothing, or be read later as permission for a field added under t
 
 from __future__ import annotations
 
+import tomllib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -134,9 +136,57 @@ def create(
     *,
     actor: Actor,
     now: datetime,
+    agreement_id: str | None = None,
 ) -> Agreement:
+    """A new agreement, version 1; its id is generated unless given (config seeds name theirs,
+    so config/departments.toml can refer to them)."""
     _check(session, registry, terms)
-    return _write(session, audit, str(uuid.uuid4()), 1, terms, actor, now)
+    return _write(session, audit, agreement_id or str(uuid.uuid4()), 1, terms, actor, now)
+
+
+def seed(
+    session: Session,
+    registry: Registry,
+    audit: AuditLog,
+    directory: Path,
+    *,
+    actor: Actor,
+    now: datetime,
+) -> list[Agreement]:
+    """Create each config/agreements/<id>.toml whose id does not exist yet. Later changes go
+    through the governance API; a file never overwrites what governance decided."""
+    created = []
+    for path in sorted(directory.glob("*.toml")):
+        agreement_id = path.stem
+        if session.get(Agreement, (agreement_id, 1)) is not None:
+            continue
+        terms = _terms_from_file(path)
+        try:
+            created.append(
+                create(
+                    session, registry, audit, terms, actor=actor, now=now, agreement_id=agreement_id
+                )
+            )
+        except AgreementRefused as refused:
+            raise ValueError(f"{path}: {refused.en}") from None
+    return created
+
+
+def _terms_from_file(path: Path) -> domain.AgreementTerms:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return domain.AgreementTerms(
+            department=str(data["department"]),
+            purpose=str(data["purpose"]),
+            subject=str(data["subject"]),
+            fields=[str(field) for field in data["fields"]],
+            legal_basis=str(data["legal_basis"]),
+            valid_from=data["valid_from"],
+            valid_to=data.get("valid_to"),
+            status=domain.AgreementStatus(data.get("status", "active")),
+        )
+    except (OSError, tomllib.TOMLDecodeError, KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path} is not a valid agreement ({exc})") from None
 
 
 def amend(

@@ -1,0 +1,64 @@
+"""The verified holder record the hub publishes (subject `holder-record`), built from the
+registry's rows.
+
+Permit facts are those *after the event* (the snapshot its outbox row took in the same
+transaction), so a record about an issuance says "valid" even if the permit was cancelled
+before the record went out; personal data is the registration as on file when the record is
+built, the latest a department can have.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from hub.permits.service import PERMIT_FIELDS
+from hub.permits.store import Registration
+
+HOLDER_FIELDS = (
+    "name",
+    "sex",
+    "ethnicity",
+    "birth_date",
+    "household_region",
+    "household_address",
+    "current_region",
+    "current_address",
+    "workplace",
+    "contact",
+)
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _instant(moment: datetime) -> str:
+    """RFC 3339 with its zone (SQLite returns stored times naive, in UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def holder_record(
+    *,
+    schema_uri: str,
+    schema_version: int,
+    event_seq: int,
+    event_type: str,
+    at: datetime,
+    snapshot: dict[str, Any],
+    registration: Registration,
+    citizen_id: str,
+) -> dict[str, Any]:
+    """The whole record; each department gets its agreement's projection of it."""
+    permit = {name: snapshot.get(name) for name in PERMIT_FIELDS}
+    holder = {name: _plain(getattr(registration, name)) for name in HOLDER_FIELDS}
+    event: dict[str, Any] = {"id": str(event_seq), "type": event_type, "at": _instant(at)}
+    if snapshot.get("version"):
+        event["permit_version"] = snapshot["version"]
+    return {
+        "$schema": schema_uri,
+        "schema_version": schema_version,
+        "event": event,
+        "permit": permit,
+        "holder": {"citizen_id": citizen_id, **holder},
+    }

@@ -1,0 +1,45 @@
+"""Deliveries: one row per (event, push department), the relay's work list.
+
+`pending` rows are due at `next_attempt_at`; a relay worker leases a batch (`lease_until`) in a
+short transaction, sends without holding any lock, and records the outcome in another, so a
+slow department never holds the database and a worker killed mid-delivery only delays its
+batch until the lease runs out. `dead` rows are the dead-letter list; replay makes them
+pending again. Nothing is deleted: the table is also the record of what went where.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+_PENDING = sa.text("status = 'pending'")
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "delivery"
+    __table_args__ = (
+        sa.Index("ix_delivery_holder_order", "department", "permit_id", "event_seq"),
+        sa.Index(
+            "ix_delivery_pending",
+            "next_attempt_at",
+            sqlite_where=_PENDING,
+            postgresql_where=_PENDING,
+        ),
+    )
+
+    event_seq: int = Field(
+        foreign_key="permit_event.seq", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    department: str = Field(primary_key=True, max_length=64)
+    permit_id: str = Field(max_length=36)
+    status: str = Field(max_length=16, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    lease_until: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    leased_by: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=512)
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    delivered_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
