@@ -15,10 +15,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
+# The five reference department receivers run beside the hub (ports 8101-8105, see
+# config/departments.toml), so records can be seen flowing: GET http://127.0.0.1:8103/received.
+# Development webhook secrets are generated once into var/webhooks.env.
+RECEIVERS := hr-social-security:8101 housing:8102 education:8103 health:8104 civil-affairs:8105
+
 run: venv
 	mkdir -p var
+	test -s var/webhooks.env || $(BIN)/hub department secrets > var/webhooks.env
 	$(BIN)/hub db upgrade
 	@echo "Tip: 'make demo' loads 10,000 generated holders into this empty database (about 3 min)."
+	set -a; . var/webhooks.env; set +a; \
+	trap 'kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
+	for pair in $(RECEIVERS); do \
+	  $(BIN)/hub department serve --department $${pair%%:*} --port $${pair##*:} & \
+	done; \
 	$(BIN)/hub serve
 
 # A generated, realistic data set for the embedded database: 10,000 holders, with proofs.

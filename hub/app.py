@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from hub.auth.state import AuthState
 from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
 from hub.connectors import api as connectors_api
 from hub.connectors.config import DepartmentLink, load_departments
+from hub.connectors.relay import Relay, start_relay, stop_relay
 from hub.db import make_engine, unit_of_work
 from hub.jobs import build_scheduler
 from hub.keyring import Keyring, load_keyring
@@ -196,9 +198,12 @@ def create_app(
         scheduler = build_scheduler(hub) if settings.scheduler_enabled else None
         if scheduler is not None:
             scheduler.start()
+        relay = _start_relay(hub) if settings.relay_enabled else None
         try:
             yield
         finally:
+            if relay is not None:
+                await asyncio.to_thread(stop_relay, *relay)
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             refresher.cancel()
@@ -247,6 +252,13 @@ def create_app(
         }
 
     return app
+
+
+def _start_relay(hub: Hub) -> tuple[Relay, threading.Event, threading.Thread]:
+    try:
+        return start_relay(hub)
+    except ValueError as error:  # a department's secret is missing from the environment
+        raise ConfigError(f"the relay cannot start: {error}") from None
 
 
 def _describe_security(app: FastAPI, issuer: str) -> None:

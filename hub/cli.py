@@ -348,6 +348,82 @@ def schemas_diff(subject: str, older: str, newer: str) -> None:
             click.echo(f"  {change.kind} at {change.pointer or '/'}: {change.en}")
 
 
+@cli.group()
+def department() -> None:
+    """The departments' side of the exchange."""
+
+
+@department.command("serve")
+@click.option("--department", "name", required=True, help="e.g. education")
+@click.option("--port", type=click.IntRange(1, 65535), required=True)
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file of what was received (default: var/received-<department>.db).",
+)
+def department_serve(name: str, port: int, store: Path | None) -> None:
+    """Run the reference receiver of a department: verifies the hub's signatures, refuses
+    stale timestamps, de-duplicates by webhook-id and keeps what it got."""
+    from hub.auth.domain import Department
+    from hub.connectors.receiver import serve
+
+    hub_settings = _settings()
+    links = _departments(hub_settings)
+    try:
+        link = links[Department(name)]
+        secret = link.secret()
+    except (KeyError, ValueError) as exc:
+        _fail(f"department {name!r} cannot be served: {exc}")
+    path = store or Path("var") / f"received-{name}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    serve(name, port, secret, path)
+
+
+@department.command("secrets")
+def department_secrets() -> None:
+    """Print a fresh webhook secret for each department as shell assignments (for a
+    development environment; production secrets come from the secret store)."""
+    from hub.connectors.signing import new_secret
+
+    for link in _departments(_settings()).values():
+        click.echo(f"{link.secret_env}={new_secret()}")
+
+
+def _departments(settings: Settings) -> Any:
+    from hub.connectors.config import load_departments
+
+    try:
+        return load_departments(settings.departments_file)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+def relay() -> None:
+    """Run the outbox relay in this process until interrupted (when the hub's own relay is
+    switched off, or to add delivery capacity: relays share the work safely)."""
+    import signal
+    import threading
+
+    from hub.app import build_hub
+    from hub.connectors.relay import Relay
+
+    hub = build_hub(_settings())
+    hub.check_database()
+    try:
+        worker = Relay(hub)
+    except ValueError as exc:
+        _fail(f"the relay cannot start: {exc}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    click.echo(f"relay {worker.worker} delivering to {', '.join(worker.links)}", err=True)
+    try:
+        worker.run(stop)
+    finally:
+        worker.close()
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -1,0 +1,286 @@
+"""The outbox relay against real receivers on 127.0.0.1, on both databases: every event to
+every subscribed department, only agreed fields, in order per holder, retries, dead letters."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlmodel import Session, col, select
+
+from hub.app import Hub
+from hub.audit import Actor
+from hub.auth.domain import Department
+from hub.connectors.config import DeliveryMode, DepartmentLink
+from hub.connectors.receiver import create_receiver
+from hub.connectors.relay import Relay, RelayPolicy
+from hub.connectors.signing import new_secret
+from hub.connectors.store import Delivery
+from hub.db import unit_of_work
+from hub.permits import domain, service
+from hub.permits.identity import parse_citizen_id
+from hub.permits.store import Permit, Registration
+from hub.schemas import agreements
+from hub.schemas import domain as schema_domain
+from tests.test_jobs import _add
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = RelayPolicy(backoff_seconds=0.0, max_attempts=3, timeout_seconds=2.0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Receiver:
+    """A reference department server in a thread of this process, on its own port."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "receiver did not start"
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def received(self) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.url}/received").json())
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def seeded(hub: Hub) -> Hub:
+    """The shipped agreements, as on a first start with config/agreements."""
+    with unit_of_work(hub.engine) as session:
+        agreements.seed(
+            session,
+            hub.schemas,
+            hub.audit,
+            ROOT / "config" / "agreements",
+            actor=Actor("hub", "public-security"),
+            now=hub.clock.now(),
+        )
+    return hub
+
+
+Links = dict[Department, DepartmentLink]
+
+
+@pytest.fixture
+def receivers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Links, dict[str, Receiver]]]:
+    """Education and housing, each with a receiver; education takes every event type."""
+    links: Links = {}
+    running: dict[str, Receiver] = {}
+    for department, events in ((Department.EDUCATION, ("*",)), (Department.HOUSING, ("issue",))):
+        secret = new_secret()
+        env = f"HUB_TEST_SECRET_{department.name}"
+        monkeypatch.setenv(env, secret)
+        app = create_receiver(department.value, secret, tmp_path / f"{department.value}.db")
+        running[department.value] = Receiver(app)
+        links[department] = DepartmentLink(
+            endpoint=f"{running[department.value].url}/webhooks/holder-records",
+            secret_env=env,
+            agreement=f"{department.value}-holders",
+            delivery=DeliveryMode.BOTH,
+            events=events,
+        )
+    yield links, running
+    for receiver in running.values():
+        receiver.stop()
+
+
+def citizen_id(n: int) -> str:
+    """A valid GB 11643 number for person n (born 1990, Chifeng)."""
+    first = f"15040219900101{n:03d}"
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    total = sum(int(digit) * weight for digit, weight in zip(first, weights, strict=True))
+    return first + "10X98765432"[total % 11]
+
+
+def holders(hub: Hub, count: int) -> list[str]:
+    """Accepted permits of real people: their registrations hold sealed, valid IDs."""
+    ids = _add(hub, "accepted", count=count)
+    with unit_of_work(hub.engine) as session:
+        for n, permit_id in enumerate(ids, start=1):
+            permit = session.get(Permit, permit_id)
+            assert permit is not None
+            registration = session.get(Registration, permit.registration_id)
+            assert registration is not None
+            number = parse_citizen_id(citizen_id(n), today=hub.clock.today())
+            registration.citizen_id_sealed = hub.vault.seal(number)
+            session.add(registration)
+    return ids
+
+
+def _issue(hub: Hub, count: int) -> list[str]:
+    ids = holders(hub, count)
+    for permit_id in ids:
+        _act(hub, permit_id, domain.Action.ISSUE, 1)
+    return ids
+
+
+def _act(hub: Hub, permit_id: str, action: domain.Action, version: int) -> None:
+    with unit_of_work(hub.engine) as session:
+        service.perform(
+            session,
+            hub.audit,
+            permit_id,
+            action,
+            expected_version=version,
+            actor=Actor("office", "public-security"),
+            now=hub.clock.now(),
+            today=hub.clock.today(),
+            rules_for=hub.lifecycle_rules,
+            details={"reason": "false-materials"} if action is domain.Action.CANCEL else None,
+        )
+
+
+def _deliveries(hub: Hub) -> list[Delivery]:
+    with Session(hub.engine) as session:
+        query = select(Delivery).order_by(col(Delivery.event_seq), col(Delivery.department))
+        return list(session.exec(query).all())
+
+
+def test_every_event_reaches_every_subscriber_with_only_agreed_fields(
+    seeded: Hub, receivers: tuple[Links, dict[str, Receiver]]
+) -> None:
+    links, running = receivers
+    permits = _issue(seeded, 3)
+    _act(seeded, permits[0], domain.Action.CANCEL, 2)
+    relay = Relay(seeded, links=links, policy=FAST)
+    try:
+        assert relay.run_once() == 3 + 1 + 3  # education: 3 issues + 1 cancel; housing: issues
+    finally:
+        relay.close()
+
+    education = running["education"].received()
+    housing = running["housing"].received()
+    assert len(education) == 4 and len(housing) == 3
+    assert {r["webhook_id"] for r in housing} < {r["webhook_id"] for r in education}
+    record = education[0]["record"]
+    assert record["event"]["id"] == education[0]["webhook_id"].removeprefix("evt_")
+    assert set(record["holder"]) == {"citizen_id", "name", "current_region"}
+    assert set(record["permit"]) <= {
+        "id",
+        "jurisdiction",
+        "state",
+        "valid_from",
+        "expires_on",
+        "residence_start",
+    }
+    assert len(record["holder"]["citizen_id"]) == 18
+    cancelled = [r["record"] for r in education if r["record"]["event"]["type"] == "cancel"]
+    assert cancelled[0]["permit"]["state"] == "cancelled"
+    issued = [r["record"] for r in education if r["record"]["permit"]["id"] == permits[0]]
+    assert [r["permit"]["state"] for r in issued] == ["valid", "cancelled"]  # as of each event
+    assert {d.status for d in _deliveries(seeded)} == {"delivered"}
+    relay = Relay(seeded, links=links, policy=FAST)
+    try:
+        assert relay.run_once() == 0  # nothing is sent twice
+    finally:
+        relay.close()
+
+
+def test_a_failing_department_retries_then_dead_letters_and_holds_the_holder_back(
+    seeded: Hub, receivers: tuple[Links, dict[str, Receiver]], tmp_path: Path
+) -> None:
+    links, running = receivers
+    (permit_id,) = _issue(seeded, 1)
+    running["education"].stop()  # the department is down
+    relay = Relay(seeded, links=links, policy=FAST)
+    try:
+        for _ in range(FAST.max_attempts):
+            relay.run_once()
+        education = [d for d in _deliveries(seeded) if d.department == "education"]
+        assert [(d.status, d.attempts) for d in education] == [("dead", 3)]
+        assert education[0].last_error and "Connect" in education[0].last_error
+
+        _act(seeded, permit_id, domain.Action.CANCEL, 2)  # a later event of the same holder
+        secret_env = links[Department.EDUCATION].secret_env
+        app = create_receiver("education", os.environ[secret_env], tmp_path / "education.db")
+        running["education"] = back = Receiver(app)
+        links[Department.EDUCATION] = links[Department.EDUCATION].model_copy(
+            update={"endpoint": f"{back.url}/webhooks/holder-records"}
+        )
+        relay.close()
+        relay = Relay(seeded, links=links, policy=FAST)
+        relay.run_once()
+        assert back.received() == []  # the cancellation waits behind the dead issuance
+
+        with unit_of_work(seeded.engine) as session:
+            dead = session.get(Delivery, (education[0].event_seq, "education"))
+            assert dead is not None
+            dead.status, dead.attempts = "pending", 0
+            session.add(dead)
+        relay.run_once()
+    finally:
+        relay.close()
+    got = [r["record"]["event"]["type"] for r in running["education"].received()]
+    assert got == ["issue", "cancel"]
+
+
+def test_without_an_agreement_in_force_nothing_is_sent(
+    seeded: Hub, receivers: tuple[Links, dict[str, Receiver]]
+) -> None:
+    links, running = receivers
+    with unit_of_work(seeded.engine) as session:
+        current = agreements.latest(session, "education-holders")
+        terms = agreements.terms_of(current)
+        suspended = schema_domain.AgreementTerms(
+            **{**terms.__dict__, "status": schema_domain.AgreementStatus.SUSPENDED}
+        )
+        agreements.amend(
+            session,
+            seeded.schemas,
+            seeded.audit,
+            "education-holders",
+            suspended,
+            expected_version=current.version,
+            actor=Actor("governance", "public-security"),
+            now=seeded.clock.now(),
+        )
+    _issue(seeded, 1)
+    relay = Relay(seeded, links=links, policy=FAST)
+    try:
+        relay.run_once()
+    finally:
+        relay.close()
+    assert running["education"].received() == []
+    assert len(running["housing"].received()) == 1
+    education = [d for d in _deliveries(seeded) if d.department == "education"]
+    assert [(d.status, d.last_error) for d in education] == [
+        ("dead", "no data-sharing agreement in force")
+    ]
+
+
+def test_backoff_grows_with_jitter() -> None:
+    policy = RelayPolicy(backoff_seconds=1.0, backoff_cap_seconds=60.0)
+    for attempts, delay in ((1, 1.0), (2, 2.0), (4, 8.0), (10, 60.0)):
+        waits = {policy.retry_after(attempts) for _ in range(50)}
+        assert all(delay / 2 <= wait <= delay for wait in waits)
+        assert len(waits) > 1
+    assert timedelta(seconds=policy.retry_after(1)) <= timedelta(seconds=1)
