@@ -29,6 +29,7 @@ from hub.auth.server import HubAuthorizationServer
 from hub.auth.state import AuthState
 from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
 from hub.connectors import api as connectors_api
+from hub.connectors import deadletters
 from hub.connectors.config import DepartmentLink, load_departments
 from hub.connectors.relay import Relay, start_relay, stop_relay
 from hub.db import make_engine, unit_of_work
@@ -232,6 +233,7 @@ def create_app(
     app.include_router(permits_api.router)
     app.include_router(schemas_api.router)
     app.include_router(connectors_api.router)
+    app.include_router(deadletters.router)
     _describe_security(app, settings.issuer)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")

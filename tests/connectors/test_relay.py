@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from hub.app import Hub
@@ -32,6 +33,8 @@ from hub.permits.identity import parse_citizen_id
 from hub.permits.store import Permit, Registration
 from hub.schemas import agreements
 from hub.schemas import domain as schema_domain
+from tests.auth.helpers import access_token, bearer
+from tests.conftest import RegisterClient
 from tests.test_jobs import _add
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,8 +246,11 @@ def test_a_failing_department_retries_then_dead_letters_and_holds_the_holder_bac
     assert got == ["issue", "cancel"]
 
 
-def test_without_an_agreement_in_force_nothing_is_sent(
-    seeded: Hub, receivers: tuple[Links, dict[str, Receiver]]
+def test_without_an_agreement_in_force_nothing_is_sent_until_replayed(
+    seeded: Hub,
+    receivers: tuple[Links, dict[str, Receiver]],
+    app_client: TestClient,
+    register_client: RegisterClient,
 ) -> None:
     links, running = receivers
     with unit_of_work(seeded.engine) as session:
@@ -275,6 +281,35 @@ def test_without_an_agreement_in_force_nothing_is_sent(
     assert [(d.status, d.last_error) for d in education] == [
         ("dead", "no data-sharing agreement in force")
     ]
+
+    staff = bearer(
+        access_token(app_client, register_client("public-security", ("exchange:admin",)))
+    )
+    listed = app_client.get("/exchange/v1/dead-letters", headers=staff).json()
+    assert [(d["department"], d["event_type"]) for d in listed] == [("education", "issue")]
+    replay = f"/exchange/v1/dead-letters/{listed[0]['event_seq']}/education/replay"
+    no_scope = bearer(access_token(app_client, register_client("education", ("exchange:feed",))))
+    assert app_client.post(replay, headers=no_scope).status_code == 403
+    with unit_of_work(seeded.engine) as session:  # governance restores the agreement
+        agreements.amend(
+            session,
+            seeded.schemas,
+            seeded.audit,
+            "education-holders",
+            terms,
+            expected_version=current.version + 1,
+            actor=Actor("governance", "public-security"),
+            now=seeded.clock.now(),
+        )
+    assert app_client.post(replay, headers=staff).json() == {"replayed": 1}
+    assert app_client.post(replay, headers=staff).status_code == 404
+    relay = Relay(seeded, links=links, policy=FAST)
+    try:
+        relay.run_once()
+    finally:
+        relay.close()
+    assert [r["record"]["event"]["type"] for r in running["education"].received()] == ["issue"]
+    assert app_client.get("/exchange/v1/dead-letters", headers=staff).json() == []
 
 
 def test_backoff_grows_with_jitter() -> None:
