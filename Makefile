@@ -63,6 +63,7 @@ bench: venv postgres
 	$(BIN)/python bench/registry.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/sweep.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/schemas.py
+	$(BIN)/python bench/delivery.py --database-url postgresql://127.0.0.1:5432/test
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
