@@ -78,6 +78,20 @@ class Hub:
             if not sa.inspect(connection).has_table("alembic_version"):
                 raise ConfigError("the database has no schema yet; run `hub db upgrade`")
 
+    def check_relay(self) -> None:
+        """With the relay on, every push department's secret must be in the environment."""
+        if not self.settings.relay_enabled:
+            return
+        for department, link in self.departments.items():
+            if link.pushes:
+                try:
+                    link.secret()
+                except ValueError as error:
+                    raise ConfigError(
+                        f"the relay cannot push to {department.value}: {error}"
+                        " (or set relay_enabled = false)"
+                    ) from None
+
     def prepare(self) -> None:
         """First signing key of a new installation, the built-in schemas, then this
         process's snapshot."""

@@ -41,7 +41,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from hub.app import build_hub
 
     settings = _settings(host=host, port=port, workers=workers)
-    build_hub(settings).check_database()  # fail here, in one sentence, not in every worker
+    hub = build_hub(settings)
+    hub.check_database()  # fail here, in one sentence, not in every worker
+    hub.check_relay()
     uvicorn.run(
         "hub.app:create_app",
         factory=True,

@@ -27,6 +27,7 @@ def _env(database_url: str, **extra: str) -> dict[str, str]:
         HUB_CONFIG=str(ROOT / "config" / "hub.toml"),
         HUB_DATABASE_URL=database_url,
         HUB_SECRET_KEY=TEST_SECRET,
+        HUB_RELAY_ENABLED="false",  # the relay has tests of its own, with receivers
     )
     env.update(extra)
     return env
@@ -90,6 +91,14 @@ def test_bad_command_lines(args: tuple[str, ...], words: tuple[str, ...], tmp_pa
 def test_bad_configuration(extra: dict[str, str], words: tuple[str, ...], tmp_path: Path) -> None:
     env = _env(f"sqlite:///{tmp_path}/hub.db", **extra)
     _assert_one_sentence(run_hub("db", "upgrade", env=env), *words)
+
+
+def test_the_relay_needs_the_departments_secrets(tmp_path: Path) -> None:
+    env = _env(f"sqlite:///{tmp_path}/hub.db", HUB_RELAY_ENABLED="true")
+    assert run_hub("db", "upgrade", env=env).returncode == 0
+    _assert_one_sentence(
+        run_hub("serve", "--port", "1", env=env), "HUB_WEBHOOK_SECRET_", "relay_enabled"
+    )
 
 
 def test_malformed_config_file(tmp_path: Path) -> None:

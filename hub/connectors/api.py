@@ -1,9 +1,383 @@
-"""Routes of the exchange with the departments under /exchange/v1."""
+"""Routes of the exchange with the departments under /exchange/v1.
+
+Thin: parse, authorise (the scope here, the department from the token), call
+`hub.connectors.exchange`, shape the answer. A department is always the caller's own: it files
+and revokes only its own proofs, and receives only what its agreement allows. Nothing here
+echoes a citizen ID: problems point at fields, answers about proofs carry ids, not people, and
+the holder's ID reaches a department only inside a record its agreement allows it in. Look-ups
+are POSTed so the ID never sits in a URL or an access log; answers with personal data are
+`Cache-Control: no-store`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from typing import Annotated, Any
+from urllib.parse import quote
 
-from hub.auth.guard import GuardedRoute
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.audit import Actor
+from hub.auth.guard import GuardedRoute, principal_of, requires
+from hub.connectors import exchange
+from hub.deps import CurrentHub, DbSession
+from hub.permits import applications
+from hub.permits.api import PROOF_CONFLICT, PROOF_NOT_FOUND
+from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_citizen_id
+from hub.permits.store import Proof
+from hub.problems import (
+    VALIDATION_FAILED,
+    FieldError,
+    Problem,
+    Text,
+    problem_response,
+    problem_type,
+)
+from hub.schemas import service
+from hub.schemas.api import VERSION_RETIRED
 
 router = APIRouter(prefix="/exchange/v1", tags=["Exchange"], route_class=GuardedRoute)
+log = logging.getLogger(__name__)
+
+PROOF_NOT_OWNED = problem_type(
+    "proof-not-owned", 403, "本部门不是该类证明的主管部门", "Not a proof your department files"
+)
+PROOF_INVALID = problem_type(
+    "proof-invalid", 422, "证明文件不符合数据模式", "The proof does not match its schema"
+)
+SCHEMA_NOT_IN_USE = problem_type(
+    "schema-version-not-in-use", 409, "该模式版本未启用", "The schema version is not in use"
+)
+NO_AGREEMENT = problem_type(
+    "no-agreement", 403, "没有生效的数据共享协议", "No data-sharing agreement in force"
+)
+PULL_NOT_ENABLED = problem_type(
+    "pull-not-enabled", 403, "未开通变更数据拉取", "The changes feed is not enabled"
+)
+HOLDER_NOT_FOUND = problem_type("holder-not-found", 404, "持证人不存在", "Holder not found")
+CURSOR_INVALID = problem_type("cursor-invalid", 400, "游标无效", "Invalid cursor")
+RECORD_UNAVAILABLE = problem_type(
+    "holder-record-unavailable", 500, "暂时无法生成持证人记录", "The holder record is unavailable"
+)
+_REFUSALS = {"no-agreement": NO_AGREEMENT, "pull-not-enabled": PULL_NOT_ENABLED}
+_NO_STORE = {"Cache-Control": "no-store"}
+
+ProofId = Annotated[
+    str, Path(min_length=1, max_length=128, description="The department's own id of the proof")
+]
+
+
+def _actor(request: Request) -> Actor:
+    principal = principal_of(request)
+    return Actor(principal.client_id, principal.department.value)
+
+
+def _proof_view(proof: Proof) -> dict[str, Any]:
+    """What a department sees of a proof it filed: never whose it is."""
+    return {
+        "id": proof.id,
+        "proof_id": proof.source_proof_id,
+        "kind": proof.kind,
+        "valid_from": proof.valid_from.isoformat(),
+        "valid_to": proof.valid_to.isoformat() if proof.valid_to else None,
+        "recorded_at": exchange.instant(proof.recorded_at),
+        "revoked_at": exchange.instant(proof.revoked_at) if proof.revoked_at else None,
+    }
+
+
+def _proof_url(proof: Proof) -> str:
+    return f"{router.prefix}/proofs/{quote(proof.source_proof_id, safe='')}"
+
+
+def _proof_not_found(proof_id: str) -> Problem:
+    return Problem(
+        PROOF_NOT_FOUND,
+        Text(f"本部门没有编号为 {proof_id} 的证明", f"Your department filed no proof {proof_id}"),
+    )
+
+
+def _unavailable(error: exchange.RecordUnavailable) -> Problem:
+    """Logged in full (event numbers and pointers, never personal data); the caller is told
+    only that the hub failed, and which event if it was one."""
+    log.error("holder record unavailable: %s", error.en)
+    extensions = {"event": error.event} if error.event else {}
+    return Problem(
+        RECORD_UNAVAILABLE,
+        Text("平台暂时无法生成该记录，已记录此故障", "The hub could not produce the record"),
+        extensions=extensions,
+    )
+
+
+# --- proofs ------------------------------------------------------------------------------------
+
+PROOF_EXAMPLE: dict[str, Any] = {
+    "subject": "proof.employment",
+    "schema_version": None,
+    "proof": {
+        "proof_id": "HRSS-150402-2025-000123",
+        "citizen_id": "150421199003150029",
+        "kind": "employment",
+        "valid_from": "2025-01-01",
+        "valid_to": "2025-12-31",
+        "details": {
+            "months": 14,
+            "since": "2023-11-01",
+            "employer": "赤峰市红山区草原乳业有限公司",
+            "employer_credit_code": "91150402MA0N1234X5",
+            "contract": "labour-contract",
+        },
+    },
+}
+
+
+class ProofSubmission(BaseModel):
+    """A proof document of one of the caller's `proof.*` subjects (see /schemas/v1)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PROOF_EXAMPLE]})
+
+    subject: str = Field(
+        max_length=128,
+        description="proof.employment, proof.social-insurance (hr-social-security); "
+        "proof.rental-registration (housing); proof.school-enrolment (education); "
+        "proof.health-service (health); proof.civil-affairs (civil-affairs)",
+    )
+    schema_version: int | None = Field(
+        default=None, ge=1, description="Version to validate against; default: the one in use"
+    )
+    proof: dict[str, Any] = Field(description="The document, valid against the subject")
+
+
+@router.post(
+    "/proofs",
+    status_code=201,
+    summary="File a proof on record with your department (idempotent by proof_id)",
+    responses={
+        200: {"description": "Filed before with the same content: that proof"},
+        403: {"description": "Your department is not the authority for this subject or kind"},
+        409: {"description": "proof_id filed before with other content, or version not in use"},
+        422: {"description": "The document breaks its schema; every issue has a pointer"},
+    },
+)
+@requires("exchange:proofs")
+def submit_proof(
+    request: Request, body: ProofSubmission, session: DbSession, hub: CurrentHub
+) -> JSONResponse:
+    principal = principal_of(request)
+    try:
+        proof, new = exchange.submit_proof(
+            session,
+            hub,
+            _actor(request),
+            principal.department,
+            body.subject,
+            body.schema_version,
+            body.proof,
+        )
+    except exchange.ProofNotYours as refused:
+        what = refused.kind or refused.subject
+        raise Problem(
+            PROOF_NOT_OWNED,
+            Text(
+                f"{principal.department.value} 不能报送 {what}",
+                f"{principal.department.value} does not file {what}",
+            ),
+            errors=[
+                FieldError(
+                    Text("不是本部门主管的证明", "not your department's"),
+                    pointer="/proof/kind" if refused.kind else "/subject",
+                )
+            ],
+        ) from None
+    except exchange.SchemaNotInUse as error:
+        raise Problem(
+            SCHEMA_NOT_IN_USE,
+            Text(f"{error.subject} 没有可用于交换的该版本", str(error)),
+            errors=[FieldError(Text("版本未启用", "not in use"), pointer="/schema_version")],
+        ) from None
+    except service.VersionNotFound:
+        raise Problem(
+            VALIDATION_FAILED,
+            errors=[FieldError(Text("该版本不存在", "no such version"), pointer="/schema_version")],
+        ) from None
+    except service.VersionRetired as retired:
+        raise Problem(
+            VERSION_RETIRED,
+            Text(f"{retired} 已停用", f"{retired} is retired"),
+            errors=[FieldError(Text("版本已停用", "retired"), pointer="/schema_version")],
+        ) from None
+    except exchange.DocumentInvalid as invalid:
+        raise Problem(
+            PROOF_INVALID,
+            Text(
+                f"证明文件有 {len(invalid.issues)} 处不符合 "
+                f"{invalid.subject} 第 {invalid.version} 版",
+                f"{len(invalid.issues)} issue(s) against {invalid.subject} version "
+                f"{invalid.version}",
+            ),
+            errors=[
+                FieldError(Text(issue.zh, issue.en), pointer="/proof" + issue.pointer)
+                for issue in invalid.issues
+            ],
+            extensions={"subject": invalid.subject, "schema_version": invalid.version},
+        ) from None
+    except InvalidCitizenId as error:
+        raise citizen_id_problem(error, "/proof/citizen_id") from None
+    except applications.ProofConflict:
+        proof_id = str(body.proof.get("proof_id"))
+        raise Problem(
+            PROOF_CONFLICT,
+            Text(
+                f"证明编号 {proof_id} 已以其他内容报送",
+                f"Proof {proof_id} was filed before with other content",
+            ),
+            errors=[FieldError(Text("编号已使用", "already used"), pointer="/proof/proof_id")],
+        ) from None
+    return JSONResponse(
+        _proof_view(proof),
+        status_code=201 if new else 200,
+        headers={"Location": _proof_url(proof)},
+    )
+
+
+@router.get(
+    "/proofs/{proof_id:path}",
+    summary="A proof your department filed",
+    responses={404: {"description": "Your department filed no proof with this id"}},
+)
+@requires("exchange:proofs")
+def get_proof(
+    request: Request, proof_id: ProofId, session: DbSession, hub: CurrentHub
+) -> dict[str, Any]:
+    department = principal_of(request).department
+    try:
+        proof = exchange.own_proof(session, hub, _actor(request), department, proof_id)
+    except exchange.ProofNotFound:
+        raise _proof_not_found(proof_id) from None
+    return _proof_view(proof)
+
+
+@router.delete(
+    "/proofs/{proof_id:path}",
+    summary="Revoke a proof your department filed (it no longer counts; idempotent)",
+    responses={404: {"description": "Your department filed no proof with this id"}},
+)
+@requires("exchange:proofs")
+def revoke_proof(
+    request: Request, proof_id: ProofId, session: DbSession, hub: CurrentHub
+) -> dict[str, Any]:
+    department = principal_of(request).department
+    try:
+        proof = exchange.revoke_proof(session, hub, _actor(request), department, proof_id)
+    except exchange.ProofNotFound:
+        raise _proof_not_found(proof_id) from None
+    return _proof_view(proof)
+
+
+# --- look-ups ----------------------------------------------------------------------------------
+
+
+class LookupBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "citizen_id": "150421199003150029",
+                    "purpose": "随迁子女入学资格审核 / school admission of a child, case 2026-0412",
+                }
+            ]
+        },
+    )
+
+    citizen_id: str = Field(max_length=20, description="The holder's citizen ID number")
+    purpose: str = Field(
+        min_length=1, max_length=256, description="Why you look this person up (audited)"
+    )
+
+
+@router.post(
+    "/lookup",
+    summary="Look a holder up: the record your agreement allows, as of now",
+    responses={
+        403: {
+            "description": "No agreement in force: nothing is disclosed (the refusal is audited)"
+        },
+        404: {"description": "No permit for this person"},
+        422: {"description": "Not a valid citizen ID (the number is never echoed)"},
+    },
+)
+@requires("exchange:lookup")
+def look_up(
+    request: Request, body: LookupBody, session: DbSession, hub: CurrentHub
+) -> JSONResponse:
+    try:
+        citizen_id = parse_citizen_id(body.citizen_id, today=hub.clock.today())
+    except InvalidCitizenId as error:
+        raise citizen_id_problem(error, "/citizen_id") from None
+    department = principal_of(request).department
+    try:
+        outcome = exchange.look_up(
+            session, hub, _actor(request), department, citizen_id, body.purpose
+        )
+    except exchange.RecordUnavailable as error:
+        raise _unavailable(error) from None
+    # Refusals are answered, not raised: the transaction must commit their audit entry.
+    if isinstance(outcome, exchange.Refusal):
+        problem = Problem(_REFUSALS[outcome.code], Text(outcome.zh, outcome.en))
+        return problem_response(request, problem)
+    if isinstance(outcome, exchange.HolderNotFound):
+        problem = Problem(
+            HOLDER_NOT_FOUND, Text("此人没有居住证", "This person holds no permit here")
+        )
+        return problem_response(request, problem)
+    return JSONResponse(outcome.record, headers=_NO_STORE)
+
+
+# --- the changes feed --------------------------------------------------------------------------
+
+
+@router.get(
+    "/feed",
+    summary="The changes feed: projected holder records of subscribed events, oldest first",
+    description=(
+        "For departments that pull. Pass the page's `next` as `after` to continue: the cursor "
+        "is opaque and stable, and moves past every event examined, sent or not. "
+        "`has_more: true`: read again now; `false`: caught up, poll later. Each record is the "
+        "holder record as of its event, with only the fields your agreement allows."
+    ),
+    responses={
+        400: {"description": "`after` is not a cursor the hub issued"},
+        403: {"description": "Your department does not pull, or has no agreement in force"},
+    },
+)
+@requires("exchange:feed")
+def read_feed(
+    request: Request,
+    session: DbSession,
+    hub: CurrentHub,
+    after: Annotated[
+        str | None,
+        Query(max_length=64, description="`next` of the previous page; absent: from the start"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=exchange.FEED_LIMIT_MAX)] = 100,
+) -> JSONResponse:
+    try:
+        position = exchange.decode_cursor(after) if after is not None else 0
+    except exchange.CursorInvalid:
+        raise Problem(
+            CURSOR_INVALID,
+            Text("请使用上一页返回的 next 值", "Use the `next` of a page the hub returned"),
+            errors=[FieldError(Text("游标无效", "not a cursor of this feed"), parameter="after")],
+        ) from None
+    department = principal_of(request).department
+    try:
+        page = exchange.read_feed(session, hub, _actor(request), department, position, limit)
+    except exchange.RecordUnavailable as error:
+        raise _unavailable(error) from None
+    if isinstance(page, exchange.Refusal):
+        problem = Problem(_REFUSALS[page.code], Text(page.zh, page.en))
+        return problem_response(request, problem)
+    body = {"records": page.records, "next": page.next, "has_more": page.has_more}
+    return JSONResponse(body, headers=_NO_STORE)

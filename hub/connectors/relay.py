@@ -40,6 +40,7 @@ from sqlmodel import Session, col, select
 from hub import bulk
 from hub.auth.domain import Department
 from hub.connectors.config import DepartmentLink
+from hub.connectors.exchange import HOLDER_RECORD, exchangeable_version
 from hub.connectors.records import holder_record
 from hub.connectors.signing import Signer
 from hub.connectors.store import DEAD, DELIVERED, PENDING, Delivery
@@ -47,8 +48,8 @@ from hub.db import unit_of_work
 from hub.permits.identity import CitizenIdUnreadable
 from hub.permits.service import permit_snapshot
 from hub.permits.store import Outbox, Permit, PermitEvent, Registration
-from hub.schemas import agreements, domain
-from hub.schemas.store import Agreement, SchemaVersion
+from hub.schemas import agreements
+from hub.schemas.store import Agreement
 from hub.schemas.validation import schema_uri
 
 if TYPE_CHECKING:
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOLDER_RECORD = "holder-record"
 DELIVERY: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 OUTBOX: sa.Table = Outbox.__table__  # type: ignore[attr-defined]
 
@@ -134,7 +134,7 @@ class Relay:
                 .where(col(Outbox.published_at).is_(None))
                 .order_by(col(Outbox.event_seq))
                 .limit(self.policy.batch_size * 5)
-                .with_for_update(skip_locked=True, of=OUTBOX)
+                .with_for_update(of=OUTBOX)  # wait, not skip: keeps holders' order
             ).all()
             deliveries = [
                 {"event_seq": seq, "department": department, "permit_id": permit_id}
@@ -243,7 +243,7 @@ class Relay:
                 select(Registration).where(col(Registration.id).in_(registration_ids))
             )
         }
-        schema = publishing_version(session)
+        schema = exchangeable_version(session, HOLDER_RECORD)
         agreed = self._agreements(session)
         today = self.hub.clock.today()
         validator = None
@@ -391,21 +391,6 @@ class Relay:
             except Exception:
                 log.exception("relay round failed; retrying")
             stop.wait(idle_seconds)
-
-
-def publishing_version(session: Session) -> SchemaVersion | None:
-    """The holder-record version records are published against: the newest ACTIVE or
-    DEPRECATED one (a DRAFT is not published yet, a RETIRED one no longer)."""
-    exchangeable = [state.value for state in domain.EXCHANGEABLE]
-    return session.exec(
-        select(SchemaVersion)
-        .where(
-            col(SchemaVersion.subject) == HOLDER_RECORD,
-            col(SchemaVersion.state).in_(exchangeable),
-        )
-        .order_by(col(SchemaVersion.version).desc())
-        .limit(1)
-    ).first()
 
 
 def start_relay(hub: Hub) -> tuple[Relay, threading.Event, threading.Thread]:

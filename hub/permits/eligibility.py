@@ -132,6 +132,10 @@ PROOF_KINDS: Mapping[str, ProofKind] = {
         ),
     ),
     "school-enrolment": ProofKind("study", frozenset({"education"}), frozenset({"study-proof"})),
+    # On file for the departments' services (health records, civil-affairs records); no
+    # permit condition reads them yet.
+    "health-service": ProofKind(None, frozenset({"health"}), frozenset()),
+    "civil-affairs": ProofKind(None, frozenset({"civil-affairs"}), frozenset()),
 }
 """Which records replace which materials. A material no kind stands for (e.g. Ningbo's land
 transfer contract) is always proved on paper; a new material code must be added here to be

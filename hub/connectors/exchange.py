@@ -1,0 +1,601 @@
+"""Use cases of the exchange with the departments (no FastAPI): proofs coming in, look-ups and
+the changes feed going out.
+
+- **Proofs** (`submit_proof`, `revoke_proof`): a department files the records it is the
+  authority for ("以主管部门甄别为准" [NB]), as documents of its `proof.*` subject, validated
+  against the schema registry. They land in the `proof` table through the same use case staff
+  use (`applications.record_proof`), idempotent by (department, proof id), so eligibility reads
+  them as records on file. Kinds eligibility does not know yet (health, civil affairs) are
+  stored the same way here, so nothing a department sends is lost while the rules catch up.
+- **Look-ups** (`look_up`): one holder on demand, under the department's agreement.
+- **Feed** (`read_feed`): the pull side of the outbox, for departments that cannot receive
+  webhooks: the holder record of every subscribed event, in `seq` order, behind an opaque
+  cursor.
+
+What goes out is always the holder record projected by the department's agreement and
+validated against the holder-record version in use, exactly what the relay pushes; a
+department without an agreement in force gets nothing, and is not even told whether a person
+exists. Every exchange is audited with the keyed hash of the holder's ID (never the ID), the
+refusals included: outcomes are returned, not raised, where the caller must still commit the
+audit entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from hub.audit import Actor
+from hub.auth.domain import Department
+from hub.connectors.config import DepartmentLink
+from hub.connectors.records import holder_record
+from hub.permits import applications, eligibility
+from hub.permits.identity import CitizenId, CitizenIdUnreadable, parse_citizen_id
+from hub.permits.service import permit_snapshot
+from hub.permits.store import LIVE_STATES, Outbox, Permit, PermitEvent, Proof, Registration
+from hub.schemas import agreements, domain, service
+from hub.schemas.store import Agreement, SchemaVersion
+from hub.schemas.validation import CompiledSchema, Issue, schema_uri
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+log = logging.getLogger(__name__)
+
+HOLDER_RECORD: Final = "holder-record"
+PROOF_PURPOSE: Final = "proof-on-file"
+FEED_PURPOSE: Final = "changes-feed"
+"""Audit purpose of a feed read refused before an agreement (and its purpose) was found."""
+
+PROOF_SUBJECTS: Final[Mapping[str, Department]] = {
+    "proof.employment": Department.HR_SOCIAL_SECURITY,
+    "proof.social-insurance": Department.HR_SOCIAL_SECURITY,
+    "proof.rental-registration": Department.HOUSING,
+    "proof.school-enrolment": Department.EDUCATION,
+    "proof.health-service": Department.HEALTH,
+    "proof.civil-affairs": Department.CIVIL_AFFAIRS,
+}
+"""Which department is the authority for each proof subject: the only one that may file it."""
+
+FEED_LIMIT_MAX: Final = 500
+SCAN_MIN: Final = 1_000
+SCAN_MAX: Final = 5_000
+"""Events examined per feed read: enough to fill a page for a department that subscribes to
+few types, bounded so one read stays cheap; the cursor moves past what was examined."""
+
+SETTLE: Final = timedelta(seconds=30)
+"""How long a gap in event numbers holds the feed back. On PostgreSQL a sequence hands out
+numbers at INSERT and transactions commit in any order, so event 41 may become visible after
+event 42: a cursor that moved past 42 would skip 41 forever. The feed therefore stops before a
+gap while the event after it is younger than this; an older gap is a rolled-back transaction
+(sequences are not transactional) and is passed. SQLite serialises writers, so it has no such
+gaps. A transaction that writes events for longer than this could still be overtaken."""
+
+
+# --- outcomes and refusals ---------------------------------------------------------------------
+
+
+class ProofNotYours(Exception):
+    """The caller's department is not the authority for this subject (or kind)."""
+
+    def __init__(self, subject: str, department: Department, kind: str | None = None) -> None:
+        super().__init__(f"{department.value} may not file {kind or subject}")
+        self.subject, self.department, self.kind = subject, department, kind
+
+
+class DocumentInvalid(ValueError):
+    """The proof document breaks its schema (or a rule the schema cannot state); every issue,
+    with pointers into the document and no value from it."""
+
+    def __init__(self, issues: list[Issue], schema: SchemaVersion) -> None:
+        super().__init__(f"{len(issues)} problem(s) in the document")
+        self.issues, self.subject, self.version = issues, schema.subject, schema.version
+
+
+class SchemaNotInUse(LookupError):
+    """No ACTIVE or DEPRECATED version to validate against (a DRAFT is not exchanged yet)."""
+
+    def __init__(self, subject: str, version: int | None) -> None:
+        which = f"version {version}" if version is not None else "no version"
+        super().__init__(f"{subject}: {which} in use")
+        self.subject, self.version = subject, version
+
+
+class ProofNotFound(LookupError):
+    """No proof with this id from the caller's department (another's is never shown)."""
+
+
+class RecordUnavailable(RuntimeError):
+    """A holder record cannot be produced: no holder-record version in use, a sealed ID the
+    vault cannot open, or a projection that breaks the schema. A fault of the hub, never of
+    the caller; nothing is sent rather than something wrong or incomplete."""
+
+    def __init__(self, en: str, zh: str, event: str | None = None) -> None:
+        super().__init__(en)
+        self.en, self.zh, self.event = en, zh, event
+
+
+class CursorInvalid(ValueError):
+    """A feed cursor the hub did not issue."""
+
+
+RefusalCode = Literal["no-agreement", "pull-not-enabled"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an exchange was refused, worded about the department, never about a holder."""
+
+    code: RefusalCode
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True)
+class Found:
+    record: dict[str, Any]
+    agreement: Agreement
+
+
+@dataclass(frozen=True)
+class HolderNotFound:
+    """The department may look people up, and this person has no permit here."""
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    records: list[dict[str, Any]]
+    last_examined: int
+    """The `seq` the next read starts after: the last event looked at, whether sent or not."""
+    has_more: bool
+    agreement: Agreement
+
+    @property
+    def next(self) -> str:
+        return encode_cursor(self.last_examined)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns stored times naive, in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def instant(moment: datetime) -> str:
+    """RFC 3339 with its zone, on both databases."""
+    return _aware(moment).isoformat()
+
+
+# --- proofs in ---------------------------------------------------------------------------------
+
+
+def submit_proof(
+    session: Session,
+    hub: Hub,
+    actor: Actor,
+    department: Department,
+    subject: str,
+    version: int | None,
+    document: Any,
+) -> tuple[Proof, bool]:
+    """File a department's proof; True if it is new, False if the same was filed before.
+
+    Raises ProofNotYours (checked first: a department learns nothing about subjects it does not
+    own), SchemaNotInUse, service.VersionNotFound / VersionRetired, DocumentInvalid,
+    InvalidCitizenId (born in the future: the schema's format cannot know today) and
+    applications.ProofConflict (the proof id was filed with other content).
+    """
+    if PROOF_SUBJECTS.get(subject) is not department:
+        raise ProofNotYours(subject, department)
+    chosen = _proof_version(session, subject, version)
+    row, issues = service.validate(session, hub.schemas, subject, chosen.version, document)
+    if issues:
+        raise DocumentInvalid(issues, row)
+    kind = str(document["kind"])
+    owner = eligibility.PROOF_KINDS.get(kind)
+    if owner is None or department.value not in owner.owners:
+        raise ProofNotYours(subject, department, kind)  # e.g. a business licence from HR
+    valid_from = date.fromisoformat(document["valid_from"])
+    valid_to = date.fromisoformat(document["valid_to"]) if document.get("valid_to") else None
+    if valid_to is not None and valid_to < valid_from:
+        raise DocumentInvalid([_ENDS_BEFORE_IT_STARTS], row)
+    citizen_id = parse_citizen_id(document["citizen_id"], today=hub.clock.today())
+    id_hash = hub.vault.lookup_hash(citizen_id)
+    data = applications.ProofInput(
+        citizen_id_hash=id_hash,
+        kind=kind,
+        source_department=department.value,
+        source_proof_id=str(document["proof_id"]),
+        valid_from=valid_from,
+        valid_to=valid_to,
+        details=dict(document["details"]),
+    )
+    now = hub.clock.now()
+    proof, new = _store(session, hub, data, actor, now)
+    outcome = f"stored:{kind}" if new else f"repeat:{kind}"
+    hub.audit.record(session, actor.did("exchange.proof", outcome, id_hash, PROOF_PURPOSE), now)
+    return proof, new
+
+
+_ENDS_BEFORE_IT_STARTS: Final = Issue(
+    "/valid_to", "valid_to", "must not be before valid_from", "不得早于 valid_from"
+)
+"""A rule JSON Schema cannot state between two fields."""
+
+
+def _proof_version(session: Session, subject: str, version: int | None) -> SchemaVersion:
+    if version is None:
+        found = exchangeable_version(session, subject)
+        if found is None:
+            raise SchemaNotInUse(subject, None)
+        return found
+    try:
+        row = service.version_of(session, subject, version)
+    except service.SubjectNotFound:
+        raise SchemaNotInUse(subject, version) from None
+    if row.state == domain.VersionState.DRAFT:
+        raise SchemaNotInUse(subject, version)
+    return row  # RETIRED: service.validate refuses it
+
+
+def _store(
+    session: Session,
+    hub: Hub,
+    data: applications.ProofInput,
+    actor: Actor,
+    now: datetime,
+) -> tuple[Proof, bool]:
+    """Through `record_proof`, the registry's own use case for proofs on file.
+
+    In a savepoint: on PostgreSQL two deliveries of one proof may race past the "not filed
+    yet" check; the loser's insert fails on the unique (department, proof id), and it then
+    finds the winner's row and compares it like any repeat.
+    """
+    try:
+        with session.begin_nested():
+            stored = applications.record_proof(session, hub.audit, data, actor=actor, now=now)
+            session.flush()
+            return stored
+    except sa.exc.IntegrityError:
+        existing = _filed(session, data.source_department, data.source_proof_id)
+        if existing is None:
+            raise
+        _check_same(existing, data)
+        return existing, False
+
+
+def _filed(session: Session, department: str, proof_id: str, *, lock: bool = False) -> Proof | None:
+    query = select(Proof).where(
+        col(Proof.source_department) == department, col(Proof.source_proof_id) == proof_id
+    )
+    return session.exec(query.with_for_update() if lock else query).first()
+
+
+def _check_same(existing: Proof, data: applications.ProofInput) -> None:
+    """The rule of `record_proof`: a repeat must carry exactly what was filed."""
+    same = (
+        existing.citizen_id_hash,
+        existing.kind,
+        existing.valid_from,
+        existing.valid_to,
+        existing.details,
+    ) == (data.citizen_id_hash, data.kind, data.valid_from, data.valid_to, data.details)
+    if not same:
+        raise applications.ProofConflict(data.source_proof_id)
+
+
+def own_proof(
+    session: Session, hub: Hub, actor: Actor, department: Department, proof_id: str
+) -> Proof:
+    """The caller's own proof (ProofNotFound for anyone else's); the read is audited."""
+    proof = _filed(session, department.value, proof_id)
+    if proof is None:
+        raise ProofNotFound(proof_id)
+    event = actor.did("exchange.proof.read", "found", proof.citizen_id_hash, PROOF_PURPOSE)
+    hub.audit.record(session, event, hub.clock.now())
+    return proof
+
+
+def revoke_proof(
+    session: Session, hub: Hub, actor: Actor, department: Department, proof_id: str
+) -> Proof:
+    """Withdraw the caller's proof: it stays on file (what was relied on, and when, can be
+    shown) but no longer counts (`applications.proofs_on_file` skips revoked rows). Revoking
+    again changes nothing. ProofNotFound for a proof of another department."""
+    proof = _filed(session, department.value, proof_id, lock=True)
+    if proof is None:
+        raise ProofNotFound(proof_id)
+    now = hub.clock.now()
+    outcome = "already-revoked"
+    if proof.revoked_at is None:
+        proof.revoked_at = now
+        session.add(proof)
+        session.flush()
+        outcome = "revoked"
+    event = actor.did("exchange.proof.revoke", outcome, proof.citizen_id_hash, PROOF_PURPOSE)
+    hub.audit.record(session, event, now)
+    return proof
+
+
+# --- what goes out -----------------------------------------------------------------------------
+
+
+def exchangeable_version(session: Session, subject: str) -> SchemaVersion | None:
+    """The version exchanged now: the newest ACTIVE or DEPRECATED one (a DRAFT is not in use
+    yet, a RETIRED one no longer), as the relay publishes against."""
+    states = [state.value for state in domain.EXCHANGEABLE]
+    return session.exec(
+        select(SchemaVersion)
+        .where(col(SchemaVersion.subject) == subject, col(SchemaVersion.state).in_(states))
+        .order_by(col(SchemaVersion.version).desc())
+        .limit(1)
+    ).first()
+
+
+@dataclass(frozen=True)
+class _Publishing:
+    """What every outgoing record of one request is built with, looked up once."""
+
+    agreement: Agreement
+    schema: SchemaVersion
+    uri: str
+    validator: CompiledSchema
+
+
+def _agreement_in_force(
+    session: Session, link: DepartmentLink | None, department: Department, today: date
+) -> Agreement | Refusal:
+    """The department's agreement, if it has a link, the agreement exists, is its own and is
+    in force today."""
+    if link is None:
+        return Refusal(
+            "no-agreement",
+            f"{department.value} 未接入数据交换",
+            f"{department.value} has no exchange link with the hub",
+        )
+    try:
+        row = agreements.latest(session, link.agreement)
+    except agreements.AgreementNotFound:
+        row = None
+    if row is None or row.department != department.value:
+        return Refusal(
+            "no-agreement",
+            f"{department.value} 没有数据共享协议",
+            f"{department.value} has no data-sharing agreement",
+        )
+    if not agreements.terms_of(row).in_force(today):
+        return Refusal(
+            "no-agreement",
+            f"数据共享协议 {row.id} 今日不在有效期内（{row.status}）",
+            f"The data-sharing agreement {row.id} is not in force today ({row.status})",
+        )
+    return row
+
+
+def _publishing(session: Session, hub: Hub, agreement: Agreement) -> _Publishing:
+    schema = exchangeable_version(session, HOLDER_RECORD)
+    if schema is None:
+        raise RecordUnavailable(
+            "no holder-record version is ACTIVE or DEPRECATED", "持证人记录没有在用的模式版本"
+        )
+    hub.schemas.remember(session, schema)
+    validator = hub.schemas.validators.get(schema.subject, schema.version)
+    uri = schema_uri(schema.subject, schema.version)
+    return _Publishing(agreement, schema, uri, validator)
+
+
+def _projected(
+    hub: Hub, publishing: _Publishing, record: dict[str, Any], today: date, event: str
+) -> dict[str, Any]:
+    """The agreement's view of `record`, valid against the version in use, or nothing."""
+    view = hub.projections.project(
+        publishing.agreement, publishing.schema.definition, record, today
+    ).record
+    if not publishing.validator.is_valid(view):
+        issues = publishing.validator.errors(view)
+        where = ", ".join(issue.pointer or "/" for issue in issues[:5])
+        name = f"{publishing.schema.subject}:{publishing.schema.version}"
+        raise RecordUnavailable(
+            f"the record of event {event} is invalid against {name} at {where}",
+            f"事件 {event} 的记录不符合 {name}（{where}）",
+            event,
+        )
+    return view
+
+
+def look_up(
+    session: Session,
+    hub: Hub,
+    actor: Actor,
+    department: Department,
+    citizen_id: CitizenId,
+    purpose: str,
+) -> Found | HolderNotFound | Refusal:
+    """One holder's record now, by the department's agreement, with the facts of the live
+    permit (else of the latest one). The look-up is audited with the caller's purpose and its
+    outcome (found, not-found, refused), refusals included: the caller must commit them.
+    Without an agreement in force nothing about the person is even queried."""
+    today, now = hub.clock.today(), hub.clock.now()
+    id_hash = hub.vault.lookup_hash(citizen_id)
+
+    def audited(outcome: str) -> None:
+        hub.audit.record(session, actor.did("exchange.lookup", outcome, id_hash, purpose), now)
+
+    agreement = _agreement_in_force(session, hub.departments.get(department), department, today)
+    if isinstance(agreement, Refusal):
+        audited("refused")
+        return agreement
+    live_first = sa.case((col(Permit.state).in_(LIVE_STATES), 0), else_=1)
+    found = session.exec(
+        select(Permit, Registration)
+        .join(Registration, col(Registration.id) == col(Permit.registration_id))
+        .where(col(Permit.citizen_id_hash) == id_hash)
+        .order_by(live_first, col(Permit.accepted_on).desc(), col(Permit.updated_at).desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        audited("not-found")
+        return HolderNotFound()
+    permit, registration = found
+    publishing = _publishing(session, hub, agreement)
+    event_id = f"lookup-{uuid.uuid4()}"
+    record = holder_record(
+        schema_uri=publishing.uri,
+        schema_version=publishing.schema.version,
+        event_seq=0,
+        event_type="lookup",
+        at=now,
+        snapshot=permit_snapshot(permit),
+        registration=registration,
+        citizen_id=citizen_id.value,
+    )
+    record["event"]["id"] = event_id  # not a permit event: an id of its own
+    view = _projected(hub, publishing, record, today, event_id)
+    audited("found")
+    return Found(view, agreement)
+
+
+# --- the changes feed --------------------------------------------------------------------------
+
+_CURSOR_PREFIX: Final = "v1:"
+_CURSOR_TEXT: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CURSOR_SEQ: Final = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+def encode_cursor(seq: int) -> str:
+    """Opaque to departments (they must not compute positions), stable (the same position is
+    always the same text), versioned (the scheme can change without breaking old cursors)."""
+    raw = f"{_CURSOR_PREFIX}{seq}".encode("ascii")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(text: str) -> int:
+    """The position `encode_cursor` wrote; CursorInvalid for anything it would not write."""
+    if _CURSOR_TEXT.fullmatch(text) is None:
+        raise CursorInvalid(text)
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise CursorInvalid(text) from None
+    digits = raw.removeprefix(_CURSOR_PREFIX)
+    if digits == raw or _CURSOR_SEQ.fullmatch(digits) is None:
+        raise CursorInvalid(text)
+    seq = int(digits)
+    if encode_cursor(seq) != text:  # one text per position
+        raise CursorInvalid(text)
+    return seq
+
+
+def _examine(
+    rows: Sequence[sa.Row[Any]],
+    after: int,
+    link: DepartmentLink,
+    limit: int,
+    scanned_all: bool,
+    now: datetime,
+) -> tuple[list[int], int, bool]:
+    """From events after `after` in `seq` order: the subscribed ones for the page, the last
+    one examined and whether more may follow now. Stops before a gap that may still fill
+    (see SETTLE) and, once the page is full, at the next subscribed event."""
+    chosen: list[int] = []
+    last = after
+    for row in rows:
+        if row.seq != last + 1 and now - _aware(row.at) < SETTLE:
+            return chosen, last, False  # an earlier number may still commit: wait for it
+        if link.subscribes_to(row.type):
+            if len(chosen) == limit:
+                return chosen, last, True
+            chosen.append(row.seq)
+        last = row.seq
+    return chosen, last, not scanned_all
+
+
+def read_feed(
+    session: Session, hub: Hub, actor: Actor, department: Department, after: int, limit: int
+) -> FeedPage | Refusal:
+    """One page of the department's changes feed: the projected holder record of each event
+    after `after` that it subscribes to, oldest first, at most `limit`.
+
+    The events take two queries whatever the page size: the numbers and types to examine,
+    then the page's events with their outbox snapshots, permits and registrations. Permit
+    facts are those the outbox kept at the event (the permit as it is now if an older row has
+    none); personal data is the registration as on file. The read is audited once, with the
+    agreement's purpose and the number of records; a refusal is audited too, and returned for
+    the caller to commit.
+    """
+    if not 1 <= limit <= FEED_LIMIT_MAX:
+        raise ValueError(f"limit must be 1..{FEED_LIMIT_MAX}")
+    today, now = hub.clock.today(), hub.clock.now()
+
+    def audited(outcome: str, purpose: str, subject: str | None = None) -> None:
+        hub.audit.record(session, actor.did("exchange.feed", outcome, subject, purpose), now)
+
+    link = hub.departments.get(department)
+    if link is None or not link.pulls:
+        audited("refused", FEED_PURPOSE)
+        return Refusal(
+            "pull-not-enabled",
+            f"{department.value} 未开通变更数据拉取",
+            f"{department.value} has no changes feed (its link does not pull)",
+        )
+    agreement = _agreement_in_force(session, link, department, today)
+    if isinstance(agreement, Refusal):
+        audited("refused", FEED_PURPOSE)
+        return agreement
+    scan = min(SCAN_MAX, max(SCAN_MIN, 4 * limit))
+    examined = session.execute(
+        sa.select(col(PermitEvent.seq), col(PermitEvent.type), col(PermitEvent.at))
+        .where(col(PermitEvent.seq) > after)
+        .order_by(col(PermitEvent.seq))
+        .limit(scan)
+    ).all()
+    chosen, last, has_more = _examine(examined, after, link, limit, len(examined) < scan, now)
+    records = _records(session, hub, agreement, chosen, today) if chosen else []
+    subject = f"permit_event:{chosen[0]}..{chosen[-1]}" if chosen else None
+    audited(str(len(records)), agreement.purpose, subject)
+    return FeedPage(records, last, has_more, agreement)
+
+
+def _records(
+    session: Session, hub: Hub, agreement: Agreement, seqs: Iterable[int], today: date
+) -> list[dict[str, Any]]:
+    publishing = _publishing(session, hub, agreement)
+    rows = session.execute(
+        sa.select(PermitEvent, col(Outbox.snapshot), Permit, Registration)
+        .join(Permit, col(Permit.id) == col(PermitEvent.permit_id))
+        .join(Registration, col(Registration.id) == col(Permit.registration_id))
+        .outerjoin(Outbox, col(Outbox.event_seq) == col(PermitEvent.seq))
+        .where(col(PermitEvent.seq).in_(list(seqs)))
+        .order_by(col(PermitEvent.seq))
+    ).all()
+    out = []
+    for event, snapshot, permit, registration in rows:
+        try:
+            citizen_id = hub.vault.open(registration.citizen_id_sealed).value
+        except CitizenIdUnreadable as unreadable:  # never a record without its holder
+            raise RecordUnavailable(
+                f"the citizen ID of event {event.seq} cannot be read ({unreadable})",
+                f"事件 {event.seq} 的身份证号无法解密",
+                str(event.seq),
+            ) from None
+        record = holder_record(
+            schema_uri=publishing.uri,
+            schema_version=publishing.schema.version,
+            event_seq=event.seq or 0,
+            event_type=event.type,
+            at=event.at,
+            snapshot=snapshot or permit_snapshot(permit),
+            registration=registration,
+            citizen_id=citizen_id,
+        )
+        out.append(_projected(hub, publishing, record, today, str(event.seq)))
+    return out

@@ -1,0 +1,601 @@
+"""The exchange with the departments through the real app, on both databases: proofs filed
+and revoked by their competent department, and look-ups under an agreement.
+
+Holders are made by the registry's own use cases (register, apply, issue), so every permit
+has its events, outbox snapshots and a sealed citizen ID, as in production. The departments
+file is the test's own (`DEPARTMENTS`); the agreements are the shipped ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from hub.app import Hub
+from hub.audit import Actor, AuditEntry
+from hub.clock import FixedClock
+from hub.db import unit_of_work
+from hub.permits import applications, domain, eligibility, service
+from hub.permits.identity import parse_citizen_id
+from hub.permits.store import Proof
+from hub.schemas import agreements
+from hub.schemas import domain as schema_domain
+from hub.schemas import service as schema_service
+from hub.settings import Settings
+from tests.auth.helpers import access_token, bearer
+from tests.conftest import RegisterClient
+from tests.permits.test_identity import build
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTERED_AT = datetime(2026, 3, 3, 2, tzinfo=UTC)
+NOW = datetime(2026, 10, 13, 2, tzinfo=UTC)  # seven months on: 10:00 in China
+OFFICE = Actor("office-1", "public-security")
+CHIFENG, NINGBO = "150429", "330203"  # 宁城县, 海曙区
+
+DEPARTMENTS = """
+[departments.education]
+endpoint = "http://127.0.0.1:9/webhooks/holder-records"
+secret_env = "HUB_TEST_UNUSED_SECRET"
+agreement = "education-holders"
+delivery = "pull"
+events = ["issue", "cancel"]
+
+[departments.hr-social-security]
+endpoint = "http://127.0.0.1:9/webhooks/holder-records"
+secret_env = "HUB_TEST_UNUSED_SECRET"
+agreement = "hr-social-security-holders"
+delivery = "both"
+events = ["*"]
+
+[departments.housing]
+endpoint = "http://127.0.0.1:9/webhooks/holder-records"
+secret_env = "HUB_TEST_UNUSED_SECRET"
+agreement = "housing-holders"
+delivery = "push"
+events = ["*"]
+
+[departments.health]
+endpoint = "http://127.0.0.1:9/webhooks/holder-records"
+secret_env = "HUB_TEST_UNUSED_SECRET"
+agreement = "no-such-agreement"
+delivery = "pull"
+events = ["*"]
+"""
+"""Education pulls issues and cancellations; HR takes everything; housing only pushes; health
+names an agreement that does not exist; civil affairs has no link at all."""
+
+
+def with_departments(settings: Settings, tmp_path: Path) -> Settings:
+    path = tmp_path / "departments.toml"
+    path.write_text(DEPARTMENTS, encoding="utf-8")
+    return settings.model_copy(update={"departments_file": path})
+
+
+def seed_agreements(hub: Hub, clock: FixedClock) -> Hub:
+    """The shipped agreements, as on a first start with config/agreements; the clock at NOW."""
+    clock.set(NOW)
+    with unit_of_work(hub.engine) as session:
+        agreements.seed(
+            session,
+            hub.schemas,
+            hub.audit,
+            ROOT / "config" / "agreements",
+            actor=Actor("hub", "public-security"),
+            now=hub.clock.now(),
+        )
+    return hub
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    return with_departments(settings, tmp_path)
+
+
+@pytest.fixture
+def seeded(hub: Hub, clock: FixedClock) -> Hub:
+    return seed_agreements(hub, clock)
+
+
+@dataclass(frozen=True)
+class Holder:
+    permit_id: str
+    citizen_id: str
+    id_hash: str
+
+
+def citizen_id(n: int) -> str:
+    """Person n: a valid number, household registered in Shenyang, born 1990."""
+    return build("210102", "19900115", f"{n:03d}")
+
+
+def register(hub: Hub, number: str, region: str = CHIFENG) -> str:
+    """A residence registration by the registry's use case, made on REGISTERED_AT."""
+    with unit_of_work(hub.engine) as session:
+        registration = service.register(
+            session,
+            hub.audit,
+            hub.vault,
+            hub.jurisdictions,
+            hub.calendar,
+            service.RegistrationInput(
+                citizen_id=parse_citizen_id(number, today=REGISTERED_AT.date()),
+                name=f"王芳{number[-4:]}",
+                ethnicity="汉族",
+                household_address="辽宁省沈阳市和平区某街1号",
+                household_region="210102",
+                current_address="某小区2号楼",
+                current_region=region,
+                reason="employment",
+                workplace="某建材有限公司",
+                contact="13800000000",
+                arrived_on=date(2026, 3, 2),
+            ),
+            actor=OFFICE,
+            now=REGISTERED_AT,
+            today=REGISTERED_AT.date(),
+        )
+    return registration.id
+
+
+def make_holders(hub: Hub, first: int, count: int, *, issue: bool = True) -> list[Holder]:
+    """Holders first..first+count-1 with accepted (and issued) permits, by the real use cases:
+    each has an `accept` (and an `issue`) event with its outbox snapshot."""
+    registrations = [register(hub, citizen_id(n)) for n in range(first, first + count)]
+    made = []
+    with unit_of_work(hub.engine) as session:
+        for n, registration_id in zip(range(first, first + count), registrations, strict=True):
+            outcome, permit = applications.apply_for_permit(
+                session,
+                hub.audit,
+                hub.jurisdictions,
+                hub.calendar,
+                registration_id,
+                applications.Claim(
+                    "residence", "rented", None, frozenset({"id-card", "photo", "lease-contract"})
+                ),
+                actor=OFFICE,
+                now=NOW,
+                today=NOW.date(),
+            )
+            assert isinstance(outcome, eligibility.Accepted) and permit is not None, outcome
+            if issue:
+                service.perform(
+                    session,
+                    hub.audit,
+                    permit.id,
+                    domain.Action.ISSUE,
+                    expected_version=1,
+                    actor=OFFICE,
+                    now=NOW,
+                    today=NOW.date(),
+                    rules_for=hub.lifecycle_rules,
+                )
+            number = parse_citizen_id(citizen_id(n), today=NOW.date())
+            made.append(Holder(permit.id, number.value, hub.vault.lookup_hash(number)))
+    return made
+
+
+def department(
+    app_client: TestClient, register_client: RegisterClient, name: str, *scopes: str
+) -> dict[str, str]:
+    return bearer(access_token(app_client, register_client(name, scopes)))
+
+
+def exchange_audit(hub: Hub, action: str) -> list[AuditEntry]:
+    with Session(hub.engine) as session:
+        query = select(AuditEntry).where(col(AuditEntry.action) == action)
+        return list(session.exec(query.order_by(col(AuditEntry.seq))).all())
+
+
+def set_agreement_status(
+    hub: Hub, agreement_id: str, status: schema_domain.AgreementStatus
+) -> None:
+    with unit_of_work(hub.engine) as session:
+        current = agreements.latest(session, agreement_id)
+        terms = agreements.terms_of(current)
+        agreements.amend(
+            session,
+            hub.schemas,
+            hub.audit,
+            agreement_id,
+            schema_domain.AgreementTerms(**{**terms.__dict__, "status": status}),
+            expected_version=current.version,
+            actor=Actor("governance", "public-security"),
+            now=hub.clock.now(),
+        )
+
+
+# --- proofs ------------------------------------------------------------------------------------
+
+HOLDER_ID = citizen_id(1)
+
+
+def employment(**changes: Any) -> dict[str, Any]:
+    proof: dict[str, Any] = {
+        "proof_id": "HRSS-150429-2026-000123",
+        "citizen_id": HOLDER_ID,
+        "kind": "employment",
+        "valid_from": "2026-01-01",
+        "valid_to": "2026-12-31",
+        "details": {"months": 14, "employer": "赤峰某建材有限公司", "contract": "labour-contract"},
+    }
+    proof.update(changes)
+    return {"subject": "proof.employment", "proof": proof}
+
+
+@pytest.fixture
+def hr(app_client: TestClient, register_client: RegisterClient, seeded: Hub) -> dict[str, str]:
+    return department(app_client, register_client, "hr-social-security", "exchange:proofs")
+
+
+def test_a_proof_is_filed_once_repeated_idempotently_and_never_rewritten(
+    app_client: TestClient, hr: dict[str, str], hub: Hub
+) -> None:
+    first = app_client.post("/exchange/v1/proofs", json=employment(), headers=hr)
+    assert first.status_code == 201, first.text
+    filed = first.json()
+    assert filed["proof_id"] == "HRSS-150429-2026-000123" and filed["kind"] == "employment"
+    assert (filed["valid_from"], filed["valid_to"]) == ("2026-01-01", "2026-12-31")
+    assert filed["recorded_at"].startswith("2026-10-13T02:00") and filed["revoked_at"] is None
+    assert first.headers["location"] == "/exchange/v1/proofs/HRSS-150429-2026-000123"
+    assert HOLDER_ID not in first.text
+
+    again = app_client.post("/exchange/v1/proofs", json=employment(), headers=hr)
+    assert again.status_code == 200 and again.json() == filed
+
+    changed = app_client.post(
+        "/exchange/v1/proofs", json=employment(valid_to="2027-06-30"), headers=hr
+    )
+    assert changed.status_code == 409, changed.text
+    assert changed.json()["type"] == "/problems/proof-conflict"
+    assert changed.json()["errors"][0]["pointer"] == "/proof/proof_id"
+
+    read = app_client.get(first.headers["location"], headers=hr)
+    assert read.status_code == 200 and read.json() == filed
+
+    with Session(hub.engine) as session:
+        (stored,) = session.exec(select(Proof)).all()
+    number = parse_citizen_id(HOLDER_ID, today=NOW.date())
+    assert stored.citizen_id_hash == hub.vault.lookup_hash(number)
+    assert stored.source_department == "hr-social-security"
+    assert stored.details["months"] == 14
+    entries = exchange_audit(hub, "exchange.proof")
+    assert [(e.outcome, e.purpose) for e in entries] == [
+        ("stored:employment", "proof-on-file"),
+        ("repeat:employment", "proof-on-file"),
+    ]
+    assert {e.subject for e in entries} == {stored.citizen_id_hash}
+    assert {e.actor_department for e in entries} == {"hr-social-security"}
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "pointer"),
+    [
+        ("housing", employment(), "/subject"),
+        ("hr-social-security", employment(kind="business-licence"), "/proof/kind"),
+        ("hr-social-security", {**employment(), "subject": "holder-record"}, "/subject"),
+        ("education", {**employment(), "subject": "proof.school-enrolment"}, None),
+    ],
+    ids=["other-departments-subject", "kind-of-another-authority", "not-a-proof", "education"],
+)
+def test_only_the_competent_department_files_a_proof(
+    app_client: TestClient,
+    register_client: RegisterClient,
+    seeded: Hub,
+    name: str,
+    body: dict[str, Any],
+    pointer: str | None,
+) -> None:
+    headers = department(app_client, register_client, name, "exchange:proofs")
+    response = app_client.post("/exchange/v1/proofs", json=body, headers=headers)
+    if pointer is None:  # its own subject, but an employment document: the schema says no
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == "/problems/proof-invalid"
+        return
+    assert response.status_code == 403, response.text
+    problem = response.json()
+    assert problem["type"] == "/problems/proof-not-owned"
+    assert [e["pointer"] for e in problem["errors"]] == [pointer]
+
+
+def test_a_document_against_its_schema_every_issue_pointed_at_and_no_id_echoed(
+    app_client: TestClient, hr: dict[str, str], hub: Hub
+) -> None:
+    wrong_check = HOLDER_ID[:-1] + ("0" if HOLDER_ID[-1] != "0" else "1")
+    body = employment(citizen_id=wrong_check, valid_from="2026-13-01", colour="blue")
+    del body["proof"]["kind"]
+    body["proof"]["details"]["months"] = -1
+    response = app_client.post(
+        "/exchange/v1/proofs", json=body, headers={**hr, "Accept-Language": "zh-CN"}
+    )
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "/problems/proof-invalid"
+    assert (problem["subject"], problem["schema_version"]) == ("proof.employment", 1)
+    assert [e["pointer"] for e in problem["errors"]] == [
+        "/proof/citizen_id",
+        "/proof/colour",
+        "/proof/details/months",
+        "/proof/kind",
+        "/proof/valid_from",
+    ]
+    assert wrong_check not in response.text and wrong_check[:14] not in response.text
+    assert "证明文件" in problem["detail"]
+
+    reversed_dates = employment(valid_from="2026-06-01", valid_to="2026-05-31")
+    response = app_client.post("/exchange/v1/proofs", json=reversed_dates, headers=hr)
+    assert response.status_code == 422
+    assert [e["pointer"] for e in response.json()["errors"]] == ["/proof/valid_to"]
+
+    unborn = employment(citizen_id=build("210102", "20300101"))  # the format cannot know today
+    response = app_client.post("/exchange/v1/proofs", json=unborn, headers=hr)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["pointer"] == "/proof/citizen_id"
+    assert build("210102", "20300101") not in response.text
+    with Session(hub.engine) as session:
+        assert session.exec(select(Proof)).all() == []
+
+
+def test_versions_retired_or_not_in_use_are_refused(
+    app_client: TestClient, hr: dict[str, str], hub: Hub
+) -> None:
+    unknown = app_client.post(
+        "/exchange/v1/proofs", json={**employment(), "schema_version": 9}, headers=hr
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["pointer"] == "/schema_version"
+    with unit_of_work(hub.engine) as session:
+        schema_service.set_state(
+            session,
+            hub.audit,
+            "proof.employment",
+            1,
+            schema_domain.VersionState.RETIRED,
+            actor=Actor("governance", "public-security"),
+            now=hub.clock.now(),
+        )
+    named = app_client.post(
+        "/exchange/v1/proofs", json={**employment(), "schema_version": 1}, headers=hr
+    )
+    assert named.status_code == 409, named.text
+    assert named.json()["type"] == "/problems/schema-version-retired"
+    default = app_client.post("/exchange/v1/proofs", json=employment(), headers=hr)
+    assert default.status_code == 409
+    assert default.json()["type"] == "/problems/schema-version-not-in-use"
+
+
+def test_kinds_eligibility_does_not_use_yet_are_filed_too(
+    app_client: TestClient, register_client: RegisterClient, seeded: Hub
+) -> None:
+    health = department(app_client, register_client, "health", "exchange:proofs")
+    proof: dict[str, Any] = {
+        "proof_id": "WJ-150429-2026-00311",
+        "citizen_id": HOLDER_ID,
+        "kind": "health-service",
+        "valid_from": "2026-01-15",
+        "valid_to": None,
+        "details": {"service": "vaccination", "provider": "宁城县中心医院"},
+    }
+    body = {"subject": "proof.health-service", "proof": proof}
+    first = app_client.post("/exchange/v1/proofs", json=body, headers=health)
+    assert first.status_code == 201, first.text
+    assert first.json()["kind"] == "health-service" and first.json()["valid_to"] is None
+    again = app_client.post("/exchange/v1/proofs", json=body, headers=health)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    proof["details"] = {"service": "family-planning"}
+    changed = app_client.post("/exchange/v1/proofs", json=body, headers=health)
+    assert changed.status_code == 409 and changed.json()["type"] == "/problems/proof-conflict"
+    civil = department(app_client, register_client, "civil-affairs", "exchange:proofs")
+    assert app_client.post("/exchange/v1/proofs", json=body, headers=civil).status_code == 403
+
+
+def test_revoking_is_the_filing_departments_alone_and_idempotent(
+    app_client: TestClient, register_client: RegisterClient, hr: dict[str, str], hub: Hub
+) -> None:
+    filed = app_client.post("/exchange/v1/proofs", json=employment(), headers=hr).json()
+    url = "/exchange/v1/proofs/HRSS-150429-2026-000123"
+    housing = department(app_client, register_client, "housing", "exchange:proofs")
+    assert app_client.delete(url, headers=housing).status_code == 404
+    assert app_client.get(url, headers=housing).status_code == 404
+    reader = department(app_client, register_client, "hr-social-security", "exchange:lookup")
+    assert app_client.delete(url, headers=reader).status_code == 403  # scope
+
+    revoked = app_client.delete(url, headers=hr)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["id"] == filed["id"]
+    assert revoked.json()["revoked_at"].startswith("2026-10-13T02:00")
+    again = app_client.delete(url, headers=hr)
+    assert again.status_code == 200 and again.json() == revoked.json()
+    missing = app_client.delete("/exchange/v1/proofs/nothing", headers=hr)
+    assert missing.status_code == 404 and missing.json()["type"] == "/problems/proof-not-found"
+    outcomes = [e.outcome for e in exchange_audit(hub, "exchange.proof.revoke")]
+    assert outcomes == ["revoked", "already-revoked"]
+
+
+def test_a_revoked_proof_no_longer_meets_a_condition(
+    app_client: TestClient, register_client: RegisterClient, seeded: Hub
+) -> None:
+    """Ningbo accepts a housing department's rental record instead of the lease [NB] 二(二):
+    accepted with it on file, incomplete once housing revokes it."""
+    number = citizen_id(7)
+    registration_id = register(seeded, number, NINGBO)
+    housing = department(app_client, register_client, "housing", "exchange:proofs")
+    rental = {
+        "subject": "proof.rental-registration",
+        "proof": {
+            "proof_id": "甬租备2026第018844号",
+            "citizen_id": number,
+            "kind": "rental-registration",
+            "valid_from": "2026-03-01",
+            "valid_to": "2027-02-28",
+            "details": {"registration_number": "甬租备2026第018844号", "region": NINGBO},
+        },
+    }
+    filed = app_client.post("/exchange/v1/proofs", json=rental, headers=housing)
+    assert filed.status_code == 201, filed.text
+    assert filed.headers["location"].startswith("/exchange/v1/proofs/%E7%94%AC")
+
+    def assess() -> eligibility.Outcome:
+        with Session(seeded.engine) as session:  # assessed, then rolled back: nothing applied
+            outcome, _ = applications.apply_for_permit(
+                session,
+                seeded.audit,
+                seeded.jurisdictions,
+                seeded.calendar,
+                registration_id,
+                applications.Claim("residence", "rented", None, frozenset({"id-card", "photo"})),
+                actor=OFFICE,
+                now=NOW,
+                today=NOW.date(),
+            )
+            session.rollback()
+        return outcome
+
+    accepted = assess()
+    assert isinstance(accepted, eligibility.Accepted) and accepted.met_by == "record-on-file"
+    revoked = app_client.delete(filed.headers["location"], headers=housing)
+    assert revoked.status_code == 200, revoked.text
+    incomplete = assess()
+    assert isinstance(incomplete, eligibility.Incomplete)
+    assert [m.code for m in incomplete.missing] == ["lease-contract"]
+    with Session(seeded.engine) as session:
+        id_hash = seeded.vault.lookup_hash(parse_citizen_id(number, today=NOW.date()))
+        assert applications.proofs_on_file(session, id_hash) == []
+
+
+# --- look-ups ----------------------------------------------------------------------------------
+
+
+def lookup(client: TestClient, headers: dict[str, str], number: str, purpose: str) -> Any:
+    return client.post(
+        "/exchange/v1/lookup", json={"citizen_id": number, "purpose": purpose}, headers=headers
+    )
+
+
+def test_a_look_up_answers_only_the_agreed_fields_and_is_audited(
+    app_client: TestClient, register_client: RegisterClient, seeded: Hub
+) -> None:
+    (holder,) = make_holders(seeded, 1, 1)
+    education = department(app_client, register_client, "education", "exchange:lookup")
+    found = lookup(app_client, education, holder.citizen_id, "入学资格审核 2026-0412")
+    assert found.status_code == 200, found.text
+    assert found.headers["cache-control"] == "no-store"
+    record = found.json()
+    assert record["$schema"] == "urn:permit-hub:schema:holder-record:1"
+    assert record["schema_version"] == 1
+    assert record["event"]["type"] == "lookup"
+    assert record["event"]["id"].startswith("lookup-")
+    assert record["event"]["permit_version"] == 2
+    assert record["permit"] == {
+        "id": holder.permit_id,
+        "jurisdiction": "chifeng",
+        "state": "valid",
+        "valid_from": "2026-10-13",
+        "expires_on": "2027-10-13",
+        "residence_start": "2026-03-02",
+    }
+    assert record["holder"] == {
+        "citizen_id": holder.citizen_id,
+        "name": f"王芳{holder.citizen_id[-4:]}",
+        "current_region": CHIFENG,
+    }
+    valid = app_client.post(
+        "/schemas/v1/subjects/holder-record/versions/1/validate",
+        json={"document": record},
+        headers=department(app_client, register_client, "education", "schemas:read"),
+    )
+    assert valid.json()["valid"] is True
+
+    hr = department(app_client, register_client, "hr-social-security", "exchange:lookup")
+    other = lookup(app_client, hr, holder.citizen_id.lower(), "就业登记核验").json()
+    assert set(other["holder"]) == {"citizen_id", "name", "workplace", "current_region"}
+
+    entries = exchange_audit(seeded, "exchange.lookup")
+    assert [(e.actor_department, e.outcome, e.purpose) for e in entries] == [
+        ("education", "found", "入学资格审核 2026-0412"),
+        ("hr-social-security", "found", "就业登记核验"),
+    ]
+    assert {e.subject for e in entries} == {holder.id_hash}
+
+
+def test_without_an_agreement_in_force_nothing_is_disclosed_but_all_is_audited(
+    app_client: TestClient, register_client: RegisterClient, seeded: Hub
+) -> None:
+    (holder,) = make_holders(seeded, 1, 1)
+    stranger = citizen_id(99)  # no permit: the refusal must not differ from a holder's
+    answers = []
+    for name in ("civil-affairs", "health", "public-security"):  # no link, no agreement, no link
+        headers = department(app_client, register_client, name, "exchange:lookup")
+        for number in (holder.citizen_id, stranger):
+            answers.append(lookup(app_client, headers, number, "核验"))
+    set_agreement_status(seeded, "education-holders", schema_domain.AgreementStatus.SUSPENDED)
+    education = department(app_client, register_client, "education", "exchange:lookup")
+    answers += [lookup(app_client, education, n, "核验") for n in (holder.citizen_id, stranger)]
+    for answer in answers:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["type"] == "/problems/no-agreement"
+        assert holder.citizen_id not in answer.text and "permit" not in answer.json()
+    assert "suspended" in answers[-1].json()["detail"]
+    assert answers[-1].json()["detail"] == answers[-2].json()["detail"]
+
+    entries = exchange_audit(seeded, "exchange.lookup")
+    assert len(entries) == 8 and {e.outcome for e in entries} == {"refused"}
+    assert {e.purpose for e in entries} == {"核验"}
+    set_agreement_status(seeded, "education-holders", schema_domain.AgreementStatus.ACTIVE)
+    assert lookup(app_client, education, holder.citizen_id, "核验").status_code == 200
+
+
+def test_a_person_without_a_permit_and_a_bad_number(
+    app_client: TestClient, register_client: RegisterClient, seeded: Hub
+) -> None:
+    education = department(app_client, register_client, "education", "exchange:lookup")
+    stranger = citizen_id(99)
+    missing = lookup(app_client, education, stranger, "核验")
+    assert missing.status_code == 404, missing.text
+    assert missing.json()["type"] == "/problems/holder-not-found"
+    assert stranger not in missing.text
+    bad = lookup(app_client, education, stranger[:-1] + "Y", "核验")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/citizen_id"
+    assert stranger[:10] not in bad.text
+    no_purpose = app_client.post(
+        "/exchange/v1/lookup", json={"citizen_id": stranger}, headers=education
+    )
+    assert no_purpose.status_code == 422
+    (entry,) = exchange_audit(seeded, "exchange.lookup")
+    assert (entry.outcome, entry.purpose) == ("not-found", "核验")
+    feed_only = department(app_client, register_client, "education", "exchange:feed")
+    assert lookup(app_client, feed_only, stranger, "核验").status_code == 403
+
+
+def test_the_live_permit_is_preferred_to_a_cancelled_one(
+    app_client: TestClient, register_client: RegisterClient, seeded: Hub
+) -> None:
+    (holder,) = make_holders(seeded, 1, 1)
+    education = department(app_client, register_client, "education", "exchange:lookup")
+    with unit_of_work(seeded.engine) as session:
+        service.perform(
+            session,
+            seeded.audit,
+            holder.permit_id,
+            domain.Action.CANCEL,
+            expected_version=2,
+            actor=OFFICE,
+            now=NOW,
+            today=NOW.date(),
+            rules_for=seeded.lifecycle_rules,
+            details={"reason": "false-materials"},
+        )
+    cancelled = lookup(app_client, education, holder.citizen_id, "核验").json()
+    assert (cancelled["permit"]["id"], cancelled["permit"]["state"]) == (
+        holder.permit_id,
+        "cancelled",
+    )
+    (again,) = make_holders(seeded, 1, 1, issue=False)  # a new application, accepted
+    live = lookup(app_client, education, holder.citizen_id, "核验").json()
+    assert (live["permit"]["id"], live["permit"]["state"]) == (again.permit_id, "accepted")
