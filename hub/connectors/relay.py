@@ -4,7 +4,9 @@ least once, in order per holder, and nothing an agreement does not allow is ever
 Two steps, each safe with several hub processes:
 
 1. Fan-out: outbox rows not yet published become one `delivery` row per push department that
-   subscribes to the event's type (claimed with SKIP LOCKED, so no row fans out twice).
+   subscribes to the event's type. Row locks make a second relay *wait* for the first's
+   fan-out rather than skip it: skipping would let it fan out (and deliver) a holder's later
+   events while the earlier one's deliveries do not exist yet (found by the fault tests).
 2. Delivery: a worker leases a batch of due deliveries in a short transaction, builds each
    record (the holder record projected by the department's agreement and validated against
    the holder-record version in use), sends it signed per Standard Webhooks with the event id
