@@ -43,6 +43,13 @@ def _source(table: sa.Table, columns: Sequence[str], dialect: Dialect) -> str:
     raise NotImplementedError(f"bulk rows on {dialect.name}")
 
 
+def json_object(dialect: Dialect, table: str, columns: Sequence[str]) -> str:
+    """SQL building a JSON object of `table`'s `columns` (dates as ISO strings on both)."""
+    function = "json_build_object" if dialect.name == "postgresql" else "json_object"
+    pairs = ", ".join(f"'{name}', {table}.{name}" for name in columns)
+    return f"{function}({pairs})"
+
+
 def _rows(rows: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_encode)
 
@@ -54,19 +61,29 @@ def insert_rows(
     *,
     constants: Mapping[str, Any] | None = None,
     returning: Sequence[str] = (),
+    computed: Mapping[str, str] | None = None,
+    join: str = "",
 ) -> Sequence[sa.Row[Any]]:
     """INSERT `rows` (dicts with the same keys) plus `constants` into `table`; returns the
-    `returning` columns of the new rows, in no particular order."""
+    `returning` columns of the new rows, in no particular order. `computed` columns are SQL
+    expressions over the rows (`v`) and the `join`ed tables, evaluated by the database."""
     if not rows:
         return []
     constants = dict(constants or {})
     dialect = session.get_bind().dialect
     columns = list(rows[0])
-    names = ", ".join([*columns, *constants])
-    values = ", ".join([*(f"v.{name}" for name in columns), *(f":{name}" for name in constants)])
+    computed = dict(computed or {})
+    names = ", ".join([*columns, *constants, *computed])
+    values = ", ".join(
+        [
+            *(f"v.{name}" for name in columns),
+            *(f":{name}" for name in constants),
+            *computed.values(),
+        ]
+    )
     statement = (
         f"INSERT INTO {table.name} ({names}) SELECT {values}"
-        f" FROM {_source(table, columns, dialect)}"
+        f" FROM {_source(table, columns, dialect)} {join}"
     )
     if returning:
         statement += " RETURNING " + ", ".join(returning)

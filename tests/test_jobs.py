@@ -160,6 +160,12 @@ def test_the_bulk_sweep_writes_what_one_suspension_at_a_window_writes(hub: Hub) 
         written[-2] == written[-1] == ("permit.suspend", "suspended", "public-security", "registry")
     )
     assert _chain_intact(hub)
+    with Session(hub.engine) as session:
+        snapshots = {row.permit_id: row.snapshot for row in session.exec(select(Outbox)).all()}
+    by_python, by_sql = snapshots[one], snapshots[other]
+    assert by_python is not None and by_sql is not None
+    assert by_sql["state"] == "suspended" and by_sql["version"] == 2
+    assert {**by_sql, "id": one} == by_python  # the SQL-built snapshot is the same object
 
 
 def test_bulk_moves_leave_refused_permits_untouched(hub: Hub) -> None:

@@ -132,12 +132,11 @@ PERMIT_FIELDS = (
 )
 
 
-def permit_snapshot(permit: Permit | Mapping[str, Any]) -> dict[str, Any]:
+def permit_snapshot(permit: Permit) -> dict[str, Any]:
     """What the outbox keeps of the permit after an event, so the record published later
-    says what was true then (JSON-ready; with the permit's version)."""
-    get = permit.get if isinstance(permit, Mapping) else lambda name: getattr(permit, name)
-    snapshot = {name: _json_value(get(name)) for name in (*PERMIT_FIELDS, "version")}
-    return snapshot
+    says what was true then (JSON-ready; with the permit's version). The bulk path builds the
+    same object in SQL (`perform_claimed`)."""
+    return {name: _json_value(getattr(permit, name)) for name in (*PERMIT_FIELDS, "version")}
 
 
 def record_event(
@@ -266,9 +265,6 @@ CLAIM_COLUMNS = (
     col(Permit.valid_from),
     col(Permit.expires_on),
     col(Permit.suspended_on),
-    col(Permit.card_serial),
-    col(Permit.cancel_reason),
-    col(Permit.version),
 )
 """What `perform_claimed` needs of each permit; claim rows with these, under a row lock."""
 
@@ -340,15 +336,20 @@ def perform_claimed(
         constants={"type": action.value, "actor_client_id": actor.client_id, "at": now},
         returning=["seq", "permit_id"],
     )
-    after = {
-        row.id: permit_snapshot({**row._mapping, **changes, "version": row.version + 1})
-        for (row, _, _), changes in zip(moves, permits, strict=True)
-    }
-    outbox = [
-        {"event_seq": new.seq, "permit_id": new.permit_id, "snapshot": after[new.permit_id]}
-        for new in written
-    ]
-    bulk.insert_rows(session, OUTBOX, outbox, constants={"created_at": now})
+    # The snapshot is the permit row as just updated, built by the database: in Python it
+    # cost a tenth of the sweep's time.
+    bulk.insert_rows(
+        session,
+        OUTBOX,
+        [{"event_seq": new.seq, "permit_id": new.permit_id} for new in written],
+        constants={"created_at": now},
+        computed={
+            "snapshot": bulk.json_object(
+                session.get_bind().dialect, "permit", (*PERMIT_FIELDS, "version")
+            )
+        },
+        join="JOIN permit ON permit.id = v.permit_id",
+    )
     entries = [
         actor.did(f"permit.{action.value}", t.after.state.value, row.citizen_id_hash, "registry")
         for row, _, t in moves

@@ -135,7 +135,7 @@ class Outbox(SQLModel, table=True):
     permit_id: str = Field(max_length=36)
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     published_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    # The permit's facts after the event (hub.connectors.records.permit_snapshot).
+    # The permit's facts after the event (hub.permits.service.permit_snapshot).
     snapshot: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
