@@ -97,43 +97,28 @@ class Hub:
         process's snapshot."""
         with unit_of_work(self.engine) as session:
             ensure_signing_key(session, self.clock.now(), self.key_password)
-        self.register_builtin_schemas()
-        self.seed_agreements()
+        self.install_shipped()
         self.auth_state.refresh()
 
-    def register_builtin_schemas(self) -> None:
-        """Each shipped schema not registered yet becomes its subject's next version. Two
-        processes starting together may both try: the loser's unit of work fails on the
-        unique constraint and, run again, finds the winner's versions."""
+    def install_shipped(self) -> None:
+        """The built-in schemas not registered yet (each its subject's next version), then the
+        config/agreements/*.toml not created yet (the departments file names them), in one
+        unit of work. Two processes starting together may both try: the loser's fails on a
+        unique constraint and, run again, finds the winner's rows."""
         for attempt in (1, 2):
             try:
                 with unit_of_work(self.engine) as session:
-                    register_builtins(session, self.schemas, self.audit, self.clock.now())
+                    now = self.clock.now()
+                    register_builtins(session, self.schemas, self.audit, now)
+                    directory = self.settings.agreements_dir
+                    seed(session, self.schemas, self.audit, directory, actor=HUB_ACTOR, now=now)
                 return
             except sa.exc.IntegrityError:
                 if attempt == 2:
                     raise
             except Incompatible as error:
                 raise ConfigError(f"a built-in schema cannot be registered: {error}") from None
-
-    def seed_agreements(self) -> None:
-        """config/agreements/*.toml that do not exist yet (the departments file names them)."""
-        for attempt in (1, 2):
-            try:
-                with unit_of_work(self.engine) as session:
-                    seed(
-                        session,
-                        self.schemas,
-                        self.audit,
-                        self.settings.agreements_dir,
-                        actor=HUB_ACTOR,
-                        now=self.clock.now(),
-                    )
-                return
-            except sa.exc.IntegrityError:
-                if attempt == 2:
-                    raise
-            except ValueError as error:
+            except ValueError as error:  # a bad agreement file
                 raise ConfigError(str(error)) from None
 
 
