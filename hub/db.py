@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,16 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def aware(moment: datetime) -> datetime:
+    """A stored time with its zone: SQLite returns times naive (they are stored in UTC),
+    PostgreSQL with theirs."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    return aware(moment).isoformat()
 
 
 def is_postgresql(engine: Engine) -> bool:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.connectors import exchange
+from hub.db import rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits import applications
 from hub.permits.api import PROOF_CONFLICT, PROOF_NOT_FOUND
@@ -82,8 +83,8 @@ def _proof_view(proof: Proof) -> dict[str, Any]:
         "kind": proof.kind,
         "valid_from": proof.valid_from.isoformat(),
         "valid_to": proof.valid_to.isoformat() if proof.valid_to else None,
-        "recorded_at": exchange.instant(proof.recorded_at),
-        "revoked_at": exchange.instant(proof.revoked_at) if proof.revoked_at else None,
+        "recorded_at": rfc3339(proof.recorded_at),
+        "revoked_at": rfc3339(proof.revoked_at) if proof.revoked_at else None,
     }
 
 

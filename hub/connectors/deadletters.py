@@ -8,7 +8,6 @@ keep their order, follow it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -18,6 +17,7 @@ from sqlmodel import col
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.connectors.store import DEAD, PENDING, Delivery
+from hub.db import rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits.store import PermitEvent
 from hub.problems import Problem, Text, problem_type
@@ -27,12 +27,6 @@ router = APIRouter(prefix="/exchange/v1", tags=["Exchange"], route_class=Guarded
 DEAD_LETTER_NOT_FOUND = problem_type(
     "dead-letter-not-found", 404, "死信不存在", "No such dead letter"
 )
-
-
-def _time(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 @router.get("/dead-letters", summary="Deliveries that gave up, oldest first")
@@ -59,8 +53,8 @@ def list_dead_letters(
             "permit_id": delivery.permit_id,
             "attempts": delivery.attempts,
             "last_error": delivery.last_error,
-            "created_at": _time(delivery.created_at),
-            "last_attempt_due": _time(delivery.next_attempt_at),
+            "created_at": rfc3339(delivery.created_at),
+            "last_attempt_due": rfc3339(delivery.next_attempt_at),
         }
         for delivery, event_type in session.execute(query).all()
     ]

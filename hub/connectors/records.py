@@ -9,9 +9,10 @@ built, the latest a department can have.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
+from hub.db import rfc3339
 from hub.permits.service import PERMIT_FIELDS
 from hub.permits.store import Registration
 
@@ -33,11 +34,6 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def _instant(moment: datetime) -> str:
-    """RFC 3339 with its zone (SQLite returns stored times naive, in UTC)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
-
-
 def holder_record(
     *,
     schema_uri: str,
@@ -52,7 +48,7 @@ def holder_record(
     """The whole record; each department gets its agreement's projection of it."""
     permit = {name: snapshot.get(name) for name in PERMIT_FIELDS}
     holder = {name: _plain(getattr(registration, name)) for name in HOLDER_FIELDS}
-    event: dict[str, Any] = {"id": str(event_seq), "type": event_type, "at": _instant(at)}
+    event: dict[str, Any] = {"id": str(event_seq), "type": event_type, "at": rfc3339(at)}
     if snapshot.get("version"):
         event["permit_version"] = snapshot["version"]
     return {

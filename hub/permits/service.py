@@ -12,7 +12,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from hub import bulk
 from hub.audit import Actor, AuditLog
 from hub.clock import WorkingCalendar
+from hub.db import rfc3339
 from hub.permits import domain, jurisdictions
 from hub.permits.identity import CitizenId, CitizenIdVault
 from hub.permits.store import Card, Outbox, Permit, PermitEvent, Registration
@@ -558,7 +559,7 @@ def registration_view(registration: Registration, vault: CitizenIdVault) -> dict
 def _json_value(value: Any) -> Any:
     """Dates as ISO strings; times always with their zone (SQLite returns them naive, in UTC)."""
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        return rfc3339(value)
     if isinstance(value, date):
         return value.isoformat()
     return value

@@ -8,7 +8,7 @@ sees only its own agreements: another's is answered 404, as if it did not exist.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -19,6 +19,7 @@ from hub import etags
 from hub.audit import Actor
 from hub.auth.domain import Principal
 from hub.auth.guard import GuardedRoute, principal_of, requires
+from hub.db import rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.problems import VALIDATION_FAILED, FieldError, Problem, Text, problem_type
 from hub.schemas import agreements, domain, service
@@ -127,16 +128,12 @@ def _version_view(row: SchemaVersion, *, with_schema: bool = True) -> dict[str, 
         "state": row.state,
         "deprecated_uses": row.deprecated_uses,
         "created_by": row.created_by,
-        "created_at": _time(row.created_at),
-        "state_changed_at": _time(row.state_changed_at),
+        "created_at": rfc3339(row.created_at),
+        "state_changed_at": rfc3339(row.state_changed_at),
     }
     if with_schema:
         view["schema"] = row.definition
     return view
-
-
-def _time(moment: datetime) -> str:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 # --- subjects and versions ----------------------------------------------------------------
@@ -494,7 +491,7 @@ def _agreement_view(row: Agreement) -> dict[str, Any]:
         "valid_to": row.valid_to.isoformat() if row.valid_to else None,
         "status": row.status,
         "changed_by": row.changed_by,
-        "changed_at": _time(row.changed_at),
+        "changed_at": rfc3339(row.changed_at),
     }
 
 
