@@ -27,9 +27,9 @@ import binascii
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import sqlalchemy as sa
@@ -39,6 +39,7 @@ from hub.audit import Actor
 from hub.auth.domain import Department
 from hub.connectors.config import DepartmentLink
 from hub.connectors.records import holder_record
+from hub.db import aware
 from hub.permits import applications, eligibility
 from hub.permits.identity import CitizenId, CitizenIdUnreadable, parse_citizen_id
 from hub.permits.service import permit_snapshot
@@ -163,16 +164,6 @@ class FeedPage:
     @property
     def next(self) -> str:
         return encode_cursor(self.last_examined)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns stored times naive, in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def instant(moment: datetime) -> str:
-    """RFC 3339 with its zone, on both databases."""
-    return _aware(moment).isoformat()
 
 
 # --- proofs in ---------------------------------------------------------------------------------
@@ -342,16 +333,16 @@ def exchangeable_version(session: Session, subject: str) -> SchemaVersion | None
 
 
 @dataclass(frozen=True)
-class _Publishing:
-    """What every outgoing record of one request is built with, looked up once."""
+class Publishing:
+    """What every outgoing record of one request or relay batch is built with, looked up
+    once: the holder-record version in use and its compiled validator."""
 
-    agreement: Agreement
     schema: SchemaVersion
     uri: str
     validator: CompiledSchema
 
 
-def _agreement_in_force(
+def agreement_in_force(
     session: Session, link: DepartmentLink | None, department: Department, today: date
 ) -> Agreement | Refusal:
     """The department's agreement, if it has a link, the agreement exists, is its own and is
@@ -381,7 +372,7 @@ def _agreement_in_force(
     return row
 
 
-def _publishing(session: Session, hub: Hub, agreement: Agreement) -> _Publishing:
+def publishing(session: Session, hub: Hub) -> Publishing:
     schema = exchangeable_version(session, HOLDER_RECORD)
     if schema is None:
         raise RecordUnavailable(
@@ -390,16 +381,19 @@ def _publishing(session: Session, hub: Hub, agreement: Agreement) -> _Publishing
     hub.schemas.remember(session, schema)
     validator = hub.schemas.validators.get(schema.subject, schema.version)
     uri = schema_uri(schema.subject, schema.version)
-    return _Publishing(agreement, schema, uri, validator)
+    return Publishing(schema, uri, validator)
 
 
-def _projected(
-    hub: Hub, publishing: _Publishing, record: dict[str, Any], today: date, event: str
+def projected(
+    hub: Hub,
+    publishing: Publishing,
+    agreement: Agreement,
+    record: dict[str, Any],
+    today: date,
+    event: str,
 ) -> dict[str, Any]:
     """The agreement's view of `record`, valid against the version in use, or nothing."""
-    view = hub.projections.project(
-        publishing.agreement, publishing.schema.definition, record, today
-    ).record
+    view = hub.projections.project(agreement, publishing.schema.definition, record, today).record
     if not publishing.validator.is_valid(view):
         issues = publishing.validator.errors(view)
         where = ", ".join(issue.pointer or "/" for issue in issues[:5])
@@ -430,7 +424,7 @@ def look_up(
     def audited(outcome: str) -> None:
         hub.audit.record(session, actor.did("exchange.lookup", outcome, id_hash, purpose), now)
 
-    agreement = _agreement_in_force(session, hub.departments.get(department), department, today)
+    agreement = agreement_in_force(session, hub.departments.get(department), department, today)
     if isinstance(agreement, Refusal):
         audited("refused")
         return agreement
@@ -446,11 +440,11 @@ def look_up(
         audited("not-found")
         return HolderNotFound()
     permit, registration = found
-    publishing = _publishing(session, hub, agreement)
+    schema = publishing(session, hub)
     event_id = f"lookup-{uuid.uuid4()}"
     record = holder_record(
-        schema_uri=publishing.uri,
-        schema_version=publishing.schema.version,
+        schema_uri=schema.uri,
+        schema_version=schema.schema.version,
         event_seq=0,
         event_type="lookup",
         at=now,
@@ -459,7 +453,7 @@ def look_up(
         citizen_id=citizen_id.value,
     )
     record["event"]["id"] = event_id  # not a permit event: an id of its own
-    view = _projected(hub, publishing, record, today, event_id)
+    view = projected(hub, schema, agreement, record, today, event_id)
     audited("found")
     return Found(view, agreement)
 
@@ -509,7 +503,7 @@ def _examine(
     chosen: list[int] = []
     last = after
     for row in rows:
-        if row.seq != last + 1 and now - _aware(row.at) < SETTLE:
+        if row.seq != last + 1 and now - aware(row.at) < SETTLE:
             return chosen, last, False  # an earlier number may still commit: wait for it
         if link.subscribes_to(row.type):
             if len(chosen) == limit:
@@ -547,7 +541,7 @@ def read_feed(
             f"{department.value} 未开通变更数据拉取",
             f"{department.value} has no changes feed (its link does not pull)",
         )
-    agreement = _agreement_in_force(session, link, department, today)
+    agreement = agreement_in_force(session, link, department, today)
     if isinstance(agreement, Refusal):
         audited("refused", FEED_PURPOSE)
         return agreement
@@ -566,36 +560,53 @@ def read_feed(
 
 
 def _records(
-    session: Session, hub: Hub, agreement: Agreement, seqs: Iterable[int], today: date
+    session: Session, hub: Hub, agreement: Agreement, seqs: Sequence[int], today: date
 ) -> list[dict[str, Any]]:
-    publishing = _publishing(session, hub, agreement)
+    schema = publishing(session, hub)
+    built = event_records(session, hub, schema, seqs)
+    out = []
+    for seq in sorted(built):
+        record = built[seq]
+        if isinstance(record, RecordUnavailable):
+            raise record
+        out.append(projected(hub, schema, agreement, record, today, str(seq)))
+    return out
+
+
+def event_records(
+    session: Session, hub: Hub, schema: Publishing, seqs: Sequence[int]
+) -> dict[int, dict[str, Any] | RecordUnavailable]:
+    """The whole holder record of each permit event (before any agreement's projection), in
+    one query for the events, their outbox snapshots, permits and registrations; the feed and
+    the relay both publish these. A record whose sealed ID cannot be opened is its
+    RecordUnavailable instead: never a record without its holder."""
     rows = session.execute(
         sa.select(PermitEvent, col(Outbox.snapshot), Permit, Registration)
         .join(Permit, col(Permit.id) == col(PermitEvent.permit_id))
         .join(Registration, col(Registration.id) == col(Permit.registration_id))
         .outerjoin(Outbox, col(Outbox.event_seq) == col(PermitEvent.seq))
         .where(col(PermitEvent.seq).in_(list(seqs)))
-        .order_by(col(PermitEvent.seq))
     ).all()
-    out = []
+    out: dict[int, dict[str, Any] | RecordUnavailable] = {}
     for event, snapshot, permit, registration in rows:
+        seq = event.seq or 0
         try:
             citizen_id = hub.vault.open(registration.citizen_id_sealed).value
-        except CitizenIdUnreadable as unreadable:  # never a record without its holder
-            raise RecordUnavailable(
-                f"the citizen ID of event {event.seq} cannot be read ({unreadable})",
-                f"事件 {event.seq} 的身份证号无法解密",
-                str(event.seq),
-            ) from None
-        record = holder_record(
-            schema_uri=publishing.uri,
-            schema_version=publishing.schema.version,
-            event_seq=event.seq or 0,
+        except CitizenIdUnreadable as unreadable:
+            out[seq] = RecordUnavailable(
+                f"the citizen ID of event {seq} cannot be read ({unreadable})",
+                f"事件 {seq} 的身份证号无法解密",
+                str(seq),
+            )
+            continue
+        out[seq] = holder_record(
+            schema_uri=schema.uri,
+            schema_version=schema.schema.version,
+            event_seq=seq,
             event_type=event.type,
             at=event.at,
             snapshot=snapshot or permit_snapshot(permit),
             registration=registration,
             citizen_id=citizen_id,
         )
-        out.append(_projected(hub, publishing, record, today, str(event.seq)))
     return out

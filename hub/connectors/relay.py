@@ -37,28 +37,23 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from hub import bulk
 from hub.auth.domain import Department
+from hub.connectors import exchange
 from hub.connectors.config import DepartmentLink
-from hub.connectors.exchange import HOLDER_RECORD, exchangeable_version
-from hub.connectors.records import holder_record
 from hub.connectors.signing import Signer
 from hub.connectors.store import DEAD, DELIVERED, PENDING, Delivery
 from hub.db import unit_of_work
-from hub.permits.identity import CitizenIdUnreadable
-from hub.permits.service import permit_snapshot
-from hub.permits.store import Outbox, Permit, PermitEvent, Registration
-from hub.schemas import agreements
-from hub.schemas.store import Agreement
-from hub.schemas.validation import schema_uri
+from hub.permits.store import Outbox, PermitEvent
 
 if TYPE_CHECKING:
     from hub.app import Hub
 
 log = logging.getLogger(__name__)
 
+NOT_AGREED = "no data-sharing agreement in force"
 DELIVERY: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 OUTBOX: sa.Table = Outbox.__table__  # type: ignore[attr-defined]
 
@@ -215,96 +210,48 @@ class Relay:
                 )
                 .execution_options(synchronize_session=False)
             )
-            return self._build(session, claimed, now)
+            return self._build(session, claimed)
 
-    def _build(
-        self, session: Session, claimed: Sequence[sa.Row[Any]], now: datetime
-    ) -> list[Outgoing]:
-        """Each leased delivery's signed-ready body: projected, validated, or refused."""
-        seqs = sorted({row.event_seq for row in claimed})
-        events = {
-            event.seq: event
-            for event in session.exec(select(PermitEvent).where(col(PermitEvent.seq).in_(seqs)))
-        }
-        snapshots = dict(
-            session.execute(
-                sa.select(col(Outbox.event_seq), col(Outbox.snapshot)).where(
-                    col(Outbox.event_seq).in_(seqs)
-                )
-            ).all()
-        )
-        permit_ids = {event.permit_id for event in events.values()}
-        permits = {
-            permit.id: permit
-            for permit in session.exec(select(Permit).where(col(Permit.id).in_(permit_ids)))
-        }
-        registration_ids = {permit.registration_id for permit in permits.values()}
-        registrations = {
-            registration.id: registration
-            for registration in session.exec(
-                select(Registration).where(col(Registration.id).in_(registration_ids))
-            )
-        }
-        schema = exchangeable_version(session, HOLDER_RECORD)
-        agreed = self._agreements(session)
+    def _build(self, session: Session, claimed: Sequence[sa.Row[Any]]) -> list[Outgoing]:
+        """Each leased delivery's body: the event's holder record (built as the feed builds
+        it), projected by the department's agreement and valid against the version in use;
+        or the reason it cannot be sent."""
         today = self.hub.clock.today()
-        validator = None
-        if schema is not None:
-            self.hub.schemas.remember(session, schema)
-            validator = self.hub.schemas.validators.get(schema.subject, schema.version)
+        try:
+            schema = exchange.publishing(session, self.hub)
+        except exchange.RecordUnavailable as unavailable:
+            return [
+                Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.en)
+                for row in claimed
+            ]
+        records = exchange.event_records(
+            session, self.hub, schema, sorted({row.event_seq for row in claimed})
+        )
+        agreed = {
+            department: exchange.agreement_in_force(
+                session, self.links[department], Department(department), today
+            )
+            for department in {row.department for row in claimed}
+        }
         out = []
         for row in claimed:
-
-            def refused(error: str, row: sa.Row[Any] = row) -> Outgoing:
-                return Outgoing(row.event_seq, row.department, row.attempts, None, error)
-
-            agreement = agreed.get(row.department)
-            if schema is None or validator is None:
-                out.append(refused("no holder-record version is ACTIVE"))
-                continue
-            if agreement is None or not agreements.terms_of(agreement).in_force(today):
-                out.append(refused("no data-sharing agreement in force"))
-                continue
-            event = events[row.event_seq]
-            permit = permits[event.permit_id]
-            registration = registrations[permit.registration_id]
+            agreement, record = agreed[row.department], records[row.event_seq]
             try:
-                citizen_id = self.hub.vault.open(registration.citizen_id_sealed).value
-            except CitizenIdUnreadable as unreadable:  # never send a record without its holder
-                out.append(refused(f"citizen ID unreadable: {unreadable}"))
-                continue
-            record = holder_record(
-                schema_uri=schema_uri(schema.subject, schema.version),
-                schema_version=schema.version,
-                event_seq=event.seq or 0,
-                event_type=event.type,
-                at=event.at,
-                snapshot=snapshots.get(row.event_seq) or permit_snapshot(permit),
-                registration=registration,
-                citizen_id=citizen_id,
-            )
-            projected = self.hub.projections.project(agreement, schema.definition, record, today)
-            issues = validator.errors(projected.record)
-            if issues:
-                where = ", ".join(issue.pointer or "/" for issue in issues[:5])
+                if isinstance(agreement, exchange.Refusal):
+                    raise exchange.RecordUnavailable(NOT_AGREED, "没有在有效期内的数据共享协议")
+                if isinstance(record, exchange.RecordUnavailable):
+                    raise record
+                view = exchange.projected(
+                    self.hub, schema, agreement, record, today, str(row.event_seq)
+                )
+            except exchange.RecordUnavailable as unavailable:
                 out.append(
-                    refused(f"record invalid against {schema.subject}:{schema.version} at {where}")
+                    Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.en)
                 )
                 continue
-            body = json.dumps(projected.record, ensure_ascii=False, separators=(",", ":"))
-            out.append(Outgoing(row.event_seq, row.department, row.attempts, body.encode()))
+            body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
+            out.append(Outgoing(row.event_seq, row.department, row.attempts, body))
         return out
-
-    def _agreements(self, session: Session) -> dict[str, Agreement]:
-        found = {}
-        for department, link in self.links.items():
-            try:
-                row = agreements.latest(session, link.agreement)
-            except agreements.AgreementNotFound:
-                continue
-            if row.department == department:  # an agreement is only ever its own department's
-                found[department] = row
-        return found
 
     def _send(self, item: Outgoing) -> Outcome:
         if item.body is None:
