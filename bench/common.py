@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -539,3 +540,41 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+# --- the scripts that measure on a scratch PostgreSQL database (sweep, delivery) ---------
+
+
+def postgres_parser(script: str, description: str) -> argparse.ArgumentParser:
+    """The options every such script has; each adds its own."""
+    parser = argparse.ArgumentParser(prog=script, description=description)
+    parser.add_argument(
+        "--database-url",
+        default="postgresql://127.0.0.1:5432/test",
+        help="a PostgreSQL database on this machine; a scratch database is created beside it",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="where to record (bench/RESULTS.md)"
+    )
+    parser.add_argument("--no-record", action="store_true", help="print only")
+    return parser
+
+
+def run_on_scratch(
+    script: str,
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace, Sequence[str], Database], int],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse, run on a scratch database dropped afterwards; a BenchError is one line, exit 2."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp,
+            scratch_database(args.database_url, Path(tmp)) as database,
+        ):
+            return run(args, arguments, database)
+    except BenchError as exc:
+        print(f"{script}: {exc}", file=sys.stderr)
+        return 2

@@ -60,7 +60,7 @@ if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the p
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
-from bench.common import RESULTS, BenchError, _bounded_int, scratch_database, verdict
+from bench.common import BenchError, _bounded_int, verdict
 
 SCRIPT = "bench/delivery.py"
 ROOT = Path(__file__).resolve().parents[1]
@@ -341,36 +341,17 @@ def markdown(
     )
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=SCRIPT, description=__doc__.splitlines()[0])
+def command_line() -> argparse.ArgumentParser:
+    parser = common.postgres_parser(SCRIPT, __doc__.splitlines()[0])
     parser.add_argument(
         "--holders", type=_bounded_int(10, 100_000), default=1000, help="per round (1,000)"
     )
     parser.add_argument("--rounds", type=_bounded_int(1, 20), default=3, help="rounds (3)")
-    parser.add_argument(
-        "--database-url",
-        default="postgresql://127.0.0.1:5432/test",
-        help="a PostgreSQL database on this machine; a scratch database is created beside it",
-    )
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="where to record (bench/RESULTS.md)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only")
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp,
-            scratch_database(args.database_url, Path(tmp)) as database,
-        ):
-            return run(args, argv, database)
-    except BenchError as exc:
-        print(f"{SCRIPT}: {exc}", file=sys.stderr)
-        return 2
+    return common.run_on_scratch(SCRIPT, command_line(), run, argv)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import argparse
 import os
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the p
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
-from bench.common import RESULTS, BenchError, _bounded_int, scratch_database, verdict
+from bench.common import BenchError, _bounded_int, verdict
 
 SCRIPT = "bench/sweep.py"
 TARGET_SECONDS = 60.0
@@ -228,8 +227,8 @@ def markdown(
     )
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=SCRIPT, description=__doc__.splitlines()[0])
+def command_line() -> argparse.ArgumentParser:
+    parser = common.postgres_parser(SCRIPT, __doc__.splitlines()[0])
     parser.add_argument(
         "--permits",
         type=_bounded_int(1, 10_000_000),
@@ -242,30 +241,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=jobs.SWEEP_BATCH,
         help=f"permits per transaction ({jobs.SWEEP_BATCH:,})",
     )
-    parser.add_argument(
-        "--database-url",
-        default="postgresql://127.0.0.1:5432/test",
-        help="a PostgreSQL database on this machine; a scratch database is created beside it",
-    )
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="where to record (bench/RESULTS.md)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only")
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp,
-            scratch_database(args.database_url, Path(tmp)) as database,
-        ):
-            return run(args, argv, database)
-    except BenchError as exc:
-        print(f"{SCRIPT}: {exc}", file=sys.stderr)
-        return 2
+    return common.run_on_scratch(SCRIPT, command_line(), run, argv)
 
 
 if __name__ == "__main__":
