@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint bench venv postgres clean
+.PHONY: run demo test lint bench venv postgres pcscd window clean
 
 venv: $(STAMP)
 
@@ -45,8 +45,29 @@ postgres:
 	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1
 
+# The card tests drive a real PC/SC stack: pcscd with the vsmartcard-vpcd virtual reader
+# (127.0.0.1:35963), and pyscard, which builds from source against libpcsclite-dev with swig.
+PCSC_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig
+WINDOW_STAMP := $(VENV)/.window
+
+pcscd:
+	@missing=$$(for package in $(PCSC_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'ok installed' || echo $$package; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@pgrep -x pcscd >/dev/null || (mkdir -p /run/pcscd && pcscd)
+
+# The window agent's extra (pyscard); the hub itself installs and serves without it.
+window: $(WINDOW_STAMP)
+
+$(WINDOW_STAMP): $(STAMP) | pcscd
+	$(BIN)/python -m pip install -q -e '.[dev,window]'
+	touch $@
+
 # Lint first: it takes seconds, and a style or type slip should fail before the suite runs.
-test: venv postgres lint
+test: venv postgres pcscd window lint
 	$(BIN)/python -m pytest
 
 lint: venv

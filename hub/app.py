@@ -27,6 +27,8 @@ from hub.auth.guard import (
 from hub.auth.keys import ensure_signing_key
 from hub.auth.server import HubAuthorizationServer
 from hub.auth.state import AuthState
+from hub.card import issuing
+from hub.card.issuing import IssuingKeyCache
 from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
 from hub.connectors import api as connectors_api
 from hub.connectors import deadletters
@@ -64,10 +66,16 @@ class Hub:
     schemas: Registry
     projections: Projections
     departments: Mapping[Department, DepartmentLink]
+    issuing_keys: IssuingKeyCache
 
     @property
     def key_password(self) -> bytes:
         return self.auth_state.key_password
+
+    @property
+    def card_key_password(self) -> bytes:
+        """Encrypts the card-issuing keys: a purpose of its own, never the token keys'."""
+        return self.keyring.derive(issuing.PASSWORD_PURPOSE)
 
     def lifecycle_rules(self, jurisdiction: str) -> LifecycleRules:
         return self.lifecycle[jurisdiction]
@@ -93,10 +101,11 @@ class Hub:
                     ) from None
 
     def prepare(self) -> None:
-        """First signing key of a new installation, the built-in schemas, then this
-        process's snapshot."""
+        """First token-signing and card-issuing keys of a new installation, the built-in
+        schemas, then this process's snapshot."""
         with unit_of_work(self.engine) as session:
             ensure_signing_key(session, self.clock.now(), self.key_password)
+            issuing.ensure_issuing_key(session, self.clock.now(), self.card_key_password)
         self.install_shipped()
         self.auth_state.refresh()
 
@@ -179,6 +188,7 @@ def build_hub(
         schemas=Registry(),
         projections=Projections(),
         departments=departments,
+        issuing_keys=IssuingKeyCache(),
     )
 
 

@@ -2,8 +2,9 @@
 
 from hub import audit
 from hub.auth import store as auth_store
+from hub.card import store as card_store
 from hub.connectors import store as connectors_store
 from hub.permits import store as permits_store
 from hub.schemas import store as schemas_store
 
-__all__ = ["audit", "auth_store", "connectors_store", "permits_store", "schemas_store"]
+__all__ = ["audit", "auth_store", "card_store", "connectors_store", "permits_store", "schemas_store"]

@@ -39,7 +39,16 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def new_signing_key(now: datetime, password: bytes) -> SigningKey:
+@dataclass(frozen=True)
+class KeyMaterial:
+    """A new ES256 key pair: the private half encrypted for storage, the public as a JWK."""
+
+    kid: str
+    private_pem: bytes
+    public_jwk: str
+
+
+def new_key_material(now: datetime, password: bytes) -> KeyMaterial:
     private = ec.generate_private_key(ec.SECP256R1())
     kid = f"{now:%Y%m%d}-{secrets.token_hex(4)}"
     public = ECKey.import_key(
@@ -50,18 +59,29 @@ def new_signing_key(now: datetime, password: bytes) -> SigningKey:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(password),
     )
+    return KeyMaterial(kid, pem, json.dumps(public.as_dict(private=False)))
+
+
+def decrypt_private_key(pem: bytes, password: bytes) -> ec.EllipticCurvePrivateKey:
+    private = serialization.load_pem_private_key(pem, password=password)
+    if not isinstance(private, ec.EllipticCurvePrivateKey):
+        raise ValueError("a stored signing key is not an EC key")
+    return private
+
+
+def new_signing_key(now: datetime, password: bytes) -> SigningKey:
+    material = new_key_material(now, password)
     return SigningKey(
-        kid=kid,
+        kid=material.kid,
         alg=TOKEN_ALGORITHM,
-        private_pem=pem,
-        public_jwk=json.dumps(public.as_dict(private=False)),
+        private_pem=material.private_pem,
+        public_jwk=material.public_jwk,
         created_at=now,
     )
 
 
 def load_key(row: SigningKey, password: bytes) -> LoadedKey:
-    private = serialization.load_pem_private_key(row.private_pem, password=password)
-    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    private = decrypt_private_key(row.private_pem, password)
     params: KeyParameters = {"kid": row.kid, "alg": row.alg, "use": "sig"}
     return LoadedKey(
         kid=row.kid,

@@ -110,6 +110,10 @@ class Card(SQLModel, table=True):
     fee: str = Field(max_length=16)  # free, card-cost
     issued_on: date
     ended_on: date | None = None
+    # The card's own public key (P-256 point), registered when the card is personalised: a
+    # tap must prove possession of its private half, which never leaves the card.
+    public_key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    personalised_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
 class PermitEvent(SQLModel, table=True):
