@@ -27,6 +27,7 @@ from hub.auth.guard import (
 from hub.auth.keys import ensure_signing_key
 from hub.auth.server import HubAuthorizationServer
 from hub.auth.state import AuthState
+from hub.card import api as card_api
 from hub.card import issuing
 from hub.card.issuing import IssuingKeyCache
 from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
@@ -240,6 +241,7 @@ def create_app(
     )
     app.include_router(auth_api.router)
     app.include_router(permits_api.router)
+    app.include_router(card_api.router)
     app.include_router(schemas_api.router)
     app.include_router(connectors_api.router)
     app.include_router(deadletters.router)

@@ -174,6 +174,8 @@ class Permit(Rule):
     """The card this jurisdiction issues, and where it is valid."""
 
     name: Names
+    issuing_authority: Names
+    """Printed on the card [CF §13]: the public-security organ that makes and issues it."""
     valid_in: tuple[DivisionPrefix, ...] | None = None
     """Division prefixes where the permit is valid; None: only in the jurisdiction's own."""
 
