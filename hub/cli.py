@@ -426,6 +426,77 @@ def relay() -> None:
         worker.close()
 
 
+@cli.group()
+def card() -> None:
+    """Permit cards: the virtual card and the card tools."""
+
+
+@card.command("emulate")
+@click.option(
+    "--card",
+    "card_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The card's memory (JSON, holds its private key); created blank if missing.",
+)
+@click.option(
+    "--issuer-keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JWK Set of the issuing public keys a new card accepts writes from.",
+)
+@click.option("--reader-host", default="127.0.0.1", show_default=True)
+@click.option("--reader-port", type=click.IntRange(1, 65535), default=35963, show_default=True)
+def card_emulate(
+    card_file: Path, issuer_keys: Path | None, reader_host: str, reader_port: int
+) -> None:
+    """Put a virtual card in pcscd's vsmartcard-vpcd reader until SIGTERM or Ctrl-C takes it
+    out. Every write the card accepts is saved to the card file at once."""
+    import signal
+
+    from hub.card.applet import Applet, save_card
+    from hub.card.emulator import ReaderUnavailable, VirtualCard
+
+    state = _card_state(card_file, issuer_keys)
+    virtual = VirtualCard(
+        Applet(state, lambda new: save_card(card_file, new)), reader_host, reader_port
+    )
+    try:
+        virtual.insert()
+    except ReaderUnavailable as exc:
+        _fail(str(exc))
+    signal.signal(signal.SIGTERM, lambda *_: virtual.remove())
+    signal.signal(signal.SIGINT, lambda *_: virtual.remove())
+    click.echo(f"card {card_file} in the reader at {reader_host}:{reader_port}", err=True)
+    virtual.serve()
+    if not virtual.removed:
+        _fail(f"the reader at {reader_host}:{reader_port} closed the connection", 1)
+
+
+def _card_state(card_file: Path, issuer_keys: Path | None) -> Any:
+    """The card saved in `card_file`, or a new blank one trusting `issuer_keys`, saved there."""
+    import json
+
+    from hub.card.applet import CardFileError, blank_card, issuing_keys, load_card, save_card
+
+    try:
+        if card_file.exists():
+            if issuer_keys:
+                click.echo(f"hub: {card_file} exists; --issuer-keys only makes new cards", err=True)
+            return load_card(card_file)
+        if issuer_keys is None:
+            _fail(f"{card_file} does not exist; give --issuer-keys to make a new card")
+        try:
+            jwks = json.loads(issuer_keys.read_text())
+        except ValueError as exc:
+            _fail(f"{issuer_keys} is not a JSON JWK Set ({exc})")
+        state = blank_card(issuing_keys(jwks))
+        card_file.parent.mkdir(parents=True, exist_ok=True)
+        save_card(card_file, state)
+    except (CardFileError, OSError) as exc:
+        _fail(str(exc))
+    return state
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -123,16 +123,16 @@ def authorise_write(
     card_trusts: Sequence[str],
 ) -> protocol.WriteCommand:
     """A PUT DATA the card will accept: signed by the newest hub key among those the card
-    trusts, installing every current hub key as the card's new trust list."""
+    trusts, installing every hub key as the card's new trust list."""
     rows = list(
         session.exec(select(CardIssuingKey).order_by(col(CardIssuingKey.created_at).desc()))
     )
     signer = next((row for row in rows if row.kid in card_trusts), None)
     if signer is None:
         raise NoTrustedKey("the card trusts none of this hub's issuing keys")
-    kids = tuple(row.kid for row in rows)
-    message = protocol.write_message(card_point, nonce, record, kids)
+    keys = json.dumps({"keys": [json.loads(row.public_jwk) for row in rows]}).encode()
+    message = protocol.write_message(card_point, nonce, record, keys)
     signature = decrypt_private_key(signer.private_pem, password).sign(
         message, ec.ECDSA(hashes.SHA256())
     )
-    return protocol.WriteCommand(record, signer.kid, signature, kids)
+    return protocol.WriteCommand(record, signer.kid, signature, keys)

@@ -145,7 +145,7 @@ def decode(data: bytes) -> SignedRecord:
     """The signed record in `data`, or MalformedRecord saying what is wrong."""
     try:
         groups = _read_groups(data)
-    except (asn1.Error, ValueError, IndexError) as exc:
+    except (asn1.Error, ValueError, IndexError, OverflowError) as exc:
         raise MalformedRecord(f"not BER-TLV data groups: {exc}") from None
     expected = [DG_HOLDER, DG_PHOTO, DG_CARD, DG_CARD_KEY, DG_SIGNATURE]
     if [number for number, _ in groups] != expected:
@@ -253,7 +253,7 @@ def decode_template(data: bytes, number: int, count: int) -> list[bytes]:
     (MalformedRecord) otherwise."""
     try:
         groups = _read_groups(data)
-    except (asn1.Error, ValueError, IndexError) as exc:
+    except (asn1.Error, ValueError, IndexError, OverflowError) as exc:
         raise MalformedRecord(f"not a BER-TLV template: {exc}") from None
     if len(groups) != 1 or groups[0][0] != number:
         raise MalformedRecord(f"not one template {number}")

@@ -15,13 +15,16 @@ Commands (CLA 00; every other class is 6E00):
     PUT DATA record        00 DA 01 00 Lc WriteCommand  -> 9000: EF.RECORD replaced
 
 A write (personalisation at issuance, a new validity at endorsement) is authorised by the hub:
-WriteCommand = 71 { 80 new EF.RECORD, 81 issuing kid, 82 signature, 83 trusted kids (text,
-one per line) } where the signature is ECDSA P-256/SHA-256 by that issuing key over
-`write_message(card point, nonce, record, trusted kids)`. The card checks: a nonce from its
-last GET CHALLENGE is pending (used up by any PUT DATA, good or bad: 6985 if none), the kid
-is one it trusts (6A88), the signature (6982), the record decodes and its DG4 is this card's
-own key (6A80). Then it stores the record and replaces its trusted kids with the ones sent,
-so issuing-key rotation reaches the card with its next authorised write.
+WriteCommand = 71 { 80 new EF.RECORD, 81 issuing kid, 82 signature, 83 trusted keys } where
+the trusted keys are a JWK Set (JSON, UTF-8) of the issuing public keys the card is to accept
+writes from afterwards, and the signature is ECDSA P-256/SHA-256 by the issuing key `kid`
+over `write_message(card point, nonce, record, trusted keys)`. The card checks: a nonce from
+its last GET CHALLENGE is pending (used up by any PUT DATA, good or bad: 6985 if none), the
+kid is one it trusts (6A88), the signature (6982), the record decodes and its DG4 is this
+card's own key, and the trusted keys are a non-empty set of P-256 keys (6A80). Then it
+stores the record and replaces its trusted keys with the ones sent: a key the hub creates
+after the card was made reaches the card, signed by a key it already trusts, with its next
+authorised write (the way a passport's link certificates roll a country's signing keys).
 
 Status words are ISO 7816-4's: 9000 ok, 6282 end of file before Le, 6700 wrong length,
 6982 security status not satisfied, 6985 conditions of use not satisfied, 6A80 wrong data,
@@ -78,12 +81,10 @@ def auth_message(challenge: bytes) -> bytes:
     return _AUTH_CONTEXT + challenge
 
 
-def write_message(
-    card_point: bytes, nonce: bytes, record: bytes, trusted_kids: Sequence[str]
-) -> bytes:
+def write_message(card_point: bytes, nonce: bytes, record: bytes, trusted_keys: bytes) -> bytes:
     """What the hub signs to authorise a write: bound to one card (its key), one moment (the
     card's fresh nonce) and exactly these contents. Each part is length-prefixed."""
-    parts = [card_point, nonce, record, "\n".join(trusted_kids).encode()]
+    parts = [card_point, nonce, record, trusted_keys]
     return _WRITE_CONTEXT + b"".join(len(part).to_bytes(4, "big") + part for part in parts)
 
 
@@ -92,7 +93,7 @@ class WriteCommand:
     record: bytes
     kid: str
     signature: bytes
-    trusted_kids: tuple[str, ...]
+    trusted_keys: bytes  # a JWK Set, JSON: the issuing keys the card accepts from now on
 
 
 def encode_write(command: WriteCommand) -> bytes:
@@ -102,7 +103,7 @@ def encode_write(command: WriteCommand) -> bytes:
             command.record,
             command.kid.encode(),
             command.signature,
-            "\n".join(command.trusted_kids).encode(),
+            command.trusted_keys,
         ],
     )
 
@@ -118,7 +119,5 @@ def decode_kids(data: bytes) -> tuple[str, ...]:
 
 def decode_write(data: bytes) -> WriteCommand:
     """The write command in `data`; ValueError if it is not one."""
-    record, kid, signature, kids = decode_template(data, WRITE_TEMPLATE, 4)
-    return WriteCommand(
-        record, kid.decode(), signature, tuple(k for k in kids.decode().split("\n") if k)
-    )
+    record, kid, signature, trusted_keys = decode_template(data, WRITE_TEMPLATE, 4)
+    return WriteCommand(record, kid.decode(), signature, trusted_keys)

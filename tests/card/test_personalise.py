@@ -4,6 +4,7 @@ the live serial, signs the record, and authorises a write only that card accepts
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -65,9 +66,10 @@ def _checked_write(hub: Hub, answer: dict[str, Any], point: bytes, nonce: bytes)
     """The record the write carries, after checking the write as the card will."""
     command = protocol.decode_write(base64.b64decode(answer["write"]))
     assert command.kid == answer["kid"]
-    message = protocol.write_message(point, nonce, command.record, command.trusted_kids)
+    message = protocol.write_message(point, nonce, command.record, command.trusted_keys)
     _public(hub, command.kid).verify(command.signature, message, ec.ECDSA(hashes.SHA256()))
-    assert set(command.trusted_kids) == set(_kids(hub))
+    installed = json.loads(command.trusted_keys)["keys"]
+    assert [key["kid"] for key in installed] == _kids(hub)
     return command.record
 
 
@@ -189,3 +191,22 @@ def test_refresh_after_endorsement_keeps_the_photo(
         f"/registry/v1/permits/{permit_id}/card/refresh", json=tampered, headers=office
     )
     assert refused.status_code == 409 and refused.json()["type"].endswith("/card-record-invalid")
+
+
+def test_a_rotated_issuing_key_reaches_the_card_through_the_old_one(
+    app_client: TestClient, hub: Hub, office: dict[str, str]
+) -> None:
+    permit_id = issued_permit(hub, app_client, office)
+    old = _kids(hub)
+    with Session(hub.engine) as session:
+        issuing.rotate_issuing_key(session, hub.clock.now(), hub.card_key_password)
+        session.commit()
+    card = new_card_key()
+    answer = _personalise(app_client, office, permit_id, _reader(card, hub, trusted_kids=old))
+    assert answer.status_code == 200, answer.text
+    command = protocol.decode_write(base64.b64decode(answer.json()["write"]))
+    assert command.kid == old[0]  # the card can check only the key it was made with
+    assert len(json.loads(command.trusted_keys)["keys"]) == 2  # and learns the new one
+    signed = layout.decode(command.record)
+    assert signed.kid != old[0]  # the record itself is signed by the active key
+    assert signed.verify(_public(hub, signed.kid))
