@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from tests.auth.helpers import client_key, public_jwks
 from tests.conftest import TEST_SECRET
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = str(Path(sys.executable).parent / "hub")
@@ -172,15 +172,9 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served_hub(database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
-    port = _free_port()
+    port = free_port()
     env = _env(database_url, HUB_ISSUER=f"http://127.0.0.1:{port}")
     assert run_hub("db", "upgrade", env=env).returncode == 0
     server = subprocess.Popen(
@@ -233,7 +227,7 @@ def test_served_hub_issues_and_checks_tokens_over_real_http(
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    result = run_hub("serve", "--port", str(_free_port()), env=_env(f"sqlite:///{tmp_path}/new.db"))
+    result = run_hub("serve", "--port", str(free_port()), env=_env(f"sqlite:///{tmp_path}/new.db"))
     _assert_one_sentence(result, "hub db upgrade")
 
 

@@ -13,21 +13,16 @@ down the message handling exactly.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import operator
 import os
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -35,33 +30,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from smartcard import scard
 from smartcard.CardConnection import CardConnection
 from smartcard.Exceptions import CardConnectionException
-from smartcard.System import readers
 
 from hub.card import layout, protocol
 from hub.card.applet import Applet, blank_card, load_card
 from hub.card.emulator import ATR, ReaderUnavailable, VirtualCard
 from hub.card.protocol import SW, Ins
 from tests.card.apdus import ISSUER, KID, SELECT, apdu, put_data, record_for, split, write_jwks
-
-HUB = str(Path(sys.executable).parent / "hub")
-FIRST_PORT = 35963
-PORT = int(os.environ.get("HUB_TEST_VPCD_PORT", FIRST_PORT))
-READER = f"Virtual PCD 00 {PORT - FIRST_PORT:02d}"
-LOCK = Path(tempfile.gettempdir()) / f"hub-vpcd-{PORT}.lock"
-
-
-def eventually(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    assert eventually(condition, timeout), f"timed out after {timeout:.0f} s waiting for {what}"
-
+from tests.card.pcsc import (
+    HUB,
+    Emulator,
+    insert_card,
+    remove_all,
+)
 
 # --- the vpcd protocol, with the test as the reader -------------------------------------------
 
@@ -213,67 +193,6 @@ def test_emulate_refuses_in_one_sentence(
 # --- the real chain: pyscard, pcscd, vpcd, the emulator process -------------------------------
 
 
-def _reader_state(context: int) -> int:
-    result, states = scard.SCardGetStatusChange(context, 0, [(READER, scard.SCARD_STATE_UNAWARE)])
-    if result != scard.SCARD_S_SUCCESS:
-        reason = scard.SCardGetErrorMessage(result).strip()
-        pytest.fail(f"pcscd has no reader {READER!r} ({reason}): is vsmartcard-vpcd installed?")
-    state: int = states[0][1]
-    return state
-
-
-def _card_present(context: int) -> bool:
-    return bool(_reader_state(context) & scard.SCARD_STATE_PRESENT)
-
-
-@pytest.fixture(scope="module")
-def pcsc() -> Iterator[int]:
-    """A PC/SC context with the reader to ourselves: the lock shared by every card test run,
-    then pcscd and its virtual reader, empty."""
-    with LOCK.open("w") as lock:
-        wait_for(lambda: _try_lock(lock), f"the virtual reader lock {LOCK}", timeout=300)
-        result, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-        if result != scard.SCARD_S_SUCCESS:
-            pytest.fail(
-                f"pcscd is not running ({scard.SCardGetErrorMessage(result)}): the card tests "
-                "need pcscd with the vsmartcard-vpcd driver (`make pcscd`)"
-            )
-        try:
-            if not eventually(lambda: not _card_present(context), 3):
-                pytest.fail(
-                    f"{READER} already holds a card: something other than a test is connected "
-                    f"to port {PORT} (see HUB_TEST_VPCD_PORT)"
-                )
-            yield context
-        finally:
-            scard.SCardReleaseContext(context)
-
-
-def _try_lock(lock: Any) -> bool:
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-@dataclass
-class Emulator:
-    """`hub card emulate` in its own process, with the reader connection of the test."""
-
-    card_file: Path
-    process: subprocess.Popen[bytes]
-    connection: Any
-
-    def transmit(self, command: bytes) -> tuple[bytes, int]:
-        data, sw1, sw2 = self.connection.transmit(list(command))
-        return bytes(data), sw1 << 8 | sw2
-
-    def remove(self, how: signal.Signals = signal.SIGTERM) -> int:
-        self.process.send_signal(how)
-        return self.process.wait(10)
-
-
 @pytest.fixture
 def start(pcsc: int, tmp_path: Path) -> Iterator[Callable[[], Emulator]]:
     """Put the card of `tmp_path` (blank at first) into the reader and connect to it."""
@@ -281,28 +200,11 @@ def start(pcsc: int, tmp_path: Path) -> Iterator[Callable[[], Emulator]]:
     started: list[Emulator] = []
 
     def insert() -> Emulator:
-        wait_for(lambda: not _card_present(pcsc), f"{READER} to see the last card go")
-        card_file = tmp_path / "card.json"
-        extra = [] if card_file.exists() else ["--issuer-keys", str(keys)]
-        argv = [HUB, "card", "emulate", "--card", str(card_file), "--reader-port", str(PORT)]
-        log = (tmp_path / "emulator.log").open("ab")
-        process = subprocess.Popen([*argv, *extra], stdout=log, stderr=log)
-        wait_for(
-            lambda: process.poll() is not None or _card_present(pcsc),
-            f"the card in {READER}",
-        )
-        assert process.poll() is None, (tmp_path / "emulator.log").read_text()
-        connection = next(r for r in readers() if str(r) == READER).createConnection()
-        connection.connect(CardConnection.T1_protocol)
-        started.append(Emulator(card_file, process, connection))
+        started.append(insert_card(pcsc, tmp_path / "card.json", keys))
         return started[-1]
 
     yield insert
-    for emulator in started:
-        if emulator.process.poll() is None:
-            emulator.process.kill()
-            emulator.process.wait(10)
-    wait_for(lambda: not _card_present(pcsc), f"{READER} to be empty again")
+    remove_all(pcsc, started)
 
 
 def test_the_reader_sees_the_atr_and_speaks_t1(start: Callable[[], Emulator]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from hub.clock import FixedClock
 from hub.connectors.receiver import Inbox, create_receiver
 from hub.connectors.signing import Signer, new_secret
 from hub.problems import MEDIA_TYPE
+from tests.servers import free_port
 
 NOW = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 DEPARTMENT = "housing"
@@ -215,13 +215,6 @@ def test_bad_configuration_is_refused_up_front(
 ) -> None:
     with pytest.raises(ValueError):
         create_receiver(department, secret, store, fail_with=fail_with)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def start_server(secret: str, store: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -4,9 +4,6 @@ every subscribed department, only agreed fields, in order per holder, retries, d
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,8 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
@@ -35,42 +30,18 @@ from hub.schemas import agreements
 from hub.schemas import domain as schema_domain
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
+from tests.servers import LoopbackServer
 from tests.test_jobs import _add
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = RelayPolicy(backoff_seconds=0.0, max_attempts=3, timeout_seconds=2.0)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Receiver:
+class Receiver(LoopbackServer):
     """A reference department server in a thread of this process, on its own port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "receiver did not start"
-            time.sleep(0.02)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def received(self) -> list[dict[str, Any]]:
         return list(httpx.get(f"{self.url}/received").json())
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -1,0 +1,33 @@
+"""The card tests' PC/SC context: see tests/card/pcsc.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from smartcard import scard
+
+from tests.card.pcsc import LOCK, PORT, READER, card_present, eventually, try_lock, wait_for
+
+
+@pytest.fixture(scope="module")
+def pcsc() -> Iterator[int]:
+    """A PC/SC context with the reader to ourselves: the lock shared by every card test run,
+    then pcscd and its virtual reader, empty."""
+    with LOCK.open("w") as lock:
+        wait_for(lambda: try_lock(lock), f"the virtual reader lock {LOCK}", timeout=300)
+        result, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if result != scard.SCARD_S_SUCCESS:
+            pytest.fail(
+                f"pcscd is not running ({scard.SCardGetErrorMessage(result)}): the card tests "
+                "need pcscd with the vsmartcard-vpcd driver (`make pcscd`)"
+            )
+        try:
+            if not eventually(lambda: not card_present(context), 3):
+                pytest.fail(
+                    f"{READER} already holds a card: something other than a test is connected "
+                    f"to port {PORT} (see HUB_TEST_VPCD_PORT)"
+                )
+            yield context
+        finally:
+            scard.SCardReleaseContext(context)
