@@ -46,6 +46,9 @@ from hub.schemas import api as schemas_api
 from hub.schemas.agreements import Projections, seed
 from hub.schemas.service import HUB_ACTOR, Incompatible, Registry, register_builtins
 from hub.settings import ConfigError, Settings, load_settings
+from hub.verification import api as verification_api
+from hub.verification.catalogue import load_catalogue
+from hub.verification.domain import Catalogue
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Hub:
     projections: Projections
     departments: Mapping[Department, DepartmentLink]
     issuing_keys: IssuingKeyCache
+    catalogue: Catalogue
 
     @property
     def key_password(self) -> bytes:
@@ -146,6 +150,7 @@ def build_hub(
     except ValueError as exc:
         raise ConfigError(f"bad holiday schedule {exc}") from None
     jurisdictions = load_jurisdictions(settings.jurisdictions_dir)
+    catalogue = load_catalogue(settings.catalogue_file, jurisdictions)
     try:
         departments = load_departments(settings.departments_file)
     except ValueError as exc:
@@ -190,6 +195,7 @@ def build_hub(
         projections=Projections(),
         departments=departments,
         issuing_keys=IssuingKeyCache(),
+        catalogue=catalogue,
     )
 
 
@@ -242,6 +248,7 @@ def create_app(
     app.include_router(auth_api.router)
     app.include_router(permits_api.router)
     app.include_router(card_api.router)
+    app.include_router(verification_api.router)
     app.include_router(schemas_api.router)
     app.include_router(connectors_api.router)
     app.include_router(deadletters.router)

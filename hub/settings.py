@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     jurisdictions_dir: Path = Path("jurisdictions")
     agreements_dir: Path = Path("agreements")
     departments_file: Path = Path("departments.toml")
+    catalogue_file: Path = Path("catalogue.toml")
     relay_enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
@@ -74,7 +75,11 @@ class Settings(BaseSettings):
         return issuer.rstrip("/")
 
     @field_validator(
-        "holiday_schedules_dir", "jurisdictions_dir", "agreements_dir", "departments_file"
+        "holiday_schedules_dir",
+        "jurisdictions_dir",
+        "agreements_dir",
+        "departments_file",
+        "catalogue_file",
     )
     @classmethod
     def _beside_the_config(cls, directory: Path) -> Path:

@@ -6,5 +6,14 @@ from hub.card import store as card_store
 from hub.connectors import store as connectors_store
 from hub.permits import store as permits_store
 from hub.schemas import store as schemas_store
+from hub.verification import store as verification_store
 
-__all__ = ["audit", "auth_store", "card_store", "connectors_store", "permits_store", "schemas_store"]
+__all__ = [
+    "audit",
+    "auth_store",
+    "card_store",
+    "connectors_store",
+    "permits_store",
+    "schemas_store",
+    "verification_store",
+]

@@ -1,0 +1,403 @@
+"""Routes of verification at the service window under /verification/v1, for window agents.
+
+Thin: parse, authorise (scope `verification:tap`; the department is the token's), call
+`hub.verification.service` or `.offline`, shape the answer. A denial is a 200 answer with
+reason codes, never an error: only a malformed request is a problem (422, pointing at the
+field), and an unknown service code is one. Answers that disclose holder data are
+`Cache-Control: no-store`; reason titles follow `Accept-Language` like every problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from hub.auth.guard import GuardedRoute, principal_of, public, requires
+from hub.card import issuing
+from hub.connectors import exchange
+from hub.connectors.api import RECORD_UNAVAILABLE, SCHEMA_NOT_IN_USE
+from hub.db import rfc3339
+from hub.deps import CurrentHub, DbSession
+from hub.problems import (
+    VALIDATION_FAILED,
+    FieldError,
+    Language,
+    Problem,
+    Text,
+    negotiate_language,
+    problem_type,
+)
+from hub.verification import offline, service
+from hub.verification.domain import REASON_TITLES, Decision, Reason, Service
+
+router = APIRouter(prefix="/verification/v1", tags=["Verification"], route_class=GuardedRoute)
+log = logging.getLogger(__name__)
+
+OFFLINE_CONFLICT = problem_type(
+    "offline-decision-conflict",
+    409,
+    "该核验结果编号已以其他内容报送",
+    "A decision id was reported before with other content",
+)
+_NO_STORE = {"Cache-Control": "no-store"}
+_SCOPE = "verification:tap"
+MAX_RECORD_BYTES = 24_576  # EF.RECORD: a photo of at most 16 KiB and the data groups
+MAX_SIGNATURE_BYTES = 80  # a DER ECDSA P-256 signature is at most 72 bytes
+
+
+def _base64(value: object) -> bytes:
+    """Standard base64 (RFC 4648 §4) with padding; anything else is refused, not skipped."""
+    if not isinstance(value, str):
+        raise ValueError("must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise ValueError("not base64 (RFC 4648 §4, with padding)") from None
+
+
+Base64 = Annotated[
+    bytes,
+    BeforeValidator(_base64),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+def _language(request: Request) -> Language:
+    default: Language = request.app.state.default_language
+    return negotiate_language(request.headers.get("accept-language"), default)
+
+
+# --- challenges --------------------------------------------------------------------------------
+
+
+class ChallengeAnswer(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "challenge_id": "6f1c2a47-9b7e-4d0a-a3c5-1e8f2b9d4c61",
+                    "challenge": "q3Vv0Vh8l6H1n0m8mJ4Q2u3d9QZr2i6yW0o5b7cX1aE",
+                    "expires_at": "2026-10-13T02:01:00+00:00",
+                }
+            ]
+        }
+    )
+
+    challenge_id: str
+    challenge: str = Field(description="32 random bytes, base64url without padding")
+    expires_at: str = Field(description="RFC 3339; a challenge is good once, for 60 s")
+
+
+@router.post(
+    "/challenges",
+    status_code=201,
+    summary="A one-time challenge for the card to sign at the next tap",
+    response_model=ChallengeAnswer,
+)
+@requires(_SCOPE)
+def new_challenge(request: Request, session: DbSession, hub: CurrentHub) -> JSONResponse:
+    issued = service.issue_challenge(session, hub, principal_of(request))
+    body = {
+        "challenge_id": issued.id,
+        "challenge": base64.urlsafe_b64encode(issued.nonce).decode().rstrip("="),
+        "expires_at": rfc3339(issued.expires_at),
+    }
+    return JSONResponse(body, status_code=201, headers=_NO_STORE)
+
+
+# --- taps --------------------------------------------------------------------------------------
+
+
+class TapBody(BaseModel):
+    """What the window agent read from the card, and the service the holder asks for."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "challenge_id": "6f1c2a47-9b7e-4d0a-a3c5-1e8f2b9d4c61",
+                    "service": "compulsory-education",
+                    "record": "YYIBNoAG546L6Iqz...",
+                    "card_signature": "MEUCIQD3...",
+                }
+            ]
+        },
+    )
+
+    challenge_id: uuid.UUID = Field(description="From POST /challenges, by this client")
+    service: str = Field(
+        min_length=1, max_length=64, description="A service code of GET /catalogue"
+    )
+    record: Annotated[Base64, Field(max_length=MAX_RECORD_BYTES)] = Field(
+        description="The card's EF.RECORD, as READ BINARY returned it (base64)"
+    )
+    card_signature: Annotated[Base64, Field(max_length=MAX_SIGNATURE_BYTES)] = Field(
+        description="INTERNAL AUTHENTICATE's answer to the challenge: DER ECDSA (base64)"
+    )
+
+
+class ReasonAnswer(BaseModel):
+    code: Reason
+    title: str
+
+
+class TapAnswer(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tap_id": "0d57cf97-3cbe-4a03-a208-a764075f9d2c",
+                    "decision": "grant",
+                    "reasons": [],
+                    "service": "compulsory-education",
+                    "department": "education",
+                    "holder": {
+                        "$schema": "urn:permit-hub:schema:holder-record:1",
+                        "schema_version": 1,
+                        "event": {"id": "tap-0d57cf97-3cbe-4a03-a208-a764075f9d2c", "type": "tap"},
+                        "permit": {"id": "3b0e…", "state": "valid", "expires_on": "2027-10-12"},
+                        "holder": {"name": "乌云其其格", "current_region": "150402"},
+                    },
+                    "decided_at": "2026-10-13T02:00:00.412000+00:00",
+                    "offline": False,
+                },
+                {
+                    "tap_id": "5a2d9e40-1f4b-4c8e-9d0a-7b6c5e4f3a21",
+                    "decision": "deny",
+                    "reasons": [{"code": "card-reported-lost", "title": "该卡已挂失"}],
+                    "service": "housing-fund",
+                    "department": "housing",
+                    "holder": None,
+                    "decided_at": "2026-10-13T02:00:03.118000+00:00",
+                    "offline": False,
+                },
+            ]
+        }
+    )
+
+    tap_id: str
+    decision: Decision
+    reasons: list[ReasonAnswer] = Field(description="Why it was denied; empty on a grant")
+    service: str
+    department: str = Field(description="The service's responsible department")
+    holder: dict[str, Any] | None = Field(
+        description="On a grant, the holder record your department's agreement allows (null "
+        "without an agreement in force); null on a denial"
+    )
+    decided_at: str
+    offline: bool
+
+
+@router.post(
+    "/taps",
+    summary="Decide a tap: grant or deny the service, with reasons and the agreed fields",
+    response_model=TapAnswer,
+    responses={
+        422: {"description": "A malformed body, or a service code the catalogue does not list"},
+    },
+)
+@requires(_SCOPE)
+def tap(request: Request, body: TapBody, session: DbSession, hub: CurrentHub) -> JSONResponse:
+    asked = service.Tap(str(body.challenge_id), body.service, body.record, body.card_signature)
+    try:
+        decided = service.tap(session, hub, principal_of(request), asked)
+    except service.UnknownService:
+        raise Problem(
+            VALIDATION_FAILED,
+            errors=[
+                FieldError(
+                    Text("服务目录中没有该服务", "not a service of the catalogue"), "/service"
+                )
+            ],
+        ) from None
+    except exchange.RecordUnavailable as error:
+        log.error("holder record unavailable: %s", error.en)
+        raise Problem(
+            RECORD_UNAVAILABLE, Text("平台暂时无法生成该记录，已记录此故障", error.en)
+        ) from None
+    language = _language(request)
+    answer = {
+        "tap_id": decided.tap_id,
+        "decision": decided.decision.value,
+        "reasons": [
+            {"code": reason.value, "title": REASON_TITLES[reason].in_(language)}
+            for reason in decided.reasons
+        ],
+        "service": decided.service.code,
+        "department": decided.service.department.value,
+        "holder": decided.holder,
+        "decided_at": rfc3339(decided.decided_at),
+        "offline": False,
+    }
+    spoken = {"Content-Language": language, "Vary": "Accept-Language"}
+    return JSONResponse(answer, headers={**_NO_STORE, **spoken})
+
+
+# --- what an agent needs off line --------------------------------------------------------------
+
+
+@router.get(
+    "/status-list",
+    summary="The signed list of cards to refuse, for deciding while the hub is unreachable",
+    description=(
+        "A compact JWS (`application/jose`), ES256 by the hub's active card-issuing key: "
+        "verify it with GET /issuing-keys, by the `kid` in its header (`typ` "
+        f"`{offline.STATUS_LIST_TYPE}`). Payload: `iss`, `issued_at`, `next_update` (do not "
+        "decide by it after this) and `cards`, each refused serial with the reason code to "
+        "show: card-reported-lost, card-replaced, card-cancelled, permit-suspended, "
+        "permit-cancelled."
+    ),
+    response_class=Response,
+    responses={200: {"content": {"application/jose": {"schema": {"type": "string"}}}}},
+)
+@requires(_SCOPE)
+def status_list(request: Request, session: DbSession, hub: CurrentHub) -> Response:
+    token = offline.status_list(session, hub, principal_of(request))
+    return Response(token, media_type="application/jose", headers=_NO_STORE)
+
+
+@router.get(
+    "/issuing-keys",
+    summary="The hub's card-issuing public keys (JWKS): they sign card records and the status list",
+    response_class=JSONResponse,
+    responses={200: {"content": {"application/jwk-set+json": {}}}},
+)
+@public
+def issuing_keys(session: DbSession) -> JSONResponse:
+    return JSONResponse(
+        issuing.issuing_jwks(session),
+        media_type="application/jwk-set+json",
+        headers={"Cache-Control": "max-age=300"},
+    )
+
+
+def _service_view(entry: Service) -> dict[str, Any]:
+    return {
+        "code": entry.code,
+        "name": {"zh-CN": entry.name.zh, "en": entry.name.en},
+        "department": entry.department.value,
+        "permit_states": sorted(state.value for state in entry.permit_states),
+        "minimum_residence_months": entry.minimum_residence_months,
+        "jurisdictions": sorted(entry.jurisdictions) if entry.jurisdictions else None,
+        "conditions": [{"zh-CN": text.zh, "en": text.en} for text in entry.conditions],
+        "cite": entry.cite,
+    }
+
+
+@router.get(
+    "/catalogue",
+    summary="The services a permit unlocks, with what each requires (config/catalogue.toml)",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "services": [
+                            {
+                                "code": "household-registration",
+                                "name": {
+                                    "zh-CN": "申请在居住地落户",
+                                    "en": "Household registration",
+                                },
+                                "department": "public-security",
+                                "permit_states": ["valid"],
+                                "minimum_residence_months": 36,
+                                "jurisdictions": ["chifeng"],
+                                "conditions": [{"zh-CN": "…", "en": "…"}],
+                                "cite": "[CF §22]",
+                            }
+                        ]
+                    }
+                }
+            }
+        }
+    },
+)
+@requires(_SCOPE)
+def catalogue(hub: CurrentHub) -> dict[str, Any]:
+    return {"services": [_service_view(entry) for entry in hub.catalogue.services.values()]}
+
+
+class OfflineReportBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "decisions": [
+                        {
+                            "decision_id": "0d57cf97-3cbe-4a03-a208-a764075f9d2c",
+                            "card_serial": "CF26A1B2C3D4E5F6",
+                            "service_code": "compulsory-education",
+                            "department": "education",
+                            "decision": "grant",
+                            "reasons": [],
+                            "offline": True,
+                            "decided_at": "2026-10-13T10:02:45+08:00",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    decisions: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=500,
+        description="tap-decision documents (GET /schemas/v1/subjects/tap-decision/versions/"
+        "latest), each with its own decision_id; `disclosed` is not kept",
+    )
+
+
+@router.post(
+    "/offline-decisions",
+    summary="Report decisions made while the hub was unreachable (idempotent by decision_id)",
+    responses={
+        409: {"description": "A decision_id was reported before with other content"},
+        422: {"description": "A document breaks tap-decision or names an unknown service"},
+    },
+)
+@requires(_SCOPE)
+def report_offline(
+    request: Request, body: OfflineReportBody, session: DbSession, hub: CurrentHub
+) -> dict[str, Any]:
+    try:
+        fresh = offline.report(session, hub, principal_of(request), body.decisions)
+    except exchange.SchemaNotInUse as error:
+        raise Problem(
+            SCHEMA_NOT_IN_USE, Text(f"{error.subject} 没有在用的版本", str(error))
+        ) from None
+    except offline.ReportInvalid as invalid:
+        raise Problem(
+            VALIDATION_FAILED,
+            errors=[
+                FieldError(Text(issue.zh, issue.en), pointer=f"/decisions/{index}{issue.pointer}")
+                for index, issue in invalid.issues
+            ],
+            extensions={"subject": invalid.subject, "schema_version": invalid.version},
+        ) from None
+    except offline.ReportConflict as conflict:
+        raise Problem(
+            OFFLINE_CONFLICT,
+            errors=[
+                FieldError(
+                    Text("编号已以其他内容报送", "reported before with other content"),
+                    pointer=f"/decisions/{index}/decision_id",
+                )
+                for index in conflict.indices
+            ],
+        ) from None
+    return {
+        "decisions": [
+            {"decision_id": document["decision_id"], "status": "stored" if new else "repeat"}
+            for document, new in zip(body.decisions, fresh, strict=True)
+        ]
+    }

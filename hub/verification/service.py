@@ -1,0 +1,296 @@
+"""Use cases of a tap at a service window (no FastAPI): the challenge, then the decision. Each
+runs in the caller's unit of work, one short transaction; what the window agent needs off line
+is in `hub.verification.offline`.
+
+Reading the card record (BER-TLV decoding in Python: about 0.5 ms for a record with a 12 KB
+photo) and checking the hub's signature over it (another 0.4 ms) would cost as much as the
+rest of the tap's own work. Both depend only on the record's bytes, and a card presents the
+same bytes at every tap until it is rewritten, so a record that decoded and verified is
+remembered by its SHA-256 (`RecordMemo`). The card's signature over the challenge is checked
+every time: that is the proof the card is not a copy.
+
+What is disclosed on a grant is exactly what the exchange would send the department: the
+holder record built by `holder_record`, projected by the department's agreement in force and
+validated against the holder-record version in use (`hub.connectors.exchange`); without an
+agreement in force nothing is disclosed, and the decision stands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlmodel import Session
+
+from hub.audit import Actor
+from hub.auth.domain import Principal
+from hub.card import layout, protocol
+from hub.card.issuing import IssuingKeyCache
+from hub.connectors import exchange
+from hub.connectors.records import holder_record
+from hub.permits.domain import PermitState
+from hub.permits.identity import CitizenIdUnreadable
+from hub.permits.service import permit_snapshot
+from hub.permits.store import Permit, Registration
+from hub.verification import store
+from hub.verification.domain import (
+    CHALLENGE_BYTES,
+    CHALLENGE_TTL,
+    Decision,
+    Reason,
+    Service,
+    Standing,
+    assess,
+    audit_outcome,
+    decision_of,
+)
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+TAP_ACTION: Final = "verification.tap"
+
+
+class UnknownService(LookupError):
+    """A service code the catalogue does not list: a fault of the request, not a denial."""
+
+
+def actor_of(caller: Principal) -> Actor:
+    return Actor(caller.client_id, caller.department.value)
+
+
+def purpose_of(service: str) -> str:
+    """The audit purpose of a decision: the service the holder asked for."""
+    return f"service:{service}"
+
+
+# --- challenges --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedChallenge:
+    id: str
+    nonce: bytes
+    expires_at: datetime
+
+
+def issue_challenge(session: Session, hub: Hub, caller: Principal) -> IssuedChallenge:
+    """A fresh nonce for the caller's next tap; good once, for CHALLENGE_TTL."""
+    challenge_id, nonce = str(uuid.uuid4()), secrets.token_bytes(CHALLENGE_BYTES)
+    expires_at = store.add_challenge(
+        session, challenge_id, caller.client_id, nonce, hub.clock.now(), CHALLENGE_TTL
+    )
+    return IssuedChallenge(challenge_id, nonce, expires_at)
+
+
+# --- the card record ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """What the hub's signature on a record vouches for, as far as a tap needs it."""
+
+    serial: str
+    card_key: bytes
+    kid: str
+    issuing_key: ec.EllipticCurvePublicKey
+
+
+class RecordMemo:
+    """Records already decoded and verified, by the SHA-256 of their bytes.
+
+    Safe because the outcome depends only on the bytes and on the issuing key named by their
+    kid, which never changes: an entry is used only while `IssuingKeyCache` still gives the
+    very key object it was verified with (so a hub with other keys, as in tests, re-checks).
+    Bounded: when full it starts again, like the token cache."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._seen: dict[bytes, Vouched] = {}
+        self._lock = threading.Lock()
+
+    def check(self, session: Session, keys: IssuingKeyCache, data: bytes) -> Vouched | Reason:
+        digest = hashlib.sha256(data).digest()
+        seen = self._seen.get(digest)
+        if seen is not None and keys.public_key(session, seen.kid) is seen.issuing_key:
+            return seen
+        try:
+            signed = layout.decode(data)
+        except (ValueError, OverflowError):  # MalformedRecord, or the BER-TLV library's own
+            return Reason.RECORD_MALFORMED
+        key = keys.public_key(session, signed.kid)
+        if key is None or not signed.verify(key):
+            return Reason.RECORD_FORGED
+        vouched = Vouched(signed.record.card.serial, signed.record.card_key, signed.kid, key)
+        with self._lock:
+            if len(self._seen) >= self._size:
+                self._seen.clear()
+            self._seen[digest] = vouched
+        return vouched
+
+
+RECORDS: Final = RecordMemo()
+
+
+def proves_possession(point: bytes, nonce: bytes, signature: bytes) -> bool:
+    """Whether `signature` is the card key's INTERNAL AUTHENTICATE answer to `nonce`."""
+    try:
+        key = layout.public_key_from_point(point)
+        key.verify(signature, protocol.auth_message(nonce), ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+# --- taps --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tap:
+    challenge_id: str
+    service: str
+    record: bytes
+    card_signature: bytes
+
+
+@dataclass(frozen=True)
+class Examined:
+    """What a tap found: the reasons to deny and, once the card is known, whose it is."""
+
+    reasons: list[Reason]
+    serial: str | None = None
+    permit: Permit | None = None
+    registration: Registration | None = None
+
+
+@dataclass(frozen=True)
+class TapDecision:
+    tap_id: str
+    decision: Decision
+    reasons: list[Reason]
+    service: Service
+    decided_at: datetime
+    holder: dict[str, Any] | None = None
+
+
+def tap(session: Session, hub: Hub, caller: Principal, request: Tap) -> TapDecision:
+    """Decide a tap, record the decision and audit it. Denials are answers, not errors:
+    the challenge stays consumed and the audit entry commits with them."""
+    service = hub.catalogue.services.get(request.service)
+    if service is None:
+        raise UnknownService(request.service)
+    now, today = hub.clock.now(), hub.clock.today()
+    tap_id = str(uuid.uuid4())
+    found = examine(session, hub, caller, service, request, now, today)
+    decision = decision_of(found.reasons)
+    holder = None
+    if decision is Decision.GRANT and found.permit and found.registration:
+        holder = disclosed(session, hub, caller, found.permit, found.registration, tap_id, now)
+    store.add_decisions(
+        session,
+        [
+            {
+                "id": tap_id,
+                "client_id": caller.client_id,
+                "department": caller.department.value,
+                "service": service.code,
+                "card_serial": found.serial,
+                "decision": decision.value,
+                "reasons": [reason.value for reason in found.reasons],
+                "offline": False,
+                "decided_at": now,
+                "recorded_at": now,
+            }
+        ],
+    )
+    subject = found.permit.citizen_id_hash if found.permit else None
+    outcome = audit_outcome(decision, found.reasons)
+    event = actor_of(caller).did(TAP_ACTION, outcome, subject, purpose_of(service.code))
+    hub.audit.record(session, event, now)
+    return TapDecision(tap_id, decision, found.reasons, service, now, holder)
+
+
+def examine(
+    session: Session,
+    hub: Hub,
+    caller: Principal,
+    service: Service,
+    request: Tap,
+    now: datetime,
+    today: date,
+) -> Examined:
+    """The checks of a tap in their order (see hub.verification.domain)."""
+    nonce = store.consume_challenge(session, request.challenge_id, caller.client_id, now)
+    if isinstance(nonce, Reason):
+        return Examined([nonce])
+    vouched = RECORDS.check(session, hub.issuing_keys, request.record)
+    if isinstance(vouched, Reason):
+        return Examined([vouched])
+    serial = vouched.serial
+    found = store.card_with_permit(session, serial)
+    if found is None:
+        return Examined([Reason.CARD_UNKNOWN], serial)
+    card, permit, registration = found
+    if card.public_key is None:  # made, but never personalised
+        return Examined([Reason.CARD_UNKNOWN], serial, permit)
+    if card.public_key != vouched.card_key:
+        return Examined([Reason.CARD_KEY_MISMATCH], serial, permit)
+    if not proves_possession(card.public_key, nonce, request.card_signature):
+        return Examined([Reason.CARD_NOT_GENUINE], serial, permit)
+    standing = Standing(
+        card_status=card.status,
+        permit_state=PermitState(permit.state),
+        expires_on=permit.expires_on,
+        residence_start=permit.residence_start,
+        jurisdiction=permit.jurisdiction,
+    )
+    reasons = assess(service, caller.department, standing, today)
+    return Examined(reasons, serial, permit, registration)
+
+
+def disclosed(
+    session: Session,
+    hub: Hub,
+    caller: Principal,
+    permit: Permit,
+    registration: Registration,
+    tap_id: str,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """The holder record as the caller's department's agreement in force lets it see it;
+    None without one. Raises exchange.RecordUnavailable when the hub cannot build it."""
+    department, today = caller.department, hub.clock.today()
+    agreement = exchange.agreement_in_force(
+        session, hub.departments.get(department), department, today
+    )
+    if isinstance(agreement, exchange.Refusal):
+        return None
+    publishing = exchange.publishing(session, hub)
+    event_id = f"tap-{tap_id}"
+    try:
+        citizen_id = hub.vault.open(registration.citizen_id_sealed).value
+    except CitizenIdUnreadable as unreadable:
+        raise exchange.RecordUnavailable(
+            f"the citizen ID of tap {tap_id} cannot be read ({unreadable})",
+            f"核验 {tap_id} 的身份证号无法解密",
+        ) from None
+    record = holder_record(
+        schema_uri=publishing.uri,
+        schema_version=publishing.schema.version,
+        event_seq=0,
+        event_type="tap",
+        at=now,
+        snapshot=permit_snapshot(permit),
+        registration=registration,
+        citizen_id=citizen_id,
+    )
+    record["event"]["id"] = event_id  # not a permit event: an id of its own
+    return exchange.projected(hub, publishing, agreement, record, today, event_id)
