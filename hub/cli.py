@@ -472,6 +472,177 @@ def card_emulate(
         _fail(f"the reader at {reader_host}:{reader_port} closed the connection", 1)
 
 
+@card.command("issuing-keys")
+def card_issuing_keys() -> None:
+    """Print the hub's card-issuing public keys (a JWK Set): what a blank card is made to
+    trust (`hub card emulate --issuer-keys`)."""
+    import json
+
+    from hub.app import build_hub
+    from hub.card.issuing import issuing_jwks
+    from hub.db import unit_of_work
+
+    hub = build_hub(_settings())
+    hub.check_database()
+    hub.prepare()
+    with unit_of_work(hub.engine) as session:
+        click.echo(json.dumps(issuing_jwks(session), indent=2))
+
+
+@card.command("rotate-key")
+def card_rotate_key() -> None:
+    """Sign new card records with a new issuing key; the old ones stay published, and cards
+    learn the new key with their next write."""
+    from hub.app import build_hub
+    from hub.card.issuing import rotate_issuing_key
+    from hub.db import unit_of_work
+
+    hub = build_hub(_settings())
+    hub.check_database()
+    with unit_of_work(hub.engine) as session:
+        key = rotate_issuing_key(session, hub.clock.now(), hub.card_key_password)
+        event = Actor("hub", "public-security").did(
+            "card.issuing-key.rotate", key.kid, None, "key-management"
+        )
+        hub.audit.record(session, event, hub.clock.now())
+    click.echo(f"card-issuing key: {key.kid}")
+
+
+def _card_writer_options(command: Any) -> Any:
+    """The hub and the OAuth client (scope registry:write) a card writer calls."""
+    for option in reversed(
+        [
+            click.option("--permit", "permit_id", required=True, help="The issued permit's id."),
+            click.option("--hub", "hub_url", default="http://127.0.0.1:8000", show_default=True),
+            click.option("--client-id", required=True, envvar="HUB_CLIENT_ID"),
+            click.option(
+                "--client-secret", required=True, envvar="HUB_CLIENT_SECRET", show_envvar=True
+            ),
+            click.option("--reader", help="Reader name (default: the first one)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _write_card(
+    hub_url: str, client_id: str, client_secret: str, reader: str | None, write: Any
+) -> str:
+    """Run `write(client, link)` against the card in the reader; one sentence on failure."""
+    from hub.card.hubclient import HubClient, HubRefused, HubUnreachable
+    from hub.card.reader import CardError, connect
+    from hub.card.writer import SCOPE
+
+    client = HubClient(hub_url, client_id, client_secret, SCOPE)
+    try:
+        return str(write(client, connect(reader)))
+    except CardError as error:
+        _fail(f"{error.en} / {error.zh}", 1)
+    except HubRefused as refused:
+        _fail(f"the hub refused: {refused}", 1)
+    except HubUnreachable as error:
+        _fail(f"the hub at {hub_url} cannot be reached ({error})", 1)
+    finally:
+        client.close()
+
+
+@card.command("personalise")
+@_card_writer_options
+@click.option(
+    "--photo",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The holder's photo (PNG or JPEG, at most 16 KiB).",
+)
+def card_personalise(
+    permit_id: str,
+    hub_url: str,
+    client_id: str,
+    client_secret: str,
+    reader: str | None,
+    photo: Path,
+) -> None:
+    """Write the blank card in the reader for an issued permit."""
+    from hub.card.writer import personalise_card
+
+    image = photo.read_bytes()
+    serial = _write_card(
+        hub_url,
+        client_id,
+        client_secret,
+        reader,
+        lambda client, link: personalise_card(client, link, permit_id, image),
+    )
+    click.echo(f"card {serial} written for permit {permit_id}")
+
+
+@card.command("refresh")
+@_card_writer_options
+def card_refresh(
+    permit_id: str, hub_url: str, client_id: str, client_secret: str, reader: str | None
+) -> None:
+    """Rewrite the permit's card in the reader with the registry's current facts (a new
+    validity after endorsement, a new address)."""
+    from hub.card.writer import refresh_card
+
+    serial = _write_card(
+        hub_url,
+        client_id,
+        client_secret,
+        reader,
+        lambda client, link: refresh_card(client, link, permit_id),
+    )
+    click.echo(f"card {serial} rewritten for permit {permit_id}")
+
+
+@cli.command()
+@click.option("--service", required=True, help="The service code asked for at this window.")
+@click.option("--hub", "hub_url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--client-id", required=True, envvar="HUB_CLIENT_ID", show_envvar=True)
+@click.option("--client-secret", required=True, envvar="HUB_CLIENT_SECRET", show_envvar=True)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/window"),
+    show_default=True,
+    help="Where the offline lists and unreported offline decisions are kept.",
+)
+@click.option("--language", type=click.Choice(["zh-CN", "en"]), default="zh-CN")
+@click.option("--refresh-seconds", type=click.FloatRange(1, 86_400), default=300.0)
+def window(
+    service: str,
+    hub_url: str,
+    client_id: str,
+    client_secret: str,
+    cache: Path,
+    language: str,
+    refresh_seconds: float,
+) -> None:
+    """The service-window agent: every card tapped on a reader is verified against the hub
+    (or, with the hub unreachable, off line) and the decision shown."""
+    import signal
+    import threading
+
+    from hub.card.agent import SCOPE, Cache, WindowAgent
+    from hub.card.hubclient import HubClient
+    from hub.card.window import run_window
+
+    client = HubClient(hub_url, client_id, client_secret, SCOPE, language=language)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        run_window(
+            WindowAgent(client, service, Cache(cache)),
+            language,
+            stop,
+            lambda text: click.echo(text),
+            refresh_seconds,
+        )
+    finally:
+        client.close()
+
+
 def _card_state(card_file: Path, issuer_keys: Path | None) -> Any:
     """The card saved in `card_file`, or a new blank one trusting `issuer_keys`, saved there."""
     import json

@@ -129,7 +129,8 @@ def test_a_jwks_with_a_private_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_operator_journey(database_url: str, tmp_path: Path) -> None:
-    """db upgrade, clients add (secret and JWKS), keys rotate, audit verify."""
+    """db upgrade, clients add (secret and JWKS), keys rotate, audit verify, jobs run, card
+    issuing keys rotated and published."""
     env = _env(database_url)
     upgraded = run_hub("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
@@ -170,6 +171,13 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
     assert daily.stdout.strip() == (
         "expiry-sweep: 0, endorsement-reminders: 0, overdue-issuance: 0"
     )
+
+    card_key = run_hub("card", "rotate-key", env=env)
+    assert card_key.returncode == 0 and card_key.stdout.startswith("card-issuing key: ")
+    published = run_hub("card", "issuing-keys", env=env)
+    assert published.returncode == 0, published.stderr
+    kids = [key["kid"] for key in json.loads(published.stdout)["keys"]]
+    assert len(kids) == 2 and kids[0] == card_key.stdout.split(": ")[1].strip()
 
 
 @pytest.fixture

@@ -59,18 +59,32 @@ class HubClient:
         self._http.close()
 
     def get(self, path: str) -> Any:
-        return self._call("GET", path, None)
+        return _parsed(self._request("GET", path, None))
+
+    def get_text(self, path: str) -> str:
+        """A body that is not JSON (the status list is a compact JWS)."""
+        answer = self._request("GET", path, None)
+        if answer.is_success:
+            return answer.text
+        return str(_parsed(answer))  # raises: a failure's body is a JSON problem
 
     def post(self, path: str, body: Any) -> Any:
-        return self._call("POST", path, body)
+        return _parsed(self._request("POST", path, body))
 
-    def _call(self, method: str, path: str, body: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self._access_token()}"}
-        try:
-            answer = self._http.request(method, path, json=body, headers=headers)
-        except httpx.HTTPError as error:
-            raise HubUnreachable(str(error)) from None
-        return _parsed(answer)
+    def _request(self, method: str, path: str, body: Any) -> httpx.Response:
+        """One call; a 401 (the token expired early, was revoked, its key rotated out) gets
+        one more try with a new token."""
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self._access_token()}"}
+            try:
+                answer = self._http.request(method, path, json=body, headers=headers)
+            except httpx.HTTPError as error:
+                raise HubUnreachable(str(error)) from None
+            if answer.status_code != 401 or attempt == 2:
+                return answer
+            with self._lock:
+                self._token = None
+        raise AssertionError("unreachable")
 
     def _access_token(self) -> str:
         with self._lock:

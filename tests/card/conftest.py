@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 from smartcard import scard
 
+from tests.auth.helpers import access_token, bearer
 from tests.card.pcsc import LOCK, PORT, READER, card_present, eventually, try_lock, wait_for
+from tests.conftest import RegisterClient
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +34,10 @@ def pcsc() -> Iterator[int]:
             yield context
         finally:
             scard.SCardReleaseContext(context)
+
+
+@pytest.fixture
+def office(app_client: TestClient, register_client: RegisterClient) -> dict[str, str]:
+    """Headers of an acceptance office's system (registry:read and registry:write)."""
+    new = register_client("public-security", ("registry:read", "registry:write"))
+    return bearer(access_token(app_client, new))

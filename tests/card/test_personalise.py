@@ -25,12 +25,6 @@ from tests.card.helpers import b64, issued_permit, new_card_key, tiny_png
 from tests.conftest import RegisterClient
 
 
-@pytest.fixture
-def office(app_client: TestClient, register_client: RegisterClient) -> dict[str, str]:
-    new = register_client("public-security", ("registry:read", "registry:write"))
-    return bearer(access_token(app_client, new))
-
-
 def _kids(hub: Hub) -> list[str]:
     with Session(hub.engine) as session:
         return [key["kid"] for key in issuing.issuing_jwks(session)["keys"]]

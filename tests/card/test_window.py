@@ -1,0 +1,423 @@
+"""Taps through the whole chain: a card personalised and read through pcscd's virtual reader
+(`hub card emulate` in its own process, pyscard in the test), the window agent, and the hub
+served on loopback deciding. Cards that should be refused are made the way an attacker
+would: by editing a card's memory, or by copying its data to a card with another key."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from hub import jobs
+from hub.app import Hub, create_app
+from hub.audit import Actor
+from hub.auth.domain import ClientKind
+from hub.card import issuing, layout, protocol
+from hub.card.agent import SCOPE, Cache, WindowAgent
+from hub.card.applet import load_card, save_card
+from hub.card.hubclient import HubClient
+from hub.card.reader import CardLink, command
+from hub.card.writer import SCOPE as WRITER_SCOPE
+from hub.card.writer import personalise_card, refresh_card
+from hub.clock import FixedClock
+from hub.db import unit_of_work
+from hub.schemas import agreements
+from hub.settings import Settings
+from tests.auth.helpers import access_token, bearer
+from tests.card.helpers import issued_permit, tiny_png
+from tests.card.pcsc import HUB, Emulator, insert_card, remove_all, wait_for
+from tests.conftest import RegisterClient
+from tests.servers import LoopbackServer
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE = "compulsory-education"  # education's; needs a valid permit, no minimum residence
+
+
+@dataclass
+class Window:
+    """A terminal of the education department at a window, and its agent."""
+
+    client: HubClient
+    agent: WindowAgent
+    client_id: str
+    secret: str
+
+
+@pytest.fixture
+def live(
+    settings: Settings, engine: Engine, clock: FixedClock, hub: Hub
+) -> Iterator[LoopbackServer]:
+    """The hub on a loopback port (the same database and clock as `hub`), with the shipped
+    agreements."""
+    with unit_of_work(hub.engine) as session:
+        agreements.seed(
+            session,
+            hub.schemas,
+            hub.audit,
+            ROOT / "config" / "agreements",
+            actor=Actor("hub", "public-security"),
+            now=hub.clock.now(),
+        )
+    server = LoopbackServer(create_app(settings, engine=engine, clock=clock))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def writer(live: LoopbackServer, register_client: RegisterClient) -> Iterator[HubClient]:
+    new = register_client("public-security", ("registry:read", "registry:write"))
+    assert new.secret
+    client = HubClient(live.url, new.client_id, new.secret, WRITER_SCOPE)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def window(
+    live: LoopbackServer, register_client: RegisterClient, tmp_path: Path
+) -> Iterator[Window]:
+    new = register_client("education", (SCOPE,), kind=ClientKind.WINDOW_TERMINAL)
+    assert new.secret
+    client = HubClient(live.url, new.client_id, new.secret, SCOPE, language="en")
+    yield Window(
+        client, WindowAgent(client, SERVICE, Cache(tmp_path / "window")), new.client_id, new.secret
+    )
+    client.close()
+
+
+@pytest.fixture
+def cards(pcsc: int, hub: Hub, tmp_path: Path) -> Iterator[Callable[[Path], Emulator]]:
+    """Insert the card in a file (a new blank card trusting the hub's issuing keys)."""
+    keys = tmp_path / "issuing.jwks"
+    with Session(hub.engine) as session:
+        keys.write_text(json.dumps(issuing.issuing_jwks(session)))
+    inserted: list[Emulator] = []
+
+    def insert(card_file: Path) -> Emulator:
+        for emulator in inserted:
+            if emulator.process.poll() is None:
+                emulator.remove()
+        inserted.append(insert_card(pcsc, card_file, keys))
+        return inserted[-1]
+
+    yield insert
+    remove_all(pcsc, inserted)
+
+
+def _link(emulator: Emulator) -> CardLink:
+    link = CardLink(emulator.connection)
+    link.select()
+    return link
+
+
+@pytest.fixture
+def personalised(
+    app_client: TestClient,
+    hub: Hub,
+    office: dict[str, str],
+    writer: HubClient,
+    cards: Callable[[Path], Emulator],
+    tmp_path: Path,
+) -> tuple[str, Path]:
+    """A permit issued through the registry and its card, personalised through the reader."""
+    permit_id = issued_permit(hub, app_client, office)
+    card_file = tmp_path / "holder.card"
+    serial = personalise_card(writer, _link(cards(card_file)), permit_id, tiny_png())
+    assert serial
+    return permit_id, card_file
+
+
+def _tap(
+    window: Window, cards: Callable[[Path], Emulator], card_file: Path
+) -> tuple[bool, list[str], int]:
+    link = _link(cards(card_file))
+    decision = window.agent.tap(link)
+    return decision.grant, [code for code, _, _ in decision.reasons], link.apdus
+
+
+def test_a_genuine_card_is_granted_in_three_apdus(
+    window: Window, cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+) -> None:
+    link = _link(cards(personalised[1]))
+    decision = window.agent.tap(link)
+    assert decision.grant and not decision.offline and decision.reasons == ()
+    assert link.apdus == 3  # SELECT, READ BINARY (extended), INTERNAL AUTHENTICATE
+    assert decision.holder is not None  # only the holder fields education's agreement allows:
+    assert set(decision.holder["holder"]) == {"citizen_id", "name", "current_region"}
+    assert "GRANTED" in decision.render("en") and "准予办理" in decision.render("zh-CN")
+
+
+def test_a_forged_record_is_refused(
+    window: Window, cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+) -> None:
+    """The holder's own card, its record rewritten (a later expiry) and re-signed by a key
+    that is not the hub's."""
+    card_file = personalised[1]
+    cards(card_file).remove()
+    state = load_card(card_file)
+    assert state.record is not None
+    signed = layout.decode(state.record)
+    later = replace(
+        signed.record.card, valid_until=signed.record.card.valid_until + timedelta(days=3650)
+    )
+    forger = ec.generate_private_key(ec.SECP256R1())
+    forged = layout.sign(replace(signed.record, card=later), signed.kid, forger)
+    save_card(card_file, replace(state, record=forged.encode()))
+    assert _tap(window, cards, card_file)[:2] == (False, ["record-forged"])
+
+
+def test_a_cloned_card_is_refused(
+    window: Window,
+    cards: Callable[[Path], Emulator],
+    personalised: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    """Every byte the reader can read, copied to a new card: its own key cannot sign."""
+    original = load_card(personalised[1])
+    clone_file = tmp_path / "clone.card"
+    clone = replace(original, private_key=ec.generate_private_key(ec.SECP256R1()))
+    save_card(clone_file, clone)
+    assert _tap(window, cards, clone_file)[:2] == (False, ["card-not-genuine"])
+
+
+def test_a_replayed_challenge_is_refused(
+    window: Window, cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+) -> None:
+    link = _link(cards(personalised[1]))
+    challenge = window.client.post("/verification/v1/challenges", {})
+    signature = link.authenticate(base64.urlsafe_b64decode(challenge["challenge"] + "=="))
+    body = {
+        "challenge_id": challenge["challenge_id"],
+        "service": SERVICE,
+        "record": base64.b64encode(link.read_record()).decode(),
+        "card_signature": base64.b64encode(signature).decode(),
+    }
+    assert window.client.post("/verification/v1/taps", body)["decision"] == "grant"
+    again = window.client.post("/verification/v1/taps", body)
+    assert (again["decision"], [r["code"] for r in again["reasons"]]) == (
+        "deny",
+        ["challenge-used"],
+    )
+
+
+def _act(
+    app_client: TestClient, office: dict[str, str], permit_id: str, action: str, **body: str
+) -> None:
+    version = app_client.get(f"/registry/v1/permits/{permit_id}", headers=office).headers["etag"]
+    answer = app_client.post(
+        f"/registry/v1/permits/{permit_id}/{action}",
+        headers={**office, "If-Match": version},
+        json=body or None,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "reasons"),
+    [
+        ("replace", {}, ["card-reported-lost"]),
+        ("cancel", {"reason": "conditions-no-longer-met"}, ["card-cancelled", "permit-cancelled"]),
+    ],
+)
+def test_a_card_ended_by_the_registry_is_refused(
+    app_client: TestClient,
+    office: dict[str, str],
+    window: Window,
+    cards: Callable[[Path], Emulator],
+    personalised: tuple[str, Path],
+    action: str,
+    body: dict[str, str],
+    reasons: list[str],
+) -> None:
+    permit_id, card_file = personalised
+    _act(app_client, office, permit_id, action, **body)
+    assert _tap(window, cards, card_file)[:2] == (False, reasons)
+
+
+def test_a_suspended_permit_is_refused_until_endorsed_and_rewritten(
+    app_client: TestClient,
+    hub: Hub,
+    clock: FixedClock,
+    register_client: RegisterClient,
+    window: Window,
+    writer: HubClient,
+    cards: Callable[[Path], Emulator],
+    personalised: tuple[str, Path],
+) -> None:
+    permit_id, card_file = personalised
+    clock.set(clock.now() + timedelta(days=370))  # not endorsed by expiry
+    jobs.sweep_expired(hub, hub.clock.today())
+    assert _tap(window, cards, card_file)[:2] == (False, ["permit-suspended"])
+
+    office = bearer(
+        access_token(
+            app_client, register_client("public-security", ("registry:read", "registry:write"))
+        )
+    )
+    _act(app_client, office, permit_id, "endorse")  # within 30 days of suspension: restored
+    refresh_card(writer, _link(cards(card_file)), permit_id)
+    assert _tap(window, cards, card_file)[:2] == (True, [])
+
+
+def test_a_service_of_another_department_is_not_entitled(
+    window: Window, cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+) -> None:
+    agent = WindowAgent(window.client, "driving-licence", window.agent.cache)
+    decision = agent.tap(_link(cards(personalised[1])))
+    assert not decision.grant and [c for c, _, _ in decision.reasons] == ["service-not-entitled"]
+
+
+def test_an_unknown_card_is_refused(
+    hub: Hub,
+    window: Window,
+    cards: Callable[[Path], Emulator],
+    personalised: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    """A record the hub really signed, for a serial it never registered (a card made from a
+    leaked signing key would look the same)."""
+    state = load_card(personalised[1])
+    assert state.record is not None
+    record = layout.decode(state.record).record
+    unknown = replace(record, card=replace(record.card, serial="CF-NEVER-ISSUED"))
+    with Session(hub.engine) as session:
+        signed = issuing.sign_record(session, hub.card_key_password, unknown)
+    unknown_file = tmp_path / "unknown.card"
+    save_card(unknown_file, replace(state, record=signed.encode()))
+    assert _tap(window, cards, unknown_file)[:2] == (False, ["card-unknown"])
+
+
+def test_a_write_not_authorised_by_the_hub_is_refused_by_the_card(
+    cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+) -> None:
+    """A window (or anyone at a reader) trying to extend the card's validity itself."""
+    card_file = personalised[1]
+    before = load_card(card_file).record
+    link = _link(cards(card_file))
+    nonce = link.write_nonce()
+    forger = ec.generate_private_key(ec.SECP256R1())
+    assert before is not None
+    keys = b'{"keys": []}'
+    message = protocol.write_message(link.card_key(), nonce, before, keys)
+    signature = forger.sign(message, ec.ECDSA(hashes.SHA256()))
+    for kid in (*link.trusted_kids(), "attacker"):
+        write = protocol.encode_write(protocol.WriteCommand(before, kid, signature, keys))
+        link.write_nonce()
+        with pytest.raises(Exception) as refused:
+            link.put_data(write)
+        assert getattr(refused.value, "sw", None) in (
+            protocol.SW.SECURITY_NOT_SATISFIED,
+            protocol.SW.REFERENCE_NOT_FOUND,
+        )
+    assert load_card(card_file).record == before
+    data = link.send(command(protocol.Ins.READ_BINARY, ne=65536), accept=(protocol.SW.OK,))
+    assert data == before
+
+
+def test_offline_decisions_use_the_cached_lists_and_are_reported_later(
+    app_client: TestClient,
+    office: dict[str, str],
+    live: LoopbackServer,
+    window: Window,
+    cards: Callable[[Path], Emulator],
+    personalised: tuple[str, Path],
+    hub: Hub,
+) -> None:
+    window.agent.refresh()
+    live.stop()
+    decision = window.agent.tap(_link(cards(personalised[1])))
+    assert decision.grant and decision.offline and decision.holder is None
+    assert len(window.agent.cache.pending()) == 1
+
+    live.start()
+    _act(app_client, office, personalised[0], "replace")  # the card is lost, now
+    window.agent.refresh()
+    assert window.agent.report_pending() == 1  # reported, and forgotten
+    live.stop()
+    lost = window.agent.tap(_link(cards(personalised[1])))
+    assert (lost.grant, lost.offline) == (False, True)
+    assert [code for code, _, _ in lost.reasons] == ["card-reported-lost"]
+    live.start()
+
+
+def test_the_window_command_shows_decisions_and_survives_a_card_pulled_out(
+    live: LoopbackServer,
+    window: Window,
+    cards: Callable[[Path], Emulator],
+    personalised: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "window.log"
+    env = {**os.environ, "HUB_CLIENT_ID": window.client_id, "HUB_CLIENT_SECRET": window.secret}
+    argv = [
+        HUB,
+        "window",
+        "--service",
+        SERVICE,
+        "--hub",
+        live.url,
+        "--language",
+        "en",
+        "--cache",
+        str(tmp_path / "agent"),
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "Ready" in log.read_text(), "the window agent to start")
+        emulator = cards(personalised[1])
+        wait_for(lambda: "GRANTED" in log.read_text(), "a decision", timeout=20)
+        emulator.remove()
+        wait_for(lambda: "Card removed" in log.read_text(), "the removal")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0, log.read_text()
+
+
+def test_the_card_writer_commands(
+    app_client: TestClient,
+    hub: Hub,
+    office: dict[str, str],
+    live: LoopbackServer,
+    register_client: RegisterClient,
+    cards: Callable[[Path], Emulator],
+    tmp_path: Path,
+) -> None:
+    """`hub card personalise` and `hub card refresh` through the reader; a refusal by the hub
+    is one sentence and exit 1, and leaves the card as it was."""
+    new = register_client("public-security", ("registry:read", "registry:write"))
+    assert new.secret
+    env = {**os.environ, "HUB_CLIENT_ID": new.client_id, "HUB_CLIENT_SECRET": new.secret}
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(tiny_png())
+    permit_id = issued_permit(hub, app_client, office)
+    card_file = tmp_path / "cli.card"
+    cards(card_file)
+
+    def card(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [HUB, "card", *args, "--hub", live.url]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+    written = card("personalise", "--permit", permit_id, "--photo", str(photo))
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.startswith("card ") and permit_id in written.stdout
+    assert card("refresh", "--permit", permit_id).returncode == 0
+    record = load_card(card_file).record
+    refused = card("personalise", "--permit", "no-such-permit", "--photo", str(photo))
+    assert refused.returncode == 1 and "the hub refused" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert load_card(card_file).record == record
