@@ -76,7 +76,7 @@ lint: venv
 	$(BIN)/mypy hub bench
 
 # wrk (Debian) generates the load; each benchmark starts the server it measures.
-bench: venv postgres
+bench: venv postgres pcscd window
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/tokens.py --database-url postgresql://127.0.0.1:5432/test
@@ -85,6 +85,7 @@ bench: venv postgres
 	$(BIN)/python bench/sweep.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/schemas.py
 	$(BIN)/python bench/delivery.py --database-url postgresql://127.0.0.1:5432/test
+	$(BIN)/python bench/taps.py --database-url postgresql://127.0.0.1:5432/test
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

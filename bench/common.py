@@ -13,24 +13,30 @@ import contextlib
 import os
 import platform
 import resource
+import secrets
 import shlex
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from hub.app import build_hub
+from hub.app import Hub, build_hub
+from hub.auth.domain import ClientKind
 from hub.auth.service import NewClient, add_client
 from hub.db import unit_of_work
 from hub.migrate import upgrade
+from hub.permits.identity import CitizenId
 from hub.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,17 +121,63 @@ def register_client(department: str, scopes: list[str]) -> NewClient:
     hub = build_hub(settings)
     try:
         hub.prepare()
-        with unit_of_work(hub.engine) as session:
-            return add_client(
-                session,
-                hub.audit,
-                hub.keyring.derive("client-secret"),
-                hub.clock.now(),
-                department=department,
-                scopes=scopes,
-            )
+        return add_bench_client(hub, department, scopes)
     finally:
         hub.engine.dispose()
+
+
+def add_bench_client(
+    hub: Hub, department: str, scopes: list[str], kind: ClientKind = ClientKind.DEPARTMENT
+) -> NewClient:
+    """`hub clients add` on a prepared hub: a client with a secret (client_secret_basic)."""
+    with unit_of_work(hub.engine) as session:
+        return add_client(
+            session,
+            hub.audit,
+            hub.keyring.derive("client-secret"),
+            hub.clock.now(),
+            department=department,
+            scopes=scopes,
+            kind=kind,
+        )
+
+
+def holder_registration(
+    hub: Hub,
+    number: CitizenId,
+    n: int,
+    *,
+    registration_id: str,
+    arrived_on: date,
+    now: datetime,
+    addresses: tuple[str, str] = ("辽宁省沈阳市和平区某街1号", "内蒙古赤峰市红山区某小区2号楼"),
+) -> dict[str, Any]:
+    """A registration row, for bulk insertion, of holder number `n` (citizen ID `number`,
+    sealed): household in Shenyang Heping, living in Chifeng since `arrived_on`, registered
+    then. `addresses`: household and current."""
+    household_address, current_address = addresses
+    return {
+        "id": registration_id,
+        "jurisdiction": "chifeng",
+        "citizen_id_hash": hub.vault.lookup_hash(number),
+        "citizen_id_sealed": hub.vault.seal(number),
+        "name": f"持证人{n}",
+        "sex": number.sex.value,
+        "ethnicity": "汉族",
+        "birth_date": number.birth_date,
+        "household_address": household_address,
+        "household_region": "210102",
+        "current_address": current_address,
+        "current_region": "150402",
+        "reason": "employment",
+        "contact": "13800000000",
+        "arrived_on": arrived_on,
+        "registered_on": arrived_on,
+        "declared_late": False,
+        "residence_start": arrived_on,
+        "imported_from_temporary_permit": False,
+        "created_at": now,
+    }
 
 
 # --- server ------------------------------------------------------------------------------
@@ -148,6 +200,28 @@ def pick_cpus() -> tuple[int | None, int | None]:
 
 def pinned(command: list[str], cpu: int | None) -> list[str]:
     return command if cpu is None else ["taskset", "-c", str(cpu), *command]
+
+
+def server_env(database: Database, **settings: str) -> tuple[int, str, dict[str, str]]:
+    """A free port, the server's base URL and the settings of a benchmark's hub server, the
+    settings put into this process's environment too so that the set-up here reads the same
+    ones. `settings`: more, by variable name.
+
+    The outbox relay is off in every benchmark server: it is on no measured route, and on it
+    would need every push department's HUB_WEBHOOK_SECRET_* (bench/delivery.py measures the
+    relay in its own process)."""
+    port = free_port()
+    base_url = f"http://{HOST}:{port}"
+    env = {
+        "HUB_DATABASE_URL": database.url,
+        "HUB_SECRET_KEY": secrets.token_urlsafe(48),
+        "HUB_ISSUER": base_url,
+        "HUB_CONFIG": str(CONFIG),
+        "HUB_RELAY_ENABLED": "false",
+        **settings,
+    }
+    os.environ.update(env)
+    return port, base_url, env
 
 
 @contextlib.contextmanager
@@ -227,6 +301,17 @@ def busy_seconds() -> dict[str, float]:
             user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, ticks[:8])
             busy[name] = (user + nice + system + irq + softirq + steal) / CLOCK_TICK
     return busy
+
+
+# The start of a wrk script's `done`: wrk's summary, one line, as Load.run reads it. A script
+# ends with this, then its own counts (a "BENCH_COUNTS name=value ..." line), then `end`.
+WRK_DONE = """\
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH_RESULT %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f\\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+"""
 
 
 @dataclass(frozen=True)
@@ -431,6 +516,117 @@ class Context:
     pinning: str
 
 
+def context(
+    script: str, argv: Sequence[str], database: Database, load: str, pinning: str
+) -> Context:
+    """The run's context, dated now."""
+    return Context(
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=machine(),
+        software=software(),
+        code=code_version(),
+        database=database,
+        command=shown_command(script, argv),
+        load=load,
+        pinning=pinning,
+    )
+
+
+def section_head(title: str, context: Context) -> list[str]:
+    """A RESULTS.md section's title and its context, one item a line."""
+    return [
+        f"## {title}",
+        "",
+        f"- Date: {context.date}",
+        f"- Machine: {context.machine}",
+        f"- Software: {context.software}",
+        f"- Code: {context.code}",
+        f"- Database: {context.database.description}",
+        f"- Command: `{context.command}`",
+        f"- Load: {context.load}",
+        f"- Pinning: {context.pinning}",
+    ]
+
+
+def markdown_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """A header row, then right-aligned figures after the first column."""
+    return [
+        "| " + " | ".join(rows[0]) + " |",
+        "| --- | " + " | ".join("---:" for _ in rows[0][1:]) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows[1:]),
+    ]
+
+
+RATE_COLUMNS = ("req/s per core", "min-max", "req/s wall clock", "p50 ms", "p99 ms", "server CPU")
+OTHERS_COLUMNS = ("others on its core", "others, machine (CPUs)")
+
+
+def rate_cells(rounds: Sequence[Round]) -> tuple[str, ...]:
+    """The RATE_COLUMNS of an endpoint's rounds: medians, and the range of per-core rates."""
+    rates = [r.core_rate for r in rounds]
+    return (
+        f"{statistics.median(rates):,.0f}",
+        f"{min(rates):,.0f}-{max(rates):,.0f}",
+        f"{statistics.median(r.rate for r in rounds):,.0f}",
+        f"{statistics.median(r.p50_ms for r in rounds):.2f}",
+        f"{statistics.median(r.p99_ms for r in rounds):.2f}",
+        f"{statistics.median(r.server_share for r in rounds):.0%}",
+    )
+
+
+def others_cells(rounds: Sequence[Round]) -> tuple[str, ...]:
+    """The OTHERS_COLUMNS of an endpoint's rounds, medians."""
+    return (
+        f"{statistics.median(r.core_others for r in rounds):.0%}",
+        f"{statistics.median(r.machine_others for r in rounds):.2f}",
+    )
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles; a single value's are itself."""
+    if len(values) < 2:
+        return values[0], values[0]
+    low, _, high = statistics.quantiles(values, n=4)
+    return low, high
+
+
+def check_kept(what: str, kept: int, answered: int, sent: int) -> None:
+    """The database must hold between the successes answered and the requests sent: wrk stops
+    with requests in flight."""
+    if not answered <= kept <= sent:
+        raise BenchError(
+            f"the database holds {kept} {what}; {answered} were answered and {sent} sent"
+        )
+
+
+def round_warnings(
+    disturbances: Sequence[float],
+    attempts: int,
+    columns: Sequence[tuple[str, Sequence[Round]]],
+    idle: str = "it was not only its CPU that limited the rate there",
+) -> list[str]:
+    """What makes the rounds used less certain: disturbed rounds (`disturbances`, one per
+    round used, in CPUs), an idle server (`idle` says what that means) or a busy wrk, per
+    endpoint (`columns`: name and rounds)."""
+    notes = []
+    disturbed = [value for value in disturbances if value > DISTURBED]
+    if disturbed:
+        notes.append(
+            f"{len(disturbed)} of the {len(disturbances)} rounds used ran while other processes"
+            f" kept up to {max(disturbed):.2f} CPUs busy ({attempts} rounds measured to find"
+            " quieter ones); the figures are less certain than on a quiet machine"
+        )
+    for name, rounds in columns:
+        if any(r.server_share < SATURATED and r.core_others < 0.05 for r in rounds):
+            notes.append(
+                f"{name}: the server left over {1 - SATURATED:.0%} of its core idle in some"
+                f" round; {idle}"
+            )
+        if any(r.client_share > CLIENT_BUSY for r in rounds):
+            notes.append(f"{name}: wrk used over {CLIENT_BUSY:.0%} of its CPU in some round")
+    return notes
+
+
 def machine() -> str:
     model, virtual = platform.processor() or "unknown CPU", False
     with contextlib.suppress(OSError):
@@ -542,7 +738,54 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-# --- the scripts that measure on a scratch PostgreSQL database (sweep, delivery) ---------
+def bounded_option(
+    parser: argparse.ArgumentParser, flag: str, low: int, high: int, default: int, help: str
+) -> None:
+    """An integer option from `low` to `high`; `help` ends with the default, shown as "(N)"."""
+    parser.add_argument(
+        flag, type=_bounded_int(low, high), default=default, help=f"{help} ({default:,})"
+    )
+
+
+def record_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="where to record (bench/RESULTS.md)"
+    )
+    parser.add_argument("--no-record", action="store_true", help="print only")
+
+
+# --- the wrk benchmarks (tokens, registry, taps): rounds of wrk runs --------------------------
+
+
+def wrk_options(
+    parser: argparse.ArgumentParser,
+    *,
+    duration: tuple[int, int, int] = (1, 120, 1),
+    rounds: tuple[int, int, int] = (1, 99, 31),
+    warmup: tuple[int, int, int] = (0, 60, 2),
+    concurrency: tuple[int, int, int] = (1, 1000, 32),
+) -> None:
+    """--duration, --rounds, --warmup and --concurrency, each (lowest, highest, default)."""
+    bounded_option(parser, "--duration", *duration, "seconds per wrk run")
+    bounded_option(parser, "--rounds", *rounds, "rounds used for the medians")
+    bounded_option(parser, "--warmup", *warmup, "warm-up seconds per endpoint")
+    bounded_option(parser, "--concurrency", *concurrency, "wrk connections")
+
+
+def wrk_parser(script: str, description: str) -> argparse.ArgumentParser:
+    """The options of a wrk benchmark on SQLite or PostgreSQL; each script adds its own."""
+    parser = argparse.ArgumentParser(prog=script, description=description)
+    wrk_options(parser)
+    parser.add_argument(
+        "--database-url",
+        help="sqlite:///... or postgresql://127.0.0.1:5432/test (a scratch database is created"
+        " beside it and dropped); default: a fresh SQLite file in a temporary directory",
+    )
+    record_options(parser)
+    return parser
+
+
+# --- the scripts that measure on a scratch PostgreSQL database (sweep, delivery, taps) ----
 
 
 def postgres_parser(script: str, description: str) -> argparse.ArgumentParser:
@@ -553,10 +796,7 @@ def postgres_parser(script: str, description: str) -> argparse.ArgumentParser:
         default="postgresql://127.0.0.1:5432/test",
         help="a PostgreSQL database on this machine; a scratch database is created beside it",
     )
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="where to record (bench/RESULTS.md)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only")
+    record_options(parser)
     return parser
 
 
@@ -567,14 +807,46 @@ def run_on_scratch(
     argv: Sequence[str] | None = None,
 ) -> int:
     """Parse, run on a scratch database dropped afterwards; a BenchError is one line, exit 2."""
+
+    def on_scratch(args: argparse.Namespace, arguments: Sequence[str], workdir: Path) -> int:
+        with scratch_database(args.database_url, workdir) as database:
+            return run(args, arguments, database)
+
+    return _in_workdir(script, parser, on_scratch, argv)
+
+
+def run_with_wrk(
+    script: str,
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace, Sequence[str], str, Path, Database], int],
+    argv: Sequence[str] | None = None,
+    check: Callable[[argparse.Namespace], None] = lambda args: None,
+) -> int:
+    """As run_on_scratch, for a wrk benchmark: wrk is found and `check` (which raises a
+    BenchError) passed before the scratch database is made; `run` gets wrk and a work folder."""
+
+    def with_wrk(args: argparse.Namespace, arguments: Sequence[str], workdir: Path) -> int:
+        wrk = shutil.which("wrk")
+        if wrk is None:
+            raise BenchError("needs wrk, the HTTP load generator: apt-get install -y wrk")
+        check(args)
+        with scratch_database(args.database_url, workdir) as database:
+            return run(args, arguments, wrk, workdir, database)
+
+    return _in_workdir(script, parser, with_wrk, argv)
+
+
+def _in_workdir(
+    script: str,
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace, Sequence[str], Path], int],
+    argv: Sequence[str] | None,
+) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp,
-            scratch_database(args.database_url, Path(tmp)) as database,
-        ):
-            return run(args, arguments, database)
+        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+            return body(args, arguments, Path(tmp))
     except BenchError as exc:
         print(f"{script}: {exc}", file=sys.stderr)
         return 2

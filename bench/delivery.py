@@ -153,28 +153,15 @@ def expired_holders(hub: Hub, count: int, first: int) -> None:
         number = parse_citizen_id(_citizen_id(n), today=today)
         registration_id, permit_id = str(uuid.uuid4()), str(uuid.uuid4())
         registrations.append(
-            {
-                "id": registration_id,
-                "jurisdiction": "chifeng",
-                "citizen_id_hash": hub.vault.lookup_hash(number),
-                "citizen_id_sealed": hub.vault.seal(number),
-                "name": f"持证人{n}",
-                "sex": number.sex.value,
-                "ethnicity": "汉族",
-                "birth_date": number.birth_date,
-                "household_address": "辽宁省沈阳市和平区",
-                "household_region": "210102",
-                "current_address": "内蒙古赤峰市红山区",
-                "current_region": "150402",
-                "reason": "employment",
-                "contact": "13800000000",
-                "arrived_on": today - timedelta(days=800),
-                "registered_on": today - timedelta(days=800),
-                "declared_late": False,
-                "residence_start": today - timedelta(days=800),
-                "imported_from_temporary_permit": False,
-                "created_at": hub.clock.now(),
-            }
+            common.holder_registration(
+                hub,
+                number,
+                n,
+                registration_id=registration_id,
+                arrived_on=today - timedelta(days=800),
+                now=hub.clock.now(),
+                addresses=("辽宁省沈阳市和平区", "内蒙古赤峰市红山区"),
+            )
         )
         permits.append(
             {
@@ -262,7 +249,6 @@ def run(args: argparse.Namespace, argv: Sequence[str], database: common.Database
         "HUB_DATABASE_URL": database.url,
         "HUB_SECRET_KEY": secrets.token_urlsafe(48),
         "HUB_SCHEDULER_ENABLED": "false",
-        "HUB_RELAY_ENABLED": "false",
     }
     os.environ.update(env)
     settings = load_settings()

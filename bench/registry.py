@@ -40,12 +40,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -68,30 +64,17 @@ if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the p
 
 from bench import common
 from bench.common import (
-    CLIENT_BUSY,
-    CONFIG,
     DISTURBED,
-    HOST,
     MAX_ATTEMPTS_PER_ROUND,
-    RESULTS,
-    SATURATED,
     BenchError,
     Context,
     Database,
     Load,
     Round,
     Target,
-    _bounded_int,
     basic_authorization,
-    code_version,
-    free_port,
-    machine,
-    pick_cpus,
     record,
     running_server,
-    scratch_database,
-    software,
-    wrk_version,
 )
 
 SCRIPT = "bench/registry.py"
@@ -109,7 +92,8 @@ ID_MARK = "@@CITIZEN_ID@@"
 # One script for all three targets. `request` builds each body with the next person's ID;
 # `response` counts answers other than BENCH_EXPECT; `done` prints wrk's summary line and the
 # script's own counts, summed over wrk's threads.
-WRK_SCRIPT = """\
+WRK_SCRIPT = (
+    """\
 local method = os.getenv("BENCH_METHOD") or "GET"
 local prefix = os.getenv("BENCH_BODY_PREFIX")
 local suffix = os.getenv("BENCH_BODY_SUFFIX")
@@ -163,11 +147,9 @@ function response(status, headers, body)
   end
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("BENCH_RESULT %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f\\n",
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99)))
+"""
+    + common.WRK_DONE
+    + """\
   local s, u, a = 0, 0, 0
   for _, thread in ipairs(threads) do
     s = s + thread:get("sent")
@@ -177,6 +159,7 @@ function done(summary, latency, requests)
   io.write(string.format("BENCH_COUNTS sent=%d unexpected=%d answered=%d\\n", s, u, a))
 end
 """
+)
 
 
 def citizen_id(n: int) -> str:
@@ -416,25 +399,11 @@ class Results:
         )
 
     def warnings(self) -> list[str]:
-        notes = []
-        disturbed = [cycle for cycle in self.cycles if cycle.disturbance > DISTURBED]
-        if disturbed:
-            worst = max(cycle.disturbance for cycle in disturbed)
-            notes.append(
-                f"{len(disturbed)} of the {len(self.cycles)} rounds used ran while other processes"
-                f" kept up to {worst:.2f} CPUs busy ({self.attempts} rounds measured to find"
-                " quieter ones); the figures are less certain than on a quiet machine"
-            )
-        for name in ("registrations", "parse_only", "healthz"):
-            rounds = self.column(name)
-            if any(r.server_share < SATURATED and r.core_others < 0.05 for r in rounds):
-                notes.append(
-                    f"{name}: the server left over {1 - SATURATED:.0%} of its core idle in some"
-                    " round; it was not only its CPU that limited the rate there"
-                )
-            if any(r.client_share > CLIENT_BUSY for r in rounds):
-                notes.append(f"{name}: wrk used over {CLIENT_BUSY:.0%} of its CPU in some round")
-        return notes
+        return common.round_warnings(
+            [cycle.disturbance for cycle in self.cycles],
+            self.attempts,
+            [(name, self.column(name)) for name in ("registrations", "parse_only", "healthz")],
+        )
 
 
 def measure(runner: Runner, *, rounds: int, seconds: int, warmup: int) -> Results:
@@ -471,18 +440,7 @@ def measure(runner: Runner, *, rounds: int, seconds: int, warmup: int) -> Result
 
 def table(results: Results) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [
-        (
-            "endpoint",
-            "req/s per core",
-            "min-max",
-            "req/s wall clock",
-            "p50 ms",
-            "p99 ms",
-            "server CPU",
-            "database CPUs",
-            "others on its core",
-            "others, machine (CPUs)",
-        )
+        ("endpoint", *common.RATE_COLUMNS, "database CPUs", *common.OTHERS_COLUMNS)
     ]
     for name, key in (
         (f"POST {REGISTRATIONS}", "registrations"),
@@ -490,34 +448,14 @@ def table(results: Results) -> list[tuple[str, ...]]:
         (f"GET {HEALTHZ}", "healthz"),
     ):
         rounds = results.column(key)
-        rates = [r.core_rate for r in rounds]
-        rows.append(
-            (
-                name,
-                f"{statistics.median(rates):,.0f}",
-                f"{min(rates):,.0f}-{max(rates):,.0f}",
-                f"{statistics.median(r.rate for r in rounds):,.0f}",
-                f"{statistics.median(r.p50_ms for r in rounds):.2f}",
-                f"{statistics.median(r.p99_ms for r in rounds):.2f}",
-                f"{statistics.median(r.server_share for r in rounds):.0%}",
-                f"{statistics.median(r.helper_share for r in rounds):.2f}",
-                f"{statistics.median(r.core_others for r in rounds):.0%}",
-                f"{statistics.median(r.machine_others for r in rounds):.2f}",
-            )
-        )
+        database = f"{statistics.median(r.helper_share for r in rounds):.2f}"
+        rows.append((name, *common.rate_cells(rounds), database, *common.others_cells(rounds)))
     return rows
 
 
-def _quartiles(values: list[float]) -> tuple[float, float]:
-    if len(values) < 2:
-        return values[0], values[0]
-    low, _, high = statistics.quantiles(values, n=4)
-    return low, high
-
-
 def findings(results: Results, tally: Tally, kept: Stored) -> list[str]:
-    parse_low, parse_high = _quartiles(results.ratios("parse_only"))
-    health_low, health_high = _quartiles(results.ratios("healthz"))
+    parse_low, parse_high = common.quartiles(results.ratios("parse_only"))
+    health_low, health_high = common.quartiles(results.ratios("healthz"))
     return [
         f"Registrations per core (one worker): **{results.registrations_per_core:,.0f}/s**"
         f" ({results.registrations_wall:,.0f}/s wall clock).",
@@ -538,22 +476,10 @@ def findings(results: Results, tally: Tally, kept: Stored) -> list[str]:
 
 
 def markdown(context: Context, results: Results, tally: Tally, kept: Stored) -> str:
-    rows = table(results)
     lines = [
-        f"## Registrations, {context.database.title}",
+        *common.section_head(f"Registrations, {context.database.title}", context),
         "",
-        f"- Date: {context.date}",
-        f"- Machine: {context.machine}",
-        f"- Software: {context.software}",
-        f"- Code: {context.code}",
-        f"- Database: {context.database.description}",
-        f"- Command: `{context.command}`",
-        f"- Load: {context.load}",
-        f"- Pinning: {context.pinning}",
-        "",
-        "| " + " | ".join(rows[0]) + " |",
-        "| --- | " + " | ".join("---:" for _ in rows[0][1:]) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows[1:]),
+        *common.markdown_table(table(results)),
         "",
         *(f"- {line}" for line in findings(results, tally, kept)),
         *(f"- Warning: {note}." for note in results.warnings()),
@@ -580,74 +506,32 @@ def print_report(context: Context, results: Results, tally: Tally, kept: Stored)
 # --- command line ------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=SCRIPT,
-        description="Registrations per second on one worker, as ratios of trivial routes.",
+def command_line() -> argparse.ArgumentParser:
+    return common.wrk_parser(
+        SCRIPT, "Registrations per second on one worker, as ratios of trivial routes."
     )
-    parser.add_argument(
-        "--duration", type=_bounded_int(1, 120), default=1, help="seconds per wrk run (1)"
-    )
-    parser.add_argument(
-        "--rounds", type=_bounded_int(1, 99), default=31, help="rounds used for the medians (31)"
-    )
-    parser.add_argument(
-        "--warmup", type=_bounded_int(0, 60), default=2, help="warm-up seconds per endpoint (2)"
-    )
-    parser.add_argument(
-        "--concurrency", type=_bounded_int(1, 1000), default=32, help="connections (32)"
-    )
-    parser.add_argument(
-        "--database-url",
-        help="sqlite:///... or postgresql://127.0.0.1:5432/test (a scratch database is created"
-        " beside it and dropped); default: a fresh SQLite file in a temporary directory",
-    )
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="where to record (bench/RESULTS.md)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only")
-    return parser.parse_args(argv)
+
+
+def check_token_lasts(args: argparse.Namespace) -> None:
+    """Rounds of three runs, each with up to a minute of slack, must end before the token does."""
+    worst = (args.rounds * MAX_ATTEMPTS_PER_ROUND + 1) * 3 * (args.duration + 2) + 3 * args.warmup
+    if worst > TOKEN_TTL_SECONDS - 60:
+        raise BenchError("rounds x duration too long for one token")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        print(
-            f"{SCRIPT} needs wrk, the HTTP load generator: apt-get install -y wrk", file=sys.stderr
-        )
-        return 2
-    # Rounds of three runs, each with up to a minute of slack, must end before the token does.
-    worst = (args.rounds * MAX_ATTEMPTS_PER_ROUND + 1) * 3 * (args.duration + 2) + 3 * args.warmup
-    if worst > TOKEN_TTL_SECONDS - 60:
-        print(f"{SCRIPT}: rounds x duration too long for one token", file=sys.stderr)
-        return 2
-    try:
-        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
-            workdir = Path(tmp)
-            with scratch_database(args.database_url, workdir) as database:
-                return run(args, argv, wrk, workdir, database)
-    except BenchError as exc:
-        print(f"{SCRIPT}: {exc}", file=sys.stderr)
-        return 2
+    return common.run_with_wrk(SCRIPT, command_line(), run, argv, check_token_lasts)
 
 
 def run(
     args: argparse.Namespace, argv: Sequence[str], wrk: str, workdir: Path, database: Database
 ) -> int:
-    server_core, client_core = pick_cpus()
-    port = free_port()
-    base_url = f"http://{HOST}:{port}"
-    env = {
-        "HUB_DATABASE_URL": database.url,
-        "HUB_SECRET_KEY": secrets.token_urlsafe(48),
-        "HUB_ISSUER": base_url,
-        "HUB_CONFIG": str(CONFIG),
-        "HUB_ACCESS_TOKEN_TTL_SECONDS": str(TOKEN_TTL_SECONDS),
-        "HUB_SCHEDULER_ENABLED": "false",
-    }
-    os.environ.update(env)  # the set-up below reads the same settings as the server
+    server_core, client_core = common.pick_cpus()
+    port, base_url, env = common.server_env(
+        database,
+        HUB_ACCESS_TOKEN_TTL_SECONDS=str(TOKEN_TTL_SECONDS),
+        HUB_SCHEDULER_ENABLED="false",
+    )
     client = common.register_client("public-security", [SCOPE])
     script = workdir / "request.lua"
     script.write_text(WRK_SCRIPT)
@@ -678,25 +562,18 @@ def run(
         runner = Runner(load, people, tally, targets(bearer, today))
         results = measure(runner, rounds=args.rounds, seconds=args.duration, warmup=args.warmup)
     kept = stored(people.next)
-    if not tally.answered <= kept.rows <= tally.sent:
-        raise BenchError(
-            f"the database holds {kept.rows} registrations; {tally.answered} were answered 201"
-            f" and {tally.sent} sent"
-        )
+    common.check_kept("registrations", kept.rows, tally.answered, tally.sent)
     if not kept.rows == kept.distinct == kept.audited == kept.known:
         raise BenchError(
             f"{kept.rows} registrations, {kept.distinct} distinct people, {kept.audited} audit"
             f" entries, {kept.known} of the numbers handed out: they should all be equal"
         )
-    context = Context(
-        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=machine(),
-        software=software(),
-        code=code_version(),
-        database=database,
-        command=common.shown_command(SCRIPT, argv),
+    context = common.context(
+        SCRIPT,
+        argv,
+        database,
         load=(
-            f"wrk {wrk_version(wrk)}, 1 thread, {args.concurrency} keep-alive connections;"
+            f"wrk {common.wrk_version(wrk)}, 1 thread, {args.concurrency} keep-alive connections;"
             f" {args.warmup} s warm-up per endpoint, then rounds of {args.duration} s per"
             f" endpoint, medians of the {len(results.cycles)} least disturbed of"
             f" {results.attempts} rounds; token TTL {TOKEN_TTL_SECONDS} s, scheduler off"

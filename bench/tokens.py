@@ -33,15 +33,10 @@ The results go to bench/RESULTS.md, one section per database, replaced on each r
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -57,31 +52,18 @@ if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the p
 
 from bench import common
 from bench.common import (
-    CLIENT_BUSY,
-    CONFIG,
     DISTURBED,
-    HOST,
     MAX_ATTEMPTS_PER_ROUND,
-    RESULTS,
-    SATURATED,
     BenchError,
     Context,
     Database,
     Load,
     Round,
     Target,
-    _bounded_int,
     basic_authorization,
-    code_version,
-    free_port,
-    machine,
-    pick_cpus,
     record,
     running_server,
-    scratch_database,
-    software,
     verdict,
-    wrk_version,
 )
 
 SCRIPT = "bench/tokens.py"
@@ -91,7 +73,8 @@ TARGET_TOKENS_PER_CORE = 1_000.0  # client_secret_basic, one server worker on on
 
 # wrk takes its request from this script; the shape comes from the environment so one script
 # serves all three endpoints. `done` prints one machine-readable line for the parser below.
-WRK_SCRIPT = """\
+WRK_SCRIPT = (
+    """\
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 if body and body ~= "" then wrk.body = body end
@@ -100,13 +83,10 @@ if authorization then wrk.headers["Authorization"] = authorization end
 local content_type = os.getenv("BENCH_CONTENT_TYPE")
 if content_type then wrk.headers["Content-Type"] = content_type end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("BENCH_RESULT %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f\\n",
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
 """
+    + common.WRK_DONE
+    + "end\n"
+)
 
 
 def bench_app() -> FastAPI:
@@ -238,24 +218,12 @@ class Results:
         )
 
     def warnings(self) -> list[str]:
-        notes = []
-        disturbed = [cycle for cycle in self.cycles if cycle.disturbance > DISTURBED]
-        if disturbed:
-            worst = max(cycle.disturbance for cycle in disturbed)
-            notes.append(
-                f"{len(disturbed)} of the {len(self.cycles)} rounds used ran while other processes"
-                f" kept up to {worst:.2f} CPUs busy ({self.attempts} rounds measured to find"
-                " quieter ones); the figures are less certain than on a quiet machine"
-            )
-        for name, rounds in (("open", self.open), ("guarded", self.guarded), ("token", self.token)):
-            if any(r.server_share < SATURATED and r.core_others < 0.05 for r in rounds):
-                notes.append(
-                    f"{name}: the server left over {1 - SATURATED:.0%} of its core idle in some"
-                    " round; it was not the bottleneck there"
-                )
-            if any(r.client_share > CLIENT_BUSY for r in rounds):
-                notes.append(f"{name}: wrk used over {CLIENT_BUSY:.0%} of its CPU in some round")
-        return notes
+        return common.round_warnings(
+            [cycle.disturbance for cycle in self.cycles],
+            self.attempts,
+            [("open", self.open), ("guarded", self.guarded), ("token", self.token)],
+            idle="it was not the bottleneck there",
+        )
 
 
 def measure(
@@ -314,38 +282,13 @@ def measure(
 
 
 def table(results: Results) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = [
-        (
-            "endpoint",
-            "req/s per core",
-            "min-max",
-            "req/s wall clock",
-            "p50 ms",
-            "p99 ms",
-            "server CPU",
-            "others on its core",
-            "others, machine (CPUs)",
-        )
-    ]
+    rows: list[tuple[str, ...]] = [("endpoint", *common.RATE_COLUMNS, *common.OTHERS_COLUMNS)]
     for name, rounds in (
         ("GET /bench/open", results.open),
         ("GET /bench/guarded", results.guarded),
         ("POST /oauth/token", results.token),
     ):
-        rates = [r.core_rate for r in rounds]
-        rows.append(
-            (
-                name,
-                f"{statistics.median(rates):,.0f}",
-                f"{min(rates):,.0f}-{max(rates):,.0f}",
-                f"{statistics.median(r.rate for r in rounds):,.0f}",
-                f"{statistics.median(r.p50_ms for r in rounds):.2f}",
-                f"{statistics.median(r.p99_ms for r in rounds):.2f}",
-                f"{statistics.median(r.server_share for r in rounds):.0%}",
-                f"{statistics.median(r.core_others for r in rounds):.0%}",
-                f"{statistics.median(r.machine_others for r in rounds):.2f}",
-            )
-        )
+        rows.append((name, *common.rate_cells(rounds), *common.others_cells(rounds)))
     return rows
 
 
@@ -370,22 +313,10 @@ def findings(results: Results) -> list[str]:
 
 
 def markdown(context: Context, results: Results) -> str:
-    rows = table(results)
     lines = [
-        f"## {context.database.title}",
+        *common.section_head(context.database.title, context),
         "",
-        f"- Date: {context.date}",
-        f"- Machine: {context.machine}",
-        f"- Software: {context.software}",
-        f"- Code: {context.code}",
-        f"- Database: {context.database.description}",
-        f"- Command: `{context.command}`",
-        f"- Load: {context.load}",
-        f"- Pinning: {context.pinning}",
-        "",
-        "| " + " | ".join(rows[0]) + " |",
-        "| --- | " + " | ".join("---:" for _ in rows[0][1:]) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows[1:]),
+        *common.markdown_table(table(results)),
         "",
         *(f"- {line}" for line in findings(results)),
         *(f"- Warning: {note}." for note in results.warnings()),
@@ -412,69 +343,23 @@ def print_report(context: Context, results: Results) -> None:
 # --- command line ------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/tokens.py",
-        description="Tokens issued per second and guard overhead against a real hub server.",
+def command_line() -> argparse.ArgumentParser:
+    parser = common.wrk_parser(
+        SCRIPT, "Tokens issued per second and guard overhead against a real hub server."
     )
-    parser.add_argument(
-        "--duration", type=_bounded_int(1, 120), default=1, help="seconds per wrk run (1)"
-    )
-    parser.add_argument(
-        "--rounds", type=_bounded_int(1, 99), default=31, help="rounds used for the medians (31)"
-    )
-    parser.add_argument(
-        "--warmup", type=_bounded_int(0, 60), default=2, help="warm-up seconds per endpoint (2)"
-    )
-    parser.add_argument(
-        "--concurrency", type=_bounded_int(1, 1000), default=32, help="connections (32)"
-    )
-    parser.add_argument(
-        "--database-url",
-        help="sqlite:///... or postgresql://127.0.0.1:5432/test (a scratch database is created"
-        " beside it and dropped); default: a fresh SQLite file in a temporary directory",
-    )
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="where to record (bench/RESULTS.md)"
-    )
-    parser.add_argument("--no-record", action="store_true", help="print only")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        print(
-            "bench/tokens.py needs wrk, the HTTP load generator: apt-get install -y wrk",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
-            workdir = Path(tmp)
-            with scratch_database(args.database_url, workdir) as database:
-                return run(args, argv, wrk, workdir, database)
-    except BenchError as exc:
-        print(f"bench/tokens.py: {exc}", file=sys.stderr)
-        return 2
+    return common.run_with_wrk(SCRIPT, command_line(), run, argv)
 
 
 def run(
     args: argparse.Namespace, argv: Sequence[str], wrk: str, workdir: Path, database: Database
 ) -> int:
-    server_core, client_core = pick_cpus()
-    port = free_port()
-    base_url = f"http://{HOST}:{port}"
-    env = {
-        "HUB_DATABASE_URL": database.url,
-        "HUB_SECRET_KEY": secrets.token_urlsafe(48),
-        "HUB_ISSUER": base_url,
-        "HUB_CONFIG": str(CONFIG),
-    }
-    os.environ.update(env)  # the set-up below reads the same settings as the server
+    server_core, client_core = common.pick_cpus()
+    port, base_url, env = common.server_env(database)
     client = register_client()
     script = workdir / "request.lua"
     script.write_text(WRK_SCRIPT)
@@ -491,15 +376,12 @@ def run(
             seconds=args.duration,
             warmup=args.warmup,
         )
-    context = Context(
-        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=machine(),
-        software=software(),
-        code=code_version(),
-        database=database,
-        command=common.shown_command(SCRIPT, argv),
+    context = common.context(
+        SCRIPT,
+        argv,
+        database,
         load=(
-            f"wrk {wrk_version(wrk)}, 1 thread, {args.concurrency} keep-alive connections;"
+            f"wrk {common.wrk_version(wrk)}, 1 thread, {args.concurrency} keep-alive connections;"
             f" {args.warmup} s warm-up per endpoint, then rounds of {args.duration} s per"
             f" endpoint, medians of the {len(results.cycles)} least disturbed of"
             f" {results.attempts} rounds"
