@@ -20,11 +20,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from hub.app import Hub, create_app
+from hub.audit import Actor
 from hub.auth.domain import ClientKind
 from hub.auth.service import NewClient, add_client
 from hub.clock import FixedClock
 from hub.db import make_engine, unit_of_work
 from hub.migrate import upgrade
+from hub.schemas import agreements
 from hub.settings import Settings
 
 BACKENDS = [b for b in os.environ.get("HUB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
@@ -165,3 +167,21 @@ def register_client(hub: Hub) -> RegisterClient:
             )
 
     return register
+
+
+SHIPPED_AGREEMENTS = Path(__file__).resolve().parents[1] / "config" / "agreements"
+
+
+def seed_shipped_agreements(hub: Hub) -> Hub:
+    """The shipped agreements (config/agreements), as a first start seeds them: tests start
+    with none (settings.agreements_dir is empty) and add them where they need them."""
+    with unit_of_work(hub.engine) as session:
+        agreements.seed(
+            session,
+            hub.schemas,
+            hub.audit,
+            SHIPPED_AGREEMENTS,
+            actor=Actor("hub", "public-security"),
+            now=hub.clock.now(),
+        )
+    return hub

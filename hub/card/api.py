@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import Base64Bytes, BaseModel, Field
@@ -14,6 +15,9 @@ from hub.card import protocol, service
 from hub.deps import CurrentHub, DbSession
 from hub.permits.api import PERMIT_NOT_FOUND
 from hub.problems import Problem, ProblemType, Text, problem_type
+
+if TYPE_CHECKING:
+    from hub.app import Hub
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit cards"], route_class=GuardedRoute)
 
@@ -83,6 +87,24 @@ def _writer(body: CardInReader) -> service.CardWriter:
     return service.CardWriter(body.card_key, body.nonce, tuple(body.trusted_kids))
 
 
+def _issuer(hub: Hub) -> service.Issuer:
+    return service.Issuer(
+        hub.audit, hub.vault, hub.card_key_password, hub.jurisdictions, hub.issuing_keys
+    )
+
+
+def _written(request: Request, write: Callable[[Actor], service.Written]) -> CardWrite:
+    """Run `write` for the caller; its refusals as problems."""
+    principal = principal_of(request)
+    try:
+        written = write(Actor(principal.client_id, principal.department.value))
+    except LookupError:
+        raise Problem(PERMIT_NOT_FOUND) from None
+    except service.CardRefused as refused:
+        raise _refused(refused) from None
+    return _answer(written)
+
+
 @router.post(
     "/permits/{permit_id}/card/personalisation",
     summary="Bind a blank card to the permit's live card serial and get its first write",
@@ -92,25 +114,18 @@ def _writer(body: CardInReader) -> service.CardWriter:
 def personalise(
     request: Request, permit_id: str, body: Personalisation, session: DbSession, hub: CurrentHub
 ) -> CardWrite:
-    principal = principal_of(request)
-    try:
-        written = service.personalise(
+    return _written(
+        request,
+        lambda actor: service.personalise(
             session,
-            audit=hub.audit,
-            vault=hub.vault,
-            password=hub.card_key_password,
-            jurisdictions=hub.jurisdictions,
+            _issuer(hub),
             permit_id=permit_id,
             writer=_writer(body),
             photo=body.photo,
-            actor=Actor(principal.client_id, principal.department.value),
+            actor=actor,
             now=hub.clock.now(),
-        )
-    except LookupError:
-        raise Problem(PERMIT_NOT_FOUND) from None
-    except service.CardRefused as refused:
-        raise _refused(refused) from None
-    return _answer(written)
+        ),
+    )
 
 
 @router.post(
@@ -122,23 +137,15 @@ def personalise(
 def refresh(
     request: Request, permit_id: str, body: Refresh, session: DbSession, hub: CurrentHub
 ) -> CardWrite:
-    principal = principal_of(request)
-    try:
-        written = service.refresh(
+    return _written(
+        request,
+        lambda actor: service.refresh(
             session,
-            audit=hub.audit,
-            vault=hub.vault,
-            password=hub.card_key_password,
-            jurisdictions=hub.jurisdictions,
-            keys=hub.issuing_keys,
+            _issuer(hub),
             permit_id=permit_id,
             writer=_writer(body),
             current=body.record,
-            actor=Actor(principal.client_id, principal.department.value),
+            actor=actor,
             now=hub.clock.now(),
-        )
-    except LookupError:
-        raise Problem(PERMIT_NOT_FOUND) from None
-    except service.CardRefused as refused:
-        raise _refused(refused) from None
-    return _answer(written)
+        ),
+    )

@@ -44,6 +44,18 @@ class CardWriter:
 
 
 @dataclass(frozen=True)
+class Issuer:
+    """What writing a card needs of the hub: its audit log, the sealed-ID vault, the issuing
+    keys (their password and the public-key cache) and the jurisdictions' rules."""
+
+    audit: AuditLog
+    vault: CitizenIdVault
+    password: bytes
+    jurisdictions: Mapping[str, Jurisdiction]
+    keys: issuing.IssuingKeyCache
+
+
+@dataclass(frozen=True)
 class Written:
     serial: str
     command: protocol.WriteCommand
@@ -65,11 +77,8 @@ def photo_type(image: bytes) -> str:
 
 def personalise(
     session: Session,
+    issuer: Issuer,
     *,
-    audit: AuditLog,
-    vault: CitizenIdVault,
-    password: bytes,
-    jurisdictions: Mapping[str, Jurisdiction],
     permit_id: str,
     writer: CardWriter,
     photo: bytes,
@@ -88,22 +97,16 @@ def personalise(
             f"card {card.serial} was personalised with another card",
             f"卡号 {card.serial} 已写入另一张卡",
         )
+    photo_group = layout.Photo(photo_type(photo), photo)  # checked before anything is written
     session.execute(
         sa.update(Card)
         .where(col(Card.serial) == card.serial)
         .values(public_key=writer.card_key, personalised_at=now)
     )
-    media_type = photo_type(photo)
     written = _write(
-        session,
-        password,
-        _record(
-            vault, jurisdictions, permit, registration, writer, layout.Photo(media_type, photo)
-        ),
-        writer,
-        card.serial,
+        session, issuer, _record(issuer, permit, registration, writer, photo_group), writer
     )
-    audit.record(
+    issuer.audit.record(
         session,
         actor.did("card.personalise", "written", permit.citizen_id_hash, "issuance"),
         now,
@@ -113,12 +116,8 @@ def personalise(
 
 def refresh(
     session: Session,
+    issuer: Issuer,
     *,
-    audit: AuditLog,
-    vault: CitizenIdVault,
-    password: bytes,
-    jurisdictions: Mapping[str, Jurisdiction],
-    keys: issuing.IssuingKeyCache,
     permit_id: str,
     writer: CardWriter,
     current: bytes,
@@ -143,7 +142,7 @@ def refresh(
             f"the card's record is unreadable: {malformed}",
             "卡内记录无法读取",
         ) from None
-    key = keys.public_key(session, signed.kid)
+    key = issuer.keys.public_key(session, signed.kid)
     if key is None or not signed.verify(key) or signed.record.card_key != card.public_key:
         raise CardRefused(
             "card-record-invalid",
@@ -151,13 +150,9 @@ def refresh(
             "卡内记录不是本平台签发的",
         )
     written = _write(
-        session,
-        password,
-        _record(vault, jurisdictions, permit, registration, writer, signed.record.photo),
-        writer,
-        card.serial,
+        session, issuer, _record(issuer, permit, registration, writer, signed.record.photo), writer
     )
-    audit.record(
+    issuer.audit.record(
         session, actor.did("card.refresh", "written", permit.citizen_id_hash, "endorsement"), now
     )
     return written
@@ -197,8 +192,7 @@ def _check_key(point: bytes) -> None:
 
 
 def _record(
-    vault: CitizenIdVault,
-    jurisdictions: Mapping[str, Jurisdiction],
+    issuer: Issuer,
     permit: Permit,
     registration: Registration,
     writer: CardWriter,
@@ -211,7 +205,7 @@ def _record(
             sex=registration.sex,
             ethnicity=registration.ethnicity,
             birth_date=registration.birth_date,
-            citizen_id=vault.open(registration.citizen_id_sealed).value,
+            citizen_id=issuer.vault.open(registration.citizen_id_sealed).value,
             household_address=registration.household_address,
             current_address=registration.current_address,
         ),
@@ -220,7 +214,7 @@ def _record(
             serial=permit.card_serial,
             permit_id=permit.id,
             jurisdiction=permit.jurisdiction,
-            issuing_authority=jurisdictions[permit.jurisdiction].permit.issuing_authority.zh,
+            issuing_authority=issuer.jurisdictions[permit.jurisdiction].permit.issuing_authority.zh,
             valid_from=permit.valid_from,
             valid_until=permit.expires_on,
         ),
@@ -229,17 +223,13 @@ def _record(
 
 
 def _write(
-    session: Session,
-    password: bytes,
-    record: layout.CardRecord,
-    writer: CardWriter,
-    serial: str,
+    session: Session, issuer: Issuer, record: layout.CardRecord, writer: CardWriter
 ) -> Written:
-    signed = issuing.sign_record(session, password, record)
+    signed = issuing.sign_record(session, issuer.password, record)
     try:
         command = issuing.authorise_write(
             session,
-            password,
+            issuer.password,
             card_point=writer.card_key,
             nonce=writer.nonce,
             record=signed.encode(),
@@ -251,4 +241,4 @@ def _write(
             "the card trusts none of this hub's issuing keys",
             "该卡不信任本平台的任何签发密钥",
         ) from None
-    return Written(serial, command)
+    return Written(record.card.serial, command)

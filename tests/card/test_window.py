@@ -24,7 +24,6 @@ from sqlmodel import Session
 
 from hub import jobs
 from hub.app import Hub, create_app
-from hub.audit import Actor
 from hub.auth.domain import ClientKind
 from hub.card import issuing, layout, protocol
 from hub.card.agent import SCOPE, Cache, WindowAgent
@@ -34,16 +33,13 @@ from hub.card.reader import CardLink, command
 from hub.card.writer import SCOPE as WRITER_SCOPE
 from hub.card.writer import personalise_card, refresh_card
 from hub.clock import FixedClock
-from hub.db import unit_of_work
-from hub.schemas import agreements
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
 from tests.card.helpers import issued_permit, tiny_png
 from tests.card.pcsc import HUB, Emulator, insert_card, remove_all, wait_for
-from tests.conftest import RegisterClient
+from tests.conftest import RegisterClient, seed_shipped_agreements
 from tests.servers import LoopbackServer
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "compulsory-education"  # education's; needs a valid permit, no minimum residence
 
 
@@ -63,15 +59,7 @@ def live(
 ) -> Iterator[LoopbackServer]:
     """The hub on a loopback port (the same database and clock as `hub`), with the shipped
     agreements."""
-    with unit_of_work(hub.engine) as session:
-        agreements.seed(
-            session,
-            hub.schemas,
-            hub.audit,
-            ROOT / "config" / "agreements",
-            actor=Actor("hub", "public-security"),
-            now=hub.clock.now(),
-        )
+    seed_shipped_agreements(hub)
     server = LoopbackServer(create_app(settings, engine=engine, clock=clock))
     yield server
     server.stop()

@@ -29,10 +29,9 @@ from hub.schemas import domain as schema_domain
 from hub.schemas import service as schema_service
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
-from tests.conftest import RegisterClient
+from tests.conftest import RegisterClient, seed_shipped_agreements
 from tests.permits.test_identity import build
 
-ROOT = Path(__file__).resolve().parents[2]
 REGISTERED_AT = datetime(2026, 3, 3, 2, tzinfo=UTC)
 NOW = datetime(2026, 10, 13, 2, tzinfo=UTC)  # seven months on: 10:00 in China
 OFFICE = Actor("office-1", "public-security")
@@ -80,15 +79,7 @@ def with_departments(settings: Settings, tmp_path: Path) -> Settings:
 def seed_agreements(hub: Hub, clock: FixedClock) -> Hub:
     """The shipped agreements, as on a first start with config/agreements; the clock at NOW."""
     clock.set(NOW)
-    with unit_of_work(hub.engine) as session:
-        agreements.seed(
-            session,
-            hub.schemas,
-            hub.audit,
-            ROOT / "config" / "agreements",
-            actor=Actor("hub", "public-security"),
-            now=hub.clock.now(),
-        )
+    seed_shipped_agreements(hub)
     return hub
 
 

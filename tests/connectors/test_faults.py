@@ -30,14 +30,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from hub.app import Hub
-from hub.audit import Actor
 from hub.connectors.config import PARTNERS
 from hub.connectors.signing import new_secret
 from hub.connectors.store import DELIVERED, PENDING, Delivery
 from hub.db import is_postgresql, unit_of_work
 from hub.permits import domain
 from hub.permits.store import Outbox, Permit, PermitEvent
-from hub.schemas import agreements
+from tests.conftest import seed_shipped_agreements
 from tests.connectors.processes import HUB, Process, Processes, free_port, wait_for
 from tests.connectors.test_relay import _act, holders
 from tests.test_cli import _env
@@ -199,15 +198,7 @@ def exchange(hub: Hub, database_url: str, tmp_path: Path) -> Iterator[Exchange]:
     """Five departments on free ports in a departments file of this test, their secrets in
     the environment of every process started, and the shipped agreements in the database."""
     assert is_postgresql(hub.engine)
-    with unit_of_work(hub.engine) as session:
-        agreements.seed(
-            session,
-            hub.schemas,
-            hub.audit,
-            ROOT / "config" / "agreements",
-            actor=Actor("hub", "public-security"),
-            now=hub.clock.now(),
-        )
+    seed_shipped_agreements(hub)
     ports = {department.value: free_port() for department in PARTNERS}
     secrets: dict[str, str] = {}
     lines = []

@@ -29,11 +29,10 @@ from hub.permits.store import Permit, Registration
 from hub.schemas import agreements
 from hub.schemas import domain as schema_domain
 from tests.auth.helpers import access_token, bearer
-from tests.conftest import RegisterClient
+from tests.conftest import RegisterClient, seed_shipped_agreements
 from tests.servers import LoopbackServer
 from tests.test_jobs import _add
 
-ROOT = Path(__file__).resolve().parents[2]
 FAST = RelayPolicy(backoff_seconds=0.0, max_attempts=3, timeout_seconds=2.0)
 
 
@@ -47,15 +46,7 @@ class Receiver(LoopbackServer):
 @pytest.fixture
 def seeded(hub: Hub) -> Hub:
     """The shipped agreements, as on a first start with config/agreements."""
-    with unit_of_work(hub.engine) as session:
-        agreements.seed(
-            session,
-            hub.schemas,
-            hub.audit,
-            ROOT / "config" / "agreements",
-            actor=Actor("hub", "public-security"),
-            now=hub.clock.now(),
-        )
+    seed_shipped_agreements(hub)
     return hub
 
 

@@ -5,21 +5,17 @@ resident for two years, tests/card/helpers.issued_permit)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from hub.app import Hub
 from hub.auth.domain import ClientKind
-from hub.db import unit_of_work
-from hub.schemas import agreements
 from tests.auth.helpers import access_token, bearer
 from tests.card.helpers import issued_permit
-from tests.conftest import RegisterClient
-from tests.verification.helpers import OFFICE, PermitCard, personalise
+from tests.conftest import RegisterClient, seed_shipped_agreements
+from tests.verification.helpers import PermitCard, personalise
 
-ROOT = Path(__file__).resolve().parents[2]
 Window = Callable[..., dict[str, str]]
 MakeCard = Callable[..., PermitCard]
 
@@ -33,15 +29,7 @@ def office(app_client: TestClient, register_client: RegisterClient) -> dict[str,
 @pytest.fixture
 def seeded(hub: Hub) -> Hub:
     """The shipped agreements, as on a first start with config/agreements."""
-    with unit_of_work(hub.engine) as session:
-        agreements.seed(
-            session,
-            hub.schemas,
-            hub.audit,
-            ROOT / "config" / "agreements",
-            actor=OFFICE,
-            now=hub.clock.now(),
-        )
+    seed_shipped_agreements(hub)
     return hub
 
 
