@@ -35,6 +35,7 @@ from hub.connectors import api as connectors_api
 from hub.connectors import deadletters
 from hub.connectors.config import DepartmentLink, load_departments
 from hub.connectors.relay import Relay, start_relay, stop_relay
+from hub.connectors.terms import ExchangeTerms
 from hub.db import make_engine, unit_of_work
 from hub.jobs import build_scheduler
 from hub.keyring import Keyring, load_keyring
@@ -69,6 +70,7 @@ class Hub:
     authorization_server: HubAuthorizationServer
     schemas: Registry
     projections: Projections
+    exchange_terms: ExchangeTerms
     departments: Mapping[Department, DepartmentLink]
     issuing_keys: IssuingKeyCache
     catalogue: Catalogue
@@ -193,6 +195,7 @@ def build_hub(
         authorization_server=server,
         schemas=Registry(),
         projections=Projections(),
+        exchange_terms=ExchangeTerms(),
         departments=departments,
         issuing_keys=IssuingKeyCache(),
         catalogue=catalogue,

@@ -15,7 +15,8 @@ parameters, which keeps their types exact (SQLite's stored datetime format, time
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -69,28 +70,63 @@ def insert_rows(
     expressions over the rows (`v`) and the `join`ed tables, evaluated by the database."""
     if not rows:
         return []
-    constants = dict(constants or {})
-    dialect = session.get_bind().dialect
-    columns = list(rows[0])
-    computed = dict(computed or {})
-    names = ", ".join([*columns, *constants, *computed])
-    values = ", ".join(
-        [
-            *(f"v.{name}" for name in columns),
-            *(f":{name}" for name in constants),
-            *computed.values(),
-        ]
+    statement = Insert.of(
+        session.get_bind().dialect,
+        table,
+        rows,
+        constants=constants,
+        returning=returning,
+        computed=computed,
+        join=join,
     )
-    statement = (
-        f"INSERT INTO {table.name} ({names}) SELECT {values}"
-        f" FROM {_source(table, columns, dialect)} {join}"
-    )
-    if returning:
-        statement += " RETURNING " + ", ".join(returning)
-    result = session.execute(
-        _bound(sa.text(statement), table, constants), {"rows": _rows(rows), **constants}
-    )
+    result = session.execute(statement.bound(), statement.parameters)
     return result.all() if returning else []
+
+
+@dataclass(frozen=True)
+class Insert:
+    """The text and parameters of a bulk INSERT, for a caller that sends it inside a larger
+    statement (a data-modifying WITH on PostgreSQL) to save a round trip."""
+
+    table: sa.Table
+    text: str
+    parameters: dict[str, Any]
+    constants: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        dialect: Dialect,
+        table: sa.Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        constants: Mapping[str, Any] | None = None,
+        returning: Sequence[str] = (),
+        computed: Mapping[str, str] | None = None,
+        join: str = "",
+    ) -> Insert:
+        constants = dict(constants or {})
+        columns = list(rows[0])
+        computed = dict(computed or {})
+        names = ", ".join([*columns, *constants, *computed])
+        values = ", ".join(
+            [
+                *(f"v.{name}" for name in columns),
+                *(f":{name}" for name in constants),
+                *computed.values(),
+            ]
+        )
+        text = (
+            f"INSERT INTO {table.name} ({names}) SELECT {values}"
+            f" FROM {_source(table, columns, dialect)} {join}"
+        )
+        if returning:
+            text += " RETURNING " + ", ".join(returning)
+        return cls(table, text, {"rows": _rows(rows), **constants}, tuple(constants))
+
+    def bound(self, text: str | None = None) -> Any:
+        """This INSERT, or `text` that contains it, with the constants typed."""
+        return _bound(sa.text(text or self.text), self.table, self.constants)
 
 
 def update_rows(
@@ -125,7 +161,7 @@ def update_rows(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _bound(statement: sa.TextClause, table: sa.Table, constants: Mapping[str, Any]) -> Any:
+def _bound(statement: sa.TextClause, table: sa.Table, constants: Iterable[str]) -> Any:
     """Give each constant its column's type, so SQLAlchemy converts it as the ORM would."""
     return statement.bindparams(
         *(sa.bindparam(name, type_=table.c[name].type) for name in constants)

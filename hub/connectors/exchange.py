@@ -347,16 +347,28 @@ def agreement_in_force(
 ) -> Agreement | Refusal:
     """The department's agreement, if it has a link, the agreement exists, is its own and is
     in force today."""
+    row = None if link is None else latest_agreement(session, link.agreement)
+    return in_force(row, link, department, today)
+
+
+def latest_agreement(session: Session, agreement_id: str) -> Agreement | None:
+    try:
+        return agreements.latest(session, agreement_id)
+    except agreements.AgreementNotFound:
+        return None
+
+
+def in_force(
+    row: Agreement | None, link: DepartmentLink | None, department: Department, today: date
+) -> Agreement | Refusal:
+    """`row`, the latest version of the agreement `link` names, if it is the department's own
+    and in force today; else why not."""
     if link is None:
         return Refusal(
             "no-agreement",
             f"{department.value} 未接入数据交换",
             f"{department.value} has no exchange link with the hub",
         )
-    try:
-        row = agreements.latest(session, link.agreement)
-    except agreements.AgreementNotFound:
-        row = None
     if row is None or row.department != department.value:
         return Refusal(
             "no-agreement",
@@ -424,7 +436,10 @@ def look_up(
     def audited(outcome: str) -> None:
         hub.audit.record(session, actor.did("exchange.lookup", outcome, id_hash, purpose), now)
 
-    agreement = agreement_in_force(session, hub.departments.get(department), department, today)
+    terms = hub.exchange_terms
+    agreement = terms.agreement_in_force(
+        session, hub.departments.get(department), department, today
+    )
     if isinstance(agreement, Refusal):
         audited("refused")
         return agreement
@@ -440,22 +455,45 @@ def look_up(
         audited("not-found")
         return HolderNotFound()
     permit, registration = found
-    schema = publishing(session, hub)
-    event_id = f"lookup-{uuid.uuid4()}"
-    record = holder_record(
-        schema_uri=schema.uri,
-        schema_version=schema.schema.version,
-        event_seq=0,
-        event_type="lookup",
-        at=now,
-        snapshot=permit_snapshot(permit),
-        registration=registration,
-        citizen_id=citizen_id.value,
-    )
-    record["event"]["id"] = event_id  # not a permit event: an id of its own
-    view = projected(hub, schema, agreement, record, today, event_id)
+    on_demand = OnDemand("lookup", f"lookup-{uuid.uuid4()}", now, today)
+    view = on_demand.record(hub, session, agreement, permit, registration, citizen_id.value)
     audited("found")
     return Found(view, agreement)
+
+
+@dataclass(frozen=True)
+class OnDemand:
+    """A holder record asked for now (a look-up, a tap), not published for a permit event:
+    its `event` names the request (`event_id`, `kind`), its facts are the permit's as they are."""
+
+    kind: str
+    event_id: str
+    at: datetime
+    today: date
+
+    def record(
+        self,
+        hub: Hub,
+        session: Session,
+        agreement: Agreement,
+        permit: Permit,
+        registration: Registration,
+        citizen_id: str,
+    ) -> dict[str, Any]:
+        """The agreement's view of the holder's record, valid against the version in use."""
+        schema = hub.exchange_terms.publishing(session, hub)
+        record = holder_record(
+            schema_uri=schema.uri,
+            schema_version=schema.schema.version,
+            event_seq=0,
+            event_type=self.kind,
+            at=self.at,
+            snapshot=permit_snapshot(permit),
+            registration=registration,
+            citizen_id=citizen_id,
+        )
+        record["event"]["id"] = self.event_id  # not a permit event: an id of its own
+        return projected(hub, schema, agreement, record, self.today, self.event_id)
 
 
 # --- the changes feed --------------------------------------------------------------------------

@@ -10,9 +10,10 @@ remembered by its SHA-256 (`RecordMemo`). The card's signature over the challeng
 every time: that is the proof the card is not a copy.
 
 What is disclosed on a grant is exactly what the exchange would send the department: the
-holder record built by `holder_record`, projected by the department's agreement in force and
-validated against the holder-record version in use (`hub.connectors.exchange`); without an
-agreement in force nothing is disclosed, and the decision stands.
+holder record a look-up would give (`exchange.OnDemand`), projected by the department's
+agreement in force and validated against the holder-record version in use, both as this
+process remembers them (`hub.connectors.terms`); without an agreement in force nothing is
+disclosed, and the decision stands.
 """
 
 from __future__ import annotations
@@ -35,10 +36,8 @@ from hub.auth.domain import Principal
 from hub.card import layout, protocol
 from hub.card.issuing import IssuingKeyCache
 from hub.connectors import exchange
-from hub.connectors.records import holder_record
 from hub.permits.domain import PermitState
 from hub.permits.identity import CitizenIdUnreadable
-from hub.permits.service import permit_snapshot
 from hub.permits.store import Permit, Registration
 from hub.verification import store
 from hub.verification.domain import (
@@ -268,13 +267,11 @@ def disclosed(
     """The holder record as the caller's department's agreement in force lets it see it;
     None without one. Raises exchange.RecordUnavailable when the hub cannot build it."""
     department, today = caller.department, hub.clock.today()
-    agreement = exchange.agreement_in_force(
+    agreement = hub.exchange_terms.agreement_in_force(
         session, hub.departments.get(department), department, today
     )
     if isinstance(agreement, exchange.Refusal):
         return None
-    publishing = exchange.publishing(session, hub)
-    event_id = f"tap-{tap_id}"
     try:
         citizen_id = hub.vault.open(registration.citizen_id_sealed).value
     except CitizenIdUnreadable as unreadable:
@@ -282,15 +279,5 @@ def disclosed(
             f"the citizen ID of tap {tap_id} cannot be read ({unreadable})",
             f"核验 {tap_id} 的身份证号无法解密",
         ) from None
-    record = holder_record(
-        schema_uri=publishing.uri,
-        schema_version=publishing.schema.version,
-        event_seq=0,
-        event_type="tap",
-        at=now,
-        snapshot=permit_snapshot(permit),
-        registration=registration,
-        citizen_id=citizen_id,
-    )
-    record["event"]["id"] = event_id  # not a permit event: an id of its own
-    return exchange.projected(hub, publishing, agreement, record, today, event_id)
+    on_demand = exchange.OnDemand("tap", f"tap-{tap_id}", now, today)
+    return on_demand.record(hub, session, agreement, permit, registration, citizen_id)
