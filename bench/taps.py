@@ -347,10 +347,9 @@ class Deck:
 
     def tap_bodies(self, count: int, window: Principal) -> list[bytes]:
         """`count` new cards, then a fresh challenge for each (the window's, through the
-        service layer, in one transaction), answered by the card: the JSON bodies of taps."""
+        service layer), answered by the card: the JSON bodies of taps."""
         dealt = self.cards(count)
-        with unit_of_work(self.hub.engine) as session:
-            issued = [issue_challenge(session, self.hub, window) for _ in dealt]
+        issued = [issue_challenge(self.hub, window) for _ in dealt]
         bodies = []
         for card, challenge in zip(dealt, issued, strict=True):
             assert card.key is not None
@@ -358,7 +357,7 @@ class Deck:
                 protocol.auth_message(challenge.nonce), ec.ECDSA(hashes.SHA256())
             )
             body = {
-                "challenge_id": challenge.id,
+                "challenge_id": str(challenge.id),
                 "service": SERVICE,
                 "record": base64.b64encode(card.record).decode(),
                 "card_signature": base64.b64encode(signature).decode(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from hub.schemas.agreements import Projections, seed
 from hub.schemas.service import HUB_ACTOR, Incompatible, Registry, register_builtins
 from hub.settings import ConfigError, Settings, load_settings
 from hub.verification import api as verification_api
+from hub.verification import challenges
 from hub.verification.catalogue import load_catalogue
 from hub.verification.domain import Catalogue
 
@@ -78,6 +80,12 @@ class Hub:
     @property
     def key_password(self) -> bytes:
         return self.auth_state.key_password
+
+    @functools.cached_property
+    def challenge_key(self) -> bytes:
+        """Makes and checks tap challenges (hub.verification.challenges); asked at every tap,
+        so derived once."""
+        return self.keyring.derive(challenges.KEY_PURPOSE)
 
     @property
     def card_key_password(self) -> bytes:

@@ -24,7 +24,7 @@ from hub.card import issuing
 from hub.connectors import exchange
 from hub.connectors.api import RECORD_UNAVAILABLE, SCHEMA_NOT_IN_USE
 from hub.db import rfc3339
-from hub.deps import CurrentHub, DbSession
+from hub.deps import CurrentHub, DbSession, in_unit_of_work
 from hub.problems import (
     VALIDATION_FAILED,
     FieldError,
@@ -102,10 +102,10 @@ class ChallengeAnswer(BaseModel):
     response_model=ChallengeAnswer,
 )
 @requires(_SCOPE)
-def new_challenge(request: Request, session: DbSession, hub: CurrentHub) -> JSONResponse:
-    issued = service.issue_challenge(session, hub, principal_of(request))
+async def new_challenge(request: Request, hub: CurrentHub) -> JSONResponse:
+    issued = service.issue_challenge(hub, principal_of(request))
     body = {
-        "challenge_id": issued.id,
+        "challenge_id": str(issued.id),
         "challenge": base64.urlsafe_b64encode(issued.nonce).decode().rstrip("="),
         "expires_at": rfc3339(issued.expires_at),
     }
@@ -205,10 +205,13 @@ class TapAnswer(BaseModel):
     },
 )
 @requires(_SCOPE)
-def tap(request: Request, body: TapBody, session: DbSession, hub: CurrentHub) -> JSONResponse:
-    asked = service.Tap(str(body.challenge_id), body.service, body.record, body.card_signature)
+async def tap(request: Request, body: TapBody, hub: CurrentHub) -> JSONResponse:
+    asked = service.Tap(body.challenge_id, body.service, body.record, body.card_signature)
+    caller = principal_of(request)
     try:
-        decided = service.tap(session, hub, principal_of(request), asked)
+        decided = await in_unit_of_work(
+            hub, lambda session: service.tap(session, hub, caller, asked)
+        )
     except service.UnknownService:
         raise Problem(
             VALIDATION_FAILED,

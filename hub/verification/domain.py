@@ -30,7 +30,9 @@ from hub.auth.domain import Department
 from hub.permits.domain import PermitState, add_months
 
 CHALLENGE_BYTES: Final = 32
-"""What the card signs is the hub's nonce: 32 random bytes (the card accepts 16 to 64)."""
+"""What the card signs: the hub's nonce, 32 bytes no one without the hub's key can predict
+(hub.verification.challenges), or off line the agent's own, 32 random bytes. The card takes
+16 to 64."""
 CHALLENGE_TTL: Final = timedelta(seconds=60)
 """A challenge is good for one tap within a minute: long enough to read a card, too short to
 collect signatures for later."""

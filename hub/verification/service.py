@@ -19,7 +19,6 @@ disclosed, and the decision stands.
 from __future__ import annotations
 
 import hashlib
-import secrets
 import threading
 import uuid
 from dataclasses import dataclass
@@ -39,10 +38,8 @@ from hub.connectors import exchange
 from hub.permits.domain import PermitState
 from hub.permits.identity import CitizenIdUnreadable
 from hub.permits.store import Permit, Registration
-from hub.verification import store
+from hub.verification import challenges, store
 from hub.verification.domain import (
-    CHALLENGE_BYTES,
-    CHALLENGE_TTL,
     Decision,
     Reason,
     Service,
@@ -74,20 +71,10 @@ def purpose_of(service: str) -> str:
 # --- challenges --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class IssuedChallenge:
-    id: str
-    nonce: bytes
-    expires_at: datetime
-
-
-def issue_challenge(session: Session, hub: Hub, caller: Principal) -> IssuedChallenge:
-    """A fresh nonce for the caller's next tap; good once, for CHALLENGE_TTL."""
-    challenge_id, nonce = str(uuid.uuid4()), secrets.token_bytes(CHALLENGE_BYTES)
-    expires_at = store.add_challenge(
-        session, challenge_id, caller.client_id, nonce, hub.clock.now(), CHALLENGE_TTL
-    )
-    return IssuedChallenge(challenge_id, nonce, expires_at)
+def issue_challenge(hub: Hub, caller: Principal) -> challenges.Challenge:
+    """A fresh challenge for the caller's next tap; good once, for CHALLENGE_TTL. Nothing is
+    stored (hub.verification.challenges)."""
+    return challenges.make(hub.challenge_key, caller.client_id, hub.clock.now())
 
 
 # --- the card record ---------------------------------------------------------------------------
@@ -154,7 +141,7 @@ def proves_possession(point: bytes, nonce: bytes, signature: bytes) -> bool:
 
 @dataclass(frozen=True)
 class Tap:
-    challenge_id: str
+    challenge_id: uuid.UUID
     service: str
     record: bytes
     card_signature: bytes
@@ -227,9 +214,12 @@ def examine(
     today: date,
 ) -> Examined:
     """The checks of a tap in their order (see hub.verification.domain)."""
-    nonce = store.consume_challenge(session, request.challenge_id, caller.client_id, now)
-    if isinstance(nonce, Reason):
-        return Examined([nonce])
+    challenge = challenges.check(hub.challenge_key, caller.client_id, request.challenge_id, now)
+    if isinstance(challenge, Reason):
+        return Examined([challenge])
+    if not store.use_challenge(session, challenge, caller.client_id, now):
+        return Examined([Reason.CHALLENGE_USED])
+    nonce = challenge.nonce
     vouched = RECORDS.check(session, hub.issuing_keys, request.record)
     if isinstance(vouched, Reason):
         return Examined([vouched])

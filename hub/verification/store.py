@@ -1,14 +1,16 @@
 """Tables of verification, and the queries a tap makes.
 
 A tap is on the path of every service window, so its statements are few and built once:
-consume the challenge (one UPDATE ... RETURNING), read the card with its permit and
-registration (one join), record the decision (one INSERT). Challenges are consumed
-by the UPDATE's own condition (`used_at IS NULL`): on PostgreSQL a second transaction waits
-for the first's row lock and then finds the row used; SQLite serialises writers anyway.
+mark the challenge used (one INSERT), read the card with its permit and registration (one
+join), record the decision (one INSERT). Challenges are made and checked without the
+database (hub.verification.challenges); a row is written only when one is used, and the
+primary key makes that insert the arbiter: of two taps racing with one challenge, on either
+database, exactly one inserts the row.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -17,7 +19,8 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from hub.permits.store import Card, Permit, Registration
-from hub.verification.domain import PERMIT_REFUSED, Reason
+from hub.verification import challenges
+from hub.verification.domain import PERMIT_REFUSED
 
 SERIAL_MAX: Final = 32
 """As long as a card serial can be (hub.permits.store.Card)."""
@@ -61,25 +64,24 @@ class WindowDecision(SQLModel, table=True):
 CHALLENGES: Final[sa.Table] = Challenge.__table__  # type: ignore[attr-defined]
 DECISIONS: Final[sa.Table] = WindowDecision.__table__  # type: ignore[attr-defined]
 CHALLENGE_KEPT: Final = timedelta(minutes=10)
-"""Expired challenges are deleted this long after expiry (a late tap is then told `unknown`
-instead of `expired`)."""
+"""A used challenge's row is kept this long after its expiry (after which no hub process,
+whatever its clock, still takes the challenge), then purged."""
+PURGE_EVERY: Final = 1024
+"""One use in this many (per process) also purges the rows past CHALLENGE_KEPT."""
 
 # The statements of every tap are built once: building one costs more than running it.
-_MINE = (CHALLENGES.c.id == sa.bindparam("challenge")) & (
-    CHALLENGES.c.client_id == sa.bindparam("caller")
+_USE_CHALLENGE: Final = sa.text(
+    "INSERT INTO verification_challenge (id, client_id, nonce, created_at, expires_at, used_at)"
+    " VALUES (:id, :client_id, :nonce, :created_at, :expires_at, :used_at)"
+    " ON CONFLICT (id) DO NOTHING RETURNING id"
+).bindparams(
+    *(
+        sa.bindparam(name, type_=CHALLENGES.c[name].type)
+        for name in ("nonce", "created_at", "expires_at", "used_at")
+    )
 )
-_ADD_CHALLENGE: Final = sa.insert(CHALLENGES)
-_DROP_EXPIRED: Final = sa.delete(CHALLENGES).where(
-    CHALLENGES.c.client_id == sa.bindparam("caller"),
-    CHALLENGES.c.expires_at < sa.bindparam("before"),
-)
-_CONSUME: Final = (
-    sa.update(CHALLENGES)
-    .where(_MINE, CHALLENGES.c.used_at.is_(None), CHALLENGES.c.expires_at >= sa.bindparam("now"))
-    .values(used_at=sa.bindparam("used"))
-    .returning(CHALLENGES.c.nonce)
-)
-_WHY_NOT: Final = sa.select(CHALLENGES.c.used_at).where(_MINE)
+_PURGE_USED: Final = sa.delete(CHALLENGES).where(CHALLENGES.c.expires_at < sa.bindparam("before"))
+_uses = itertools.count(1)
 _CARD: Final = (
     select(Card, Permit, Registration)
     .join(Permit, col(Permit.id) == col(Card.permit_id))
@@ -89,34 +91,21 @@ _CARD: Final = (
 _ADD_DECISIONS: Final = sa.insert(DECISIONS)
 
 
-def add_challenge(
-    session: Session, challenge_id: str, client_id: str, nonce: bytes, now: datetime, ttl: timedelta
-) -> datetime:
-    """Store a new challenge and drop the client's long-expired ones; returns its expiry.
-
-    Only the caller's own rows are deleted, so windows do not queue behind each other's
-    clean-up."""
-    session.execute(_DROP_EXPIRED, {"caller": client_id, "before": now - CHALLENGE_KEPT})
-    expires_at = now + ttl
-    row = {"id": challenge_id, "client_id": client_id, "nonce": nonce, "created_at": now}
-    session.execute(_ADD_CHALLENGE, {**row, "expires_at": expires_at})
-    return expires_at
-
-
-def consume_challenge(
-    session: Session, challenge_id: str, client_id: str, now: datetime
-) -> bytes | Reason:
-    """The challenge's nonce, marked used in this transaction; or why it cannot be used.
-    Another client's challenge is `unknown` to the caller."""
-    mine = {"challenge": challenge_id, "caller": client_id}
-    used = session.execute(_CONSUME, {**mine, "now": now, "used": now}).first()
-    if used is not None:
-        nonce: bytes = used.nonce
-        return nonce
-    found = session.execute(_WHY_NOT, mine).first()
-    if found is None:
-        return Reason.CHALLENGE_UNKNOWN
-    return Reason.CHALLENGE_USED if found.used_at is not None else Reason.CHALLENGE_EXPIRED
+def use_challenge(
+    session: Session, challenge: challenges.Challenge, client_id: str, now: datetime
+) -> bool:
+    """Mark `challenge` used by `client_id` in this transaction; False if it was already."""
+    if next(_uses) % PURGE_EVERY == 0:
+        session.execute(_PURGE_USED, {"before": now - CHALLENGE_KEPT})
+    row = {
+        "id": str(challenge.id),
+        "client_id": client_id,
+        "nonce": challenge.nonce,
+        "created_at": challenge.created_at,
+        "expires_at": challenge.expires_at,
+        "used_at": now,
+    }
+    return session.execute(_USE_CHALLENGE, row).first() is not None
 
 
 def card_with_permit(session: Session, serial: str) -> tuple[Card, Permit, Registration] | None:
