@@ -199,21 +199,36 @@ class AuditLog:
 
     key: bytes
 
-    def record(self, session: Session, event: AuditEvent, at: datetime) -> AuditEntry:
+    def record(
+        self,
+        session: Session,
+        event: AuditEvent,
+        at: datetime,
+        *,
+        alongside: bulk.Insert | None = None,
+    ) -> AuditEntry:
         """Append one entry within the caller's transaction, so it commits with what it
-        records; returns the entry as written."""
-        (written,) = self.record_many(session, [event], at)
+        records; returns the entry as written. `alongside`: rows the audited action writes,
+        sent with the entry (see record_many)."""
+        (written,) = self.record_many(session, [event], at, alongside=alongside)
         return AuditEntry(**written, at=_stored(at))
 
     def record_many(
-        self, session: Session, events: Sequence[AuditEvent], at: datetime
+        self,
+        session: Session,
+        events: Sequence[AuditEvent],
+        at: datetime,
+        *,
+        alongside: bulk.Insert | None = None,
     ) -> list[dict[str, Any]]:
         """Append `events` in order within the caller's transaction; returns the rows as
         written (all but their common time, `at`). Two statements however many there are (the
         head advanced; the rows inserted with the head's new MAC set, one data-modifying WITH on
         PostgreSQL, two statements on SQLite, where a statement costs no round trip), so a job
         that changes a million permits writes its million entries at bulk speed, and a request
-        that audits one thing pays two round trips for it.
+        that audits one thing pays two round trips for it. On PostgreSQL the `alongside` INSERT
+        (its rows bound by a name other than "rows") joins the second statement, so a request
+        that writes one row and audits it pays no more; on SQLite it runs just before.
 
         The head is advanced by an UPDATE ... RETURNING and never read through the session's
         identity map: the UPDATE's row lock (BEGIN IMMEDIATE on SQLite) makes concurrent
@@ -232,10 +247,18 @@ class AuditLog:
             previous = mac
         dialect = session.get_bind().dialect
         append = bulk.Insert.of(dialect, AUDIT_LOG, rows, constants={"at": stored})
-        if dialect.name == "postgresql":  # one round trip for both
-            both = f"WITH appended AS ({append.text}) {_SET_HASH_TEXT}"
-            session.execute(append.bound(both), {**append.parameters, "head_hash": previous})
+        if dialect.name == "postgresql":  # one round trip for all
+            along = [] if alongside is None else [alongside]
+            items = [f"alongside AS ({insert.text})" for insert in along]
+            items.append(f"appended AS ({append.text})")
+            text = f"WITH {', '.join(items)} {_SET_HASH_TEXT}"
+            parameters = {"head_hash": previous, **append.parameters}
+            for insert in along:
+                parameters.update(insert.parameters)
+            session.execute(append.bound(text, *along), parameters)
         else:
+            if alongside is not None:
+                session.execute(alongside.bound(), alongside.parameters)
             session.execute(append.bound(), append.parameters)
             session.execute(sa.text(_SET_HASH_TEXT), {"head_hash": previous})
         loaded = session.identity_map.get(identity_key(AuditHead, 1))

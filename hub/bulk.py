@@ -31,16 +31,18 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} in bulk rows")
 
 
-def _source(table: sa.Table, columns: Sequence[str], dialect: Dialect) -> str:
-    """A FROM item named `v` with one row per element of the JSON array `:rows`."""
+def _source(
+    table: sa.Table, columns: Sequence[str], dialect: Dialect, parameter: str = "rows"
+) -> str:
+    """A FROM item named `v` with one row per element of the JSON array `:<parameter>`."""
     if dialect.name == "postgresql":
         typed = ", ".join(
             f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in columns
         )
-        return f"json_to_recordset(CAST(:rows AS json)) AS v({typed})"
+        return f"json_to_recordset(CAST(:{parameter} AS json)) AS v({typed})"
     if dialect.name == "sqlite":
         picked = ", ".join(f"json_extract(value, '$.{name}') AS {name}" for name in columns)
-        return f"(SELECT {picked} FROM json_each(:rows)) AS v"
+        return f"(SELECT {picked} FROM json_each(:{parameter})) AS v"
     raise NotImplementedError(f"bulk rows on {dialect.name}")
 
 
@@ -104,7 +106,10 @@ class Insert:
         returning: Sequence[str] = (),
         computed: Mapping[str, str] | None = None,
         join: str = "",
+        parameter: str = "rows",
     ) -> Insert:
+        """`parameter`: the name the rows are bound by (constants are bound by their column
+        names), distinct for each INSERT sent in one statement."""
         constants = dict(constants or {})
         columns = list(rows[0])
         computed = dict(computed or {})
@@ -118,15 +123,20 @@ class Insert:
         )
         text = (
             f"INSERT INTO {table.name} ({names}) SELECT {values}"
-            f" FROM {_source(table, columns, dialect)} {join}"
+            f" FROM {_source(table, columns, dialect, parameter)} {join}"
         )
         if returning:
             text += " RETURNING " + ", ".join(returning)
-        return cls(table, text, {"rows": _rows(rows), **constants}, tuple(constants))
+        return cls(table, text, {parameter: _rows(rows), **constants}, tuple(constants))
 
-    def bound(self, text: str | None = None) -> Any:
-        """This INSERT, or `text` that contains it, with the constants typed."""
-        return _bound(sa.text(text or self.text), self.table, self.constants)
+    def bound(self, text: str | None = None, *others: Insert) -> Any:
+        """This INSERT, or `text` that contains it and `others`, with every constant typed."""
+        typed = [
+            sa.bindparam(name, type_=insert.table.c[name].type)
+            for insert in (self, *others)
+            for name in insert.constants
+        ]
+        return sa.text(text or self.text).bindparams(*typed)
 
 
 def update_rows(

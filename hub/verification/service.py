@@ -180,27 +180,20 @@ def tap(session: Session, hub: Hub, caller: Principal, request: Tap) -> TapDecis
     holder = None
     if decision is Decision.GRANT and found.permit and found.registration:
         holder = disclosed(session, hub, caller, found.permit, found.registration, tap_id, now)
-    store.add_decisions(
-        session,
-        [
-            {
-                "id": tap_id,
-                "client_id": caller.client_id,
-                "department": caller.department.value,
-                "service": service.code,
-                "card_serial": found.serial,
-                "decision": decision.value,
-                "reasons": [reason.value for reason in found.reasons],
-                "offline": False,
-                "decided_at": now,
-                "recorded_at": now,
-            }
-        ],
-    )
+    row = {
+        "id": tap_id,
+        "client_id": caller.client_id,
+        "department": caller.department.value,
+        "service": service.code,
+        "card_serial": found.serial,
+        "decision": decision.value,
+        "reasons": [reason.value for reason in found.reasons],
+        "offline": False,
+    }
     subject = found.permit.citizen_id_hash if found.permit else None
     outcome = audit_outcome(decision, found.reasons)
     event = actor_of(caller).did(TAP_ACTION, outcome, subject, purpose_of(service.code))
-    hub.audit.record(session, event, now)
+    hub.audit.record(session, event, now, alongside=store.decision_insert(session, row, now))
     return TapDecision(tap_id, decision, found.reasons, service, now, holder)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from hub import bulk
 from hub.permits.store import Card, Permit, Registration
 from hub.verification import challenges
 from hub.verification.domain import PERMIT_REFUSED
@@ -112,6 +113,14 @@ def card_with_permit(session: Session, serial: str) -> tuple[Card, Permit, Regis
     """A card, its permit and the registration behind it, in one query."""
     row = session.execute(_CARD, {"serial": serial}).first()
     return None if row is None else (row[0], row[1], row[2])
+
+
+def decision_insert(session: Session, row: Mapping[str, Any], at: datetime) -> bulk.Insert:
+    """The INSERT of one decision made at `at`, for the audit to send with its entry
+    (AuditLog.record's `alongside`)."""
+    dialect = session.get_bind().dialect
+    times = {"decided_at": at, "recorded_at": at}
+    return bulk.Insert.of(dialect, DECISIONS, [row], constants=times, parameter="decisions")
 
 
 def add_decisions(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
