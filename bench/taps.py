@@ -30,10 +30,12 @@ at half load). bench/common.py's machinery, as bench/registry.py uses it:
   challenges are created last, seconds before the round; they are good for 60 s.
 - A round is POST /verification/v1/taps (service compulsory-education, which education's
   windows grant to a valid permit; the agreement in force discloses the holder record, so the
-  whole grant path runs) and GET /healthz, order reversed every other round; the figure is the
-  median of the per-round ratios of per-core rates, the rounds the least disturbed ones, as
-  in bench/tokens.py. Every answer is checked in the script's `response`: a tap must be a 200
-  with "decision":"grant", healthz a 200, or the run fails. The deck is sized 1.5x the fastest
+  whole grant path runs) and GET /healthz, order reversed every other round, then GET
+  /verification/v1/issuing-keys, one SELECT in a unit of work (the floor of any route that
+  touches the database); the figure is the median of the per-round ratios of per-core rates,
+  the rounds the least disturbed ones, as in bench/tokens.py. Every answer is checked in the
+  script's `response`: a tap must be a 200 with "decision":"grant", the GETs 200s, or the run
+  fails. The deck is sized 1.5x the fastest
   rate seen; a round that runs out of bodies (wrk is then sent to /healthz, told apart by its
   body) is void and measured again with a bigger deck.
 - Latency at half load: wrk keeps 32 connections busy, so its latencies are those of a
@@ -122,6 +124,7 @@ SCOPE = "verification:tap"
 SERVICE = "compulsory-education"  # education's; a valid permit, no minimum residence
 TAPS = "/verification/v1/taps"
 HEALTHZ = "/healthz"
+FLOOR = "/verification/v1/issuing-keys"  # one SELECT in a unit of work: any database route's floor
 GRANT = b'"decision":"grant"'
 TOKEN_TTL_SECONDS = 3600
 TARGET_RATIO = 0.50  # taps / healthz, per core
@@ -396,7 +399,7 @@ class Tally:
 
 
 class Runner:
-    """Runs wrk rounds of taps (each with a fresh deck) and of healthz."""
+    """Runs wrk rounds of taps (each with a fresh deck), of healthz and of the floor."""
 
     def __init__(self, load: Load, deck: Deck, window: Principal, bearer: str, workdir: Path):
         self.load, self.deck, self.window, self.workdir = load, deck, window, workdir
@@ -405,6 +408,7 @@ class Runner:
         self.fastest = 0.0  # taps per wall-clock second, the best seen
         self.void = 0  # rounds that ran out of bodies
         self.healthz = Target(f"GET {HEALTHZ}", "GET", HEALTHZ, bearer)
+        self.floor = Target(f"GET {FLOOR}", "GET", FLOOR, bearer)
 
     def deal(self, count: int) -> Target:
         path = self.workdir / "taps.jsonl"
@@ -438,10 +442,11 @@ class Runner:
 class Cycle:
     taps: Round
     healthz: Round
+    floor: Round
 
     @property
     def disturbance(self) -> float:
-        return max(self.taps.machine_others, self.healthz.machine_others)
+        return max(r.machine_others for r in (self.taps, self.healthz, self.floor))
 
     @property
     def ratio(self) -> float:
@@ -466,6 +471,10 @@ class RateResults:
         return statistics.median(c.taps.rate / c.healthz.rate for c in self.cycles)
 
     @property
+    def floor_ratio(self) -> float:
+        return statistics.median(c.floor.core_rate / c.healthz.core_rate for c in self.cycles)
+
+    @property
     def taps_per_core(self) -> float:
         return statistics.median(r.core_rate for r in self.column("taps"))
 
@@ -477,7 +486,7 @@ class RateResults:
         return common.round_warnings(
             [cycle.disturbance for cycle in self.cycles],
             self.attempts,
-            [(name, self.column(name)) for name in ("taps", "healthz")],
+            [(name, self.column(name)) for name in ("taps", "healthz", "floor")],
         )
 
 
@@ -503,10 +512,11 @@ def measure_rate(runner: Runner, *, rounds: int, seconds: int, warmup: int) -> R
         else:
             healthz = runner.load.run(runner.healthz, seconds)
             taps = runner.taps(target, seconds)
+        floor = runner.load.run(runner.floor, seconds)
         if taps is None:
             print(f"  round {attempt + 1}: the deck ran out; void, measured again", flush=True)
             continue
-        cycle = Cycle(taps, healthz)
+        cycle = Cycle(taps, healthz, floor)
         cycles.append(cycle)
         print(
             f"  round {attempt + 1}, per core: taps {taps.core_rate:,.0f}/s,"
@@ -989,7 +999,8 @@ def rate_table(results: RateResults) -> list[tuple[str, ...]]:
             *common.OTHERS_COLUMNS,
         )
     ]
-    for name, key in ((f"POST {TAPS}", "taps"), (f"GET {HEALTHZ}", "healthz")):
+    endpoints = (f"POST {TAPS}", "taps"), (f"GET {HEALTHZ}", "healthz"), (f"GET {FLOOR}", "floor")
+    for name, key in endpoints:
         rounds = results.column(key)
         rows.append(
             (
@@ -1055,6 +1066,16 @@ def rate_findings(
         f" clock {results.wall_ratio:.3f}), the median of {len(results.cycles)} per-round"
         f" ratios: a tap costs {1 / results.ratio:.1f} GET /healthz."
         f" Target >= {TARGET_RATIO:.2f}: {verdict(results.ratio >= TARGET_RATIO)}.",
+        f"For scale, GET {FLOOR} (one SELECT in a unit of work, through the DbSession"
+        f" dependency every database route uses) / healthz = {results.floor_ratio:.3f}:"
+        " opening and committing a transaction with one statement costs a worker"
+        f" {1 / results.floor_ratio:.1f} GET /healthz"
+        + (
+            f", so no route that touches the database, let alone a tap (four statements and a"
+            f" commit), can reach {TARGET_RATIO:.2f} on this stack (FastAPI, SQLAlchemy, psycopg)."
+            if results.floor_ratio < TARGET_RATIO
+            else "."
+        ),
         f"CPU per tap: {per_tap:,.0f} µs of the worker (GET /healthz: {per_get:,.0f} µs) and"
         f" {database:,.0f} µs of the scratch database's PostgreSQL backends.",
         f"At half load ({latency.rate:,.0f} taps/s, open loop): p50 {taps.percentile_ms(0.5):.2f}"
