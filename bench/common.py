@@ -286,6 +286,32 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
 
 
+class ProcessesCpu:
+    """CPU seconds so far of the processes `picks` chooses (by pid), as a counter that never
+    goes back. Summing the processes alive at each reading went negative when they come and
+    go (a connection pool opening and closing PostgreSQL backends under load): here a process
+    that exits keeps what it was counted (its last moments are lost: an undercount), and one
+    seen for the first time is counted whole (it started since the last reading)."""
+
+    def __init__(self, picks: Callable[[int], bool]) -> None:
+        self._picks = picks
+        self._seen: dict[int, float] = {}
+        self._total = 0.0
+
+    def __call__(self) -> float:
+        current: dict[int, float] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                pid = int(entry.name)
+                with contextlib.suppress(OSError):
+                    if self._picks(pid):
+                        current[pid] = process_cpu_seconds(pid)
+        for pid, seconds in current.items():
+            self._total += seconds - self._seen.get(pid, 0.0)
+        self._seen = current
+        return self._total
+
+
 def children_cpu_seconds() -> float:
     """CPU time of finished children: around one wrk run, that run's CPU time."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -204,21 +204,11 @@ def bench_app() -> FastAPI:
 # --- database --------------------------------------------------------------------------
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU time of the PostgreSQL server processes (named postgres) that are running now."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.find("(") + 1 : stat.rfind(")")]
-        if name == "postgres" or name.startswith("postgres:"):
-            fields = stat.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / common.CLOCK_TICK
-    return total
+def is_postgres(pid: int) -> bool:
+    """A PostgreSQL server process (named postgres)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    name = stat[stat.find("(") + 1 : stat.rfind(")")]
+    return name == "postgres" or name.startswith("postgres:")
 
 
 @dataclass(frozen=True)
@@ -536,7 +526,7 @@ def run(
     script = workdir / "request.lua"
     script.write_text(WRK_SCRIPT)
     helpers: Callable[[], float] | None = (
-        postgres_cpu_seconds if database.key == "postgresql" else None
+        common.ProcessesCpu(is_postgres) if database.key == "postgresql" else None
     )
     people, tally = People(), Tally()
     print(f"{database.description}; server at {base_url}", flush=True)

@@ -762,17 +762,11 @@ def database_cpu(url: str) -> Callable[[], float]:
     and so are the cluster's shared background processes."""
     title = f" {make_url(url).database} ".encode()
 
-    def seconds() -> float:
-        total = 0.0
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    command = (entry / "cmdline").read_bytes()
-                    if command.startswith(b"postgres: ") and title in command:
-                        total += common.process_cpu_seconds(int(entry.name))
-        return total
+    def serves_scratch(pid: int) -> bool:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return command.startswith(b"postgres: ") and title in command
 
-    return seconds
+    return common.ProcessesCpu(serves_scratch)
 
 
 def _cpu_of_named(name: str) -> float:
