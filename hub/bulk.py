@@ -18,11 +18,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
+from typing_extensions import Unpack
 
 
 def _encode(value: Any) -> Any:
@@ -57,32 +58,30 @@ def _rows(rows: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_encode)
 
 
+class InsertOptions(TypedDict, total=False):
+    """Insert.of's keyword arguments."""
+
+    constants: Mapping[str, Any] | None
+    returning: Sequence[str]
+    computed: Mapping[str, str] | None
+    join: str
+    parameter: str
+
+
 def insert_rows(
     session: Session,
     table: sa.Table,
     rows: Sequence[Mapping[str, Any]],
-    *,
-    constants: Mapping[str, Any] | None = None,
-    returning: Sequence[str] = (),
-    computed: Mapping[str, str] | None = None,
-    join: str = "",
+    **options: Unpack[InsertOptions],
 ) -> Sequence[sa.Row[Any]]:
     """INSERT `rows` (dicts with the same keys) plus `constants` into `table`; returns the
     `returning` columns of the new rows, in no particular order. `computed` columns are SQL
     expressions over the rows (`v`) and the `join`ed tables, evaluated by the database."""
     if not rows:
         return []
-    statement = Insert.of(
-        session.get_bind().dialect,
-        table,
-        rows,
-        constants=constants,
-        returning=returning,
-        computed=computed,
-        join=join,
-    )
+    statement = Insert.of(session.get_bind().dialect, table, rows, **options)
     result = session.execute(statement.bound(), statement.parameters)
-    return result.all() if returning else []
+    return result.all() if options.get("returning") else []
 
 
 @dataclass(frozen=True)
