@@ -74,17 +74,19 @@ class HubClient:
     def _request(self, method: str, path: str, body: Any) -> httpx.Response:
         """One call; a 401 (the token expired early, was revoked, its key rotated out) gets
         one more try with a new token."""
-        for attempt in (1, 2):
-            headers = {"Authorization": f"Bearer {self._access_token()}"}
-            try:
-                answer = self._http.request(method, path, json=body, headers=headers)
-            except httpx.HTTPError as error:
-                raise HubUnreachable(str(error)) from None
-            if answer.status_code != 401 or attempt == 2:
-                return answer
+        answer = self._send(method, path, body)
+        if answer.status_code == 401:
             with self._lock:
                 self._token = None
-        raise AssertionError("unreachable")
+            answer = self._send(method, path, body)
+        return answer
+
+    def _send(self, method: str, path: str, body: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._access_token()}"}
+        try:
+            return self._http.request(method, path, json=body, headers=headers)
+        except httpx.HTTPError as error:
+            raise HubUnreachable(str(error)) from None
 
     def _access_token(self) -> str:
         with self._lock:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -409,3 +410,20 @@ def test_the_card_writer_commands(
     assert refused.returncode == 1 and "the hub refused" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert load_card(card_file).record == record
+
+
+def test_the_hub_client_takes_a_new_token_once_when_its_token_is_refused(
+    live: LoopbackServer, window: Window
+) -> None:
+    client = window.client
+    assert client.get("/verification/v1/catalogue")["services"]
+    first = client._token  # the token it holds now, to revoke behind its back
+    assert first is not None
+    revoked = httpx.post(
+        f"{live.url}/oauth/revoke",
+        data={"token": first},
+        auth=(window.client_id, window.secret),
+    )
+    assert revoked.status_code == 200
+    assert client.get("/verification/v1/catalogue")["services"]  # 401, a new token, the answer
+    assert client._token not in (None, first)
