@@ -130,12 +130,10 @@ class Insert:
 
     def bound(self, text: str | None = None, *others: Insert) -> Any:
         """This INSERT, or `text` that contains it and `others`, with every constant typed."""
-        typed = [
-            sa.bindparam(name, type_=insert.table.c[name].type)
-            for insert in (self, *others)
-            for name in insert.constants
-        ]
-        return sa.text(text or self.text).bindparams(*typed)
+        statement = sa.text(text or self.text)
+        for insert in (self, *others):
+            statement = _bound(statement, insert.table, insert.constants)
+        return statement
 
 
 def update_rows(
