@@ -32,9 +32,7 @@ from urllib.parse import quote
 import httpx
 
 from hub.app import Hub, build_hub
-from hub.auth.domain import ClientKind
-from hub.auth.service import NewClient, add_client
-from hub.db import unit_of_work
+from hub.auth.service import NewClient
 from hub.migrate import upgrade
 from hub.permits.identity import CitizenId
 from hub.settings import load_settings
@@ -121,25 +119,9 @@ def register_client(department: str, scopes: list[str]) -> NewClient:
     hub = build_hub(settings)
     try:
         hub.prepare()
-        return add_bench_client(hub, department, scopes)
+        return hub.add_client(department=department, scopes=scopes)
     finally:
         hub.engine.dispose()
-
-
-def add_bench_client(
-    hub: Hub, department: str, scopes: list[str], kind: ClientKind = ClientKind.DEPARTMENT
-) -> NewClient:
-    """`hub clients add` on a prepared hub: a client with a secret (client_secret_basic)."""
-    with unit_of_work(hub.engine) as session:
-        return add_client(
-            session,
-            hub.audit,
-            hub.keyring.derive("client-secret"),
-            hub.clock.now(),
-            department=department,
-            scopes=scopes,
-            kind=kind,
-        )
 
 
 def holder_registration(

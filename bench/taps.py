@@ -385,7 +385,7 @@ def window_principal(client: NewClient) -> Principal:
 def add_window_terminal(hub: Hub) -> NewClient:
     """A service-window terminal of education with the tap scope (`hub clients add
     --department education --scopes verification:tap --terminal`)."""
-    return common.add_bench_client(hub, "education", [SCOPE], ClientKind.WINDOW_TERMINAL)
+    return hub.add_client(department="education", scopes=[SCOPE], kind=ClientKind.WINDOW_TERMINAL)
 
 
 # --- part 1: rate ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from typing_extensions import Unpack
 
 from hub import problems
 from hub.audit import AuditLog
@@ -27,6 +28,7 @@ from hub.auth.guard import (
 )
 from hub.auth.keys import ensure_signing_key
 from hub.auth.server import HubAuthorizationServer
+from hub.auth.service import ClientSpec, NewClient, add_client
 from hub.auth.state import AuthState
 from hub.card import api as card_api
 from hub.card import issuing
@@ -86,6 +88,12 @@ class Hub:
         """Makes and checks tap challenges (hub.verification.challenges); asked at every tap,
         so derived once."""
         return self.keyring.derive(challenges.KEY_PURPOSE)
+
+    def add_client(self, **spec: Unpack[ClientSpec]) -> NewClient:
+        """`hub clients add`: register a client (audited) in a unit of work of its own."""
+        with unit_of_work(self.engine) as session:
+            secret_key = self.auth_state.secret_key  # keyring.derive("client-secret")
+            return add_client(session, self.audit, secret_key, self.clock.now(), **spec)
 
     @property
     def card_key_password(self) -> bytes:

@@ -104,26 +104,20 @@ def clients_add(
     """Register a client; a secret is printed once and stored only hashed."""
     from hub.app import build_hub
     from hub.auth.domain import ClientKind
-    from hub.auth.service import ClientSpecError, add_client, parse_jwks
-    from hub.db import unit_of_work
+    from hub.auth.service import ClientSpecError, parse_jwks
 
     if secret and jwks_file:
         _fail("give either --secret or --jwks-file, not both")
     hub = build_hub(_settings())
     try:
         jwks = parse_jwks(jwks_file.read_text()) if jwks_file else None
-        with unit_of_work(hub.engine) as session:
-            created = add_client(
-                session,
-                hub.audit,
-                hub.keyring.derive("client-secret"),
-                hub.clock.now(),
-                department=department,
-                scopes=_scope_list(scopes),
-                kind=ClientKind.WINDOW_TERMINAL if terminal else ClientKind.DEPARTMENT,
-                jwks=jwks,
-                client_id=client_id,
-            )
+        created = hub.add_client(
+            department=department,
+            scopes=_scope_list(scopes),
+            kind=ClientKind.WINDOW_TERMINAL if terminal else ClientKind.DEPARTMENT,
+            jwks=jwks,
+            client_id=client_id,
+        )
     except ClientSpecError as exc:
         _fail(str(exc))
     click.echo(f"client_id: {created.client_id}")

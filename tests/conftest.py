@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from hub.app import Hub, create_app
 from hub.audit import Actor
 from hub.auth.domain import ClientKind
-from hub.auth.service import NewClient, add_client
+from hub.auth.service import NewClient
 from hub.clock import FixedClock
 from hub.db import make_engine, unit_of_work
 from hub.migrate import upgrade
@@ -154,17 +154,7 @@ def register_client(hub: Hub) -> RegisterClient:
         jwks: dict[str, Any] | None = None,
         kind: ClientKind = ClientKind.DEPARTMENT,
     ) -> NewClient:
-        with unit_of_work(hub.engine) as session:
-            return add_client(
-                session,
-                hub.audit,
-                hub.keyring.derive("client-secret"),
-                hub.clock.now(),
-                department=department,
-                scopes=list(scopes),
-                jwks=jwks,
-                kind=kind,
-            )
+        return hub.add_client(department=department, scopes=list(scopes), jwks=jwks, kind=kind)
 
     return register
 

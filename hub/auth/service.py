@@ -6,11 +6,12 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlmodel import Session
+from typing_extensions import Unpack
 
 from hub.audit import AuditEvent, AuditLog
 from hub.auth import keys as signing
@@ -45,19 +46,22 @@ def parse_jwks(text: str) -> dict[str, Any]:
     return {"keys": [key.as_dict(private=False) for key in key_set.keys]}
 
 
+class ClientSpec(TypedDict):
+    """What `hub clients add` is told about a new client."""
+
+    department: str
+    scopes: list[str]
+    kind: NotRequired[ClientKind]  # DEPARTMENT unless given
+    jwks: NotRequired[dict[str, Any] | None]  # private_key_jwt; without, a secret
+    client_id: NotRequired[str | None]  # generated unless given
+
+
 def add_client(
-    session: Session,
-    audit: AuditLog,
-    secret_key: bytes,
-    now: datetime,
-    *,
-    department: str,
-    scopes: list[str],
-    kind: ClientKind = ClientKind.DEPARTMENT,
-    jwks: dict[str, Any] | None = None,
-    client_id: str | None = None,
+    session: Session, audit: AuditLog, secret_key: bytes, now: datetime, **spec: Unpack[ClientSpec]
 ) -> NewClient:
     """Register a client; with no JWKS it gets a secret, shown once and stored only hashed."""
+    department, scopes, jwks = spec["department"], spec["scopes"], spec.get("jwks")
+    kind = spec.get("kind", ClientKind.DEPARTMENT)
     try:
         owner = Department(department)
     except ValueError:
@@ -66,7 +70,7 @@ def add_client(
     unknown = unknown_scopes(scopes)
     if unknown or not scopes:
         raise ClientSpecError(f"unknown or missing scopes: {', '.join(unknown) or '(none)'}")
-    client_id = client_id or f"{owner.value}-{secrets.token_hex(6)}"
+    client_id = spec.get("client_id") or f"{owner.value}-{secrets.token_hex(6)}"
     if session.get(OAuthClient, client_id) is not None:
         raise ClientSpecError(f"a client {client_id!r} exists already")
     secret = None if jwks else secrets.token_urlsafe(32)

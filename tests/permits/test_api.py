@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.app import Hub
-from hub.auth.service import add_client
 from hub.clock import FixedClock
 from hub.db import unit_of_work
 from tests.auth.helpers import access_token, bearer
@@ -103,15 +102,7 @@ def test_endorsement_in_the_window_extends_by_a_year(
 
 def _fresh(app_client: TestClient) -> dict[str, str]:
     hub: Hub = app_client.app.state.hub  # type: ignore[attr-defined]
-    with unit_of_work(hub.engine) as session:
-        new = add_client(
-            session,
-            hub.audit,
-            hub.keyring.derive("client-secret"),
-            hub.clock.now(),
-            department="public-security",
-            scopes=["registry:read", "registry:write"],
-        )
+    new = hub.add_client(department="public-security", scopes=["registry:read", "registry:write"])
     return bearer(access_token(app_client, new))
 
 
