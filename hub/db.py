@@ -13,11 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
+
+INT_MAX: Final = 2**31 - 1
+"""The largest value of an INTEGER column on PostgreSQL (int4): sequence numbers, versions and
+ids the hub stores. A path or body integer compared with such a column is bounded by it at the
+edge, so an out-of-range number is a 4xx, never a driver error."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
