@@ -40,6 +40,7 @@ from hub.connectors.config import DepartmentLink, load_departments
 from hub.connectors.relay import Relay, start_relay, stop_relay
 from hub.connectors.terms import ExchangeTerms
 from hub.db import make_engine, unit_of_work
+from hub.edge import Edge
 from hub.jobs import build_scheduler
 from hub.keyring import Keyring, load_keyring
 from hub.permits import api as permits_api
@@ -260,9 +261,7 @@ def create_app(
     app.state.authorization_server = hub.authorization_server
     problems.install(app)
     app.add_middleware(
-        problems.BodyLimit,
-        limit=settings.max_body_bytes,
-        default_language=settings.default_language,
+        Edge, limit=settings.max_body_bytes, default_language=settings.default_language
     )
     app.include_router(auth_api.router)
     app.include_router(permits_api.router)

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+import psycopg
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Engine, ExceptionContext, make_url
 from sqlmodel import Session, create_engine
 
 INT_MAX: Final = 2**31 - 1
@@ -26,14 +27,64 @@ edge, so an out-of-range number is a 4xx, never a driver error."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine whose errors never carry the values of a statement.
+
+    Bound parameters hold citizens' names, addresses and sealed ID numbers, and a database
+    error ends up in a log with its traceback: SQLAlchemy leaves them out of its messages
+    (`hide_parameters`), and PostgreSQL's own sentences are left out too (see
+    `_without_server_text`).
+    """
+    kwargs["hide_parameters"] = True
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        event.listen(engine, "handle_error", _without_server_text)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
     _configure_sqlite(engine)
     return engine
+
+
+def _without_server_text(context: ExceptionContext) -> exc.DBAPIError | None:
+    """The error PostgreSQL answered a statement with, told by its SQLSTATE and the names it
+    concerns (table, column, constraint, type) instead of the server's sentences.
+
+    Those sentences quote data: a constraint's DETAIL is "Failing row contains (...)", the whole
+    row with its personal fields; a unique violation's is the key; a message about a bad value
+    may quote the value. The exception class still says what happened (CheckViolation,
+    NumericValueOutOfRange) and `orig.diag` still holds every field for code that needs them.
+    Errors raised before the server answered (a refused connection, a NUL the driver will not
+    send) are psycopg's own words, without data, and stay as they are.
+    """
+    orig = context.original_exception
+    wrapped = context.sqlalchemy_exception
+    if not isinstance(orig, psycopg.Error) or orig.pgresult is None:
+        return None
+    if not isinstance(wrapped, exc.DBAPIError):
+        return None
+    diag = orig.diag
+    names = [
+        f"{label} {name}"
+        for label, name in (
+            ("table", diag.table_name),
+            ("column", diag.column_name),
+            ("constraint", diag.constraint_name),
+            ("type", diag.datatype_name),
+        )
+        if name
+    ]
+    orig.args = (", ".join([f"SQLSTATE {orig.sqlstate}", *names]),)
+    return type(wrapped)(
+        wrapped.statement,
+        wrapped.params,
+        orig,
+        hide_parameters=wrapped.hide_parameters,
+        connection_invalidated=wrapped.connection_invalidated,
+        code=wrapped.code,
+        ismulti=wrapped.ismulti,
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -49,6 +100,18 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "handle_error", _integer_overflow_as_data_error)
+
+
+def _integer_overflow_as_data_error(context: ExceptionContext) -> exc.DataError | None:
+    """sqlite3 refuses an integer beyond 64 bits with a bare OverflowError before the statement
+    runs; it is the same fault as PostgreSQL's "integer out of range", so it is raised as the
+    same DataError and answered the same way (a 422, hub.problems)."""
+    orig = context.original_exception
+    if not isinstance(orig, OverflowError):
+        return None
+    return exc.DataError(context.statement, context.parameters, orig, hide_parameters=True)
 
 
 @contextmanager

@@ -7,18 +7,19 @@ itself so a person can look it up) and a title in Chinese and English. The langu
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core.core_schema import ErrorType
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import Route
 
 Language = Literal["zh-CN", "en"]
 MEDIA_TYPE = "application/problem+json"
@@ -161,10 +162,22 @@ def negotiate_language(header: str | None, default: Language) -> Language:
     return best[1] if best else default
 
 
+def route_template(request: Request) -> str | None:
+    """The path template of the route the request matched, as OpenAPI names it
+    (`/registry/v1/permits/{permit_id}`); None when no route matched.
+
+    This, not the path as sent, is a problem's `instance` and what a log line names: a path
+    holds what the caller typed, and a citizen ID typed where a permit id belongs must not come
+    back in the answer or go into a log. The template still says which operation failed.
+    """
+    route = request.scope.get("route")
+    return route.path_format if isinstance(route, Route) else None
+
+
 def problem_response(request: Request, problem: Problem) -> JSONResponse:
     default: Language = getattr(request.app.state, "default_language", "zh-CN")
     language = negotiate_language(request.headers.get("accept-language"), default)
-    body = problem.render(language, instance=request.url.path)
+    body = problem.render(language, instance=route_template(request))
     headers = {"Content-Language": language, "Vary": "Accept-Language", **problem.headers}
     return JSONResponse(body, status_code=body["status"], headers=headers, media_type=MEDIA_TYPE)
 
@@ -255,7 +268,46 @@ def _pointer(location: Sequence[Any], document: Any, missing: bool) -> str:
             steps.append(str(part))
         elif missing and index == len(location) - 1:
             steps.append(str(part))
+    return json_pointer(steps)
+
+
+def json_pointer(steps: Iterable[str]) -> str:
+    """The RFC 6901 pointer of `steps` ('~' written '~0', '/' written '~1')."""
     return "".join("/" + step.replace("~", "~0").replace("/", "~1") for step in steps)
+
+
+# Pydantic messages of its own that quote the input: a discriminated union's tag ("Input tag
+# '<tag>' found using ...") and the offending character of a UUID. Worded without it.
+_EN_MESSAGES = {
+    "union_tag_invalid": "Input tag does not match any of the expected tags: {expected_tags}",
+    "uuid_parsing": "Input should be a valid UUID",
+}
+_BUILT_IN_TYPES = frozenset(get_args(ErrorType))
+_QUOTABLE_LENGTH = 4  # shorter inputs ("1", "ab") would blank out words and numbers by chance
+
+
+def _english_message(error: Mapping[str, Any]) -> str:
+    """Pydantic's English message, never quoting the input.
+
+    Pydantic's other built-in messages state the rule (a limit, a pattern, the expected values),
+    not the value. A validator's own message (`value_error`, a custom error type) is the
+    hub's wording, which does not quote the value either; should one slip, the input is cut
+    out of it here.
+    """
+    kind = str(error.get("type"))
+    template = _EN_MESSAGES.get(kind)
+    if template is not None:
+        try:
+            return template.format(**error.get("ctx", {}))
+        except (KeyError, IndexError, ValueError):
+            return template.split(":", 1)[0]
+    message = str(error.get("msg", "Invalid value"))
+    value = error.get("input")
+    if kind in _BUILT_IN_TYPES and kind not in ("value_error", "assertion_error"):
+        return message
+    if isinstance(value, str) and len(value) >= _QUOTABLE_LENGTH:
+        return message.replace(value, "…")
+    return message
 
 
 def field_errors(errors: Sequence[Any], body: Any = _NO_DOCUMENT) -> list[FieldError]:
@@ -269,7 +321,7 @@ def field_errors(errors: Sequence[Any], body: Any = _NO_DOCUMENT) -> list[FieldE
     out: list[FieldError] = []
     for error in errors:
         location = tuple(error.get("loc", ()))
-        english = str(error.get("msg", "Invalid value"))
+        english = _english_message(error)
         text = Text(_zh_message(error, english), english)
         if location and location[0] == "body":
             missing = error.get("type") == "missing"
@@ -354,8 +406,46 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(request, Problem(INTERNAL_ERROR))
+    """A 500 that ends the connection.
+
+    Starlette's ServerErrorMiddleware sends this answer and then re-raises the exception to the
+    server, and uvicorn closes a connection whose request raised, whether the answer said so or
+    not. `Connection: close` says so, so that a keep-alive client opens a new connection for its
+    next request instead of sending it down one that is closing.
+    """
+    route = route_template(request) or "(no route)"
+    log.exception("unhandled error on %s %s", request.method, route, exc_info=exc)
+    problem = Problem(INTERNAL_ERROR, headers={"Connection": "close"})
+    return problem_response(request, problem)
+
+
+# Data exceptions (SQLSTATE class 22) that can only come from a value the request carried: the
+# routes bound what they read (hub.db.INT_MAX, lengths), and this is the net under a bound that
+# is missing. psycopg refuses a NUL in text before sending it (no SQLSTATE), and hub.db raises
+# SQLite's 64-bit overflow as 22003 too.
+_REFUSED_VALUES = {
+    "22001": Text(
+        "请求中的文本超出平台可存储的长度", "A text in the request is longer than the hub stores"
+    ),
+    "22003": Text(
+        "请求中的数值超出平台可存储的范围",
+        "A number in the request is outside the range the hub stores",
+    ),
+    None: Text("请求中的值无法存储", "A value in the request cannot be stored"),
+}
+
+
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refused is a 422, not a 500; any other data exception is a fault
+    of the hub's own and answered as one."""
+    assert isinstance(exc, DataError)
+    state = "22003" if isinstance(exc.orig, OverflowError) else getattr(exc.orig, "sqlstate", None)
+    detail = _REFUSED_VALUES.get(state)
+    if detail is None:
+        return await _on_unexpected(request, exc)
+    route = route_template(request) or "(no route)"
+    log.warning("the database refused a value on %s %s: %s", request.method, route, exc.orig)
+    return problem_response(request, Problem(VALIDATION_FAILED, detail))
 
 
 def install(app: FastAPI) -> None:
@@ -363,90 +453,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(Exception, _on_unexpected)
-
-
-class BodyLimit:
-    """ASGI middleware that refuses a body over `limit` bytes with a 413 problem.
-
-    The body is buffered (it is at most `limit` bytes) so that a chunked upload without
-    Content-Length is held to the same limit before any handler sees a byte of it. A declared
-    Content-Length over the limit is refused before a byte is read.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int, default_language: Language) -> None:
-        self.app = app
-        self.limit = limit
-        self.default_language = default_language
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            # A non-numeric length never gets past uvicorn's parser; should another server
-            # pass one on, the body's size is unknown and refusing it is the safe answer.
-            await self._refuse(scope, send, headers)
-            return
-        if declared is None and b"transfer-encoding" not in headers and _framed_by_headers(scope):
-            # HTTP/1.x (RFC 9112 §6.3): no Content-Length and no Transfer-Encoding means no
-            # body at all, so a GET pays nothing for the limit.
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, send, headers)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Scope, send: Send, headers: dict[bytes, bytes]) -> None:
-        accept = headers.get(b"accept-language", b"").decode("latin-1")
-        language = negotiate_language(accept, self.default_language)
-        detail = Text(
-            f"请求体不得超过 {self.limit} 字节", f"The body must not exceed {self.limit} bytes"
-        )
-        body = Problem(PAYLOAD_TOO_LARGE, detail).render(language, instance=scope.get("path"))
-        payload = json.dumps(body, ensure_ascii=False).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"content-language", language.encode()),
-                    (b"vary", b"Accept-Language"),
-                    # The rest of the body is left unread: the connection cannot be reused.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
-
-
-def _framed_by_headers(scope: Scope) -> bool:
-    """Whether headers alone say if a body follows: HTTP/1.x yes; HTTP/2 and 3 send bodies
-    as frames that may come with neither header, so there the body is always counted."""
-    return str(scope.get("http_version", "1.1")).startswith("1.")

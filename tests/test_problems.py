@@ -11,33 +11,38 @@ import asyncio
 import base64
 import json
 import random
+import socket
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import httpx
 import pytest
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 from starlette.types import Message, Receive, Scope, Send
 
 from hub.app import create_app
 from hub.auth.guard import public
 from hub.clock import FixedClock
+from hub.edge import Edge
 from hub.problems import (
     MEDIA_TYPE,
     NOT_FOUND,
     PROBLEM_TYPES,
-    BodyLimit,
     Language,
     Problem,
     negotiate_language,
 )
 from hub.settings import Settings
+from tests.servers import LoopbackServer
 
 SMALL_LIMIT = 1_024
 SECRET = "do-not-leak-110101199003077777"
+CITIZEN_ID = "11010119900307777X"  # typed by a caller where an id or a code belongs
 
 
 class Address(BaseModel):
@@ -57,6 +62,26 @@ class Applicant(BaseModel):
     address: Address
     items: list[int] = Field(max_length=5)
     reference: int | str | None = None
+
+
+class Employment(BaseModel):
+    kind: Literal["employment"]
+
+
+class Study(BaseModel):
+    kind: Literal["study"]
+
+
+def _on_file(value: str) -> str:
+    """A validator whose message carelessly quotes the value."""
+    raise ValueError(f"{value} is not on file")
+
+
+class Claim(BaseModel):
+    """A discriminated union and a validator of the hub's own: messages that could quote input."""
+
+    proof: Annotated[Employment | Study, Field(discriminator="kind")]
+    reference: Annotated[str, AfterValidator(_on_file)] = "ok"
 
 
 BuildApp = Callable[..., FastAPI]
@@ -91,9 +116,21 @@ def build_app(settings: Settings, engine: Engine, clock: FixedClock) -> BuildApp
             body = await request.body()
             return {"size": len(body), "chunked": "transfer-encoding" in request.headers}
 
-        @app.get("/crash")
+        @app.get("/people/{person_id}")
         @public
-        async def crash() -> None:
+        async def person(
+            person_id: uuid.UUID, role: Literal["holder", "guardian"] = "holder"
+        ) -> dict[str, str]:
+            return {"id": str(person_id), "role": role}
+
+        @app.post("/claims")
+        @public
+        async def claims(claim: Claim) -> dict[str, Any]:
+            return claim.model_dump()
+
+        @app.get("/crash/{who}")
+        @public
+        async def crash(who: str) -> None:
             raise RuntimeError(SECRET)
 
         @app.get("/conflict")
@@ -371,10 +408,49 @@ def test_ties_go_to_the_earlier_range_and_other_parameters_are_skipped(
 # --- routing --------------------------------------------------------------------------------
 
 
+def test_instance_is_the_route_template_never_the_path_as_sent(client: TestClient) -> None:
+    """A citizen ID typed into a path must not come back: `instance` names the operation."""
+    response = client.get(f"/people/{CITIZEN_ID}", params={"role": CITIZEN_ID})
+    body = assert_problem(response, 422, "validation-failed")
+    assert body["instance"] == "/people/{person_id}"
+    details = {error["parameter"]: error["detail"] for error in body["errors"]}
+    assert details == {
+        "person_id": "Input should be a valid UUID",  # pydantic's names the offending character
+        "role": "Input should be 'holder' or 'guardian'",
+    }
+    assert CITIZEN_ID not in response.text
+
+
+def test_integer_parameters_do_not_echo_a_citizen_id(client: TestClient) -> None:
+    response = client.get("/search", params={"limit": CITIZEN_ID, "since": CITIZEN_ID})
+    body = assert_problem(response, 422, "validation-failed")
+    assert [error["parameter"] for error in body["errors"]] == ["limit", "since"]
+    assert CITIZEN_ID not in response.text
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_messages_that_would_quote_the_input_do_not(client: TestClient, language: str) -> None:
+    """Pydantic quotes a discriminator's value; a validator of ours might quote its input."""
+    response = client.post(
+        "/claims",
+        json={"proof": {"kind": CITIZEN_ID}, "reference": CITIZEN_ID},
+        headers={"Accept-Language": language},
+    )
+    body = assert_problem(response, 422, "validation-failed")
+    assert CITIZEN_ID not in response.text
+    details = {error["pointer"]: error["detail"] for error in body["errors"]}
+    assert set(details) == {"/proof", "/reference"}
+    if language == "en":
+        assert details["/proof"] == (
+            "Input tag does not match any of the expected tags: 'employment', 'study'"
+        )
+        assert details["/reference"] == "Value error, … is not on file"
+
+
 def test_unknown_route_is_404(client: TestClient) -> None:
     body = assert_problem(client.get("/nowhere", headers=ZH), 404, "not-found")
     assert body["title"] == "资源不存在"
-    assert body["instance"] == "/nowhere"
+    assert "instance" not in body  # no route matched: nothing but the caller's own path to name
 
 
 @pytest.mark.parametrize("method", ["DELETE", "POST", "PUT", "PATCH"])
@@ -436,7 +512,7 @@ def test_the_default_limit_comes_from_settings(client: TestClient, settings: Set
 
 
 def _run_body_limit(scope_extra: dict[str, Any], messages: list[Message]) -> tuple[list[str], int]:
-    """Drive BodyLimit directly: what the inner app saw, and the status sent."""
+    """Drive the edge middleware directly: what the inner app saw, and the status sent."""
     pending = list(messages)
     seen: list[str] = []
     statuses: list[int] = []
@@ -455,7 +531,7 @@ def _run_body_limit(scope_extra: dict[str, Any], messages: list[Message]) -> tup
             statuses.append(message["status"])
 
     scope = {"type": "http", "method": "GET", "path": "/", "headers": [], **scope_extra}
-    asyncio.run(BodyLimit(inner, SMALL_LIMIT, "en")(scope, receive, send))
+    asyncio.run(Edge(inner, SMALL_LIMIT, "en")(scope, receive, send))
     return seen, statuses[0]
 
 
@@ -481,14 +557,44 @@ def test_an_unexpected_exception_is_a_500_problem_without_internals(
     build_app: BuildApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     with TestClient(build_app(), raise_server_exceptions=False) as client:
-        response = client.get("/crash", headers=ZH)
+        response = client.get(f"/crash/{CITIZEN_ID}", headers=ZH)
     body = assert_problem(response, 500, "internal-error")
     assert body["title"] == "服务器内部错误"
     assert SECRET not in response.text
     assert "Traceback" not in response.text
     assert "RuntimeError" not in response.text
+    assert response.headers["connection"] == "close"
     logged = [record for record in caplog.records if record.name == "hub.problems"]
     assert logged and logged[0].exc_info is not None  # the traceback goes to the log instead
+    assert logged[0].getMessage() == "unhandled error on GET /crash/{who}"
+    assert CITIZEN_ID not in caplog.text
+
+
+def test_a_500_closes_the_connection_and_the_next_request_gets_a_new_one(
+    build_app: BuildApp,
+) -> None:
+    """uvicorn closes a connection whose request raised (Starlette re-raises after our answer):
+    the answer says so, so a keep-alive client does not send its next request down it."""
+    server = LoopbackServer(build_app())
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            raw.sendall(b"GET /crash/x HTTP/1.1\r\nHost: hub\r\n\r\n")
+            received = b""
+            while chunk := raw.recv(65_536):  # until the server's FIN; a reset would raise
+                received += chunk
+        head, _, payload = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 500 ")
+        assert b"\r\nconnection: close" in head.lower()
+        assert json.loads(payload)["type"] == "/problems/internal-error"
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            crashed = client.get("/crash/x")
+            assert crashed.status_code == 500
+            assert crashed.headers["connection"] == "close"
+            after = client.get("/healthz")
+            assert after.status_code == 200
+            assert after.extensions["network_stream"] is not crashed.extensions["network_stream"]
+    finally:
+        server.stop()
 
 
 # --- problem type pages ---------------------------------------------------------------------
@@ -508,7 +614,7 @@ def test_every_problem_type_is_documented_at_its_uri(client: TestClient) -> None
 
 def test_an_unknown_problem_type_is_404(client: TestClient) -> None:
     body = assert_problem(client.get("/problems/no-such-problem"), 404, "not-found")
-    assert body["instance"] == "/problems/no-such-problem"
+    assert body["instance"] == "/problems/{slug}"
 
 
 def test_extensions_never_replace_standard_members() -> None:

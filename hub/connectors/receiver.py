@@ -25,6 +25,7 @@ from hub import problems
 from hub.auth.domain import Department
 from hub.clock import Clock, SystemClock
 from hub.connectors.signing import Reason, SignatureRefused, Verifier
+from hub.edge import Edge
 from hub.problems import Problem, ProblemType, Text
 
 MAX_BODY_BYTES = 1_048_576  # a holder record is a few kilobytes; refuse anything far larger
@@ -153,7 +154,7 @@ def create_receiver(
     timekeeper = clock or SystemClock()
     app = FastAPI(title=f"{name} webhook receiver", version="0.1.0")
     problems.install(app)
-    app.add_middleware(problems.BodyLimit, limit=MAX_BODY_BYTES, default_language="zh-CN")
+    app.add_middleware(Edge, limit=MAX_BODY_BYTES, default_language="zh-CN")
 
     @app.post("/webhooks/holder-records", summary="Receive one signed holder-record delivery")
     async def holder_records(request: Request) -> dict[str, bool]:
