@@ -1,4 +1,5 @@
-"""Scheduled jobs: the daily expiry sweep, endorsement reminders and overdue-issuance flags.
+"""Scheduled jobs: the daily expiry sweep, endorsement reminders, overdue-issuance flags, and
+the settling of declaration deadlines that were judged on Monday-Friday alone.
 
 Each job works in batches, one transaction per batch, and claims its batch with row locks:
 `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so two hub processes running the same job
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
@@ -30,7 +31,7 @@ from sqlmodel import Session, col, select
 from hub.audit import Actor
 from hub.db import unit_of_work
 from hub.permits import domain, service
-from hub.permits.store import Permit, PermitEvent
+from hub.permits.store import Permit, PermitEvent, Registration
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -42,46 +43,56 @@ SCHEDULER = Actor("hub-scheduler", "public-security")
 REMINDER = "endorsement-reminder"
 OVERDUE = "issuance-overdue"
 DEFAULT_BATCH = 500
+EARLIEST_YEAR = 1900
+"""No arrival is older: the hub refuses birth dates before 1900 (hub.permits.identity)."""
 SWEEP_BATCH = 5000
 SWEEP_WORKERS = 2
 
 
+Claimed = TypeVar("Claimed", Permit, Registration)
+
+
 def _claim(
-    session: Session, where: list[sa.ColumnElement[bool]], after: str, batch_size: int
-) -> list[Permit]:
-    """Lock up to `batch_size` permits matching `where` with ids after `after`, skipping rows
-    another transaction holds. Keyset order by id, so a run always ends."""
+    session: Session,
+    model: type[Claimed],
+    where: Sequence[sa.ColumnExpressionArgument[bool]],
+    after: str,
+    batch_size: int,
+) -> list[Claimed]:
+    """Lock up to `batch_size` rows of `model` matching `where` with ids after `after`,
+    skipping rows another transaction holds. Keyset order by id, so a run always ends."""
     query = (
-        select(Permit)
-        .where(*where, col(Permit.id) > after)
-        .order_by(col(Permit.id))
+        select(model)
+        .where(*where, col(model.id) > after)
+        .order_by(col(model.id))
         .limit(batch_size)
         .with_for_update(skip_locked=True)
     )
     return list(session.exec(query).all())
 
 
-Handler = Callable[[Session, Permit, datetime], bool]
-
-
 def _run_batches(
-    hub: Hub, where: list[sa.ColumnElement[bool]], batch_size: int, handle: Handler
+    hub: Hub,
+    model: type[Claimed],
+    where: Sequence[sa.ColumnExpressionArgument[bool]],
+    batch_size: int,
+    handle: Callable[[Session, Claimed, datetime], bool],
 ) -> int:
-    """Claim batches of permits and `handle` each (True when it did the work), one unit of
-    work per batch; returns how many were handled. An exception rolls back its own batch
-    (earlier batches stay committed) and ends the run."""
+    """Claim batches of rows and `handle` each (True when it did the work), one unit of work
+    per batch; returns how many were handled. An exception rolls back its own batch (earlier
+    batches stay committed) and ends the run."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     done, after = 0, ""
     while True:
         with unit_of_work(hub.engine) as session:
-            permits = _claim(session, where, after, batch_size)
+            rows = _claim(session, model, where, after, batch_size)
             now = hub.clock.now()
-            handled = sum(handle(session, permit, now) for permit in permits)
+            handled = sum(handle(session, row, now) for row in rows)
         done += handled
-        if len(permits) < batch_size:
+        if len(rows) < batch_size:
             return done
-        after = permits[-1].id
+        after = rows[-1].id
 
 
 def _has_event(session: Session, permit_id: str, event_type: str, **payload: str) -> bool:
@@ -237,7 +248,7 @@ def remind_endorsement(hub: Hub, today: date, batch_size: int = DEFAULT_BATCH) -
         col(Permit.expires_on) <= horizon,
         _no_event(REMINDER, expires_on=sa.cast(col(Permit.expires_on), sa.String)),
     ]
-    reminded = _run_batches(hub, where, batch_size, remind)
+    reminded = _run_batches(hub, Permit, where, batch_size, remind)
     log.info("endorsement reminders for %s: %d written", today, reminded)
     return reminded
 
@@ -263,21 +274,55 @@ def flag_overdue_issuance(hub: Hub, today: date, batch_size: int = DEFAULT_BATCH
         col(Permit.issue_due_on) < today,
         _no_event(OVERDUE),
     ]
-    flagged = _run_batches(hub, where, batch_size, flag)
+    flagged = _run_batches(hub, Permit, where, batch_size, flag)
     log.info("overdue issuance for %s: %d permits flagged", today, flagged)
     return flagged
+
+
+def settle_declarations(hub: Hub, today: date, batch_size: int = DEFAULT_BATCH) -> int:
+    """Judge again each registration whose declaration deadline ran into a year without a
+    known holiday schedule, once the hub knows that year (config/holidays/<year>.toml, read at
+    start, or a newer chinese-calendar): its deadline, lateness and residence start, and the
+    start of a live permit that took it (`service.settle_declaration`). Returns how many
+    registrations this call settled; those still unknown wait for a later run.
+
+    Only registrations whose provisional deadline falls in a year the calendar now knows are
+    claimed, so the daily run costs nothing while a year's schedule is still missing.
+    """
+    known = [year for year in range(EARLIEST_YEAR, today.year + 2) if hub.calendar.is_known(year)]
+
+    def settle(session: Session, registration: Registration, now: datetime) -> bool:
+        return service.settle_declaration(
+            session,
+            hub.audit,
+            hub.jurisdictions[registration.jurisdiction],
+            hub.calendar,
+            registration,
+            actor=SCHEDULER,
+            now=now,
+            today=today,
+        )
+
+    where = [
+        col(Registration.declaration_provisional),
+        sa.extract("year", col(Registration.declaration_due_on)).in_(known),
+    ]
+    settled = _run_batches(hub, Registration, where, batch_size, settle)
+    log.info("declaration deadlines for %s: %d registrations settled", today, settled)
+    return settled
 
 
 JOBS: dict[str, Callable[[Hub, date], int]] = {
     "expiry-sweep": sweep_expired,
     "endorsement-reminders": remind_endorsement,
     "overdue-issuance": flag_overdue_issuance,
+    "declaration-deadlines": settle_declarations,
 }
 
 
 def run_daily_jobs(hub: Hub, today: date | None = None) -> dict[str, int]:
-    """Run the three jobs once, in order (the sweep first), for `today` (default: the hub's
-    clock); returns each job's count by name."""
+    """Run the jobs once, in order (the sweep first), for `today` (default: the hub's clock);
+    returns each job's count by name."""
     day = today or hub.clock.today()
     return {name: job(hub, day) for name, job in JOBS.items()}
 

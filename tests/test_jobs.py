@@ -266,12 +266,17 @@ def test_overdue_issuance_flagged_once(hub: Hub) -> None:
     assert _chain_intact(hub)
 
 
-def test_run_daily_jobs_runs_all_three_for_the_clock_s_day(hub: Hub) -> None:
+def test_run_daily_jobs_runs_each_for_the_clock_s_day(hub: Hub) -> None:
     today = hub.clock.today()
     _add(hub, "valid", expires_on=today - timedelta(days=1))
     _add(hub, "valid", expires_on=today + timedelta(days=3))
     _add(hub, "accepted", issue_due_on=today - timedelta(days=3))
-    expected = {"expiry-sweep": 1, "endorsement-reminders": 1, "overdue-issuance": 1}
+    expected = {
+        "expiry-sweep": 1,
+        "endorsement-reminders": 1,
+        "overdue-issuance": 1,
+        "declaration-deadlines": 0,  # nothing provisional (tests/permits/test_registry_dates.py)
+    }
     assert jobs.run_daily_jobs(hub) == expected
     assert jobs.run_daily_jobs(hub) == dict.fromkeys(expected, 0)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from hub import etags
 from hub.audit import Actor
@@ -39,6 +41,22 @@ REGION = r"^\d{6}$"
 CANCEL_REASON = problem_type(
     "cancellation-reason-invalid", 422, "注销原因无效", "Invalid cancellation reason"
 )
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: object) -> object:
+    """A date is "YYYY-MM-DD" and nothing else: pydantic would also take an integer as seconds
+    since 1970 (1556668800 for 2019-05-01) and "2019-05-01T00:00:00" as a date, so a value
+    meant for another field would pass unnoticed."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise PydanticCustomError("date_type", "Input should be a date in the format YYYY-MM-DD")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A calendar date in a body or query; the JSON Schema stays `"format": "date"`."""
 
 
 class DeclarantBody(BaseModel):
@@ -80,8 +98,8 @@ class RegistrationBody(BaseModel):
     reason: Literal["employment", "business", "study", "family", "other"]
     workplace: str | None = Field(default=None, max_length=256)
     contact: str = Field(pattern=r"^\+?[0-9\- ]{5,20}$")
-    arrived_on: date
-    temporary_permit_since: date | None = Field(
+    arrived_on: IsoDate
+    temporary_permit_since: IsoDate | None = Field(
         default=None, description="Start of an old temporary-residence permit (暂住证) to import"
     )
     declarant: DeclarantBody | None = None
@@ -374,8 +392,8 @@ class ProofBody(BaseModel):
     kind: str = Field(max_length=32, examples=["social-insurance"])
     source_department: str = Field(max_length=64, examples=["hr-social-security"])
     source_proof_id: str = Field(min_length=1, max_length=128, examples=["NBSI-2026-000123"])
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: IsoDate
+    valid_to: IsoDate | None = None
     details: dict[str, Any] = Field(
         default_factory=dict,
         examples=[{"months": 14, "continuous": True, "back_paid_months": 0}],
@@ -441,7 +459,7 @@ ADDRESS_REFUSED = problem_type(
 class AddressChangeBody(BaseModel):
     new_address: str = Field(min_length=1, max_length=256, examples=["赤峰市松山区某小区5号楼"])
     new_region: str = Field(pattern=REGION, examples=["150404"])
-    moved_on: date
+    moved_on: IsoDate
 
 
 @router.post(
@@ -504,7 +522,7 @@ def residence(
     permit_id: str,
     session: DbSession,
     hub: CurrentHub,
-    on: Annotated[date | None, Query(description="The date asked about; default today")] = None,
+    on: Annotated[IsoDate | None, Query(description="The date asked about; default today")] = None,
 ) -> dict[str, Any]:
     permit = session.get(Permit, permit_id)
     if permit is None:

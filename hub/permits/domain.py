@@ -365,6 +365,50 @@ def change_address(
 
 
 @dataclass(frozen=True)
+class Declaration:
+    """A residence registration judged against its declaration deadline [CF §10], and the day
+    its registered residence counts from."""
+
+    due: date | None  # None where no document we hold sets a deadline
+    late: bool
+    provisional: bool  # the deadline ran into a year without a known holiday schedule
+    residence_start: date
+
+
+def declaration(
+    *,
+    arrived_on: date,
+    declared_on: date,
+    deadline: Deadline | None,
+    registration_required: bool,
+    temporary_permit_since: date | None,
+) -> Declaration:
+    """Where residence counts from, for a registration declared on `declared_on`.
+
+    The conditions count *registered* residence ("办理暂住登记已满半年" [CF §2][IM] 二(三)), so a
+    self-declared arrival counts only when the declaration met its deadline; a late one counts
+    from the day it was declared, as a late address report does [CF §19], and so does one with no
+    deadline to meet: otherwise an arrival claimed years back would earn those years. Years
+    under a temporary-residence permit (暂住证) are the documented exception [CF §32][IM] 二(五);
+    where the rules count residence without registration (`registration_required` false), the
+    arrival counts.
+    """
+    late = deadline is not None and declared_on > deadline.due
+    if temporary_permit_since is not None:
+        start = temporary_permit_since
+    elif not registration_required or (deadline is not None and not late):
+        start = arrived_on
+    else:
+        start = declared_on
+    return Declaration(
+        due=deadline.due if deadline else None,
+        late=late,
+        provisional=deadline is not None and deadline.provisional,
+        residence_start=start,
+    )
+
+
+@dataclass(frozen=True)
 class ResidencePeriod:
     start: date
     days: int

@@ -24,7 +24,7 @@ from hub.clock import WorkingCalendar
 from hub.db import rfc3339
 from hub.permits import domain, jurisdictions
 from hub.permits.identity import CitizenId, CitizenIdVault
-from hub.permits.store import Card, Outbox, Permit, PermitEvent, Registration
+from hub.permits.store import LIVE_STATES, Card, Outbox, Permit, PermitEvent, Registration
 
 
 class PermitNotFound(LookupError):
@@ -466,6 +466,59 @@ def _check_declarant(
         )
 
 
+def _check_dates(data: RegistrationInput, rules: jurisdictions.Registration, today: date) -> None:
+    """Dates a person could not have lived: before their birth (read from the ID number), in
+    the future, or a temporary permit (暂住证) that starts after the arrival it leads up to."""
+    born = data.citizen_id.birth_date
+    if data.arrived_on > today:
+        raise RegistrationRefused("/arrived_on", "到达日期晚于今天", "The arrival is in the future")
+    if data.arrived_on < born:
+        raise RegistrationRefused(
+            "/arrived_on", "到达日期早于出生日期", "The arrival is before the date of birth"
+        )
+    since = data.temporary_permit_since
+    if since is None:
+        return
+    pointer = "/temporary_permit_since"
+    if rules.temporary_permit_years_count is None:
+        raise RegistrationRefused(
+            pointer,
+            "本地暂住证年限不计入居住年限",
+            "Years under a temporary-residence permit do not count here",
+        )
+    if since < born:
+        raise RegistrationRefused(
+            pointer, "暂住证起始日期早于出生日期", "The temporary permit starts before the birth"
+        )
+    if since > today:
+        raise RegistrationRefused(
+            pointer, "暂住证起始日期晚于今天", "The temporary permit starts in the future"
+        )
+    if since > data.arrived_on:
+        raise RegistrationRefused(
+            pointer, "暂住证起始日期晚于到达日期", "The temporary permit starts after the arrival"
+        )
+
+
+def _declaration(
+    place: jurisdictions.Jurisdiction,
+    calendar: WorkingCalendar,
+    arrived_on: date,
+    declared_on: date,
+    *,
+    temporary_permit_since: date | None,
+) -> domain.Declaration:
+    """The declaration judged on `calendar` by the place's rules (see domain.declaration)."""
+    declare_within = place.registration.declare_within
+    return domain.declaration(
+        arrived_on=arrived_on,
+        declared_on=declared_on,
+        deadline=declare_within.within.due_after(arrived_on, calendar) if declare_within else None,
+        registration_required=place.application.residence.registration_required,
+        temporary_permit_since=temporary_permit_since,
+    )
+
+
 def register(
     session: Session,
     audit: AuditLog,
@@ -478,7 +531,9 @@ def register(
     now: datetime,
     today: date,
 ) -> Registration:
-    """Record a residence registration; lateness against the declaration deadline is kept."""
+    """Record a residence registration with its lateness against the declaration deadline and
+    the day registered residence counts from (provisional where the deadline ran into a year
+    without a known holiday schedule: `settle_declaration` recomputes it later)."""
     place = jurisdictions.jurisdiction_for(places, data.current_region)
     if place is None:
         raise RegistrationRefused(
@@ -486,27 +541,10 @@ def register(
             f"行政区划 {data.current_region} 不在本平台服务范围内",
             f"Division {data.current_region} is not served by this hub",
         )
-    if data.arrived_on > today:
-        raise RegistrationRefused("/arrived_on", "到达日期晚于今天", "The arrival is in the future")
-    rules = place.registration
-    if data.temporary_permit_since is not None:
-        if rules.temporary_permit_years_count is None:
-            raise RegistrationRefused(
-                "/temporary_permit_since",
-                "本地暂住证年限不计入居住年限",
-                "Years under a temporary-residence permit do not count here",
-            )
-        if data.temporary_permit_since > data.arrived_on:
-            raise RegistrationRefused(
-                "/temporary_permit_since",
-                "暂住证起始日期晚于到达日期",
-                "The temporary permit starts after the arrival",
-            )
-    _check_declarant(data, rules, today)
-    due = (
-        rules.declare_within.within.due_after(data.arrived_on, calendar)
-        if (rules.declare_within)
-        else None
+    _check_dates(data, place.registration, today)
+    _check_declarant(data, place.registration, today)
+    declared = _declaration(
+        place, calendar, data.arrived_on, today, temporary_permit_since=data.temporary_permit_since
     )
     registration = Registration(
         id=str(uuid.uuid4()),
@@ -526,9 +564,10 @@ def register(
         contact=data.contact,
         arrived_on=data.arrived_on,
         registered_on=today,
-        declaration_due_on=due.due if due else None,
-        declared_late=bool(due and today > due.due),
-        residence_start=data.temporary_permit_since or data.arrived_on,
+        declaration_due_on=declared.due,
+        declared_late=declared.late,
+        declaration_provisional=declared.provisional,
+        residence_start=declared.residence_start,
         imported_from_temporary_permit=data.temporary_permit_since is not None,
         declarant_relation=data.declarant.relation if data.declarant else None,
         declarant_id_hash=(
@@ -545,6 +584,70 @@ def register(
     )
     session.flush()
     return registration
+
+
+RESIDENCE_CORRECTED = "residence-corrected"
+
+
+def settle_declaration(
+    session: Session,
+    audit: AuditLog,
+    place: jurisdictions.Jurisdiction,
+    calendar: WorkingCalendar,
+    registration: Registration,
+    *,
+    actor: Actor,
+    now: datetime,
+    today: date,
+) -> bool:
+    """Judge a provisional declaration again on `calendar`; False while its deadline still runs
+    into a year the calendar does not know. Once known, the registration's deadline, lateness
+    and residence start are replaced, and a live permit whose residence started where the
+    registration's did (no restart since) moves with it, by a "residence-corrected" event and
+    its outbox row. The caller holds the registration's row lock."""
+    imported = registration.residence_start if registration.imported_from_temporary_permit else None
+    declared = _declaration(
+        place,
+        calendar,
+        registration.arrived_on,
+        registration.registered_on,
+        temporary_permit_since=imported,
+    )
+    if declared.provisional:
+        return False
+    was = registration.residence_start
+    registration.declaration_due_on, registration.declared_late = declared.due, declared.late
+    registration.declaration_provisional = False
+    registration.residence_start = declared.residence_start
+    session.add(registration)
+    outcome = "late" if declared.late else "on-time"
+    event = actor.did("registration.settle", outcome, registration.citizen_id_hash, "registry")
+    audit.record(session, event, now)
+    if declared.residence_start == was:
+        return True
+    permits = session.exec(
+        select(Permit)
+        .where(
+            col(Permit.registration_id) == registration.id,
+            col(Permit.state).in_(LIVE_STATES),
+            col(Permit.residence_start) == was,
+        )
+        .with_for_update()
+    ).all()
+    payload = {
+        "on": today.isoformat(),
+        "residence_start": declared.residence_start.isoformat(),
+        "was": was.isoformat(),
+        "declaration_due_on": declared.due.isoformat() if declared.due else None,
+        "declared_late": declared.late,
+    }
+    for permit in permits:
+        permit.residence_start = declared.residence_start
+        permit.version += 1
+        permit.updated_at = now
+        session.add(permit)
+        record_event(session, audit, permit, RESIDENCE_CORRECTED, payload, actor, now)
+    return True
 
 
 def registration_view(registration: Registration, vault: CitizenIdVault) -> dict[str, Any]:
@@ -639,12 +742,16 @@ def change_address(
 
 
 def residence_of(session: Session, permit: Permit, day: date) -> domain.ResidencePeriod | None:
-    """Continuous residence on `day`, from the permit's history of starts and restarts."""
-    starts = [
-        date.fromisoformat(event.payload[key])
-        for event in events_of(session, permit.id)
-        for key in ("residence_start", "residence_restarted_on")
-        if key in event.payload
-    ]
-    changes = [domain.ResidenceChange(start, start) for start in starts]
+    """Continuous residence on `day`, from the permit's history: the start its registration
+    gave (`residence_start` of the acceptance, replaced by a later correction of it) and each
+    restart since."""
+    start: date | None = None
+    restarts: list[date] = []
+    for event in events_of(session, permit.id):
+        if "residence_start" in event.payload:
+            start = date.fromisoformat(event.payload["residence_start"])
+        if "residence_restarted_on" in event.payload:
+            restarts.append(date.fromisoformat(event.payload["residence_restarted_on"]))
+    starts = ([start] if start else []) + restarts
+    changes = [domain.ResidenceChange(begun, begun) for begun in starts]
     return domain.residence_on(changes, day)

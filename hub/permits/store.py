@@ -19,12 +19,27 @@ LIVE_STATES = ("accepted", "valid", "suspended")
 _LIVE = sa.text("state IN ('accepted', 'valid', 'suspended')")
 _VALID = sa.text("state = 'valid'")
 _ACCEPTED = sa.text("state = 'accepted'")
+_PROVISIONAL = sa.text("declaration_provisional")
 
 
 class Registration(SQLModel, table=True):
-    """A residence registration (居住登记) with the fields of [CF §11]."""
+    """A residence registration (居住登记) with the fields of [CF §11].
+
+    `residence_start` is where registered residence counts from (`domain.declaration`). A
+    deadline judged on Monday-Friday is `declaration_provisional` until the year's holiday
+    schedule is known; then the daily jobs settle it (hub/jobs.py).
+    """
 
     __tablename__ = "registration"
+    __table_args__ = (
+        # What the settling job looks for: partial, so settled registrations add no entry.
+        sa.Index(
+            "ix_registration_provisional",
+            "id",
+            sqlite_where=_PROVISIONAL,
+            postgresql_where=_PROVISIONAL,
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     jurisdiction: str = Field(max_length=64, index=True)
@@ -45,6 +60,10 @@ class Registration(SQLModel, table=True):
     registered_on: date
     declaration_due_on: date | None = None
     declared_late: bool = False
+    # A server default too, so that a row inserted without it (raw SQL in bench/) is settled.
+    declaration_provisional: bool = Field(
+        default=False, sa_column_kwargs={"server_default": sa.false()}
+    )
     residence_start: date
     imported_from_temporary_permit: bool = False
     declarant_relation: str | None = Field(default=None, max_length=32)

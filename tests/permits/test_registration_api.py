@@ -126,6 +126,34 @@ def test_a_guardian_declares_for_a_minor(app_client: TestClient, office: dict[st
             "registration-refused",
             "/temporary_permit_since",
         ),
+        # Born 15 January 1990 (the ID number says so); today is 13 October 2026.
+        (
+            {"temporary_permit_since": "1989-12-31"},
+            422,
+            "registration-refused",
+            "/temporary_permit_since",
+        ),
+        (
+            {"temporary_permit_since": "2026-10-20"},
+            422,
+            "registration-refused",
+            "/temporary_permit_since",
+        ),
+        ({"arrived_on": "1989-12-31"}, 422, "registration-refused", "/arrived_on"),
+        # A date is "YYYY-MM-DD": not seconds since 1970 (2019-05-01), not a date and time.
+        (
+            {"temporary_permit_since": 1556668800},
+            422,
+            "validation-failed",
+            "/temporary_permit_since",
+        ),
+        (
+            {"temporary_permit_since": "2019-05-01T00:00:00"},
+            422,
+            "validation-failed",
+            "/temporary_permit_since",
+        ),
+        ({"arrived_on": 1789948800}, 422, "validation-failed", "/arrived_on"),
         (
             {"declarant": {"relation": "guardian", "citizen_id": CHILD, "because": "minor"}},
             422,
