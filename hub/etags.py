@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from hub.db import INT_MAX
 from hub.problems import Problem, Text, problem_type
 
 PRECONDITION_REQUIRED = problem_type(
@@ -34,10 +35,11 @@ def expected_version(request: Request) -> int:
             ),
         )
     tag = header.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    # ASCII digits within the int4 range of a version column; the header is not repeated.
+    if not (tag.isascii() and tag.isdigit() and len(tag) <= 10 and int(tag) <= INT_MAX):
         raise Problem(
             STALE_WRITE,
-            Text(f"If-Match 无法识别：{header}", f"Unrecognised If-Match: {header}"),
+            Text("If-Match 不是本资源的版本号", "If-Match is not a version of this resource"),
         )
     return int(tag)
 

@@ -7,7 +7,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
@@ -19,8 +19,8 @@ from hub.deps import CurrentHub, DbSession
 from hub.etags import expected_version, with_etag
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
-from hub.permits.jurisdictions import Jurisdiction
-from hub.permits.store import Permit, Registration
+from hub.permits.jurisdictions import Code, Jurisdiction
+from hub.permits.store import Permit
 from hub.problems import FieldError, Problem, Text, problem_response, problem_type
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit registry"], route_class=GuardedRoute)
@@ -105,6 +105,11 @@ class RegistrationBody(BaseModel):
     declarant: DeclarantBody | None = None
 
 
+def _actor(request: Request) -> Actor:
+    principal = principal_of(request)
+    return Actor(principal.client_id, principal.department.value)
+
+
 def _citizen_id(text: str, today: date, pointer: str) -> CitizenId:
     try:
         return parse_citizen_id(text, today=today)
@@ -123,7 +128,6 @@ def create_registration(
     request: Request, body: RegistrationBody, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
     today = hub.clock.today()
-    principal = principal_of(request)
     declarant = body.declarant
     data = service.RegistrationInput(
         citizen_id=_citizen_id(body.citizen_id, today, "/citizen_id"),
@@ -154,7 +158,7 @@ def create_registration(
             hub.jurisdictions,
             hub.calendar,
             data,
-            actor=Actor(principal.client_id, principal.department.value),
+            actor=_actor(request),
             now=hub.clock.now(),
             today=today,
         )
@@ -172,12 +176,17 @@ def create_registration(
     )
 
 
-@router.get("/registrations/{registration_id}", summary="A residence registration")
+@router.get("/registrations/{registration_id}", summary="A residence registration (audited)")
 @requires("registry:read")
-def get_registration(registration_id: str, session: DbSession, hub: CurrentHub) -> dict[str, Any]:
-    registration = session.get(Registration, registration_id)
-    if registration is None:
-        raise _registration_not_found(registration_id)
+def get_registration(
+    request: Request, registration_id: str, session: DbSession, hub: CurrentHub
+) -> dict[str, Any]:
+    try:
+        registration = service.read_registration(
+            session, hub.audit, registration_id, actor=_actor(request), now=hub.clock.now()
+        )
+    except service.RegistrationNotFound:
+        raise _registration_not_found() from None
     return service.registration_view(registration, hub.vault)
 
 
@@ -193,7 +202,7 @@ class LifecycleAction(StrEnum):
 
 
 class ActionBody(BaseModel):
-    reason: str | None = Field(
+    reason: Code | None = Field(
         default=None,
         max_length=32,
         description="Cancellation reason code [CF §23], e.g. false-materials",
@@ -201,11 +210,9 @@ class ActionBody(BaseModel):
     )
 
 
-def _not_found(permit_id: str) -> Problem:
-    return Problem(
-        PERMIT_NOT_FOUND,
-        Text(f"没有编号为 {permit_id} 的居住证", f"There is no permit {permit_id}"),
-    )
+def _not_found() -> Problem:
+    """The identifier asked for is not repeated: a caller may have typed a citizen ID."""
+    return Problem(PERMIT_NOT_FOUND, Text("没有这个编号的居住证", "There is no permit by this id"))
 
 
 def _refused(refusal: domain.Refusal) -> Problem:
@@ -216,12 +223,29 @@ def _refused(refusal: domain.Refusal) -> Problem:
     )
 
 
-@router.get("/permits/{permit_id}", summary="A permit, with its ETag")
+def _audited_permit(what: str) -> Any:
+    """A dependency: the permit named in the path (404 if none), its read of `what` audited
+    in the request's unit of work. It runs after the route's scope guard."""
+
+    def read(request: Request, permit_id: str, session: DbSession, hub: CurrentHub) -> Permit:
+        try:
+            return service.read_permit(
+                session, hub.audit, permit_id, what, actor=_actor(request), now=hub.clock.now()
+            )
+        except service.PermitNotFound:
+            raise _not_found() from None
+
+    return Depends(read)
+
+
+PermitRead = Annotated[Permit, _audited_permit("permit")]
+EventsRead = Annotated[Permit, _audited_permit("permit.events")]
+ResidenceRead = Annotated[Permit, _audited_permit("permit.residence")]
+
+
+@router.get("/permits/{permit_id}", summary="A permit, with its ETag (audited)")
 @requires("registry:read")
-def get_permit(permit_id: str, session: DbSession) -> JSONResponse:
-    permit = session.get(Permit, permit_id)
-    if permit is None:
-        raise _not_found(permit_id)
+def get_permit(permit: PermitRead) -> JSONResponse:
     return with_etag(service.view(permit))
 
 
@@ -248,13 +272,9 @@ def _check_cancellation_reason(place: Jurisdiction, reason: str | None) -> None:
         )
 
 
-@router.get("/permits/{permit_id}/events", summary="The permit's history, oldest first")
+@router.get("/permits/{permit_id}/events", summary="The permit's history, oldest first (audited)")
 @requires("registry:read")
-def permit_events(permit_id: str, session: DbSession) -> list[dict[str, Any]]:
-    try:
-        events = service.events_of(session, permit_id)
-    except service.PermitNotFound:
-        raise _not_found(permit_id) from None
+def permit_events(permit: EventsRead, session: DbSession) -> list[dict[str, Any]]:
     return [
         {
             "seq": event.seq,
@@ -264,7 +284,7 @@ def permit_events(permit_id: str, session: DbSession) -> list[dict[str, Any]]:
             "actor": event.actor_client_id,
             "payload": event.payload,
         }
-        for event in events
+        for event in service.events_of(session, permit.id)
     ]
 
 
@@ -301,9 +321,11 @@ class ApplicationBody(BaseModel):
 
     registration_id: str = Field(max_length=36)
     condition: Literal["employment", "residence", "study"] | None = None
-    form: str | None = Field(default=None, max_length=64)
-    exemption: str | None = Field(default=None, max_length=64)
-    materials: list[str] = Field(default_factory=list, max_length=50)
+    form: Code | None = Field(default=None, max_length=64)
+    exemption: Code | None = Field(default=None, max_length=64)
+    materials: list[Annotated[Code, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=50
+    )
 
 
 @router.post(
@@ -319,7 +341,6 @@ class ApplicationBody(BaseModel):
 def apply(
     request: Request, body: ApplicationBody, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
-    principal = principal_of(request)
     try:
         outcome, permit = applications.apply_for_permit(
             session,
@@ -330,12 +351,12 @@ def apply(
             applications.Claim(
                 body.condition, body.form, body.exemption, frozenset(body.materials)
             ),
-            actor=Actor(principal.client_id, principal.department.value),
+            actor=_actor(request),
             now=hub.clock.now(),
             today=hub.clock.today(),
         )
-    except applications.RegistrationNotFound:
-        raise _registration_not_found(body.registration_id) from None
+    except service.RegistrationNotFound:
+        raise _registration_not_found() from None
     except applications.ClaimInvalid as invalid:
         raise Problem(CLAIM_INVALID, Text(f"申领条件无效：{invalid}", str(invalid))) from None
     except applications.PermitExists as exists:
@@ -372,16 +393,20 @@ def apply(
     )
 
 
-@router.get("/permits-overdue", summary="Accepted permits past their issuance deadline")
+@router.get("/permits-overdue", summary="Accepted permits past their issuance deadline (audited)")
 @requires("registry:read")
-def overdue(session: DbSession, hub: CurrentHub) -> list[dict[str, Any]]:
-    return [service.view(p) for p in applications.overdue_issuance(session, hub.clock.today())]
+def overdue(request: Request, session: DbSession, hub: CurrentHub) -> list[dict[str, Any]]:
+    permits = applications.overdue_issuance(
+        session, hub.audit, hub.clock.today(), actor=_actor(request), now=hub.clock.now()
+    )
+    return [service.view(permit) for permit in permits]
 
 
-def _registration_not_found(registration_id: str) -> Problem:
+def _registration_not_found() -> Problem:
+    """The identifier asked for is not repeated: a caller may have typed a citizen ID."""
     return Problem(
         REGISTRATION_NOT_FOUND,
-        Text(f"没有编号为 {registration_id} 的居住登记", f"No registration {registration_id}"),
+        Text("没有这个编号的居住登记", "There is no registration by this id"),
     )
 
 
@@ -389,8 +414,8 @@ class ProofBody(BaseModel):
     """A condition on file with its competent department, recorded by registry staff."""
 
     citizen_id: str = Field(max_length=20)
-    kind: str = Field(max_length=32, examples=["social-insurance"])
-    source_department: str = Field(max_length=64, examples=["hr-social-security"])
+    kind: Code = Field(max_length=32, examples=["social-insurance"])
+    source_department: Code = Field(max_length=64, examples=["hr-social-security"])
     source_proof_id: str = Field(min_length=1, max_length=128, examples=["NBSI-2026-000123"])
     valid_from: IsoDate
     valid_to: IsoDate | None = None
@@ -410,7 +435,6 @@ class ProofBody(BaseModel):
 def record_proof(
     request: Request, body: ProofBody, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
-    principal = principal_of(request)
     citizen_id = _citizen_id(body.citizen_id, hub.clock.today(), "/citizen_id")
     data = applications.ProofInput(
         citizen_id_hash=hub.vault.lookup_hash(citizen_id),
@@ -426,17 +450,17 @@ def record_proof(
             session,
             hub.audit,
             data,
-            actor=Actor(principal.client_id, principal.department.value),
+            actor=_actor(request),
             now=hub.clock.now(),
         )
     except applications.ClaimInvalid as invalid:
         raise Problem(CLAIM_INVALID, Text(f"证明无效：{invalid}", str(invalid))) from None
     except applications.ProofConflict:
+        # The proof id is not repeated: a social-insurance number is the citizen ID.
         raise Problem(
             PROOF_CONFLICT,
             Text(
-                f"证明编号 {body.source_proof_id} 已登记为其他内容",
-                f"Proof {body.source_proof_id} was recorded before with other content",
+                "该证明编号已登记为其他内容", "This proof id was recorded before with other content"
             ),
         ) from None
     view = {
@@ -477,8 +501,7 @@ def change_address(
 ) -> JSONResponse:
     permit = session.get(Permit, permit_id)
     if permit is None:
-        raise _not_found(permit_id)
-    principal = principal_of(request)
+        raise _not_found()
     today = hub.clock.today()
     if body.moved_on > today:
         raise Problem(
@@ -497,7 +520,7 @@ def change_address(
             moved_on=body.moved_on,
             new_address=body.new_address,
             new_region=body.new_region,
-            actor=Actor(principal.client_id, principal.department.value),
+            actor=_actor(request),
             now=hub.clock.now(),
             today=today,
         )
@@ -515,18 +538,15 @@ def change_address(
 
 @router.get(
     "/permits/{permit_id}/residence",
-    summary="The holder's continuous residence (start and length) on a date",
+    summary="The holder's continuous residence (start and length) on a date (audited)",
 )
 @requires("registry:read")
 def residence(
-    permit_id: str,
+    permit: ResidenceRead,
     session: DbSession,
     hub: CurrentHub,
     on: Annotated[IsoDate | None, Query(description="The date asked about; default today")] = None,
 ) -> dict[str, Any]:
-    permit = session.get(Permit, permit_id)
-    if permit is None:
-        raise _not_found(permit_id)
     day = on or hub.clock.today()
     period = service.residence_of(session, permit, day)
     if period is None:
@@ -563,11 +583,10 @@ def act_on_permit(
     action: Annotated[LifecycleAction, Path(description="What to do")],
     body: Annotated[ActionBody | None, Body()] = None,
 ) -> JSONResponse:
-    principal = principal_of(request)
     if action is LifecycleAction.CANCEL:
         current = session.get(Permit, permit_id)
         if current is None:
-            raise _not_found(permit_id)
+            raise _not_found()
         reason = body.reason if body else None
         _check_cancellation_reason(hub.jurisdictions[current.jurisdiction], reason)
     try:
@@ -577,14 +596,14 @@ def act_on_permit(
             permit_id,
             domain.Action(action.value),
             expected_version=expected_version(request),
-            actor=Actor(principal.client_id, principal.department.value),
+            actor=_actor(request),
             now=hub.clock.now(),
             today=hub.clock.today(),
             rules_for=hub.lifecycle_rules,
             details={"reason": body.reason} if body and body.reason else None,
         )
     except service.PermitNotFound:
-        raise _not_found(permit_id) from None
+        raise _not_found() from None
     except service.StaleWrite as stale:
         raise _stale(stale) from None
     except domain.MoveRefused as refused:

@@ -22,12 +22,13 @@ from hub.audit import Actor, AuditLog
 from hub.clock import WorkingCalendar
 from hub.permits import eligibility
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
-from hub.permits.service import record_event
+from hub.permits.service import (
+    REGISTRY_PURPOSE,
+    RegistrationNotFound,
+    audit_disclosure,
+    record_event,
+)
 from hub.permits.store import LIVE_STATES, Permit, Proof, Registration
-
-
-class RegistrationNotFound(LookupError):
-    pass
 
 
 class PermitExists(Exception):
@@ -106,7 +107,7 @@ def apply_for_permit(
     if not isinstance(outcome, eligibility.Accepted):
         kind = "incomplete" if isinstance(outcome, eligibility.Incomplete) else outcome.code
         event = actor.did(
-            "application.assess", f"refused:{kind}", registration.citizen_id_hash, "registry"
+            "application.assess", f"refused:{kind}", registration.citizen_id_hash, REGISTRY_PURPOSE
         )
         audit.record(session, event, now)
         return outcome, None
@@ -150,10 +151,16 @@ def apply_for_permit(
     return outcome, permit
 
 
-def overdue_issuance(session: Session, today: date) -> list[Permit]:
-    """Accepted permits past their issuance deadline [CF §17], oldest deadline first."""
+def overdue_issuance(
+    session: Session, audit: AuditLog, today: date, *, actor: Actor, now: datetime
+) -> list[Permit]:
+    """Accepted permits past their issuance deadline [CF §17], oldest deadline first; the read
+    is audited for each holder listed."""
     query = select(Permit).where(col(Permit.state) == "accepted", col(Permit.issue_due_on) < today)
-    return list(session.exec(query.order_by(col(Permit.issue_due_on))).all())
+    permits = list(session.exec(query.order_by(col(Permit.issue_due_on))).all())
+    holders = [permit.citizen_id_hash for permit in permits]
+    audit_disclosure(session, audit, "permit.overdue", holders, actor=actor, now=now)
+    return permits
 
 
 @dataclass(frozen=True)

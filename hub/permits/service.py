@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -29,6 +29,17 @@ from hub.permits.store import LIVE_STATES, Card, Outbox, Permit, PermitEvent, Re
 
 class PermitNotFound(LookupError):
     pass
+
+
+class RegistrationNotFound(LookupError):
+    pass
+
+
+REGISTRY_PURPOSE: Final = "registry"
+"""The audit purpose of what acceptance offices do in the registry. Their duty is set by law
+(公安机关负责居住登记、居住证受理、发放和管理 [CF §5]) and the registry scopes are theirs alone, so
+no purpose is asked of the caller: the same for every route, whose audited action says what
+was done or read."""
 
 
 class StaleWrite(Exception):
@@ -167,7 +178,7 @@ def record_event(
     session.add(outbox)
     audit.record(
         session,
-        actor.did(f"permit.{event_type}", permit.state, permit.citizen_id_hash, "registry"),
+        actor.did(f"permit.{event_type}", permit.state, permit.citizen_id_hash, REGISTRY_PURPOSE),
         now,
     )
     return event
@@ -352,11 +363,42 @@ def perform_claimed(
         join="JOIN permit ON permit.id = v.permit_id",
     )
     entries = [
-        actor.did(f"permit.{action.value}", t.after.state.value, row.citizen_id_hash, "registry")
+        actor.did(
+            f"permit.{action.value}", t.after.state.value, row.citizen_id_hash, REGISTRY_PURPOSE
+        )
         for row, _, t in moves
     ]
     audit.record_many(session, entries, now)
     return refused
+
+
+def audit_disclosure(
+    session: Session,
+    audit: AuditLog,
+    what: str,
+    holders: Sequence[str],
+    *,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    """Every read of personal data is audited [CF §28, §30]: one `<what>.read` entry per holder
+    a read disclosed, the keyed hash of their ID as subject, in the read's transaction."""
+    events = [
+        actor.did(f"{what}.read", "disclosed", holder, REGISTRY_PURPOSE) for holder in holders
+    ]
+    audit.record_many(session, events, now)
+
+
+def read_permit(
+    session: Session, audit: AuditLog, permit_id: str, what: str, *, actor: Actor, now: datetime
+) -> Permit:
+    """The permit, for a read of `what` (its view, events, residence) that is audited; raise
+    PermitNotFound."""
+    permit = session.get(Permit, permit_id)
+    if permit is None:
+        raise PermitNotFound(permit_id)
+    audit_disclosure(session, audit, what, [permit.citizen_id_hash], actor=actor, now=now)
+    return permit
 
 
 def events_of(session: Session, permit_id: str) -> list[PermitEvent]:
@@ -579,7 +621,7 @@ def register(
     outcome = "late" if registration.declared_late else "registered"
     audit.record(
         session,
-        actor.did("registration.create", outcome, registration.citizen_id_hash, "registry"),
+        actor.did("registration.create", outcome, registration.citizen_id_hash, REGISTRY_PURPOSE),
         now,
     )
     session.flush()
@@ -621,7 +663,9 @@ def settle_declaration(
     registration.residence_start = declared.residence_start
     session.add(registration)
     outcome = "late" if declared.late else "on-time"
-    event = actor.did("registration.settle", outcome, registration.citizen_id_hash, "registry")
+    event = actor.did(
+        "registration.settle", outcome, registration.citizen_id_hash, REGISTRY_PURPOSE
+    )
     audit.record(session, event, now)
     if declared.residence_start == was:
         return True
@@ -648,6 +692,18 @@ def settle_declaration(
         session.add(permit)
         record_event(session, audit, permit, RESIDENCE_CORRECTED, payload, actor, now)
     return True
+
+
+def read_registration(
+    session: Session, audit: AuditLog, registration_id: str, *, actor: Actor, now: datetime
+) -> Registration:
+    """The registration, for a read that is audited; raise RegistrationNotFound."""
+    registration = session.get(Registration, registration_id)
+    if registration is None:
+        raise RegistrationNotFound(registration_id)
+    subject = [registration.citizen_id_hash]
+    audit_disclosure(session, audit, "registration", subject, actor=actor, now=now)
+    return registration
 
 
 def registration_view(registration: Registration, vault: CitizenIdVault) -> dict[str, Any]:
