@@ -114,8 +114,9 @@ def bench_app() -> FastAPI:
 
 
 def register_client() -> NewClient:
-    """Migrate, create the signing key and register the housing client that asks for tokens."""
-    return common.register_client("housing", [SCOPE])
+    """Migrate, create the signing key and register the acceptance-office client that asks
+    for tokens."""
+    return common.register_client("public-security", [SCOPE])
 
 
 # --- load --------------------------------------------------------------------------------

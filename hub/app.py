@@ -27,8 +27,9 @@ from hub.auth.guard import (
     public,
 )
 from hub.auth.keys import ensure_signing_key
+from hub.auth.policy import load_access_policy
 from hub.auth.server import HubAuthorizationServer
-from hub.auth.service import ClientSpec, NewClient, add_client
+from hub.auth.service import ClientSpec, NewClient, Registrar, add_client
 from hub.auth.state import AuthState
 from hub.card import api as card_api
 from hub.card import issuing
@@ -91,10 +92,12 @@ class Hub:
         return self.keyring.derive(challenges.KEY_PURPOSE)
 
     def add_client(self, **spec: Unpack[ClientSpec]) -> NewClient:
-        """`hub clients add`: register a client (audited) in a unit of work of its own."""
+        """`hub clients add`: register a client (audited) in a unit of work of its own, within
+        the access policy."""
+        state = self.auth_state
+        registrar = Registrar(state.secret_key, state.policy)  # keyring.derive("client-secret")
         with unit_of_work(self.engine) as session:
-            secret_key = self.auth_state.secret_key  # keyring.derive("client-secret")
-            return add_client(session, self.audit, secret_key, self.clock.now(), **spec)
+            return add_client(session, self.audit, registrar, self.clock.now(), **spec)
 
     @property
     def card_key_password(self) -> bytes:
@@ -174,11 +177,16 @@ def build_hub(
         departments = load_departments(settings.departments_file)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    try:
+        policy = load_access_policy(settings.access_file)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     keyring = load_keyring(settings, create=create_secret)
     audit = AuditLog(keyring.derive("audit-chain"))
     state = AuthState(
         engine,
         clock,
+        policy,
         key_password=keyring.derive("signing-key-encryption"),
         secret_key=keyring.derive("client-secret"),
         token_ttl=settings.access_token_ttl_seconds,

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     agreements_dir: Path = Path("agreements")
     departments_file: Path = Path("departments.toml")
     catalogue_file: Path = Path("catalogue.toml")
+    access_file: Path = Path("access.toml")
     relay_enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
@@ -80,6 +81,7 @@ class Settings(BaseSettings):
         "agreements_dir",
         "departments_file",
         "catalogue_file",
+        "access_file",
     )
     @classmethod
     def _beside_the_config(cls, directory: Path) -> Path:

@@ -149,7 +149,7 @@ def register_client(hub: Hub) -> RegisterClient:
     """Register a client the way `hub clients add` does."""
 
     def register(
-        department: str = "housing",
+        department: str = "public-security",
         scopes: tuple[str, ...] = ("registry:read",),
         jwks: dict[str, Any] | None = None,
         kind: ClientKind = ClientKind.DEPARTMENT,

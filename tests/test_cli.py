@@ -142,7 +142,7 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
         "--department",
         "housing",
         "--scopes",
-        "registry:read,exchange:feed",
+        "schemas:read,exchange:feed",
         env=env,
     )
     assert added.returncode == 0, added.stderr

@@ -58,6 +58,32 @@ def unknown_scopes(scopes: Iterable[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class AccessPolicy:
+    """Which scopes a client of each kind and department may hold (config/access.toml).
+
+    A department or kind the policy does not name may hold nothing: the table is an allow-list.
+    """
+
+    scopes: Mapping[ClientKind, Mapping[Department, frozenset[str]]]
+    source: str  # the file, named in refusals so an operator knows where the rule lives
+
+    def allowed(self, kind: ClientKind, department: Department) -> frozenset[str]:
+        return self.scopes.get(kind, {}).get(department, frozenset())
+
+    def refused(self, kind: ClientKind, department: Department, scopes: Iterable[str]) -> list[str]:
+        """The scopes of `scopes` this kind of client of this department may not hold."""
+        return sorted(set(scopes) - self.allowed(kind, department))
+
+    def refusal(self, kind: ClientKind, department: Department, refused: Iterable[str]) -> str:
+        """One sentence for the operator: what is refused and what would be allowed."""
+        allowed = " ".join(sorted(self.allowed(kind, department))) or "none"
+        return (
+            f"{self.source} does not allow a {kind.value} client of {department.value}"
+            f" the scopes {' '.join(refused)} (it allows: {allowed})"
+        )
+
+
+@dataclass(frozen=True)
 class Principal:
     """The verified caller of a request, as the access token describes it."""
 

@@ -15,7 +15,7 @@ from typing_extensions import Unpack
 
 from hub.audit import AuditEvent, AuditLog
 from hub.auth import keys as signing
-from hub.auth.domain import AuthMethod, ClientKind, Department, unknown_scopes
+from hub.auth.domain import AccessPolicy, AuthMethod, ClientKind, Department, unknown_scopes
 from hub.auth.state import hash_client_secret
 from hub.auth.store import OAuthClient, bump_generation
 
@@ -24,6 +24,14 @@ ADMIN_ACTOR = "hub-cli"
 
 class ClientSpecError(ValueError):
     """A client registration that cannot be accepted, phrased for the operator."""
+
+
+@dataclass(frozen=True)
+class Registrar:
+    """What registering a client needs: the key its secret is hashed with, the access policy."""
+
+    secret_key: bytes
+    policy: AccessPolicy
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,14 @@ class ClientSpec(TypedDict):
 
 
 def add_client(
-    session: Session, audit: AuditLog, secret_key: bytes, now: datetime, **spec: Unpack[ClientSpec]
+    session: Session,
+    audit: AuditLog,
+    registrar: Registrar,
+    now: datetime,
+    **spec: Unpack[ClientSpec],
 ) -> NewClient:
-    """Register a client; with no JWKS it gets a secret, shown once and stored only hashed."""
+    """Register a client, holding only scopes the access policy allows its department and kind;
+    with no JWKS it gets a secret, shown once and stored only hashed."""
     department, scopes, jwks = spec["department"], spec["scopes"], spec.get("jwks")
     kind = spec.get("kind", ClientKind.DEPARTMENT)
     try:
@@ -70,6 +83,9 @@ def add_client(
     unknown = unknown_scopes(scopes)
     if unknown or not scopes:
         raise ClientSpecError(f"unknown or missing scopes: {', '.join(unknown) or '(none)'}")
+    refused = registrar.policy.refused(kind, owner, scopes)
+    if refused:
+        raise ClientSpecError(registrar.policy.refusal(kind, owner, refused))
     client_id = spec.get("client_id") or f"{owner.value}-{secrets.token_hex(6)}"
     if session.get(OAuthClient, client_id) is not None:
         raise ClientSpecError(f"a client {client_id!r} exists already")
@@ -81,7 +97,7 @@ def add_client(
             kind=kind.value,
             scopes=" ".join(sorted(set(scopes))),
             auth_method=(AuthMethod.PRIVATE_KEY_JWT if jwks else AuthMethod.CLIENT_SECRET_BASIC),
-            secret_hash=hash_client_secret(secret_key, secret) if secret else None,
+            secret_hash=hash_client_secret(registrar.secret_key, secret) if secret else None,
             jwks=json.dumps(jwks) if jwks else None,
             created_at=now,
         )

@@ -19,12 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InvalidScopeError
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from hub.auth import keys as signing
-from hub.auth.domain import AuthMethod, ClientKind, Department
+from hub.auth.domain import AccessPolicy, AuthMethod, ClientKind, Department
 from hub.auth.store import (
     OAuthClient,
     SigningKey,
@@ -59,13 +60,19 @@ class RegisteredClient:
     def get_client_id(self) -> str:
         return self.client_id
 
-    def get_allowed_scope(self, scope: str | None) -> str | None:
-        """All of the client's scopes when none are asked; None (invalid_scope) when any asked
-        scope is not the client's, rather than silently issuing less than was asked."""
+    def get_allowed_scope(self, scope: str | None) -> str:
+        """All of the client's scopes when none are asked; invalid_scope when any asked scope
+        is not the client's, rather than silently issuing less than was asked, or when the
+        access policy has left it none."""
         if not scope:
+            if not self.scopes:
+                raise InvalidScopeError(description="the access policy allows this client none")
             return " ".join(sorted(self.scopes))
         asked = scope.split()
-        return " ".join(asked) if set(asked) <= self.scopes else None
+        refused = sorted(set(asked) - self.scopes)
+        if refused:
+            raise InvalidScopeError(description=f"this client may not hold: {' '.join(refused)}")
+        return " ".join(asked)
 
     def check_client_secret(self, secret: str) -> bool:
         if self.secret_hash is None:
@@ -84,10 +91,18 @@ class RegisteredClient:
 
 class AuthState:
     def __init__(
-        self, engine: Engine, clock: Clock, key_password: bytes, secret_key: bytes, token_ttl: int
+        self,
+        engine: Engine,
+        clock: Clock,
+        policy: AccessPolicy,
+        *,
+        key_password: bytes,
+        secret_key: bytes,
+        token_ttl: int,
     ) -> None:
         self.engine = engine
         self.clock = clock
+        self.policy = policy
         self.key_password = key_password
         self.secret_key = secret_key
         self.token_ttl = token_ttl
@@ -102,11 +117,24 @@ class AuthState:
         self._last_refresh = 0.0
 
     def to_client(self, row: OAuthClient) -> RegisteredClient:
+        """The client as tokens are issued to it: its registered scopes that the access policy
+        still allows (defence in depth: `hub clients add` checked them against the policy of
+        its day, which may since have narrowed)."""
+        department, kind = Department(row.department), ClientKind(row.kind)
+        registered = frozenset(row.scopes.split())
+        withdrawn = self.policy.refused(kind, department, registered)
+        if withdrawn:
+            log.warning(
+                "client %s holds scopes the access policy no longer allows (%s); its tokens"
+                " leave them out",
+                row.client_id,
+                " ".join(withdrawn),
+            )
         return RegisteredClient(
             client_id=row.client_id,
-            department=Department(row.department),
-            kind=ClientKind(row.kind),
-            scopes=frozenset(row.scopes.split()),
+            department=department,
+            kind=kind,
+            scopes=registered - set(withdrawn),
             auth_method=AuthMethod(row.auth_method),
             secret_hash=row.secret_hash,
             jwks=json.loads(row.jwks) if row.jwks else None,

@@ -19,14 +19,14 @@ from tests.conftest import ISSUER, RegisterClient
 def test_client_secret_basic_issues_an_rfc9068_token(
     app_client: TestClient, register_client: RegisterClient, hub: Hub
 ) -> None:
-    new = register_client("housing", ("registry:read", "exchange:feed"))
+    new = register_client("housing", ("schemas:read", "exchange:feed"))
     response = request_token(app_client, new)
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == hub.settings.access_token_ttl_seconds
-    assert body["scope"] == "exchange:feed registry:read"
+    assert body["scope"] == "exchange:feed schemas:read"
     claims = hub.verifier.signed_claims(body["access_token"])
     assert claims["iss"] == ISSUER
     assert claims["aud"] == hub.settings.audience
@@ -37,13 +37,13 @@ def test_client_secret_basic_issues_an_rfc9068_token(
     whoami = app_client.get("/auth/v1/whoami", headers=bearer(body["access_token"]))
     assert whoami.status_code == 200
     assert whoami.json()["client_id"] == new.client_id
-    assert whoami.json()["scopes"] == ["exchange:feed", "registry:read"]
+    assert whoami.json()["scopes"] == ["exchange:feed", "schemas:read"]
 
 
 def test_narrower_scope_may_be_asked(
     app_client: TestClient, register_client: RegisterClient
 ) -> None:
-    new = register_client("health", ("registry:read", "exchange:feed"))
+    new = register_client("health", ("schemas:read", "exchange:feed"))
     response = request_token(app_client, new, scope="exchange:feed")
     assert response.json()["scope"] == "exchange:feed"
 
@@ -51,8 +51,8 @@ def test_narrower_scope_may_be_asked(
 def test_scope_not_granted_to_the_client_is_refused(
     app_client: TestClient, register_client: RegisterClient
 ) -> None:
-    new = register_client("health", ("registry:read",))
-    response = request_token(app_client, new, scope="registry:write")
+    new = register_client("health", ("exchange:feed",))
+    response = request_token(app_client, new, scope="exchange:proofs")
     assert response.status_code == 400
     assert response.json()["type"] == "/problems/invalid-scope"
     assert response.json()["error"] == "invalid_scope"

@@ -32,8 +32,8 @@ def _credentials(new: object) -> tuple[str, str]:
 def test_introspection_of_own_and_foreign_tokens(
     app_client: TestClient, register_client: RegisterClient
 ) -> None:
-    owner = register_client("housing", ("registry:read",))
-    other = register_client("health", ("registry:read",))
+    owner = register_client("housing", ("exchange:feed",))
+    other = register_client("health", ("exchange:feed",))
     auditor = register_client("public-security", ("auth:introspect",))
     token = access_token(app_client, owner)
 
@@ -63,7 +63,7 @@ def test_expired_and_revoked_tokens_introspect_inactive(
 
 
 def test_only_the_owner_may_revoke(app_client: TestClient, register_client: RegisterClient) -> None:
-    owner, other = register_client(), register_client("health")
+    owner, other = register_client(), register_client("health", ("exchange:feed",))
     token = access_token(app_client, owner)
     response = app_client.post("/oauth/revoke", data={"token": token}, auth=_credentials(other))
     assert response.status_code == 400

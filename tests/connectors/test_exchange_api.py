@@ -521,7 +521,7 @@ def test_without_an_agreement_in_force_nothing_is_disclosed_but_all_is_audited(
     (holder,) = make_holders(seeded, 1, 1)
     stranger = citizen_id(99)  # no permit: the refusal must not differ from a holder's
     answers = []
-    for name in ("civil-affairs", "health", "public-security"):  # no link, no agreement, no link
+    for name in ("civil-affairs", "health"):  # no link, no agreement
         headers = department(app_client, register_client, name, "exchange:lookup")
         for number in (holder.citizen_id, stranger):
             answers.append(lookup(app_client, headers, number, "核验"))
@@ -536,7 +536,7 @@ def test_without_an_agreement_in_force_nothing_is_disclosed_but_all_is_audited(
     assert answers[-1].json()["detail"] == answers[-2].json()["detail"]
 
     entries = exchange_audit(seeded, "exchange.lookup")
-    assert len(entries) == 8 and {e.outcome for e in entries} == {"refused"}
+    assert len(entries) == 6 and {e.outcome for e in entries} == {"refused"}
     assert {e.purpose for e in entries} == {"核验"}
     set_agreement_status(seeded, "education-holders", schema_domain.AgreementStatus.ACTIVE)
     assert lookup(app_client, education, holder.citizen_id, "核验").status_code == 200
