@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -13,10 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from hub.auth.domain import CLIENT_ASSERTION_ALGORITHMS, SCOPES, TOKEN_ALGORITHM
+from hub.auth.domain import CLIENT_ASSERTION_ALGORITHMS, SCOPES, TOKEN_ALGORITHM, AuthFailure
+from hub.auth.failures import Attempt, attempt_of
 from hub.auth.guard import GuardedRoute, principal_of, public, requires
 from hub.auth.server import (
+    NOT_AUTHENTICATED,
     AssertionReplayed,
+    ClientNotAuthenticated,
     FormRequest,
     HubAuthorizationServer,
     OAuthFailure,
@@ -43,6 +45,12 @@ _OAUTH_PROBLEMS: dict[str, tuple[ProblemType, str]] = {
 ASSERTION_REPLAYED = problem_type(
     "client-assertion-replayed", 401, "客户端断言已被使用过", "Client assertion replayed"
 )
+AUTHENTICATION_THROTTLED = problem_type(
+    "client-authentication-throttled",
+    429,
+    "客户端认证失败次数过多",
+    "Too many failed client authentications",
+)
 
 
 def _problem(error: OAuth2Error) -> Problem:
@@ -55,9 +63,7 @@ def _problem(error: OAuth2Error) -> Problem:
         headers["WWW-Authenticate"] = 'Basic realm="permit-hub"'
     description = error.get_error_description() or kind.title.en
     if description.startswith("The client cannot authenticate with methods"):
-        description = (
-            "The client could not be authenticated (client_secret_basic or private_key_jwt)"
-        )
+        description = NOT_AUTHENTICATED  # no credentials: worded as a wrong secret is
     return Problem(
         kind,
         Text(zh, description),
@@ -66,20 +72,7 @@ def _problem(error: OAuth2Error) -> Problem:
     )
 
 
-def _refuse_unreadable_basic_credentials(request: Request) -> None:
-    """Authlib decodes Basic credentials as UTF-8 without a guard; refuse them here instead."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return
-    try:
-        base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        detail = "the Basic credentials are not base64 of UTF-8 'client_id:client_secret'"
-        raise _problem(InvalidClientError(status_code=401, description=detail)) from None
-
-
 async def _form_request(request: Request) -> FormRequest:
-    _refuse_unreadable_basic_credentials(request)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != FORM:
         raise Problem(
@@ -116,11 +109,51 @@ def _server(request: Request) -> HubAuthorizationServer:
     return server
 
 
-async def _run(call: Any, form: FormRequest) -> OAuthOutcome:
-    """Client assertions write their jti to the database: keep that off the event loop."""
-    if "client_assertion" in form.form:
-        return await run_in_threadpool(call, form)
-    return call(form)  # type: ignore[no-any-return]
+UNREADABLE_BASIC = "the Basic credentials are not base64 of UTF-8 'client_id:client_secret'"
+
+
+async def _answer(
+    request: Request, call: Callable[[FormRequest], OAuthOutcome], *, threaded: bool = False
+) -> JSONResponse:
+    """One OAuth endpoint call, behind the throttle of failed client authentications.
+
+    The throttle check reads memory only; a failure is recorded (audit, log, counters) in the
+    thread pool, as are calls that write (client assertions store their jti, revocations).
+    """
+    form = await _form_request(request)
+    server = _server(request)
+    address = request.client.host if request.client else "unknown"
+    attempt = attempt_of(request.url.path, request.headers, form.form, address)
+    _refuse_throttled(server, attempt)
+    if attempt.unreadable:  # Authlib would decode them as UTF-8 without a guard
+        unreadable = ClientNotAuthenticated(AuthFailure.MALFORMED_CREDENTIALS, UNREADABLE_BASIC)
+        outcome: OAuthOutcome = OAuthFailure(unreadable)
+    elif threaded or "client_assertion" in form.form:
+        outcome = await run_in_threadpool(call, form)
+    else:
+        outcome = call(form)
+    failed = outcome.error if isinstance(outcome, OAuthFailure) else None
+    if isinstance(failed, InvalidClientError):
+        reason = (
+            failed.reason
+            if isinstance(failed, ClientNotAuthenticated)
+            else AuthFailure.NO_CREDENTIALS  # Authlib's own: no method's credentials were sent
+        )
+        await run_in_threadpool(server.failures.record, attempt, reason)
+    return _respond(outcome)
+
+
+def _refuse_throttled(server: HubAuthorizationServer, attempt: Attempt) -> None:
+    wait = server.failures.retry_after(attempt)
+    if wait:
+        raise Problem(
+            AUTHENTICATION_THROTTLED,
+            Text(
+                f"客户端认证失败次数过多，请 {wait} 秒后再试",
+                f"Too many failed client authentications; try again in {wait} seconds",
+            ),
+            headers={"Retry-After": str(wait)},
+        )
 
 
 @router.post(
@@ -144,25 +177,24 @@ async def _run(call: Any, form: FormRequest) -> OAuthOutcome:
 )
 @public
 async def token(request: Request) -> JSONResponse:
-    form = await _form_request(request)
-    return _respond(await _run(_server(request).create_token_response, form))
+    return await _answer(request, _server(request).create_token_response)
 
 
 @router.post("/oauth/introspect", summary="Token introspection (RFC 7662)")
 @public
 async def introspect(request: Request) -> JSONResponse:
-    form = await _form_request(request)
     server = _server(request)
-    call = lambda f: server.create_endpoint_response("introspection", f)  # noqa: E731
-    return _respond(await _run(call, form))
+    return await _answer(
+        request, lambda form: server.create_endpoint_response("introspection", form)
+    )
 
 
 @router.post("/oauth/revoke", summary="Token revocation (RFC 7009)")
 @public
 async def revoke(request: Request) -> JSONResponse:
-    form = await _form_request(request)
     server = _server(request)
-    return _respond(await run_in_threadpool(server.create_endpoint_response, "revocation", form))
+    call = lambda form: server.create_endpoint_response("revocation", form)  # noqa: E731
+    return await _answer(request, call, threaded=True)
 
 
 @router.get("/.well-known/oauth-authorization-server", summary="Server metadata (RFC 8414)")

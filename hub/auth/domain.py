@@ -5,6 +5,7 @@ Pure rules: no framework, no storage, no clock reads (times are passed in).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,13 +59,29 @@ def unknown_scopes(scopes: Iterable[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class FailureLimits:
+    """How many failed client authentications are tolerated before further attempts get a 429.
+
+    Counted per client id (as given, known or not) and per source address, each in a fixed
+    window that opens with its first failure; once a count reaches its limit, every attempt
+    naming that client id, or coming from that address, is refused until the window ends.
+    """
+
+    window_seconds: int
+    per_client: int
+    per_address: int
+
+
+@dataclass(frozen=True)
 class AccessPolicy:
-    """Which scopes a client of each kind and department may hold (config/access.toml).
+    """Which scopes a client of each kind and department may hold (config/access.toml), and
+    how failed client authentications are throttled.
 
     A department or kind the policy does not name may hold nothing: the table is an allow-list.
     """
 
     scopes: Mapping[ClientKind, Mapping[Department, frozenset[str]]]
+    failed_authentication: FailureLimits
     source: str  # the file, named in refusals so an operator knows where the rule lives
 
     def allowed(self, kind: ClientKind, department: Department) -> frozenset[str]:
@@ -81,6 +98,34 @@ class AccessPolicy:
             f"{self.source} does not allow a {kind.value} client of {department.value}"
             f" the scopes {' '.join(refused)} (it allows: {allowed})"
         )
+
+
+class AuthFailure(StrEnum):
+    """Why a client authentication at /oauth/token, /introspect or /revoke failed (audited)."""
+
+    NO_CREDENTIALS = "no-credentials"
+    MALFORMED_CREDENTIALS = "malformed-credentials"
+    UNKNOWN_CLIENT = "unknown-client"
+    WRONG_SECRET = "wrong-secret"
+    WRONG_METHOD = "wrong-method"
+    BAD_ASSERTION = "bad-assertion"
+    REPLAYED_ASSERTION = "replayed-assertion"
+
+
+SHOWN_CLIENT_ID_LENGTH = 64
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")
+_CITIZEN_ID_SHAPED = re.compile(r"\d{17}[\dXx]")
+
+
+def shown_client_id(given: str) -> str:
+    """A client id as a caller gave it, fit for the log and the audit: at most 64 characters,
+    control characters replaced (no forged log lines), and anything shaped like a citizen ID
+    number masked, since an unauthenticated caller can type anything into the field."""
+    printable = _UNPRINTABLE.sub("?", given[: SHOWN_CLIENT_ID_LENGTH + 18])
+    masked = _CITIZEN_ID_SHAPED.sub("[id-number]", printable)
+    if len(masked) > SHOWN_CLIENT_ID_LENGTH:
+        return masked[: SHOWN_CLIENT_ID_LENGTH - 1] + "…"
+    return masked
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""config/access.toml: which scopes each kind of client of each department may hold.
+"""config/access.toml: which scopes each kind of client of each department may hold, and how
+failed client authentications are throttled.
 
 Validated at start like config/departments.toml: an unknown client kind, department or scope,
 or a misspelt key, stops the hub with one sentence instead of silently allowing or refusing.
@@ -10,9 +11,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from hub.auth.domain import AccessPolicy, ClientKind, Department, unknown_scopes
+from hub.auth.domain import AccessPolicy, ClientKind, Department, FailureLimits, unknown_scopes
 
 
 def _known_scope(scope: str) -> str:
@@ -24,10 +25,21 @@ def _known_scope(scope: str) -> str:
 Scope = Annotated[str, AfterValidator(_known_scope)]
 
 
-class _File(BaseModel):
+class _FailedAuthentication(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    window_seconds: int = Field(default=300, ge=10, le=86_400)
+    per_client: int = Field(default=10, ge=1, le=10_000)
+    per_address: int = Field(default=50, ge=1, le=100_000)
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     scopes: dict[ClientKind, dict[Department, list[Scope]]]
+    failed_authentication: _FailedAuthentication = Field(
+        default_factory=_FailedAuthentication, alias="failed-authentication"
+    )
 
 
 def load_access_policy(path: Path) -> AccessPolicy:
@@ -43,10 +55,14 @@ def load_access_policy(path: Path) -> AccessPolicy:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ValueError(f"{path}: {where}: {first['msg']}") from None
+    limits = parsed.failed_authentication
     return AccessPolicy(
         scopes={
             kind: {department: frozenset(held) for department, held in table.items()}
             for kind, table in parsed.scopes.items()
         },
+        failed_authentication=FailureLimits(
+            limits.window_seconds, limits.per_client, limits.per_address
+        ),
         source=str(path),
     )

@@ -3,6 +3,9 @@
 Grant: client_credentials only. Client authentication: client_secret_basic and
 private_key_jwt (RFC 7523). Tokens: RFC 9068 JWTs signed ES256 with the active key's kid.
 Introspection (RFC 7662) and revocation (RFC 7009) accept the same two client methods.
+
+A failed client authentication raises ClientNotAuthenticated with the reason the audit records;
+what the caller is told never depends on whether the client id it gave exists.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from authlib.oauth2 import AuthorizationServer, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import InvalidClientError, grants
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -31,12 +35,14 @@ from hub.auth.domain import (
     SCOPES,
     TOKEN_ALGORITHM,
     TOKEN_TYPE,
+    AuthFailure,
     AuthMethod,
     TokenFault,
     TokenRefused,
 )
+from hub.auth.failures import FailedAuthentications
 from hub.auth.guard import TokenVerifier
-from hub.auth.state import AuthState, RegisteredClient
+from hub.auth.state import AuthState, RegisteredClient, secret_matches
 from hub.auth.store import RevokedToken, claim_assertion
 from hub.clock import Clock
 from hub.db import unit_of_work
@@ -70,10 +76,27 @@ class HubOAuth2Request(OAuth2Request):  # type: ignore[misc]
         return {}
 
 
-class AssertionReplayed(InvalidClientError):  # type: ignore[misc]
-    """A client assertion whose jti was used before; its own problem type, same OAuth error."""
+NOT_AUTHENTICATED = "The client could not be authenticated (client_secret_basic or private_key_jwt)"
+ASSERTION_NOT_VERIFIED = "The client assertion does not verify with the keys registered for its sub"
+
+
+class ClientNotAuthenticated(InvalidClientError):  # type: ignore[misc]
+    """invalid_client, with the reason the audit records (never shown to the caller)."""
 
     status_code = 401
+
+    def __init__(self, reason: AuthFailure, description: str = NOT_AUTHENTICATED) -> None:
+        super().__init__(description=description, status_code=401)
+        self.reason = reason
+
+
+class AssertionReplayed(ClientNotAuthenticated):
+    """A client assertion whose jti was used before; its own problem type, same OAuth error."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            AuthFailure.REPLAYED_ASSERTION, "the client assertion (jti) was used before"
+        )
 
 
 @dataclass(frozen=True)
@@ -104,17 +127,40 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         super().__init__(validate_jti=True, leeway=30)
         self.server = server
 
+    def __call__(self, query_client: Any, request: HubOAuth2Request) -> RegisteredClient | None:
+        """Authlib's check, with an unknown `sub` refused as a key that does not verify, so
+        the answer does not tell which client ids exist, and every refusal given its reason."""
+
+        def known(client_id: str) -> RegisteredClient:
+            client: RegisteredClient | None = query_client(client_id)
+            if client is None:
+                raise ClientNotAuthenticated(AuthFailure.UNKNOWN_CLIENT, ASSERTION_NOT_VERIFIED)
+            return client
+
+        try:
+            client: RegisteredClient | None = super().__call__(known, request)
+        except ClientNotAuthenticated:
+            raise
+        except InvalidClientError as error:
+            raise ClientNotAuthenticated(AuthFailure.BAD_ASSERTION, error.description) from None
+        return client
+
     def get_audiences(self) -> list[str]:
         return [self.server.issuer, self.server.token_endpoint]
 
     def resolve_client_public_key(self, client: RegisteredClient) -> Any:
+        """A client_secret_basic client has no keys: its assertion cannot verify (not a 500)."""
+        if client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
+            raise ClientNotAuthenticated(AuthFailure.WRONG_METHOD, ASSERTION_NOT_VERIFIED)
         return client.public_keys()
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=list(CLIENT_ASSERTION_ALGORITHMS))
-        except JoseError as exc:
-            raise InvalidClientError(status_code=401, description=exc.description) from exc
+        except JoseError:
+            raise ClientNotAuthenticated(
+                AuthFailure.BAD_ASSERTION, ASSERTION_NOT_VERIFIED
+            ) from None
         self.verify_claims(token.claims)
         return token.claims
 
@@ -123,9 +169,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         problem = _assertion_problem(claims, self.get_audiences(), now, self.leeway)
         problem = problem or _assertion_lifetime_problem(claims, now, self.server.assertion_max_age)
         if problem:
-            raise InvalidClientError(status_code=401, description=problem)
+            raise ClientNotAuthenticated(AuthFailure.BAD_ASSERTION, problem)
         if not self.validate_jti(claims, claims["jti"]):
-            raise AssertionReplayed(description="the client assertion (jti) was used before")
+            raise AssertionReplayed()
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         now = self.server.clock.epoch_seconds()
@@ -261,7 +307,10 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.audience = audience
         self.token_ttl = token_ttl
         self.assertion_max_age = assertion_max_age
+        self.failures = FailedAuthentications(state, engine, audit, clock)
         self.register_grant(ClientCredentialsGrant)
+        basic = AuthMethod.CLIENT_SECRET_BASIC.value
+        self.register_client_auth_method(basic, self.authenticate_secret_basic)
         self.register_client_auth_method(AuthMethod.PRIVATE_KEY_JWT.value, PrivateKeyJWT(self))
         self.register_token_generator("default", HubTokenGenerator(self))
         self.register_endpoint(Introspection)
@@ -269,6 +318,26 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def query_client(self, client_id: str) -> RegisteredClient | None:
         return self.state.client(client_id)
+
+    def authenticate_secret_basic(
+        self, query_client: Any, request: HubOAuth2Request
+    ) -> RegisteredClient | None:
+        """client_secret_basic, replacing Authlib's: an unknown client id, a wrong secret and
+        a client that authenticates with keys get the same refusal after the same work (one
+        keyed hash), and the reason for the audit. None when no Basic credentials were sent."""
+        client_id, secret = extract_basic_authorization(request.headers)
+        if not client_id:
+            return None
+        client: RegisteredClient | None = query_client(client_id)
+        if client is None:
+            secret_matches(self.state.secret_key, secret or "", None)
+            raise ClientNotAuthenticated(AuthFailure.UNKNOWN_CLIENT)
+        if not client.check_client_secret(secret or ""):
+            wrong_method = client.auth_method is not AuthMethod.CLIENT_SECRET_BASIC
+            raise ClientNotAuthenticated(
+                AuthFailure.WRONG_METHOD if wrong_method else AuthFailure.WRONG_SECRET
+            )
+        return client
 
     def save_token(self, token: dict[str, Any], request: HubOAuth2Request) -> None:
         """Nothing to store: the JWT carries everything, and revocation records only jtis."""

@@ -1,10 +1,11 @@
-"""Each process's in-memory view of clients, signing keys and revocations.
+"""Each process's in-memory view of clients, signing keys, revocations and throttled callers.
 
-The guard must not read the database per request, so every process keeps this snapshot and
-refreshes it every `revocation_refresh_seconds` with two small queries: the auth generation
-counter (bumped by any client or key change) and the revocations newer than its cursor. A
-revocation is therefore effective at once in the process that took it and within one refresh
-interval in every other process.
+Neither the guard nor the token endpoint reads the database per request, so every process
+keeps this snapshot and refreshes it every `revocation_refresh_seconds` with three small
+queries: the auth generation counter (bumped by any client or key change), the revocations
+newer than its cursor and the client ids and addresses blocked after failed authentications.
+A revocation or a block is therefore effective at once in the process that took it and within
+one refresh interval in every other process.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hub.auth.domain import AccessPolicy, AuthMethod, ClientKind, Department
 from hub.auth.store import (
     OAuthClient,
     SigningKey,
+    blocked_keys,
     last_revocation_id,
     read_generation,
     revocations_after,
@@ -42,6 +44,15 @@ def hash_client_secret(key: bytes, secret: str) -> str:
     """Client secrets are 256-bit random strings, so a keyed hash suffices (no slow KDF):
     a stolen table reveals nothing usable without the master secret."""
     return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+_NO_SECRET = "-" * 64  # not hex: no hash ever equals it
+
+
+def secret_matches(key: bytes, secret: str, secret_hash: str | None) -> bool:
+    """The hash is computed even when there is nothing to match (an unknown client id, a
+    client with keys instead of a secret), so those refusals take as long as a wrong secret."""
+    return hmac.compare_digest(hash_client_secret(key, secret), secret_hash or _NO_SECRET)
 
 
 @dataclass(frozen=True)
@@ -75,9 +86,7 @@ class RegisteredClient:
         return " ".join(asked)
 
     def check_client_secret(self, secret: str) -> bool:
-        if self.secret_hash is None:
-            return False
-        return hmac.compare_digest(hash_client_secret(self.secret_key, secret), self.secret_hash)
+        return secret_matches(self.secret_key, secret, self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method == self.auth_method.value
@@ -111,6 +120,7 @@ class AuthState:
         self.keys: list[signing.LoadedKey] = []
         self.public_keys: dict[str, ECKey] = {}
         self.revoked: dict[str, int] = {}
+        self.blocked: dict[str, int] = {}  # throttle key -> end of its block, epoch seconds
         self._generation = -1
         self._cursor = 0
         self._lock = threading.Lock()
@@ -158,6 +168,7 @@ class AuthState:
                 self._cursor = max(row.id or 0 for row in fresh)
             elif self._cursor == 0:
                 self._cursor = last_revocation_id(session)
+            self.blocked = blocked_keys(session, now)
             self._last_refresh = time.monotonic()
 
     def _reload(self, session: Session) -> None:
@@ -200,6 +211,13 @@ class AuthState:
 
     def revoke_locally(self, jti: str, expires_at: int) -> None:
         self.revoked = {**self.revoked, jti: expires_at}
+
+    def block_locally(self, blocks: dict[str, int]) -> None:
+        self.blocked = {**self.blocked, **blocks}
+
+    def blocked_for(self, keys: tuple[str, ...], now: int) -> int:
+        """Seconds until none of `keys` (a client id, an address) is blocked; 0 if none is."""
+        return max(0, *(self.blocked.get(key, 0) - now for key in keys))
 
     async def keep_fresh(self, interval: float) -> None:
         """Background loop of the app's lifespan; a failed refresh is logged and retried."""

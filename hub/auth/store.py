@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
 
@@ -107,3 +108,59 @@ def claim_assertion(session: Session, client_id: str, jti: str, expires_at: int,
     except sa.exc.IntegrityError:
         return False
     return True
+
+
+class ClientAuthFailure(SQLModel, table=True):
+    """Failed client authentications counted in a fixed window, per "client:<id as given>" and
+    per "address:<source>", shared by every hub process. Rows outlive their window only until
+    the next failure anywhere deletes them."""
+
+    __tablename__ = "client_auth_failure"
+
+    key: str = Field(primary_key=True, max_length=128)
+    failures: int
+    window_ends: int = Field(sa_type=sa.BigInteger, index=True, description="epoch seconds")
+    blocked_until: int = Field(
+        sa_type=sa.BigInteger, index=True, description="window_ends once failures reach the limit"
+    )
+
+
+_FAILURES: sa.Table = ClientAuthFailure.__table__  # type: ignore[attr-defined]
+
+
+def count_failure(session: Session, key: str, limit: int, window: int, now: int) -> int:
+    """Count one failure for `key`; the end of its block if the count reached `limit`, else 0.
+
+    One INSERT ... ON CONFLICT DO UPDATE (on both databases): two processes counting the same
+    key at once both land, and a window that has ended starts again at one.
+    """
+    session.execute(sa.delete(_FAILURES).where(_FAILURES.c.window_ends <= now))
+    ends = now + window
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_FAILURES)
+    current = _FAILURES.c.window_ends > now
+    failures = sa.case((current, _FAILURES.c.failures + 1), else_=1)
+    window_ends = sa.case((current, _FAILURES.c.window_ends), else_=ends)
+    statement = (
+        insert.values(
+            key=key, failures=1, window_ends=ends, blocked_until=ends if limit <= 1 else 0
+        )
+        .on_conflict_do_update(
+            index_elements=[_FAILURES.c.key],
+            set_={
+                "failures": failures,
+                "window_ends": window_ends,
+                "blocked_until": sa.case((failures >= limit, window_ends), else_=0),
+            },
+        )
+        .returning(_FAILURES.c.blocked_until)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def blocked_keys(session: Session, now: int) -> dict[str, int]:
+    """Keys whose failures reached their limit in a window not yet over, with its end."""
+    query = select(_FAILURES.c.key, _FAILURES.c.blocked_until).where(
+        _FAILURES.c.blocked_until > now
+    )
+    return {key: int(until) for key, until in session.execute(query)}

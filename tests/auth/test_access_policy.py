@@ -183,7 +183,13 @@ BAD_FILES = [
         "Extra inputs",
         id="misspelt-table",
     ),
-    pytest.param("", "scopes", "Field required", id="no-scopes"),
+    pytest.param(
+        "[scopes.department]\nhousing = []\n[failed-authentication]\nper_client = 0\n",
+        "failed-authentication.per_client",
+        "greater than or equal to 1",
+        id="limit-out-of-range",
+    ),
+    pytest.param("[failed-authentication]\n", "scopes", "Field required", id="no-scopes"),
     pytest.param("[scopes.department\n", "is not valid TOML", "", id="not-toml"),
 ]
 
