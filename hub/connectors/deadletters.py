@@ -1,23 +1,33 @@
-"""The dead-letter list: deliveries that failed `max_attempts` times or could not be built,
-for staff (scope exchange:admin) to inspect and replay once the cause is fixed.
+"""Delivery administration for staff (scope exchange:admin): each push department's circuit
+and backlog, and the dead-letter list, to inspect and replay once the cause is fixed.
 
-A replay makes the delivery pending again with a fresh count, and it goes out with its
-original webhook-id; the holder's later deliveries to that department, held back meanwhile to
-keep their order, follow it.
+A department's staff see and replay only their own department's deliveries; another
+department's dead letter is a 404, as if it did not exist. Public security runs the hub, and
+its operators see every department.
+
+A replay makes the delivery pending again with a fresh schedule, and it goes out with its
+original webhook-id, at once (an open circuit probes now rather than wait); the holder's
+later deliveries to that department, held back meanwhile to keep their order
+(`waiting_behind` in the list), follow it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, TypeVarTuple
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy import Select
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from hub.audit import Actor
+from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, principal_of, requires
+from hub.connectors import circuit
 from hub.connectors.store import DEAD, PENDING, Delivery
-from hub.db import rfc3339
+from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits.store import PermitEvent
 from hub.problems import Problem, Text, problem_type
@@ -28,23 +38,96 @@ DEAD_LETTER_NOT_FOUND = problem_type(
     "dead-letter-not-found", 404, "死信不存在", "No such dead letter"
 )
 
+Columns = TypeVarTuple("Columns")
+DepartmentFilter = Annotated[
+    str | None,
+    Query(max_length=64, description="Only this department (yours, unless you run the hub)"),
+]
+
+
+def _scope(request: Request) -> str | None:
+    """The one department whose deliveries the caller may see; None: every department (public
+    security runs the hub)."""
+    own = principal_of(request).department
+    return None if own is Department.PUBLIC_SECURITY else own.value
+
+
+def _of(query: Select[*Columns], *departments: str | None) -> Select[*Columns]:
+    """`query` narrowed to each department given (the caller's scope, the one asked for)."""
+    for department in departments:
+        if department is not None:
+            query = query.where(col(Delivery.department) == department)
+    return query
+
+
+def _rfc3339(moment: datetime | None) -> str | None:
+    return None if moment is None else rfc3339(moment)
+
+
+@router.get("/departments", summary="Each push department's circuit and backlog")
+@requires("exchange:admin")
+def list_departments(request: Request, session: DbSession, hub: CurrentHub) -> list[dict[str, Any]]:
+    """`state` is `closed` (deliveries flow) or `open` (every send of its last round failed:
+    one probe at a time goes, at `next_probe_at`); `backlog` counts pending deliveries."""
+    scope = _scope(request)
+    departments = [
+        dept.value
+        for dept, link in hub.departments.items()
+        if link.pushes and scope in (None, dept.value)
+    ]
+    now = hub.clock.now()
+    return [
+        {
+            "department": state.department,
+            "state": state.state,
+            "failed_rounds": state.failures,
+            "open_since": _rfc3339(state.opened_at),
+            "next_probe_at": _rfc3339(state.next_probe_at),
+            "last_success_at": _rfc3339(state.last_success_at),
+            "last_failure_at": _rfc3339(state.last_failure_at),
+            "last_error": state.last_error,
+            "backlog": state.backlog,
+            "oldest_pending_age_seconds": (
+                None
+                if state.oldest_pending_at is None
+                else max(0, int((now - state.oldest_pending_at).total_seconds()))
+            ),
+            "dead_letters": state.dead_letters,
+        }
+        for state in circuit.department_states(session, departments)
+    ]
+
 
 @router.get("/dead-letters", summary="Deliveries that gave up, oldest first")
 @requires("exchange:admin")
 def list_dead_letters(
+    request: Request,
     session: DbSession,
-    department: Annotated[str | None, Query(max_length=64)] = None,
+    department: DepartmentFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
+    """`waiting_behind`: the holder's later deliveries to the department, held back until
+    this one is replayed and delivered."""
+    later = aliased(Delivery)
+    waiting_behind = (
+        sa.select(sa.func.count())
+        .select_from(later)
+        .where(
+            col(later.department) == col(Delivery.department),
+            col(later.permit_id) == col(Delivery.permit_id),
+            col(later.event_seq) > col(Delivery.event_seq),
+            col(later.status) == PENDING,
+        )
+        .scalar_subquery()
+    )
     query = (
-        sa.select(Delivery, col(PermitEvent.type))
+        sa.select(Delivery, col(PermitEvent.type), waiting_behind)
         .join(PermitEvent, col(PermitEvent.seq) == col(Delivery.event_seq))
         .where(col(Delivery.status) == DEAD)
-        .order_by(col(Delivery.event_seq))
+        .order_by(col(Delivery.event_seq), col(Delivery.department))
         .limit(limit)
     )
-    if department is not None:
-        query = query.where(col(Delivery.department) == department)
+    query = _of(query, _scope(request), department)
     return [
         {
             "event_seq": delivery.event_seq,
@@ -54,9 +137,10 @@ def list_dead_letters(
             "attempts": delivery.attempts,
             "last_error": delivery.last_error,
             "created_at": rfc3339(delivery.created_at),
-            "last_attempt_due": rfc3339(delivery.next_attempt_at),
+            "last_attempt_at": _rfc3339(delivery.last_attempt_at),
+            "waiting_behind": behind,
         }
-        for delivery, event_type in session.execute(query).all()
+        for delivery, event_type, behind in session.execute(query).all()
     ]
 
 
@@ -68,12 +152,13 @@ def list_dead_letters(
 @requires("exchange:admin")
 def replay_dead_letter(
     request: Request,
-    event_seq: Annotated[int, Path(ge=1)],
+    event_seq: Annotated[int, Path(ge=1, le=INT_MAX)],
     department: Annotated[str, Path(max_length=64)],
     session: DbSession,
     hub: CurrentHub,
 ) -> dict[str, Any]:
-    replayed = _replay(session, hub, request, [(event_seq, department)])
+    visible = _scope(request) in (None, department)
+    replayed = _replay(session, hub, request, [(event_seq, department)]) if visible else 0
     if not replayed:
         raise Problem(
             DEAD_LETTER_NOT_FOUND,
@@ -91,13 +176,12 @@ def replay_all(
     request: Request,
     session: DbSession,
     hub: CurrentHub,
-    department: Annotated[str | None, Query(max_length=64)] = None,
+    department: DepartmentFilter = None,
 ) -> dict[str, Any]:
     query = sa.select(col(Delivery.event_seq), col(Delivery.department)).where(
         col(Delivery.status) == DEAD
     )
-    if department is not None:
-        query = query.where(col(Delivery.department) == department)
+    query = _of(query, _scope(request), department)
     keys = [(row.event_seq, row.department) for row in session.execute(query).all()]
     return {"replayed": _replay(session, hub, request, keys) if keys else 0}
 
@@ -116,6 +200,7 @@ def _replay(
         .execution_options(synchronize_session=False)
     )
     count = int(result.rowcount)  # type: ignore[attr-defined]
+    circuit.probe_now(session, {department for _, department in keys}, now)
     principal = principal_of(request)
     actor = Actor(principal.client_id, principal.department.value)
     hub.audit.record(session, actor.did("delivery.replay", str(count), None, "dead-letters"), now)

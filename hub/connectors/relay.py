@@ -16,19 +16,27 @@ Two steps, each safe with several hub processes:
 
 Per-holder order: a delivery is due only when no earlier delivery of the same holder to the
 same department is still undelivered (pending, leased, or dead), so a later event never
-overtakes an earlier one, even across processes. A failed delivery waits with exponential
-backoff and jitter; after `max_attempts` it is dead, and the holder's later deliveries to that
-department wait until staff replay it (/exchange/v1/dead-letters).
+overtakes an earlier one, even across processes.
+
+Outages: a failed delivery is tried again along its department's retry schedule (seconds,
+minutes, then hours, spanning more than a day; `RetrySchedule`), each wait up to a tenth
+longer at random so that relays do not retry in step. A department whose sends all fail in a
+round has its circuit opened (hub.connectors.circuit): the rest of that round's records to it
+are not sent, and until it answers it gets one probe at a time, while everything else waits
+without spending its schedule. A delivery is dead only when the attempt after its schedule's
+last wait has failed, or at once when its record cannot be built; the holder's later
+deliveries to that department then wait until staff replay it (/exchange/v1/dead-letters).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,8 +49,8 @@ from sqlmodel import Session, col
 
 from hub import bulk
 from hub.auth.domain import Department
-from hub.connectors import exchange
-from hub.connectors.config import DepartmentLink
+from hub.connectors import circuit, exchange
+from hub.connectors.config import STANDARD_RETRIES, DepartmentLink, RetrySchedule
 from hub.connectors.signing import Signer
 from hub.connectors.store import DEAD, DELIVERED, PENDING, Delivery
 from hub.db import unit_of_work
@@ -63,17 +71,17 @@ class RelayPolicy:
     batch_size: int = 200
     lease_seconds: float = 30.0
     timeout_seconds: float = 5.0
-    max_attempts: int = 8
-    backoff_seconds: float = 1.0
-    backoff_cap_seconds: float = 600.0
     senders: int = 16
+    retry_schedule: RetrySchedule = STANDARD_RETRIES  # of departments that name none
+    jitter: float = 0.1
 
-    def retry_after(self, attempts: int) -> float:
-        """Exponential with "equal jitter": half the delay fixed, half random, so receivers
-        recovering from an outage are not hit by every relay at the same instant."""
-        growth: float = 2.0 ** (attempts - 1)
-        delay = min(self.backoff_cap_seconds, self.backoff_seconds * growth)
-        return delay / 2 + random.uniform(0, delay / 2)
+    def retry_at(self, schedule: RetrySchedule, attempts: int, now: datetime) -> datetime | None:
+        """When a delivery that has failed `attempts` times goes again (None: it is dead).
+        The jitter only lengthens a wait, so the schedule spans at least what it says."""
+        wait = schedule.wait_after(attempts)
+        if wait is None:
+            return None
+        return now + wait * (1 + random.uniform(0, self.jitter))
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,16 @@ class Outgoing:
 class Outcome:
     item: Outgoing
     delivered: bool
-    error: str | None
+    error: str | None  # why it failed; None when delivered, or when not tried
+
+    @property
+    def tried(self) -> bool:
+        return self.delivered or self.error is not None
+
+    @property
+    def sent(self) -> bool:
+        """Tried on the department's endpoint: evidence of whether it answers."""
+        return self.tried and self.item.body is not None
 
 
 class Relay:
@@ -108,6 +125,10 @@ class Relay:
         every = hub.departments if links is None else links
         self.links = {dept.value: link for dept, link in every.items() if link.pushes}
         self.signers = {dept: Signer(link.secret()) for dept, link in self.links.items()}
+        self.schedules = {
+            dept: link.retry_schedule or self.policy.retry_schedule
+            for dept, link in self.links.items()
+        }
         self.worker = f"relay-{uuid.uuid4().hex[:12]}"
         self.client = client or httpx.Client(
             timeout=self.policy.timeout_seconds,
@@ -162,52 +183,39 @@ class Relay:
     # --- delivery -----------------------------------------------------------------------
 
     def deliver_once(self) -> int:
-        """Lease, build, send and record one batch; returns how many were attempted."""
+        """Lease, build, send and record one batch; returns how many deliveries were tried."""
         batch = self._lease()
         if not batch:
             return 0
-        outcomes = list(self._pool.map(self._send, batch))
+        failing: set[str] = set()  # departments that failed in this round
+        outcomes = list(self._pool.map(functools.partial(self._send, failing=failing), batch))
         self._record(outcomes)
-        return len(outcomes)
+        return sum(outcome.tried for outcome in outcomes)
 
     def _lease(self) -> list[Outgoing]:
+        """A batch to the departments whose circuit is closed, and one probe to each open
+        department that is due one."""
         now = self.hub.clock.now()
-        earlier = aliased(Delivery)
-        overtaking = (
-            sa.select(sa.literal(1))
-            .select_from(earlier)
-            .where(
-                col(earlier.department) == col(Delivery.department),
-                col(earlier.permit_id) == col(Delivery.permit_id),
-                col(earlier.event_seq) < col(Delivery.event_seq),
-                col(earlier.status) != DELIVERED,
-            )
-        )
-        due = (
-            sa.select(col(Delivery.event_seq), col(Delivery.department), col(Delivery.attempts))
-            .where(
-                col(Delivery.status) == PENDING,
-                col(Delivery.next_attempt_at) <= now,
-                sa.or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
-                col(Delivery.department).in_(list(self.links)),
-                ~sa.exists(overtaking),
-            )
-            .order_by(col(Delivery.event_seq))
-            .limit(self.policy.batch_size)
-            .with_for_update(skip_locked=True, of=DELIVERY)
-        )
+        lease_until = now + timedelta(seconds=self.policy.lease_seconds)
         with unit_of_work(self.hub.engine) as session:
-            claimed = session.execute(due).all()
+            held = circuit.open_circuits(session, self.links)
+            flowing = [department for department in self.links if department not in held]
+            claimed = []
+            if flowing:
+                claimed = list(session.execute(_due(flowing, now, self.policy.batch_size)))
+            due = sorted(department for department, at in held.items() if at <= now)
+            for department in circuit.claim_probes(session, due, now):
+                probe = session.execute(_due([department], now, 1)).first()
+                if probe is not None:
+                    claimed.append(probe)
+                    circuit.probing(session, department, lease_until)
             if not claimed:
                 return []
             keys = [(row.event_seq, row.department) for row in claimed]
             session.execute(
                 sa.update(Delivery)
                 .where(sa.tuple_(col(Delivery.event_seq), col(Delivery.department)).in_(keys))
-                .values(
-                    lease_until=now + timedelta(seconds=self.policy.lease_seconds),
-                    leased_by=self.worker,
-                )
+                .values(lease_until=lease_until, leased_by=self.worker)
                 .execution_options(synchronize_session=False)
             )
             return self._build(session, claimed)
@@ -253,9 +261,13 @@ class Relay:
             out.append(Outgoing(row.event_seq, row.department, row.attempts, body))
         return out
 
-    def _send(self, item: Outgoing) -> Outcome:
+    def _send(self, item: Outgoing, failing: set[str]) -> Outcome:
+        """Send one record, unless its department already failed in this round: then it is
+        not tried, and waits for the department's circuit like the rest of its backlog."""
         if item.body is None:
             return Outcome(item, False, item.error)
+        if item.department in failing:
+            return Outcome(item, False, None)
         link = self.links[item.department]
         headers = self.signers[item.department].headers(
             f"evt_{item.event_seq}", item.body, self.hub.clock.now()
@@ -263,59 +275,87 @@ class Relay:
         try:
             answer = self.client.post(link.endpoint, content=item.body, headers=headers)
         except httpx.HTTPError as exc:
-            return Outcome(item, False, f"{type(exc).__name__}: {exc}"[:500])
-        if answer.is_success:
-            return Outcome(item, True, None)
-        return Outcome(item, False, f"HTTP {answer.status_code}")
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        else:
+            if answer.is_success:
+                return Outcome(item, True, None)
+            error = f"HTTP {answer.status_code}"
+        failing.add(item.department)
+        return Outcome(item, False, error)
 
-    def _record(self, outcomes: Iterable[Outcome]) -> None:
+    def _record(self, outcomes: Sequence[Outcome]) -> None:
+        """Each outcome on its delivery, then each department's round on its circuit (in
+        department order, the order every relay locks circuit rows in)."""
         now = self.hub.clock.now()
         delivered = [(o.item.event_seq, o.item.department) for o in outcomes if o.delivered]
+        untried = [(o.item.event_seq, o.item.department) for o in outcomes if not o.tried]
         with unit_of_work(self.hub.engine) as session:
             if delivered:
                 session.execute(
-                    sa.update(Delivery)
-                    .where(
-                        sa.tuple_(col(Delivery.event_seq), col(Delivery.department)).in_(delivered),
-                        col(Delivery.leased_by) == self.worker,
-                    )
+                    self._leased(delivered)
                     .values(
                         status=DELIVERED,
                         delivered_at=now,
+                        last_attempt_at=now,
                         attempts=col(Delivery.attempts) + 1,
                         lease_until=None,
                         last_error=None,
                     )
                     .execution_options(synchronize_session=False)
                 )
+            if untried:
+                session.execute(
+                    self._leased(untried)
+                    .values(lease_until=None)
+                    .execution_options(synchronize_session=False)
+                )
             for outcome in outcomes:
-                if not outcome.delivered:
+                if outcome.tried and not outcome.delivered:
                     self._failed(session, outcome, now)
+            rounds: dict[str, list[Outcome]] = {}
+            for outcome in outcomes:
+                if outcome.sent:
+                    rounds.setdefault(outcome.item.department, []).append(outcome)
+            for department, sent in sorted(rounds.items()):
+                if any(outcome.delivered for outcome in sent):
+                    circuit.answered(session, department, now)
+                else:
+                    error = sent[-1].error or "failed"
+                    circuit.failed(session, department, error, now, self.schedules[department])
+
+    def _leased(self, keys: list[tuple[int, str]]) -> sa.Update:
+        """An UPDATE of these deliveries, as long as this worker still holds their lease."""
+        return sa.update(Delivery).where(
+            sa.tuple_(col(Delivery.event_seq), col(Delivery.department)).in_(keys),
+            col(Delivery.leased_by) == self.worker,
+        )
 
     def _failed(self, session: Session, outcome: Outcome, now: datetime) -> None:
         attempts = outcome.item.attempts + 1
-        final = outcome.item.body is None or attempts >= self.policy.max_attempts
+        schedule = self.schedules[outcome.item.department]
+        retry_at = (
+            None if outcome.item.body is None else self.policy.retry_at(schedule, attempts, now)
+        )
+        values: dict[str, Any] = {
+            "status": DEAD if retry_at is None else PENDING,
+            "attempts": attempts,
+            "last_attempt_at": now,
+            "lease_until": None,
+            "last_error": (outcome.error or "failed")[:500],
+        }
+        if retry_at is not None:
+            values["next_attempt_at"] = retry_at
         session.execute(
-            sa.update(Delivery)
-            .where(
-                col(Delivery.event_seq) == outcome.item.event_seq,
-                col(Delivery.department) == outcome.item.department,
-                col(Delivery.leased_by) == self.worker,
-            )
-            .values(
-                status=DEAD if final else PENDING,
-                attempts=attempts,
-                next_attempt_at=now + timedelta(seconds=self.policy.retry_after(attempts)),
-                lease_until=None,
-                last_error=(outcome.error or "failed")[:500],
-            )
+            self._leased([(outcome.item.event_seq, outcome.item.department)])
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if final:
+        if retry_at is None:
             log.warning(
-                "delivery of event %s to %s is dead: %s",
+                "delivery of event %s to %s is dead after %s attempt(s): %s",
                 outcome.item.event_seq,
                 outcome.item.department,
+                attempts,
                 outcome.error,
             )
 
@@ -340,6 +380,35 @@ class Relay:
             except Exception:
                 log.exception("relay round failed; retrying")
             stop.wait(idle_seconds)
+
+
+def _due(departments: Sequence[str], now: datetime, limit: int) -> sa.Select[int, str, int]:
+    """The oldest due deliveries to these departments that may go without overtaking an
+    earlier one of their holder, locked (skipping rows another relay has locked)."""
+    earlier = aliased(Delivery)
+    overtaking = (
+        sa.select(sa.literal(1))
+        .select_from(earlier)
+        .where(
+            col(earlier.department) == col(Delivery.department),
+            col(earlier.permit_id) == col(Delivery.permit_id),
+            col(earlier.event_seq) < col(Delivery.event_seq),
+            col(earlier.status) != DELIVERED,
+        )
+    )
+    return (
+        sa.select(col(Delivery.event_seq), col(Delivery.department), col(Delivery.attempts))
+        .where(
+            col(Delivery.status) == PENDING,
+            col(Delivery.next_attempt_at) <= now,
+            sa.or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
+            col(Delivery.department).in_(departments),
+            ~sa.exists(overtaking),
+        )
+        .order_by(col(Delivery.event_seq))
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=DELIVERY)
+    )
 
 
 def start_relay(hub: Hub) -> tuple[Relay, threading.Event, threading.Thread]:

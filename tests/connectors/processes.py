@@ -176,8 +176,9 @@ class Processes:
 
 
 def _run_relay(args: argparse.Namespace) -> None:
-    """A relay with the fault-test policy: short lease, timeout and backoff, never dead."""
+    """A relay with the fault-test policy: short lease, timeout and retry waits, never dead."""
     from hub.app import build_hub
+    from hub.connectors.config import RetrySchedule
     from hub.connectors.relay import Relay, RelayPolicy
     from hub.settings import load_settings
 
@@ -187,9 +188,8 @@ def _run_relay(args: argparse.Namespace) -> None:
         batch_size=args.batch,
         lease_seconds=args.lease,
         timeout_seconds=args.timeout,
-        max_attempts=1_000_000,  # faults here are temporary: nothing may go to dead letters
-        backoff_seconds=0.1,
-        backoff_cap_seconds=0.8,
+        # Faults here last seconds: probes within a second, and no dead letter for half an hour.
+        retry_schedule=RetrySchedule.model_validate([0.1, 0.2, 0.4, *[0.8] * 2000]),
     )
     relay = Relay(hub, policy=policy)
     stop = threading.Event()

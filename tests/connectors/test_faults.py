@@ -31,8 +31,9 @@ from sqlmodel import Session, col, select
 
 from hub.app import Hub
 from hub.connectors.config import PARTNERS
+from hub.connectors.relay import RelayPolicy
 from hub.connectors.signing import new_secret
-from hub.connectors.store import DELIVERED, PENDING, Delivery
+from hub.connectors.store import CLOSED, DELIVERED, OPEN, PENDING, Delivery, DepartmentCircuit
 from hub.db import is_postgresql, unit_of_work
 from hub.permits import domain
 from hub.permits.store import Outbox, Permit, PermitEvent
@@ -252,12 +253,13 @@ def live(hub: Hub, permits: Sequence[str], first: int = 0) -> None:
             _act(hub, permit_id, domain.Action.CANCEL, version)
 
 
-def test_a_department_answering_500_gets_everything_in_order_once_it_recovers(
+def test_a_department_answering_500_is_probed_not_hammered_and_gets_everything_once_back(
     exchange: Exchange,
 ) -> None:
-    """While health refuses every delivery, only each holder's first record is tried (and
-    tried again, with backoff); the later ones wait behind it. Restarted healthy on the same
-    port, health gets them all, in order."""
+    """While health refuses every delivery, the round that finds it failing opens its circuit:
+    from then on it gets one probe at a time, and the records held back behind the circuit
+    (every holder's later ones, and most first ones) are never tried. Restarted healthy on
+    the same port, health gets them all, in order."""
     hub = exchange.hub
     exchange.receivers["health"] = exchange.processes.receiver(
         "health", exchange.ports["health"], exchange.stores["health"], fail_with=500
@@ -267,28 +269,40 @@ def test_a_department_answering_500_gets_everything_in_order_once_it_recovers(
     live(hub, permits)
     exchange.relays.append(exchange.processes.relay("relay"))
 
-    def refused_and_retried() -> bool:
+    def probed_while_refusing() -> bool:
         rows = exchange.deliveries()
-        health = [d for d in rows if d.department == "health"]
         others = [d for d in rows if d.department != "health"]
-        first = [d for d in health if d.last_error]
+        state = circuit_of(hub, "health")
         return (
             len(rows) == len(exchange.expected())
             and all_delivered(others)
-            and len(first) == len(permits)
-            and all(d.attempts >= 2 and d.last_error == "HTTP 500" for d in first)
+            and state is not None
+            and state.state == OPEN
+            and state.failures >= 4  # the round that opened it, then three probes
         )
 
-    wait_for(refused_and_retried, "every holder's first record to health to fail twice")
+    wait_for(probed_while_refusing, "health's circuit to open and be probed three times")
     health = [d for d in exchange.deliveries() if d.department == "health"]
-    first_of_holder = {min(d.event_seq for d in health if d.permit_id == p) for p in permits}
+    state = circuit_of(hub, "health")  # read after the deliveries: no fewer rounds than they show
+    assert state is not None and state.last_error == "HTTP 500"
     assert {d.status for d in health} == {PENDING}
+    # Every attempt was in the opening round (at most one per sender at once) or a probe.
+    tried = sum(d.attempts for d in health)
+    assert tried <= RelayPolicy().senders + state.failures - 1
+    first_of_holder = {min(d.event_seq for d in health if d.permit_id == p) for p in permits}
     later = [d for d in health if d.event_seq not in first_of_holder]
     assert later and all(d.attempts == 0 for d in later)  # held back, never tried
     assert exchange.received("health") == []
 
     exchange.replace("health")
     exchange.assert_everything_arrived()
+    state = circuit_of(hub, "health")
+    assert state is not None and (state.state, state.failures) == (CLOSED, 0)
+
+
+def circuit_of(hub: Hub, department: str) -> DepartmentCircuit | None:
+    with Session(hub.engine) as session:
+        return session.get(DepartmentCircuit, department)
 
 
 def test_timeouts_and_closed_connections_then_a_good_receiver_on_the_same_port(
