@@ -47,6 +47,7 @@ from hub.app import Hub, build_hub
 from hub.audit import Actor
 from hub.auth.domain import Department
 from hub.connectors.config import PARTNERS, DeliveryMode, DepartmentLink, load_departments
+from hub.connectors.receiver import read_received
 from hub.connectors.relay import Relay, RelayPolicy
 from hub.connectors.signing import Signer, new_secret
 from hub.db import unit_of_work
@@ -278,7 +279,7 @@ def run(args: argparse.Namespace, argv: Sequence[str], database: common.Database
             if number:
                 rounds.append(Round(relay_rate, raw_rate))
         for link in links.values():
-            got = httpx.get(link.endpoint.rsplit("/webhooks", 1)[0] + "/received").json()
+            got = read_received(link.endpoint.rsplit("/webhooks", 1)[0])
             relayed = [r for r in got if r["webhook_id"].startswith("evt_")]
             if len(relayed) != args.holders * (args.rounds + 1):
                 raise BenchError(f"a receiver holds {len(relayed)} relayed records")

@@ -5,6 +5,13 @@ file (WAL mode) that outlives a killed process, and de-duplicates by `webhook-id
 file: the hub delivers at least once, and a repeat must be recognised even after a restart.
 Every repeat is counted, so a test can tell a redelivery (same id) from a record sent twice
 under different ids.
+
+What was kept is read in pages (`GET /received`, the next page named by a `Link` header) or one
+delivery at a time by its webhook-id (`GET /received/{webhook_id}`: the hub's event id, so
+"what did each department get for event 42" is one request per department).
+
+A webhook-id is unique only within the hub database that sent it (the event's sequence number),
+so a store belongs to one hub database: `make reset` removes the stores with the database.
 """
 
 from __future__ import annotations
@@ -14,21 +21,25 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import httpx
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request, Response
 
 from hub import problems
 from hub.auth.domain import Department
 from hub.clock import Clock, SystemClock
 from hub.connectors.signing import Reason, SignatureRefused, Verifier
 from hub.edge import Edge
-from hub.problems import Problem, ProblemType, Text
+from hub.problems import FieldError, Problem, ProblemType, Text
 
 MAX_BODY_BYTES = 1_048_576  # a holder record is a few kilobytes; refuse anything far larger
+PAGE_DEFAULT = 100  # as the hub's changes feed: a page a person can read in a terminal
+PAGE_MAX = 1_000
 SIGNATURE_REFUSED = ProblemType(
     "signature-refused", 401, Text("Webhook 签名校验未通过", "Webhook signature refused")
 )
@@ -55,6 +66,9 @@ _REASONS: dict[Reason, Text] = {
 _SIMULATED = Text(
     "此接收方被设置为拒收所有投递（故障测试）",
     "This receiver is set to refuse every delivery (fault test)",
+)
+_NOT_KEPT = Text(
+    "此接收方没有该 webhook-id 的投递", "No delivery with this webhook-id was kept here"
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -116,20 +130,56 @@ class Inbox:
             connection.execute("COMMIT")
         return bool(inserted)
 
-    def received(self) -> list[dict[str, Any]]:
+    def page(self, after: str | None, limit: int) -> ReceivedPage:
+        """Up to `limit` deliveries kept after the one whose webhook-id is `after` (from the
+        first when None), in arrival order. NotKept if `after` was never kept here."""
         with self._connect() as connection:
+            position = 0
+            if after is not None:
+                row = connection.execute(
+                    "SELECT rowid FROM deliveries WHERE webhook_id = ?", (after,)
+                ).fetchone()
+                if row is None:
+                    raise NotKept(after)
+                position = row[0]
             rows = connection.execute(
-                "SELECT webhook_id, received_at, duplicates, body FROM deliveries ORDER BY rowid"
+                "SELECT webhook_id, received_at, duplicates, body FROM deliveries"
+                " WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (position, limit + 1),
             ).fetchall()
-        return [
-            {
-                "webhook_id": webhook_id,
-                "received_at": received_at,
-                "duplicates": duplicates,
-                "record": json.loads(body),
-            }
-            for webhook_id, received_at, duplicates, body in rows
-        ]
+        return ReceivedPage([_entry(*row) for row in rows[:limit]], len(rows) > limit)
+
+    def get(self, webhook_id: str) -> dict[str, Any]:
+        """The delivery kept under `webhook_id`; NotKept if there is none."""
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT webhook_id, received_at, duplicates, body FROM deliveries"
+                " WHERE webhook_id = ?",
+                (webhook_id,),
+            ).fetchone()
+        if row is None:
+            raise NotKept(webhook_id)
+        return _entry(*row)
+
+
+class NotKept(LookupError):
+    """No delivery with this webhook-id is in the store."""
+
+
+@dataclass(frozen=True)
+class ReceivedPage:
+    deliveries: list[dict[str, Any]]
+    more: bool
+    """Whether deliveries follow the last one of this page."""
+
+
+def _entry(webhook_id: str, received_at: str, duplicates: int, body: str) -> dict[str, Any]:
+    return {
+        "webhook_id": webhook_id,
+        "received_at": received_at,
+        "duplicates": duplicates,
+        "record": json.loads(body),
+    }
 
 
 def create_receiver(
@@ -180,9 +230,40 @@ def create_receiver(
             return {"stored": True}
         return {"duplicate": True}
 
-    @app.get("/received", summary="Deliveries kept, in arrival order")
-    def received() -> list[dict[str, Any]]:
-        return inbox.received()
+    @app.get(
+        "/received",
+        summary="Deliveries kept, in arrival order, a page at a time",
+        description=(
+            'The `Link` header\'s `rel="next"` URL reads the next page; without it, this '
+            "page is the last. `after` is the webhook-id of the last delivery already read."
+        ),
+    )
+    def received(
+        request: Request,
+        response: Response,
+        after: Annotated[str | None, Query(max_length=256)] = None,
+        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+    ) -> list[dict[str, Any]]:
+        try:
+            page = inbox.page(after, limit)
+        except NotKept:
+            raise Problem(
+                problems.VALIDATION_FAILED,
+                _NOT_KEPT,
+                errors=[FieldError(_NOT_KEPT, parameter="after")],
+            ) from None
+        if page.more:
+            last = page.deliveries[-1]["webhook_id"]
+            following = request.url.include_query_params(after=last, limit=limit)
+            response.headers["Link"] = f'<{following}>; rel="next"'
+        return page.deliveries
+
+    @app.get("/received/{webhook_id}", summary="The delivery kept under one webhook-id")
+    def received_one(webhook_id: str) -> dict[str, Any]:
+        try:
+            return inbox.get(webhook_id)
+        except NotKept:
+            raise Problem(problems.NOT_FOUND, _NOT_KEPT) from None
 
     @app.get("/healthz", summary="Liveness: the process answers")
     def healthz() -> dict[str, str]:
@@ -195,3 +276,17 @@ def serve(department: str, port: int, secret: str, store: Path, host: str = "127
     """Run the receiver in this process until it is stopped (one worker: one SQLite writer)."""
     app = create_receiver(department, secret, store)
     uvicorn.run(app, host=host, port=port, workers=1, access_log=False, log_level="info")
+
+
+def read_received(base_url: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Every delivery the receiver at `base_url` kept, in arrival order, following its pages:
+    what a test or a benchmark compares with what the hub sent."""
+    url: str | None = f"{base_url}/received?limit={PAGE_MAX}"
+    deliveries: list[dict[str, Any]] = []
+    with httpx.Client(timeout=timeout) as http:
+        while url is not None:
+            answer = http.get(url)
+            answer.raise_for_status()
+            deliveries.extend(answer.json())
+            url = answer.links.get("next", {}).get("url")
+    return deliveries

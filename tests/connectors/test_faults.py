@@ -24,13 +24,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from hub.app import Hub
 from hub.connectors.config import PARTNERS
+from hub.connectors.receiver import read_received
 from hub.connectors.relay import RelayPolicy
 from hub.connectors.signing import new_secret
 from hub.connectors.store import CLOSED, DELIVERED, OPEN, PENDING, Delivery, DepartmentCircuit
@@ -93,9 +93,7 @@ class Exchange:
         self.serve(department)
 
     def received(self, department: str) -> list[dict[str, Any]]:
-        answer = httpx.get(f"{self.url(department)}/received", timeout=10)
-        answer.raise_for_status()
-        return list(answer.json())
+        return read_received(self.url(department))
 
     def deliveries(self) -> list[Delivery]:
         with Session(self.hub.engine) as session:

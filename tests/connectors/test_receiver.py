@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.clock import FixedClock
-from hub.connectors.receiver import Inbox, create_receiver
+from hub.connectors.receiver import PAGE_DEFAULT, PAGE_MAX, Inbox, create_receiver, read_received
 from hub.connectors.signing import Signer, new_secret
 from hub.problems import MEDIA_TYPE
 from tests.servers import free_port
@@ -200,7 +200,87 @@ def test_concurrent_copies_of_one_delivery_are_stored_once(store: Path) -> None:
         outcomes = list(pool.map(lambda _: inbox.put("msg_1", "{}", NOW), range(32)))
 
     assert outcomes.count(True) == 1
-    assert [entry["duplicates"] for entry in inbox.received()] == [31]
+    assert [entry["duplicates"] for entry in inbox.page(None, 10).deliveries] == [31]
+
+
+def keep(store: Path, count: int) -> list[str]:
+    """`count` deliveries put straight into the store, as the webhook route keeps them."""
+    inbox = Inbox(store)
+    ids = [f"evt_{n}" for n in range(1, count + 1)]
+    for n, message_id in enumerate(ids, start=1):
+        inbox.put(message_id, json.dumps(record(n)), NOW)
+    return ids
+
+
+def test_received_pages_follow_the_next_link_to_the_end(client: TestClient, store: Path) -> None:
+    ids = keep(store, 5)
+
+    pages, links = [], []
+    url: str | None = "/received?limit=2"
+    while url is not None:
+        response = client.get(url)
+        assert response.status_code == 200
+        pages.append([entry["webhook_id"] for entry in response.json()])
+        links.append(response.headers.get("link"))
+        url = response.links.get("next", {}).get("url")
+
+    assert pages == [ids[0:2], ids[2:4], ids[4:5]]
+    assert links[0] == '<http://testserver/received?after=evt_2&limit=2>; rel="next"'
+    assert links[2] is None  # the last page says so by having no next link
+    assert client.get("/received?after=evt_5").json() == []
+
+
+def test_received_without_parameters_is_the_first_page(client: TestClient, store: Path) -> None:
+    ids = keep(store, PAGE_DEFAULT + 1)
+
+    response = client.get("/received")
+    assert [entry["webhook_id"] for entry in response.json()] == ids[:PAGE_DEFAULT]
+    assert response.links["next"]["url"].endswith(f"after=evt_{PAGE_DEFAULT}&limit={PAGE_DEFAULT}")
+    rest = client.get(response.links["next"]["url"])
+    assert [entry["webhook_id"] for entry in rest.json()] == ids[PAGE_DEFAULT:]
+    assert "link" not in rest.headers
+
+
+@pytest.mark.parametrize("query", ["limit=0", f"limit={PAGE_MAX + 1}", "limit=x", "after=evt_9"])
+def test_a_bad_page_request_is_a_problem_naming_the_parameter(
+    client: TestClient, store: Path, query: str
+) -> None:
+    keep(store, 2)
+
+    response = client.get(f"/received?{query}")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == MEDIA_TYPE
+    problem = response.json()
+    assert problem["type"] == "/problems/validation-failed"
+    assert [error["parameter"] for error in problem["errors"]] == [query.split("=")[0]]
+
+
+def test_one_delivery_is_read_by_its_webhook_id(client: TestClient, store: Path) -> None:
+    keep(store, 3)
+
+    assert client.get("/received/evt_2").json() == {
+        "webhook_id": "evt_2",
+        "received_at": NOW.isoformat(),
+        "duplicates": 0,
+        "record": record(2),
+    }
+    missing = client.get("/received/evt_4")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == MEDIA_TYPE
+    assert missing.json()["type"] == "/problems/not-found"
+
+
+def test_read_received_gathers_every_page_of_a_real_server(
+    secret: str, store: Path, tmp_path: Path
+) -> None:
+    ids = keep(store, PAGE_MAX + 3)
+    process, base = start_server(secret, store, tmp_path / "receiver.log")
+    try:
+        received = read_received(base)
+    finally:
+        kill(process)
+    assert [entry["webhook_id"] for entry in received] == ids
+    assert received[-1]["record"] == record(PAGE_MAX + 3)
 
 
 def test_healthz_names_the_department(client: TestClient) -> None:
