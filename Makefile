@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint bench venv postgres pcscd window clean
+.PHONY: run demo reset test lint bench venv postgres pcscd window clean
 
 venv: $(STAMP)
 
@@ -19,12 +19,15 @@ $(STAMP): pyproject.toml
 # config/departments.toml), so records can be seen flowing: GET http://127.0.0.1:8103/received.
 # Development webhook secrets are generated once into var/webhooks.env.
 RECEIVERS := hr-social-security:8101 housing:8102 education:8103 health:8104 civil-affairs:8105
+# On its first start (an empty database) `make run` loads this many generated holders (a few
+# seconds), whose events the relay then delivers to the receivers; later starts load nothing.
+FIRST_START_HOLDERS := 300
 
 run: venv
 	mkdir -p var
 	test -s var/webhooks.env || $(BIN)/hub department secrets > var/webhooks.env
 	$(BIN)/hub db upgrade
-	@echo "Tip: 'make demo' loads 10,000 generated holders into this empty database (about 3 min)."
+	$(BIN)/hub demo --if-empty --holders $(FIRST_START_HOLDERS)
 	set -a; . var/webhooks.env; set +a; \
 	trap 'kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
 	for pair in $(RECEIVERS); do \
@@ -32,11 +35,18 @@ run: venv
 	done; \
 	$(BIN)/hub serve
 
-# A generated, realistic data set for the embedded database: 10,000 holders, with proofs.
+# The full generated data set (10,000 holders, with proofs, about 3 min) for an empty database:
+# after `make run` has loaded its small one, `make reset` first.
 demo: venv
 	mkdir -p var
 	$(BIN)/hub db upgrade
 	$(BIN)/hub demo
+
+# Start over (development only, asks nothing): deletes var/, i.e. the SQLite database, its master
+# key, the webhook secrets, the receivers' stores (their webhook-ids are the old database's event
+# numbers) and the card and window files. A database named by HUB_DATABASE_URL is left alone.
+reset:
+	rm -rf var
 
 # PostgreSQL 15 on 127.0.0.1:5432 (database `test`) is part of the machine; start it if down.
 postgres:

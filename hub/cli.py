@@ -146,10 +146,15 @@ def keys_rotate() -> None:
 @cli.command()
 @click.option("--holders", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
 @click.option("--seed", type=int, default=2026, show_default=True)
-def demo(holders: int, seed: int) -> None:
+@click.option(
+    "--if-empty",
+    is_flag=True,
+    help="Load only into an empty database; otherwise say so and succeed (`make run`).",
+)
+def demo(holders: int, seed: int, if_empty: bool) -> None:
     """Load a generated, realistic data set into an empty database (through the services)."""
     from hub.app import build_hub
-    from hub.demo import load_demo
+    from hub.demo import DatabaseNotEmpty, load_demo
 
     hub = build_hub(_settings())
     hub.check_database()
@@ -160,6 +165,18 @@ def demo(holders: int, seed: int) -> None:
             holders,
             seed,
             progress=lambda done: click.echo(f"  {done:,} of {holders:,} holders", err=True),
+        )
+    except DatabaseNotEmpty as exc:
+        if if_empty:
+            click.echo(
+                f"hub: the database has {exc.registrations:,} registrations: no demo set loaded",
+                err=True,
+            )
+            return
+        _fail(
+            f"the database already has {exc.registrations:,} registrations and the demo loads "
+            "only into an empty one: `make reset` starts over (it deletes var/, where `make run` "
+            "keeps the database), or name an empty database with HUB_DATABASE_URL"
         )
     except ValueError as exc:
         _fail(str(exc))

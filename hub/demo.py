@@ -452,6 +452,17 @@ class DemoRefused(ValueError):
     pass
 
 
+class DatabaseNotEmpty(DemoRefused):
+    """The database has registrations: a demo would double them or mix with real data."""
+
+    def __init__(self, registrations: int) -> None:
+        super().__init__(
+            f"the database already has {registrations} registrations; load the demo only into "
+            "an empty database (e.g. a new HUB_DATABASE_URL), so nothing is doubled or mixed"
+        )
+        self.registrations = registrations
+
+
 def load_demo(
     hub: Hub,
     holders: int = 10_000,
@@ -470,10 +481,7 @@ def load_demo(
     with unit_of_work(hub.engine) as session:
         existing = _count(session, Registration)
     if existing:
-        raise DemoRefused(
-            f"the database already has {existing} registrations; load the demo only into an "
-            "empty database (e.g. a new HUB_DATABASE_URL), so nothing is doubled or mixed"
-        )
+        raise DatabaseNotEmpty(existing)
     people = generate_people(hub.jurisdictions, holders, seed, today)
     rng = random.Random(f"{seed}:histories")
     vault = hub.vault

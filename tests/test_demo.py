@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from hub.demo import DemoSummary, generate_people, load_demo
 from hub.permits.identity import CitizenId, parse_citizen_id
 from hub.permits.store import Outbox, Permit, PermitEvent, Registration
 from hub.settings import Settings
+from tests.test_cli import _assert_one_sentence, _env, run_hub
 
 SMALL = 120
 
@@ -153,3 +155,42 @@ def test_person_ids_carry_sex_and_birth(hub: Hub) -> None:
     person = generate_people(hub.jurisdictions, 1, 1, hub.clock.today())[0]
     number = CitizenId(person.citizen_id)
     assert number.birth_date == person.birth_date
+
+
+def _hub_demo(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_hub("demo", "--holders", "12", "--seed", "3", *args, env=_env(database_url))
+
+
+def _registrations(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return int(
+                session.execute(sa.select(sa.func.count()).select_from(Registration)).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_if_empty_loads_on_a_first_start_and_nothing_later(database_url: str) -> None:
+    """What `make run` does at every start: the small set once, into the empty database."""
+    first = _hub_demo(database_url, "--if-empty")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("holders: 12 ")
+    assert _registrations(database_url) == 12
+
+    again = _hub_demo(database_url, "--if-empty")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == ""
+    assert again.stderr == "hub: the database has 12 registrations: no demo set loaded\n"
+    assert _registrations(database_url) == 12
+
+
+def test_a_demo_into_a_database_with_registrations_names_make_reset(database_url: str) -> None:
+    assert _hub_demo(database_url).returncode == 0
+
+    refused = _hub_demo(database_url)
+    _assert_one_sentence(
+        refused, "already has 12 registrations", "`make reset`", "HUB_DATABASE_URL"
+    )
+    assert _registrations(database_url) == 12
