@@ -74,7 +74,8 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
+        # The first of repeated headers, as Starlette's Headers.get (and so Authlib) reads them.
+        headers = dict(reversed(scope["headers"]))
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             # A non-numeric length never gets past uvicorn's parser; should another server
@@ -84,7 +85,7 @@ class Edge:
         if declared is None and b"transfer-encoding" not in headers and _framed_by_headers(scope):
             # HTTP/1.x (RFC 9112 §6.3): no Content-Length and no Transfer-Encoding means no
             # body at all: nothing to buffer or search.
-            refusal = _in_head(scope)
+            refusal = _in_head(scope, headers)
             if refusal is not None:
                 await self._refuse(send, headers, 422, refusal)
                 return
@@ -106,7 +107,7 @@ class Edge:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        refusal = _in_head(scope) or _in_body(headers.get(b"content-type", b""), body)
+        refusal = _in_head(scope, headers) or _in_body(headers.get(b"content-type", b""), body)
         if refusal is not None:
             await self._refuse(send, headers, 422, refusal)
             return
@@ -171,9 +172,13 @@ def _pairs_refusal(encoded: str) -> Problem | None:
     return None
 
 
-def _in_head(scope: Scope) -> Problem | None:
+def _in_head(scope: Scope, headers: dict[bytes, bytes]) -> Problem | None:
     """NUL in the path, the query string or a header value, percent-decoded where the hub
-    decodes (a path, a query, the Basic credentials); None when there is none."""
+    decodes (a path, a query, the Basic credentials); None when there is none.
+
+    Every request pays for this: a byte search of the path, the query and the header values
+    joined (one search instead of one per header), and a look at Authorization's scheme.
+    """
     if "\x00" in scope["path"]:  # the server percent-decoded it
         return _refusal(detail=_IN_PATH)
     query: bytes = scope.get("query_string", b"")
@@ -181,20 +186,23 @@ def _in_head(scope: Scope) -> Problem | None:
         refusal = _pairs_refusal(query.decode("latin-1"))  # as Starlette decodes it
         if refusal is not None:
             return refusal
-    for name, value in scope["headers"]:
-        if b"\x00" in value or (name == b"authorization" and _nul_in_basic(value)):
-            return _refusal(FieldError(_MUST_NOT, parameter=name.decode("latin-1")))
+    if b"\x00" in b"".join([value for _, value in scope["headers"]]):
+        name = next(name for name, value in scope["headers"] if b"\x00" in value)
+        return _refusal(FieldError(_MUST_NOT, parameter=name.decode("latin-1")))
+    authorization = headers.get(b"authorization", b"")
+    if authorization[:5].lower() == b"basic" and _nul_in_basic(authorization):
+        return _refusal(FieldError(_MUST_NOT, parameter="authorization"))
     return None
 
 
 def _nul_in_basic(authorization: bytes) -> bool:
     """Basic credentials are base64 of `client_id:client_secret`, each percent-encoded
-    (RFC 6749 §2.3.1); decoded leniently, as Authlib decodes them."""
-    scheme, _, credentials = authorization.partition(b" ")
-    if scheme.lower() != b"basic":
+    (RFC 6749 §2.3.1); split and decoded leniently, as Authlib does."""
+    scheme, *credentials = authorization.split(None, 1)
+    if scheme.lower() != b"basic" or not credentials:
         return False
     try:
-        decoded = base64.b64decode(credentials)
+        decoded = base64.b64decode(credentials[0])
     except binascii.Error:
         return False  # refused as unreadable further in
     return b"\x00" in decoded or b"%00" in decoded
