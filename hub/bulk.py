@@ -10,11 +10,17 @@ encoder, and the statement text is the same for every batch (prepared once, cach
 Only columns of the hub's own tables are named here, never caller input, so building the
 statement text is safe. Constant values (the batch's time, its actor) are ordinary bound
 parameters, which keeps their types exact (SQLite's stored datetime format, time zones).
+
+A string with U+0000 cannot travel this way: PostgreSQL refuses it (json_to_recordset will not
+turn it into text, even inside a JSON value) and SQLite's json_extract silently cuts the string
+there, so the row stored would not be the row given. Such rows are refused with ValueError on
+both databases, before anything is sent.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +30,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 from typing_extensions import Unpack
+
+_ENCODED_NUL = "\\u0000"  # how the encoder writes U+0000
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # that escape, not a typed backslash-u0000
 
 
 def _encode(value: Any) -> Any:
@@ -55,7 +64,10 @@ def json_object(dialect: Dialect, table: str, columns: Sequence[str]) -> str:
 
 
 def _rows(rows: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_encode)
+    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_encode)
+    if _ENCODED_NUL in text and _NUL_ESCAPE.search(text):  # one plain scan on the common path
+        raise ValueError("bulk rows cannot carry U+0000 (neither database stores it as given)")
+    return text
 
 
 class InsertOptions(TypedDict, total=False):
