@@ -362,6 +362,13 @@ def lookups(settings: Settings, engine: Engine, clock: FixedClock) -> Iterator[T
         query = select(PermitEvent).where(PermitEvent.permit_id == permit_id)
         return {"found": session.exec(query).first() is not None}
 
+    @app.post("/lookup/notes/{text}")
+    @public
+    def note(text: str, session: DbSession) -> dict[str, bool]:
+        session.connection().exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS note (v VARCHAR(8))")
+        session.connection().execute(sa.text("INSERT INTO note (v) VALUES (:v)"), {"v": text})
+        return {"stored": True}
+
     with TestClient(app) as client:
         yield client
 
@@ -391,6 +398,17 @@ def test_nul_past_the_edge_is_a_422_on_postgresql(lookups: TestClient, engine: E
         assert body["detail"] == "A value in the request cannot be stored"
     else:
         assert response.json() == {"found": False}
+
+
+def test_a_text_longer_than_its_column_is_a_422_on_postgresql(
+    lookups: TestClient, engine: Engine
+) -> None:
+    response = lookups.post("/lookup/notes/123456789")
+    if is_postgresql(engine):
+        body = assert_problem(response, 422, "validation-failed")
+        assert body["detail"] == "A text in the request is longer than the hub stores"
+    else:  # SQLite does not hold VARCHAR to its length
+        assert response.json() == {"stored": True}
 
 
 # --- what a database error logs --------------------------------------------------------------
