@@ -53,13 +53,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any, Literal, TypeAlias
+
+from hub.schemas import patterns
 
 Schema: TypeAlias = Mapping[str, Any] | bool
 """A JSON Schema: an object, or `true` (accepts everything) / `false` (accepts nothing)."""
@@ -446,13 +447,11 @@ def _check_required(old: Mapping[str, Any], new: Mapping[str, Any], at: str) -> 
 
 
 def _matches(pattern: Any, name: str) -> bool:
-    """Whether a `patternProperties` pattern matches `name`; an unreadable pattern may match.
-
-    Python's `re` stands in for ECMA-262 regular expressions, which agree on common patterns.
-    """
+    """Whether a `patternProperties` pattern matches `name`, searched by RE2 as documents are
+    (`hub.schemas.patterns`); a pattern RE2 refuses may match."""
     try:
-        return re.search(str(pattern), name) is not None
-    except re.error:
+        return patterns.compile_pattern(str(pattern))(name)
+    except patterns.PatternRefused:
         return True
 
 

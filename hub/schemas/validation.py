@@ -9,8 +9,9 @@ registered (`check_schema`), not discovered when a document arrives.
 
 Validation (`Validators`) compiles each (subject, version) once and caches it: versions are
 immutable, so a compiled schema never goes stale. A compiled schema is jsonschema's
-`Draft202012Validator` over the stored schema with `$id` set to its URI, the shared registry and
-`format_checker()`, and in front of it a predicate compiled from the same schema into plain
+`Draft202012Validator` (its pattern keywords searching with RE2, `hub.schemas.patterns`) over
+the stored schema with `$id` set to its URI, the shared registry and `format_checker()`, and in
+front of it a predicate compiled from the same schema into plain
 Python closures. The reasons, measured by bench/schemas.py:
 
 - `jsonschema.validate(document, schema)` checks the schema against the meta-schema and builds
@@ -52,11 +53,13 @@ from fractions import Fraction
 from typing import Any, Final, TypeAlias
 from urllib.parse import urldefrag, urljoin
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator, FormatChecker  # type: ignore[import-untyped]
+from jsonschema.validators import extend  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from hub.schemas import patterns
 from hub.schemas.formats import format_checker
 
 SCHEMA_URI_PREFIX: Final = "urn:permit-hub:schema:"
@@ -128,10 +131,13 @@ class Issue:
 def check_schema(schema: Any, fetch: Fetch, *, uri: str = _CANDIDATE_URI) -> list[Issue]:
     """Every reason `schema` cannot be registered, with pointers into it; empty if it can.
 
-    - It must be a JSON object or boolean, valid under the Draft 2020-12 meta-schema (which
-      also checks that every `pattern` is a regular expression), and any `$schema` in it must be
-      2020-12 (`DIALECT`): the registry compiles every version as 2020-12, so a draft-07 schema
-      would silently mean something else.
+    - It must be a JSON object, valid under the Draft 2020-12 meta-schema, and any `$schema`
+      in it must be 2020-12 (`DIALECT`): the registry compiles every version as 2020-12, so a
+      draft-07 schema would silently mean something else. A boolean is a schema too, but not a
+      version: `true` would publish anything and `false` nothing, and what the hub builds from a
+      version (projections, compiled validators) reads an object.
+    - Every `pattern` and `patternProperties` name must be one RE2 runs within its limits
+      (`hub.schemas.patterns`): documents are matched by RE2, never by a backtracking engine.
     - Every `$ref` and `$dynamicRef` must resolve: a fragment (`#/$defs/x`, `#anchor`) against
       the schema itself, `urn:permit-hub:schema:<subject>:<version>[#fragment]` against the
       version `fetch` returns. Any other URI (http, https, file, a relative path) is refused
@@ -141,18 +147,11 @@ def check_schema(schema: Any, fetch: Fetch, *, uri: str = _CANDIDATE_URI) -> lis
     replaced by it, as it is when the version is compiled. Each referenced version is fetched
     at most once.
     """
-    if isinstance(schema, bool):
-        return []
     if not isinstance(schema, dict):
         return [
-            Issue(
-                "",
-                "type",
-                "a schema must be a JSON object or a boolean",
-                "模式应为 JSON 对象或布尔值",
-            )
+            Issue("", "type", "a schema version must be a JSON object", "模式版本应为 JSON 对象")
         ]
-    issues = _issues(_META_VALIDATOR.iter_errors(schema))
+    issues = _issues(_META_VALIDATOR.iter_errors(schema)) + _pattern_issues(schema, uri)
     for pointer, node, base in _subschemas(schema, uri):
         node_id = node.get("$id")
         if isinstance(node_id, str) and _join(base, node_id) is None:
@@ -195,12 +194,46 @@ def check_schema(schema: Any, fetch: Fetch, *, uri: str = _CANDIDATE_URI) -> lis
     return _sorted(issues)
 
 
+def _meta_formats() -> FormatChecker:
+    """The meta-schema's format checker without "regex", which compiles with Python's `re`:
+    `_pattern_issues` checks patterns with the engine that will run them."""
+    checker = FormatChecker(formats=())
+    for name, (function, raises) in Draft202012Validator.FORMAT_CHECKER.checkers.items():
+        if name != "regex":
+            checker.checks(name, raises)(function)
+    return checker
+
+
 _META_VALIDATOR: Final = Draft202012Validator(
     Draft202012Validator.META_SCHEMA,
-    format_checker=Draft202012Validator.FORMAT_CHECKER,
+    format_checker=_meta_formats(),
     registry=Registry(),  # the meta-schemas jsonschema ships, and nothing fetched
 )
 """What `Draft202012Validator.check_schema` uses, built once, reporting every error."""
+
+DocumentValidator: Final = extend(Draft202012Validator, patterns.KEYWORDS)
+"""Draft 2020-12 with `pattern`, `patternProperties`, `additionalProperties` and
+`unevaluatedProperties` matching by RE2: what validates documents when the predicate does not."""
+
+
+def _pattern_issues(schema: dict[str, Any], uri: str) -> list[Issue]:
+    """An issue at each `pattern` (a string) and `patternProperties` name RE2 refuses."""
+    issues = []
+    for pointer, node, _base in _subschemas(schema, uri):
+        found = []
+        if isinstance(node.get("pattern"), str):
+            found.append((f"{pointer}/pattern", "pattern", node["pattern"]))
+        if isinstance(node.get("patternProperties"), dict):
+            found.extend(
+                (f"{pointer}/patternProperties/{_escape(name)}", "patternProperties", name)
+                for name in node["patternProperties"]
+            )
+        for where, keyword, pattern in found:
+            try:
+                patterns.compile_pattern(pattern)
+            except patterns.PatternRefused as refused:
+                issues.append(Issue(where, keyword, refused.en, refused.zh))
+    return issues
 
 
 def _with_id(schema: Mapping[str, Any], uri: str) -> dict[str, Any]:
@@ -458,12 +491,13 @@ class Validators:
             issues, referenced = _reference_issues(
                 resource.contents, current, self._sources, registry
             )
+            issues += _pattern_issues(resource.contents, current)  # stored before RE2 checked
             if issues:
                 raise LookupError(f"{current}{issues[0].pointer}: {issues[0].en}")
             pending.extend(referenced)
         resources = [(each, self._sources.retrieve(each)) for each in sorted(seen)]
         self._registry = self._registry.with_resources(resources).crawl()
-        validator = Draft202012Validator(
+        validator = DocumentValidator(
             root.contents, registry=self._registry, format_checker=format_checker()
         )
         check = _Compiler(self._registry, validator.format_checker).compile_root(root.contents, uri)
@@ -644,7 +678,7 @@ def _count(value: Any) -> int | float:
 class _Compiler:
     """Turns one schema (and what it references) into a `Check`, mirroring jsonschema's
     keyword functions (jsonschema/_keywords.py) for validity: same types, same equality, same
-    regular expressions (Python's `re.search`), same format checker.
+    regular expressions (searched by RE2, `patterns.KEYWORDS`), same format checker.
 
     Subschemas are compiled once each, keyed by identity and base URI, so shared `$defs` are
     shared closures and recursive references close into a cycle through a cell.
@@ -660,7 +694,7 @@ class _Compiler:
     def compile_root(self, document: dict[str, Any], uri: str) -> Check | None:
         try:
             return self._schema(document, uri)
-        except (_Unsupported, re.error):
+        except _Unsupported:
             return None
 
     def _document(self, uri: str) -> None:
@@ -808,13 +842,13 @@ class _Compiler:
 
     def _object(self, node: dict[str, Any], base: str, typed: str | None) -> Check | None:
         properties = node.get("properties", {})
-        patterns = node.get("patternProperties", {})
+        by_pattern = node.get("patternProperties", {})
         required = node.get("required", [])
         dependent_required = node.get("dependentRequired", {})
         dependent_schemas = node.get("dependentSchemas", {})
         if not (
             isinstance(properties, dict)
-            and isinstance(patterns, dict)
+            and isinstance(by_pattern, dict)
             and isinstance(required, list)
             and all(isinstance(name, str) for name in required)
             and isinstance(dependent_required, dict)
@@ -885,13 +919,11 @@ class _Compiler:
             return open_object
 
         searches = tuple(
-            (re.compile(pattern).search, self._schema(sub, base))
-            for pattern, sub in patterns.items()
+            (patterns.compile_pattern(pattern), self._schema(sub, base))
+            for pattern, sub in by_pattern.items()
         )
-        # additionalProperties skips names matching any pattern, tested as jsonschema does: one
-        # alternation of all of them, and none at all when that alternation is empty
-        joined = "|".join(patterns)
-        skip = re.compile(joined).search if joined else None
+        # additionalProperties skips names any pattern matches (as `patterns.matches_any`)
+        skip = _some(tuple(search for search, _ in searches)) if searches else None
         names = self._schema(node["propertyNames"], base) if "propertyNames" in node else None
         fewest = _count(node["minProperties"]) if "minProperties" in node else 0
         most = _count(node["maxProperties"]) if "maxProperties" in node else float("inf")
@@ -990,7 +1022,7 @@ class _Compiler:
         form = self._format(node["format"]) if closed and "format" in node else None
         if not closed and pattern is None and "minLength" not in node and "maxLength" not in node:
             return None
-        search = re.compile(pattern).search if pattern is not None else None
+        search = patterns.compile_pattern(pattern) if pattern is not None else None
         if search is None and form is None:
             if shortest == 0 and longest == float("inf"):
                 return _TYPES["string"] if closed else None
@@ -1007,7 +1039,7 @@ class _Compiler:
                 return not closed
             if not shortest <= len(value) <= longest:
                 return False
-            if search is not None and search(value) is None:
+            if search is not None and not search(value):
                 return False
             return form is None or form(value)
 
@@ -1222,11 +1254,11 @@ def _issues(errors: Iterable[Any]) -> list[Issue]:
         ):
             if keyword == "additionalProperties":
                 declared = error.schema.get("properties", {})
-                joined = "|".join(error.schema.get("patternProperties", {}))
+                named = error.schema.get("patternProperties", {})
                 extras: list[str] | None = [
                     name
                     for name in instance
-                    if name not in declared and not (joined and re.search(joined, name))
+                    if name not in declared and not patterns.matches_any(named, name)
                 ]
             else:
                 extras = _unevaluated(error.message)
