@@ -404,8 +404,16 @@ def projected(
     today: date,
     event: str,
 ) -> dict[str, Any]:
-    """The agreement's view of `record`, valid against the version in use, or nothing."""
-    view = hub.projections.project(agreement, publishing.schema.definition, record, today).record
+    """The agreement's view of `record` (its fields and the fixed envelope, nothing a schema
+    requires besides), valid against the version in use, or nothing: RecordUnavailable if the
+    version requires a field the agreement does not allow, or the view is invalid anyway."""
+    projected = hub.projections.project(
+        agreement, publishing.schema, record, today, hub.schemas.resolve
+    )
+    if projected.shortfall is not None:
+        en, zh = projected.shortfall.describe()
+        raise RecordUnavailable(f"event {event}: {en}", f"事件 {event}：{zh}", event)
+    view = projected.record
     if not publishing.validator.is_valid(view):
         issues = publishing.validator.errors(view)
         where = ", ".join(issue.pointer or "/" for issue in issues[:5])

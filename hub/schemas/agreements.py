@@ -4,7 +4,10 @@ Only data-governance staff change agreements; every change is a new version of t
 (the old rows stay, so what a department was allowed on any past day can be shown) and an
 audit entry. An agreement is checked against its subject's schema in use when it is written:
 a field the schema does not declare is refused, since a typo in an allow-list would otherwise
-silently share nothing, or be read later as permission for a field added under that name.
+silently share nothing, or be read later as permission for a field added under that name. And
+an agreement in force (or to be) must let through what every version in use requires
+(`domain.AgreementTooNarrow` otherwise): a record its department receives must be valid against
+the version it names, and the hub never adds a field the agreement does not list.
 """
 
 from __future__ import annotations
@@ -17,16 +20,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditLog
 from hub.auth.domain import Department
+from hub.clock import china_date
 from hub.schemas import domain, service
-from hub.schemas.projection import Projection, missing_fields
+from hub.schemas.projection import Projection, Resolve, missing_fields
 from hub.schemas.service import Registry
-from hub.schemas.store import Agreement
-from hub.schemas.validation import parse_schema_uri
+from hub.schemas.store import Agreement, SchemaVersion
 
 PURPOSE = "agreement-governance"
 
@@ -81,12 +83,7 @@ def _check(session: Session, registry: Registry, terms: domain.AgreementTerms) -
             f"Subject {terms.subject!r} has no version in use",
         ) from None
     registry.remember(session, schema)
-    fetch = registry.fetch_through(session)
-
-    def resolve(uri: str) -> Mapping[str, Any] | None:
-        parsed = parse_schema_uri(uri)
-        return fetch(*parsed) if parsed else None
-
+    resolve = registry.resolve_through(session)
     missing = missing_fields(schema.definition, list(terms.fields), resolve)
     if missing:
         raise AgreementRefused(
@@ -99,6 +96,7 @@ def _check(session: Session, registry: Registry, terms: domain.AgreementTerms) -
 
 def _write(
     session: Session,
+    registry: Registry,
     audit: AuditLog,
     agreement_id: str,
     version: int,
@@ -120,6 +118,13 @@ def _write(
         changed_by=actor.client_id,
         changed_at=now,
     )
+    if domain.binding(terms.status, terms.valid_to, china_date(now)):
+        in_use = service.versions_in_use(session, terms.subject)
+        versions = [(version.version, version.definition) for version in in_use]
+        resolve = registry.resolve_through(session)
+        found = service.shortfalls(resolve, [row], terms.subject, versions)
+        if found:
+            raise domain.AgreementTooNarrow(found)
     session.add(row)
     session.flush()
     action = "agreement.create" if version == 1 else "agreement.amend"
@@ -139,9 +144,11 @@ def create(
     agreement_id: str | None = None,
 ) -> Agreement:
     """A new agreement, version 1; its id is generated unless given (config seeds name theirs,
-    so config/departments.toml can refer to them)."""
+    so config/departments.toml can refer to them). AgreementRefused for terms the schema does
+    not declare, domain.AgreementTooNarrow for too few fields for a version in use."""
     _check(session, registry, terms)
-    return _write(session, audit, agreement_id or str(uuid.uuid4()), 1, terms, actor, now)
+    agreement_id = agreement_id or str(uuid.uuid4())
+    return _write(session, registry, audit, agreement_id, 1, terms, actor, now)
 
 
 def seed(
@@ -169,6 +176,8 @@ def seed(
             )
         except AgreementRefused as refused:
             raise ValueError(f"{path}: {refused.en}") from None
+        except domain.AgreementTooNarrow as narrow:
+            raise ValueError(f"{path}: {narrow}") from None
     return created
 
 
@@ -200,12 +209,13 @@ def amend(
     actor: Actor,
     now: datetime,
 ) -> Agreement:
-    """A new version of the agreement; `expected_version` is the one the caller read."""
+    """A new version of the agreement; `expected_version` is the one the caller read. Raises
+    as `create` does, and StaleAgreement."""
     current = latest(session, agreement_id, lock=True)
     if current.version != expected_version:
         raise StaleAgreement(current.version)
     _check(session, registry, terms)
-    return _write(session, audit, agreement_id, current.version + 1, terms, actor, now)
+    return _write(session, registry, audit, agreement_id, current.version + 1, terms, actor, now)
 
 
 def latest(session: Session, agreement_id: str, *, lock: bool = False) -> Agreement:
@@ -229,41 +239,50 @@ def history(session: Session, agreement_id: str) -> list[Agreement]:
     return rows
 
 
-def current_agreements(session: Session, department: str | None = None) -> list[Agreement]:
-    """The latest version of every agreement (of one department)."""
-    newest = (
-        select(col(Agreement.id), sa.func.max(Agreement.version).label("version"))
-        .group_by(col(Agreement.id))
-        .subquery()
-    )
-    query = select(Agreement).join(
-        newest,
-        sa.and_(col(Agreement.id) == newest.c.id, col(Agreement.version) == newest.c.version),
-    )
-    if department is not None:
-        query = query.where(col(Agreement.department) == department)
-    return list(session.exec(query.order_by(col(Agreement.department), col(Agreement.id))).all())
-
-
 @dataclass(frozen=True)
 class Projected:
     agreement: Agreement
     record: dict[str, Any]
     in_force: bool
+    shortfall: domain.Shortfall | None
+    """What the schema version requires that the agreement does not allow: if anything, the
+    record cannot be valid against that version, and is not sent."""
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    projection: Projection
+    shortfall: domain.Shortfall | None
 
 
 class Projections:
-    """Compiled projections by (agreement, version): agreement versions never change."""
+    """Compiled projections by (agreement id, agreement version, subject, schema version): both
+    versions are immutable, so an entry never goes stale, and what an agreement lacks under one
+    schema version is never taken for its standing under another.
+
+    A projection keeps the agreement's fields and `domain.ENVELOPE`, never a field because a
+    schema requires it."""
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[str, int], Projection] = {}
+        self._compiled: dict[tuple[str, int, str, int], _Compiled] = {}
 
     def project(
-        self, row: Agreement, schema: Mapping[str, Any], record: Mapping[str, Any], today: date
+        self,
+        row: Agreement,
+        schema: SchemaVersion,
+        record: Mapping[str, Any],
+        today: date,
+        resolve: Resolve,
     ) -> Projected:
-        key = (row.id, row.version)
-        projection = self._compiled.get(key)
-        if projection is None:
-            projection = Projection(row.allowed_fields, always=domain.envelope(schema))
-            self._compiled[key] = projection
-        return Projected(row, projection.apply(record), terms_of(row).in_force(today))
+        """`record` as `row` lets its department receive it under `schema`; `resolve` finds
+        the versions `schema` refers to, the first time this pair is projected."""
+        key = (row.id, row.version, schema.subject, schema.version)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            version = [(schema.version, schema.definition)]
+            found = service.shortfalls(resolve, [row], schema.subject, version)
+            projection = Projection(row.allowed_fields, always=domain.ENVELOPE)
+            compiled = _Compiled(projection, found[0] if found else None)
+            self._compiled[key] = compiled
+        in_force = terms_of(row).in_force(today)
+        return Projected(row, compiled.projection.apply(record), in_force, compiled.shortfall)

@@ -19,12 +19,12 @@ from hub import etags
 from hub.audit import Actor
 from hub.auth.domain import Principal
 from hub.auth.guard import GuardedRoute, principal_of, requires
-from hub.db import rfc3339
+from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.problems import VALIDATION_FAILED, FieldError, Problem, Text, problem_type
 from hub.schemas import agreements, domain, service
 from hub.schemas.compat import CompatibilityMode, Violation
-from hub.schemas.store import Agreement, SchemaSubject, SchemaVersion
+from hub.schemas.store import Agreement, SchemaSubject, SchemaVersion, current_agreements
 from hub.schemas.validation import Issue
 
 router = APIRouter(prefix="/schemas/v1", tags=["Schema registry"], route_class=GuardedRoute)
@@ -54,11 +54,18 @@ AGREEMENT_NOT_FOUND = problem_type(
 AGREEMENT_REFUSED = problem_type(
     "agreement-refused", 422, "数据共享协议内容不符合规定", "Agreement not accepted"
 )
+AGREEMENT_TOO_NARROW = problem_type(
+    "agreement-too-narrow",
+    409,
+    "数据共享协议未允许模式版本要求的字段",
+    "An agreement does not allow fields the schema version requires",
+)
 
 SubjectName = Annotated[str, Path(max_length=domain.SUBJECT_NAME_MAX, examples=["holder-record"])]
+VERSION_REF = r"^(latest|[1-9][0-9]{0,9})$"
+"""`latest` or a version number; `_version_ref` bounds the number by INT_MAX."""
 VersionRef = Annotated[
-    str,
-    Path(pattern=r"^(latest|[1-9][0-9]{0,8})$", description="A version number or `latest`"),
+    str, Path(pattern=VERSION_REF, description="A version number (up to 2147483647) or `latest`")
 ]
 HOLDER_SCHEMA_EXAMPLE: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -73,8 +80,19 @@ def _actor(request: Request) -> Actor:
     return Actor(principal.client_id, principal.department.value)
 
 
-def _version_ref(text: str) -> int | str:
-    return text if text == "latest" else int(text)
+def _version_ref(text: str, parameter: str = "version") -> int | str:
+    """`latest` or the number: versions are int4 columns, so a larger number is refused here
+    rather than by the database driver."""
+    if text == "latest":
+        return text
+    if int(text) > INT_MAX:
+        raise Problem(
+            VALIDATION_FAILED,
+            errors=[
+                FieldError(Text(f"不得大于 {INT_MAX}", f"at most {INT_MAX}"), parameter=parameter)
+            ],
+        )
+    return int(text)
 
 
 def _not_found(error: LookupError) -> Problem:
@@ -116,6 +134,40 @@ def _incompatible(error: service.Incompatible) -> Problem:
         extensions={
             "compatibility": error.mode.value,
             "violations": [_violation(v) for v in error.violations],
+        },
+    )
+
+
+def _too_narrow(error: domain.AgreementTooNarrow, pointer: str | None = None) -> Problem:
+    """Each agreement to amend first and the fields it must allow; with `pointer` (the body's
+    field list, when the change is an agreement's), one error per field."""
+    lines = [shortfall.describe() for shortfall in error.shortfalls]
+    return Problem(
+        AGREEMENT_TOO_NARROW,
+        Text(
+            "；".join(zh for _, zh in lines) + "。请先修订协议，或改用不要求这些字段的版本",
+            "; ".join(en for en, _ in lines)
+            + ". Amend the agreements first, or use a version that does not require them",
+        ),
+        errors=[
+            FieldError(Text(f"须允许 {field}", f"must allow {field}"), pointer=pointer)
+            for shortfall in error.shortfalls
+            for field in shortfall.fields
+        ]
+        if pointer is not None
+        else [],
+        extensions={
+            "agreements": [
+                {
+                    "id": shortfall.agreement,
+                    "version": shortfall.agreement_version,
+                    "department": shortfall.department,
+                    "subject": shortfall.subject,
+                    "schema_version": shortfall.schema_version,
+                    "fields": list(shortfall.fields),
+                }
+                for shortfall in error.shortfalls
+            ]
         },
     )
 
@@ -168,7 +220,9 @@ def list_versions(subject: SubjectName, session: DbSession) -> list[dict[str, An
 class RegisterBody(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"schema": HOLDER_SCHEMA_EXAMPLE}]}}
 
-    schema_: dict[str, Any] | bool = Field(alias="schema", description="JSON Schema 2020-12")
+    schema_: dict[str, Any] = Field(
+        alias="schema", description="JSON Schema 2020-12, an object (a boolean is no version)"
+    )
     state: Literal["DRAFT", "ACTIVE"] = "DRAFT"
 
 
@@ -178,7 +232,10 @@ class RegisterBody(BaseModel):
     summary="Register a new version (or find the identical one)",
     responses={
         200: {"description": "This schema is already registered: that version"},
-        409: {"description": "Breaks the subject's compatibility mode; each change listed"},
+        409: {
+            "description": "Breaks the subject's compatibility mode (each change listed), or, as "
+            "ACTIVE, requires fields an agreement on the subject does not allow (each named)"
+        },
         422: {"description": "Not a valid 2020-12 schema, or a `$ref` that does not resolve"},
     },
 )
@@ -210,6 +267,8 @@ def register_version(
         raise Problem(SCHEMA_INVALID, errors=_issues(error.issues, "/schema")) from None
     except service.Incompatible as error:
         raise _incompatible(error) from None
+    except domain.AgreementTooNarrow as error:
+        raise _too_narrow(error) from None
     row = done.version
     return JSONResponse(
         _version_view(row),
@@ -236,13 +295,18 @@ class StateBody(BaseModel):
 @router.put(
     "/subjects/{subject}/versions/{version}/state",
     summary="Move a version forward: DRAFT → ACTIVE → DEPRECATED → RETIRED",
-    responses={409: {"description": "Not a forward move from the current state"}},
+    responses={
+        409: {
+            "description": "Not a forward move from the current state, or to ACTIVE while an "
+            "agreement on the subject does not allow fields the version requires"
+        }
+    },
 )
 @requires("schemas:admin")
 def change_state(
     request: Request,
     subject: SubjectName,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=INT_MAX)],
     body: StateBody,
     session: DbSession,
     hub: CurrentHub,
@@ -250,6 +314,7 @@ def change_state(
     try:
         row = service.set_state(
             session,
+            hub.schemas,
             hub.audit,
             subject,
             version,
@@ -265,6 +330,8 @@ def change_state(
             Text(f"{error.current} 版本不能变为 {error.wanted}", str(error)),
             extensions={"state": error.current.value},
         ) from None
+    except domain.AgreementTooNarrow as error:
+        raise _too_narrow(error) from None
     return _version_view(row, with_schema=False)
 
 
@@ -312,12 +379,12 @@ def validate_document(
 def diff_versions(
     subject: SubjectName,
     session: DbSession,
-    older: Annotated[str, Query(alias="from", pattern=r"^(latest|[1-9][0-9]{0,8})$")],
-    newer: Annotated[str, Query(alias="to", pattern=r"^(latest|[1-9][0-9]{0,8})$")],
+    older: Annotated[str, Query(alias="from", pattern=VERSION_REF)],
+    newer: Annotated[str, Query(alias="to", pattern=VERSION_REF)],
 ) -> dict[str, Any]:
     try:
         first, second, changes = service.difference(
-            session, subject, _version_ref(older), _version_ref(newer)
+            session, subject, _version_ref(older, "from"), _version_ref(newer, "to")
         )
     except (service.SubjectNotFound, service.VersionNotFound) as error:
         raise _not_found(error) from None
@@ -333,7 +400,7 @@ def diff_versions(
 class CandidateBody(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"schema": HOLDER_SCHEMA_EXAMPLE}]}}
 
-    schema_: dict[str, Any] | bool = Field(alias="schema")
+    schema_: dict[str, Any] = Field(alias="schema")
 
 
 @router.post(
@@ -363,7 +430,9 @@ def check_compatibility(
 
 @router.get("/schemas/ids/{schema_id}", summary="A version by its global id")
 @requires("schemas:read")
-def get_by_id(schema_id: Annotated[int, Path(ge=1)], session: DbSession) -> dict[str, Any]:
+def get_by_id(
+    schema_id: Annotated[int, Path(ge=1, le=INT_MAX)], session: DbSession
+) -> dict[str, Any]:
     try:
         return _version_view(service.by_id(session, schema_id))
     except service.VersionNotFound as error:
@@ -531,14 +600,17 @@ def list_agreements(
     principal = principal_of(request)
     if not _is_admin(principal):
         department = principal.department.value
-    return [_agreement_view(row) for row in agreements.current_agreements(session, department)]
+    return [_agreement_view(row) for row in current_agreements(session, department=department)]
 
 
 @router.post(
     "/agreements",
     status_code=201,
     summary="Make an agreement: the fields a department may receive, why, on what basis",
-    responses={422: {"description": "Unknown department, subject or field; bad dates"}},
+    responses={
+        409: {"description": "Too few fields for a version in use: each it requires named"},
+        422: {"description": "Unknown department, subject or field; bad dates"},
+    },
 )
 @requires("schemas:admin")
 def create_agreement(
@@ -555,6 +627,8 @@ def create_agreement(
         )
     except agreements.AgreementRefused as error:
         raise _refused(error) from None
+    except domain.AgreementTooNarrow as error:
+        raise _too_narrow(error, "/fields") from None
     return etags.with_etag(_agreement_view(row), 201, Location=f"/schemas/v1/agreements/{row.id}")
 
 
@@ -576,7 +650,11 @@ def agreement_history(
 @router.put(
     "/agreements/{agreement_id}",
     summary="Amend an agreement: a new version (If-Match: the version read)",
-    responses={412: {"description": "Stale If-Match"}, 428: {"description": "If-Match missing"}},
+    responses={
+        409: {"description": "Too few fields for a version in use: each it requires named"},
+        412: {"description": "Stale If-Match"},
+        428: {"description": "If-Match missing"},
+    },
 )
 @requires("schemas:admin")
 def amend_agreement(
@@ -603,6 +681,8 @@ def amend_agreement(
         ) from None
     except agreements.AgreementRefused as error:
         raise _refused(error) from None
+    except domain.AgreementTooNarrow as error:
+        raise _too_narrow(error, "/fields") from None
     return etags.with_etag(_agreement_view(row))
 
 
@@ -642,7 +722,8 @@ def project_record(
         schema = service.version_of(session, row.subject, "latest")
     except (service.SubjectNotFound, service.VersionNotFound) as error:
         raise _not_found(error) from None
-    projected = hub.projections.project(row, schema.definition, body.record, hub.clock.today())
+    resolve = hub.schemas.resolve_through(session)
+    projected = hub.projections.project(row, schema, body.record, hub.clock.today(), resolve)
     return {
         "agreement": row.id,
         "agreement_version": row.version,

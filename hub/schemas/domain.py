@@ -8,7 +8,11 @@ RETIRED, only forward: a schema in use can be phased out but never silently revi
 RETIRED version is no longer used to publish or accept anything.
 
 An agreement says which fields of a subject a department may receive, for what purpose and on
-which legal basis; it is in force only while ACTIVE and within its dates.
+which legal basis; it is in force only while ACTIVE and within its dates. Those fields and the
+fixed `ENVELOPE` are all a department ever receives, whatever a schema version requires: a
+version that requires more than an agreement binding on its subject allows cannot become ACTIVE,
+and an agreement cannot be narrowed below what a version in use requires (`AgreementTooNarrow`),
+since a record must be valid against the version it names, as its receiver checks.
 """
 
 from __future__ import annotations
@@ -76,18 +80,11 @@ def fingerprint(schema: Any) -> str:
     return hashlib.sha256(canonical(schema).encode()).hexdigest()
 
 
-def envelope(schema: Any) -> list[str]:
-    """Pointers a projection always keeps: the root's required properties. A record without
-    them is invalid whatever the agreement, and they carry no personal data by design (the
-    record's schema, version and event)."""
-    if not isinstance(schema, Mapping):
-        return []
-    required = schema.get("required", [])
-    return [f"/{_escape(name)}" for name in required if isinstance(name, str)]
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
+ENVELOPE: Final = ("/$schema", "/schema_version", "/event")
+"""What every exchanged record carries besides its agreed fields: the schema and version it is
+written against and the event it reports. Fixed, never read from a schema (a version that
+required `/holder` would otherwise hand every department the whole holder), and free of
+personal data by design."""
 
 
 class AgreementStatus(StrEnum):
@@ -110,5 +107,45 @@ class AgreementTerms:
     status: AgreementStatus
 
     def in_force(self, day: date) -> bool:
-        ended = self.valid_to is not None and day > self.valid_to
-        return self.status is AgreementStatus.ACTIVE and self.valid_from <= day and not ended
+        return self.valid_from <= day and binding(self.status, self.valid_to, day)
+
+
+def binding(status: AgreementStatus, valid_to: date | None, day: date) -> bool:
+    """Whether an agreement is in force on `day` or will be on a later day with no further
+    change: what a schema version in use must be able to serve (an agreement that starts next
+    month is held to it too; a suspended or ended one only once it is amended back)."""
+    return status is AgreementStatus.ACTIVE and (valid_to is None or day <= valid_to)
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """Fields a schema version requires that an agreement does not let through: until the
+    agreement is amended to allow them, no record by it could be valid against the version."""
+
+    agreement: str
+    agreement_version: int
+    department: str
+    subject: str
+    schema_version: int
+    fields: tuple[str, ...]
+    """JSON pointers into the record, e.g. `/holder/sex`."""
+
+    def describe(self) -> tuple[str, str]:
+        """English and Chinese, one line."""
+        version = f"{self.subject} version {self.schema_version}"
+        return (
+            f"agreement {self.agreement} (version {self.agreement_version}, {self.department})"
+            f" does not allow {', '.join(self.fields)}, which {version} requires",
+            f"数据共享协议 {self.agreement}（第 {self.agreement_version} 版，{self.department}）"
+            f"未允许 {self.subject} 第 {self.schema_version} 版要求的字段："
+            f"{'、'.join(self.fields)}",
+        )
+
+
+class AgreementTooNarrow(ValueError):
+    """A change refused because, after it, some agreement binding on a subject would not let
+    through what a version in use requires: amend each agreement first (`shortfalls`)."""
+
+    def __init__(self, shortfalls: Sequence[Shortfall]) -> None:
+        super().__init__("; ".join(shortfall.describe()[0] for shortfall in shortfalls))
+        self.shortfalls = list(shortfalls)

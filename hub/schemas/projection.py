@@ -5,19 +5,21 @@ record (`/holder/name`, `/permit`, `/holder/a~1b` for a property named `a/b`). A
 object allows its whole subtree; arrays are allowed only whole (an index names a position, not
 a field, and positions shift between records).
 
-Two steps, at two times:
+Three steps, at two times:
 
 - When an agreement is registered, `missing_fields` tells which of its pointers the record's
   schema does not declare, so an agreement cannot promise a field no record will have, nor
   hide a typo (`/holder/nmae` would silently share nothing).
+- When an agreement or a schema version changes, `unkept_required` tells which fields the
+  schema requires that the projection would drop: a record projected by that agreement could
+  not be valid, and the registry refuses the change rather than widen the agreement.
 - For every record sent, a `Projection` built once per agreement copies the allowed fields. It
   is on the path of every published record, so the pointers are parsed once into a tree and
   `apply` only walks that tree with dict look-ups: no parsing, no schema, per record.
 
-A projection never adds or changes a value: it leaves fields out. A record that was valid stays
-valid as long as the schema has no `required` field the projection drops, which is what
-`always` is for (the envelope fields every record must carry; for holder-record, the root
-`required`: `/$schema`, `/schema_version`, `/event`).
+A projection never adds or changes a value: it leaves fields out. What it keeps besides the
+agreed fields is given (`always`, the fixed envelope of `hub.schemas.domain.ENVELOPE`), never
+taken from a schema: a schema cannot widen what a department receives.
 
 This module is pure: no FastAPI, no SQL.
 """
@@ -153,6 +155,48 @@ def _follow(ref: str, document: Mapping[str, Any], resolve: Resolve | None) -> _
     return node, document
 
 
+def unkept_required(
+    schema: Mapping[str, Any], kept: Sequence[str], resolve: Resolve | None = None
+) -> list[str]:
+    """Pointers to the properties `schema` requires that a projection keeping `kept` drops,
+    each once, parents before children.
+
+    Checked where the projection keeps an object only in part: at the root, and inside each
+    property some pointer goes through (`/holder` for `/holder/name`); an object kept whole
+    keeps whatever it requires. `required` is gathered as `missing_fields` gathers
+    `properties`: through `$ref` and `allOf`, which apply to every record, not `anyOf`/`oneOf`/
+    `if` branches, which may not. So an empty answer means no `required` of those drops a
+    field; the projected record is still validated before it is sent. ValueError for a
+    malformed pointer, as `Projection`.
+    """
+    unkept: list[str] = []
+    pending: list[tuple[str, list[_Node], Tree]] = [("", [(schema, schema)], _tree(kept))]
+    while pending:
+        at, nodes, tree = pending.pop()
+        applying = _applying(nodes, resolve)
+        for subschema, _document in applying:
+            required = subschema.get("required")
+            for name in required if isinstance(required, list) else ():
+                pointer = f"{at}/{_escape(name)}" if isinstance(name, str) else None
+                if pointer is not None and name not in tree and pointer not in unkept:
+                    unkept.append(pointer)
+        for name, subtree in reversed(tree.items()):
+            if subtree is WHOLE:
+                continue
+            inside = [
+                (subschema["properties"][name], document)
+                for subschema, document in applying
+                if isinstance(subschema.get("properties"), Mapping)
+                and name in subschema["properties"]
+            ]
+            pending.append((f"{at}/{_escape(name)}", inside, subtree))
+    return unkept
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
 # --- projecting records -----------------------------------------------------------------------
 
 
@@ -172,14 +216,8 @@ class Projection:
         nothing. ValueError for a malformed pointer: check agreements with `missing_fields`
         first.
         """
-        tree: Tree = {}
-        for pointer in (*always, *pointers):
-            tokens = parse_pointer(pointer)
-            if tokens is None:
-                raise ValueError(f"not a JSON pointer to a field: {pointer!r}")
-            _insert(tree, tokens)
         self.pointers = tuple(dict.fromkeys((*always, *pointers)))
-        self.tree = tree
+        self.tree = _tree(self.pointers)
 
     def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """A new dict with only the allowed fields of `record`.
@@ -190,6 +228,16 @@ class Projection:
         are the record's own objects, not copies (they are only ever serialised).
         """
         return _project(record, self.tree)
+
+
+def _tree(pointers: Sequence[str]) -> Tree:
+    tree: Tree = {}
+    for pointer in pointers:
+        tokens = parse_pointer(pointer)
+        if tokens is None:
+            raise ValueError(f"not a JSON pointer to a field: {pointer!r}")
+        _insert(tree, tokens)
+    return tree
 
 
 def _insert(tree: Tree, tokens: tuple[str, ...]) -> None:

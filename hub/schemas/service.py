@@ -1,6 +1,9 @@
 """Use cases of the schema registry: register, look up, change state and mode, validate.
 
 Each function works in the caller's unit of work and writes an audit entry for every change.
+A version becomes ACTIVE (registered so, or moved there) only if every agreement binding on its
+subject lets through what it requires (`shortfalls`; else `domain.AgreementTooNarrow`): the
+hub never widens an agreement to make a record valid, nor sends one that is not.
 `Registry` is the per-process part: the versions this process has read (immutable, so kept
 forever) and their compiled validators. Schemas a version refers to are loaded through the
 caller's session before compiling, never through a connection of their own: on SQLite a
@@ -10,9 +13,9 @@ second connection would wait on the caller's write lock.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
@@ -20,9 +23,17 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditLog
+from hub.clock import china_date
 from hub.schemas import domain
 from hub.schemas.compat import CompatibilityMode, Violation, check, diff
-from hub.schemas.store import SchemaSettings, SchemaSubject, SchemaVersion
+from hub.schemas.projection import Resolve, unkept_required
+from hub.schemas.store import (
+    Agreement,
+    SchemaSettings,
+    SchemaSubject,
+    SchemaVersion,
+    current_agreements,
+)
 from hub.schemas.validation import (
     Fetch,
     Issue,
@@ -101,6 +112,22 @@ class Registry:
 
         return fetch
 
+    def resolve(self, uri: str) -> Mapping[str, Any] | None:
+        """The schema registered at `uri` (urn:permit-hub:schema:...) if this process has read
+        it: after `remember` of a version, every version it refers to."""
+        parsed = parse_schema_uri(uri)
+        return self._remembered(*parsed) if parsed else None
+
+    def resolve_through(self, session: Session) -> Resolve:
+        """As `resolve`, reading through `session` what this process has not seen yet."""
+        fetch = self.fetch_through(session)
+
+        def resolve(uri: str) -> Mapping[str, Any] | None:
+            parsed = parse_schema_uri(uri)
+            return fetch(*parsed) if parsed else None
+
+        return resolve
+
 
 def _referenced(schema: Any) -> Iterator[tuple[str, int]]:
     """The registered versions a schema's `$ref`s name (urn:permit-hub:schema:...)."""
@@ -161,6 +188,16 @@ def version_of(session: Session, subject: str, version: int | str) -> SchemaVers
     return found
 
 
+def versions_in_use(session: Session, subject: str) -> list[SchemaVersion]:
+    """The versions records may be exchanged against now or after a newer one is retired:
+    ACTIVE and DEPRECATED (`domain.EXCHANGEABLE`), oldest first."""
+    return [
+        row
+        for row in versions_of(session, subject)
+        if domain.VersionState(row.state) in domain.EXCHANGEABLE
+    ]
+
+
 def by_id(session: Session, schema_id: int) -> SchemaVersion:
     found = session.get(SchemaVersion, schema_id)
     if found is None:
@@ -216,6 +253,55 @@ def checked_schema(session: Session, registry: Registry, definition: Any) -> Non
         raise SchemaInvalid(issues)
 
 
+def shortfalls(
+    resolve: Resolve,
+    agreements: Sequence[Agreement],
+    subject: str,
+    versions: Sequence[tuple[int, Mapping[str, Any]]],
+) -> list[domain.Shortfall]:
+    """For each agreement and each (number, schema) of `subject`'s versions: the fields the
+    version requires that the agreement's projection (its fields and `domain.ENVELOPE`) drops,
+    where there are any."""
+    found = []
+    for number, definition in versions:
+        for agreement in agreements:
+            kept = (*domain.ENVELOPE, *agreement.allowed_fields)
+            unkept = unkept_required(definition, kept, resolve)
+            if unkept:
+                found.append(
+                    domain.Shortfall(
+                        agreement.id,
+                        agreement.version,
+                        agreement.department,
+                        subject,
+                        number,
+                        tuple(unkept),
+                    )
+                )
+    return found
+
+
+def _check_agreements_allow(
+    session: Session,
+    registry: Registry,
+    subject: str,
+    version: int,
+    definition: Mapping[str, Any],
+    today: date,
+) -> None:
+    """AgreementTooNarrow if an agreement binding on `subject` today or later drops a field the
+    version about to become ACTIVE requires."""
+    binding = [
+        row
+        for row in current_agreements(session, subject=subject)
+        if domain.binding(domain.AgreementStatus(row.status), row.valid_to, today)
+    ]
+    resolve = registry.resolve_through(session)
+    found = shortfalls(resolve, binding, subject, [(version, definition)])
+    if found:
+        raise domain.AgreementTooNarrow(found)
+
+
 @dataclass(frozen=True)
 class Registered:
     version: SchemaVersion
@@ -234,8 +320,8 @@ def register(
     now: datetime,
 ) -> Registered:
     """Register `definition` as the subject's next version (creating the subject), or return
-    the existing version with the same schema. Raises SubjectNameInvalid, SchemaInvalid or
-    Incompatible, having written nothing."""
+    the existing version with the same schema. Raises SubjectNameInvalid, SchemaInvalid,
+    Incompatible or (registering as ACTIVE) domain.AgreementTooNarrow, having written nothing."""
     if not domain.valid_subject_name(subject):
         raise SubjectNameInvalid(subject)
     if state not in (domain.VersionState.DRAFT, domain.VersionState.ACTIVE):
@@ -261,9 +347,12 @@ def register(
     last = session.exec(
         select(sa.func.max(SchemaVersion.version)).where(col(SchemaVersion.subject) == subject)
     ).one()
+    number = (last or 0) + 1
+    if state is domain.VersionState.ACTIVE:
+        _check_agreements_allow(session, registry, subject, number, definition, china_date(now))
     row = SchemaVersion(
         subject=subject,
-        version=(last or 0) + 1,
+        version=number,
         definition=definition,
         fingerprint=fingerprint,
         state=state.value,
@@ -292,6 +381,7 @@ def _name(row: SchemaVersion) -> str:
 
 def set_state(
     session: Session,
+    registry: Registry,
     audit: AuditLog,
     subject: str,
     version: int,
@@ -300,9 +390,16 @@ def set_state(
     actor: Actor,
     now: datetime,
 ) -> SchemaVersion:
+    """Move a version forward (IllegalStateChange otherwise); to ACTIVE only if the agreements
+    on its subject allow what it requires (domain.AgreementTooNarrow)."""
     row = version_of(session, subject, version)
     current = domain.VersionState(row.state)
-    row.state = domain.change_state(current, wanted).value
+    domain.change_state(current, wanted)
+    if wanted is domain.VersionState.ACTIVE:
+        _check_agreements_allow(
+            session, registry, row.subject, row.version, row.definition, china_date(now)
+        )
+    row.state = wanted.value
     row.state_changed_at = now
     session.add(row)
     session.flush()

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel, col, select
 
 
 class SchemaSubject(SQLModel, table=True):
@@ -65,3 +65,23 @@ class Agreement(SQLModel, table=True):
     status: str = Field(max_length=16)
     changed_by: str = Field(max_length=128)
     changed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+def current_agreements(
+    session: Session, *, department: str | None = None, subject: str | None = None
+) -> list[Agreement]:
+    """The latest version of every agreement (of one department, on one subject)."""
+    newest = (
+        select(col(Agreement.id), sa.func.max(Agreement.version).label("version"))
+        .group_by(col(Agreement.id))
+        .subquery()
+    )
+    query = select(Agreement).join(
+        newest,
+        sa.and_(col(Agreement.id) == newest.c.id, col(Agreement.version) == newest.c.version),
+    )
+    if department is not None:
+        query = query.where(col(Agreement.department) == department)
+    if subject is not None:
+        query = query.where(col(Agreement.subject) == subject)
+    return list(session.exec(query.order_by(col(Agreement.department), col(Agreement.id))).all())

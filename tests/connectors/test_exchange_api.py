@@ -344,6 +344,7 @@ def test_versions_retired_or_not_in_use_are_refused(
     with unit_of_work(hub.engine) as session:
         schema_service.set_state(
             session,
+            hub.schemas,
             hub.audit,
             "proof.employment",
             1,

@@ -65,6 +65,7 @@ def test_the_holder_record_version_is_read_again_after_a_local_schema_change(hub
         assert terms.publishing(session, hub) is first
         schema_service.set_state(
             session,
+            hub.schemas,
             hub.audit,
             first.schema.subject,
             first.schema.version,

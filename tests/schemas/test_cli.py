@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from hub.schemas.service import builtin_schemas
 from tests.test_cli import _env, run_hub
 
 PERSON = {"type": "object", "properties": {"name": {"type": "string"}}}
@@ -61,3 +64,34 @@ def test_bad_input_is_one_sentence(database_url: str, tmp_path: Path) -> None:
     assert "/type:" in answer.stderr and answer.stderr.rstrip().endswith("is not a valid schema.")
     missing = run_hub("schemas", "diff", "holder-record", "1", "7", env=env)
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_a_version_is_an_object_and_goes_live_only_if_the_agreements_allow_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = _env(database_url)
+    assert run_hub("db", "upgrade", env=env).returncode == 0  # seeds config/agreements
+    boolean = tmp_path / "true.json"
+    boolean.write_text("true")
+    answer = run_hub("schemas", "register", "person", str(boolean), env=env)
+    assert answer.returncode == 2
+    assert "a schema version must be a JSON object" in answer.stderr
+
+    engine = sa.create_engine(database_url)
+    with engine.begin() as connection:  # as PUT /schemas/v1/config/holder-record would
+        connection.execute(
+            sa.text("UPDATE schema_subject SET compatibility = 'FORWARD' WHERE name = :name"),
+            {"name": "holder-record"},
+        )
+    engine.dispose()
+    schema = builtin_schemas()["holder-record"]
+    schema["properties"]["holder"]["required"] = ["sex"]
+    sex = tmp_path / "sex.json"
+    sex.write_text(json.dumps(schema))
+    refused = run_hub("schemas", "register", "holder-record", str(sex), "--active", env=env)
+    assert refused.returncode == 1, refused.stderr
+    lines = refused.stderr.splitlines()
+    assert lines[-1] == f"hub: amend the agreements on holder-record before {sex} is ACTIVE."
+    assert sum("does not allow /holder/sex" in line for line in lines) == 4  # all but health's
+    listed = run_hub("schemas", "list", env=env)
+    assert "holder-record  [FORWARD]  1 ACTIVE" in listed.stdout.splitlines()

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, date, datetime
 from importlib.resources import files
 from typing import Any
 
 import pytest
 
-from hub.schemas.projection import Projection, missing_fields, parse_pointer
+from hub.schemas.agreements import Projections
+from hub.schemas.domain import ENVELOPE
+from hub.schemas.projection import Projection, missing_fields, parse_pointer, unkept_required
+from hub.schemas.store import Agreement, SchemaVersion
 from hub.schemas.validation import Validators
 
 BUILTIN = files("hub.schemas") / "builtin"
-ENVELOPE = ("/$schema", "/schema_version", "/event")
-"""holder-record's root `required`: what every projected holder record must keep."""
 
 Json = Any
 
@@ -300,3 +302,95 @@ def test_without_the_envelope_a_projection_can_be_invalid() -> None:
         "/event/at",
         "/event/id",
     }
+
+
+# --- unkept_required ---------------------------------------------------------------------------
+
+
+def test_the_fixed_envelope_and_an_agreement_keep_what_version_1_requires() -> None:
+    for agreement in AGREEMENTS:
+        assert unkept_required(HOLDER_RECORD, [*ENVELOPE, *agreement]) == []
+    assert unkept_required(HOLDER_RECORD, ["/holder/name"]) == list(ENVELOPE)
+
+
+NESTED: dict[str, Json] = {
+    "$defs": {
+        "person": {
+            "type": "object",
+            "properties": {"name": {}, "sex": {}, "a/b": {}},
+            "required": ["name", "sex"],
+        }
+    },
+    "properties": {
+        "holder": {"$ref": "#/$defs/person"},
+        "permit": {
+            "allOf": [{"required": ["state"]}, {"properties": {"state": {}, "card": {}}}],
+            "properties": {"card": {"properties": {"serial": {}}, "required": ["serial"]}},
+        },
+        "event": {"anyOf": [{"required": ["id"]}, {}]},
+    },
+    "allOf": [{"$ref": "urn:permit-hub:schema:envelope:1"}],
+}
+ENVELOPE_SCHEMA: dict[str, Json] = {"required": ["holder", "a/b"]}
+
+
+@pytest.mark.parametrize(
+    ("kept", "unkept"),
+    [
+        (["/holder", "/a~1b"], []),  # kept whole: whatever it requires comes along
+        (["/holder/name", "/a~1b"], ["/holder/sex"]),  # through $ref
+        (["/holder/name", "/holder/sex"], ["/a~1b"]),  # required by a referenced version
+        (["/a~1b"], ["/holder"]),
+        (["/holder", "/a~1b", "/permit/card"], ["/permit/state"]),  # through allOf
+        (["/holder", "/a~1b", "/permit/state", "/permit/card/x"], ["/permit/card/serial"]),
+        (["/holder", "/a~1b", "/event/type"], []),  # anyOf branches may not apply
+    ],
+)
+def test_unkept_required_follows_ref_and_all_of_into_objects_kept_in_part(
+    kept: list[str], unkept: list[str]
+) -> None:
+    def resolve(uri: str) -> dict[str, Json] | None:
+        return ENVELOPE_SCHEMA if uri == "urn:permit-hub:schema:envelope:1" else None
+
+    assert unkept_required(NESTED, kept, resolve) == unkept
+
+
+def test_unkept_required_refuses_a_malformed_pointer() -> None:
+    with pytest.raises(ValueError):
+        unkept_required(HOLDER_RECORD, ["holder"])
+
+
+def test_projections_are_kept_per_agreement_version_and_schema_version() -> None:
+    """One agreement, two versions of its subject: what it lacks under the second is never
+    taken for its standing under the first, whichever was projected first."""
+    agreement = Agreement(
+        id="a",
+        version=1,
+        department="education",
+        purpose="p",
+        subject="holder-record",
+        allowed_fields=["/holder/name"],
+        legal_basis="b",
+        valid_from=date(2026, 1, 1),
+        status="active",
+        changed_by="x",
+        changed_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    narrow = copy.deepcopy(HOLDER_RECORD)
+    narrow["properties"]["holder"]["required"] = ["sex"]
+    first, second = (
+        SchemaVersion(subject="holder-record", version=number, definition=definition)
+        for number, definition in ((1, HOLDER_RECORD), (2, narrow))
+    )
+    projections = Projections()
+    today = date(2026, 6, 1)
+    for schema, shortfall in (
+        (second, ("/holder/sex",)),
+        (first, None),
+        (second, ("/holder/sex",)),
+    ):
+        projected = projections.project(agreement, schema, EXAMPLE, today, lambda uri: None)
+        found = projected.shortfall.fields if projected.shortfall else None
+        assert found == shortfall
+        assert projected.record["holder"] == {"name": EXAMPLE["holder"]["name"]}
+        assert set(projected.record) == {"$schema", "schema_version", "event", "holder"}

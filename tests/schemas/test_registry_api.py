@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from hub.app import Hub, create_app
 from hub.audit import AuditEntry
 from hub.clock import FixedClock
+from hub.db import INT_MAX
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
@@ -166,8 +167,22 @@ def test_the_dry_run_and_the_diff_store_nothing(
         ({"$ref": "urn:permit-hub:schema:nothing:1"}, "/schema/$ref"),
         ({"$ref": "https://example.com/schema.json"}, "/schema/$ref"),
         ([1, 2], "/schema"),
+        (True, "/schema"),
+        (False, "/schema"),
+        ({"properties": {"a": {"pattern": "(a)\\1"}}}, "/schema/properties/a/pattern"),
+        ({"patternProperties": {"(?=x)": {}}}, "/schema/patternProperties/(?=x)"),
     ],
-    ids=["bad-type", "negative-bound", "unknown-urn", "network-ref", "not-a-schema"],
+    ids=[
+        "bad-type",
+        "negative-bound",
+        "unknown-urn",
+        "network-ref",
+        "not-a-schema",
+        "true",
+        "false",
+        "backreference",
+        "lookahead",
+    ],
 )
 def test_an_invalid_schema_is_a_422_pointing_at_it(
     app_client: TestClient, governance: dict[str, str], schema: Any, pointer: str
@@ -177,6 +192,50 @@ def test_an_invalid_schema_is_a_422_pointing_at_it(
     assert pointer in [error.get("pointer") for error in answer.json()["errors"]]
     listed = app_client.get("/schemas/v1/subjects/person/versions", headers=governance)
     assert listed.status_code == 404
+
+
+@pytest.mark.parametrize("state", ["DRAFT", "ACTIVE"])
+def test_a_boolean_is_never_a_version_of_a_subject_in_use(
+    app_client: TestClient, governance: dict[str, str], state: str
+) -> None:
+    for schema in (True, False):
+        answer = _register(app_client, governance, "holder-record", schema, state=state)
+        assert answer.status_code == 422, answer.text
+        checked = app_client.post(
+            "/schemas/v1/compatibility/subjects/holder-record",
+            json={"schema": schema},
+            headers=governance,
+        )
+        assert checked.status_code == 422
+    listed = app_client.get("/schemas/v1/subjects/holder-record/versions", headers=governance)
+    assert [(v["version"], v["state"]) for v in listed.json()] == [(1, "ACTIVE")]
+    activate = app_client.put(
+        "/schemas/v1/subjects/holder-record/versions/2/state",
+        json={"state": "ACTIVE"},
+        headers=governance,
+    )
+    assert activate.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("route", "method", "body"),
+    [
+        ("/schemas/v1/schemas/ids/{n}", "GET", None),
+        ("/schemas/v1/subjects/holder-record/versions/{n}/state", "PUT", {"state": "ACTIVE"}),
+        ("/schemas/v1/subjects/holder-record/versions/{n}", "GET", None),
+        ("/schemas/v1/subjects/holder-record/versions/{n}/validate", "POST", {"document": {}}),
+        ("/schemas/v1/subjects/holder-record/diff?from=1&to={n}", "GET", None),
+    ],
+)
+def test_numbers_beyond_the_stored_range_are_a_4xx(
+    app_client: TestClient, governance: dict[str, str], route: str, method: str, body: Any
+) -> None:
+    """Versions and ids are int4 columns: the largest is not found, one more is refused before
+    it reaches the database (a driver error, a 500, on PostgreSQL and SQLite alike)."""
+    for number, status in ((INT_MAX, 404), (INT_MAX + 1, 422), (2**63, 422), (10**30, 422)):
+        answer = app_client.request(method, route.format(n=number), json=body, headers=governance)
+        assert answer.status_code == status, (number, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
 
 
 def test_a_bad_subject_name(app_client: TestClient, governance: dict[str, str]) -> None:
