@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.connectors import exchange
-from hub.db import rfc3339
+from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits import applications
 from hub.permits.api import PROOF_CONFLICT, PROOF_NOT_FOUND
@@ -145,7 +145,10 @@ class ProofSubmission(BaseModel):
         "proof.health-service (health); proof.civil-affairs (civil-affairs)",
     )
     schema_version: int | None = Field(
-        default=None, ge=1, description="Version to validate against; default: the one in use"
+        default=None,
+        ge=1,
+        le=INT_MAX,
+        description="Version to validate against; default: the one in use",
     )
     proof: dict[str, Any] = Field(description="The document, valid against the subject")
 

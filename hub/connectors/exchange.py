@@ -39,7 +39,7 @@ from hub.audit import Actor
 from hub.auth.domain import Department
 from hub.connectors.config import DepartmentLink
 from hub.connectors.records import holder_record
-from hub.db import aware
+from hub.db import INT_MAX, aware
 from hub.permits import applications, eligibility
 from hub.permits.identity import CitizenId, CitizenIdUnreadable, parse_citizen_id
 from hub.permits.service import permit_snapshot
@@ -508,7 +508,7 @@ class OnDemand:
 
 _CURSOR_PREFIX: Final = "v1:"
 _CURSOR_TEXT: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_CURSOR_SEQ: Final = re.compile(r"0|[1-9][0-9]{0,18}")
+_CURSOR_SEQ: Final = re.compile(r"0|[1-9][0-9]{0,9}")
 
 
 def encode_cursor(seq: int) -> str:
@@ -519,7 +519,8 @@ def encode_cursor(seq: int) -> str:
 
 
 def decode_cursor(text: str) -> int:
-    """The position `encode_cursor` wrote; CursorInvalid for anything it would not write."""
+    """The position `encode_cursor` wrote; CursorInvalid for anything it would not write,
+    a position past the range of event numbers (`INT_MAX`) included."""
     if _CURSOR_TEXT.fullmatch(text) is None:
         raise CursorInvalid(text)
     try:
@@ -530,7 +531,7 @@ def decode_cursor(text: str) -> int:
     if digits == raw or _CURSOR_SEQ.fullmatch(digits) is None:
         raise CursorInvalid(text)
     seq = int(digits)
-    if encode_cursor(seq) != text:  # one text per position
+    if seq > INT_MAX or encode_cursor(seq) != text:  # one text per position
         raise CursorInvalid(text)
     return seq
 

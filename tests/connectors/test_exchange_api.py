@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from hub.app import Hub
 from hub.audit import Actor, AuditEntry
 from hub.clock import FixedClock
-from hub.db import unit_of_work
+from hub.db import INT_MAX, unit_of_work
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import parse_citizen_id
 from hub.permits.store import Proof
@@ -341,6 +341,12 @@ def test_versions_retired_or_not_in_use_are_refused(
     )
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["pointer"] == "/schema_version"
+    for beyond in (INT_MAX, INT_MAX + 1, 2**63):  # the last int4 is no version; past it, refused
+        answer = app_client.post(
+            "/exchange/v1/proofs", json={**employment(), "schema_version": beyond}, headers=hr
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["pointer"] == "/schema_version"
     with unit_of_work(hub.engine) as session:
         schema_service.set_state(
             session,

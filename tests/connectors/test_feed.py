@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from hub.app import Hub
 from hub.clock import FixedClock
 from hub.connectors.exchange import SETTLE, decode_cursor, encode_cursor
-from hub.db import unit_of_work
+from hub.db import INT_MAX, unit_of_work
 from hub.permits import domain, service
 from hub.permits.store import Outbox, Permit, PermitEvent
 from hub.schemas import agreements
@@ -188,6 +188,8 @@ def test_an_event_without_a_snapshot_falls_back_to_the_permit(
         base64.urlsafe_b64encode(b"v1:05").decode().rstrip("="),
         encode_cursor(5) + "==",
         "x" * 65,
+        encode_cursor(INT_MAX + 1),  # past any event number (an int4 column)
+        encode_cursor(2**63),
     ],
 )
 def test_a_cursor_the_hub_did_not_issue_is_refused(
@@ -197,6 +199,16 @@ def test_a_cursor_the_hub_did_not_issue_is_refused(
     assert response.status_code in (400, 422), response.text
     problem = response.json()
     assert [e.get("parameter") for e in problem["errors"]] == ["after"]
+
+
+def test_the_last_possible_position_is_an_empty_page(
+    app_client: TestClient, education: dict[str, str], holders: list[Holder]
+) -> None:
+    last = encode_cursor(INT_MAX)
+    assert decode_cursor(last) == INT_MAX
+    page = read(app_client, education, last)
+    assert page.status_code == 200, page.text
+    assert page.json() == {"records": [], "next": last, "has_more": False}
 
 
 def test_limits_and_refusals(
