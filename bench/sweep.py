@@ -234,7 +234,7 @@ def run(args: argparse.Namespace, argv: Sequence[str], database: common.Database
         with Session(hub.engine) as session:
             report = hub.audit.verify(session)
         if not report.intact:
-            raise BenchError(f"the audit chain does not verify: {report.finding}")
+            raise BenchError(f"the audit chain does not verify: {report.findings[0]}")
         verified = time.perf_counter() - started
     finally:
         hub.engine.dispose()

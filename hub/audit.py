@@ -9,13 +9,18 @@ rows cut off the tail. It cannot reveal a tail cut off together with the head re
 earlier row; only a copy of the head kept outside the database could.
 
 Times are stored in UTC and MACed as naive UTC with microseconds, so the chain does not depend
-on the database's session time zone.
+on the database's session time zone. Text is MACed as it will be stored: neither database keeps
+U+0000 (PostgreSQL's text refuses it, SQLite's json_extract cuts the string there) and no driver
+can send a lone surrogate, so those become U+FFFD before the MAC is made. An entry is never lost
+over a stray character in a caller's purpose, and a verifier never sees a false break.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
 
 GENESIS = "0" * 64
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: bulk appends
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # U+0000 and lone surrogates
+_STORED_NUL = "\\u0000"  # how the encoder writes U+0000 (the other controls: \u00XX too)
 
 
 class _StoredTime(sa.types.TypeDecorator[datetime]):
@@ -178,7 +185,7 @@ def _event_of(entry: AuditEntry) -> AuditEvent:
     )
 
 
-def _mac_of(key: bytes, seq: int, at: datetime, event: AuditEvent, prev_hash: str) -> str:
+def _message(seq: int, at: datetime, event: AuditEvent, prev_hash: str) -> str:
     content = [
         seq,
         _utc(at).isoformat(timespec="microseconds"),
@@ -190,7 +197,40 @@ def _mac_of(key: bytes, seq: int, at: datetime, event: AuditEvent, prev_hash: st
         event.outcome,
         prev_hash,
     ]
-    return hmac.digest(key, _ENCODER.encode(content).encode(), "sha256").hex()
+    return _ENCODER.encode(content)
+
+
+def _mac_of(key: bytes, seq: int, at: datetime, event: AuditEvent, prev_hash: str) -> str:
+    return hmac.digest(key, _message(seq, at, event, prev_hash).encode(), "sha256").hex()
+
+
+def _storable(event: AuditEvent) -> AuditEvent:
+    """The event with U+0000 and lone surrogates replaced by U+FFFD in every text field."""
+    changes = {
+        name: _UNSTORABLE.sub("\ufffd", value)
+        for name, value in _fields(event).items()
+        if value is not None
+    }
+    return dataclasses.replace(event, **changes)
+
+
+def _sealed(
+    key: bytes, seq: int, at: datetime, event: AuditEvent, prev_hash: str
+) -> tuple[AuditEvent, str]:
+    """The event as it will be stored, and its MAC over exactly that.
+
+    The check costs no pass of its own on the append path: the MAC's JSON text shows U+0000 as
+    an escape, and a lone surrogate fails the UTF-8 encoding the MAC needs anyway (a literal
+    backslash-u0000 only takes the slow path, where nothing changes).
+    """
+    message = _message(seq, at, event, prev_hash)
+    if _STORED_NUL not in message:
+        try:
+            return event, hmac.digest(key, message.encode(), "sha256").hex()
+        except UnicodeEncodeError:
+            pass
+    stored = _storable(event)
+    return stored, _mac_of(key, seq, at, stored, prev_hash)
 
 
 @dataclass(frozen=True)
@@ -222,9 +262,10 @@ class AuditLog:
         alongside: bulk.Insert | None = None,
     ) -> list[dict[str, Any]]:
         """Append `events` in order within the caller's transaction; returns the rows as
-        written (all but their common time, `at`). Two statements however many there are (the
-        head advanced; the rows inserted with the head's new MAC set, one data-modifying WITH on
-        PostgreSQL, two statements on SQLite, where a statement costs no round trip), so a job
+        written (text as stored, see the module docstring; all but their common time, `at`).
+        Two statements however many there are (the head advanced; the rows inserted with the
+        head's new MAC set, one data-modifying WITH on PostgreSQL, two statements on SQLite,
+        where a statement costs no round trip), so a job
         that changes a million permits writes its million entries at bulk speed, and a request
         that audits one thing pays two round trips for it. On PostgreSQL the `alongside` INSERT
         (its rows bound by a name other than "rows") joins the second statement, so a request
@@ -242,8 +283,8 @@ class AuditLog:
         stored, previous = _stored(at), advanced.row_hash
         rows = []
         for seq, event in enumerate(events, start=first):
-            mac = _mac_of(self.key, seq, stored, event, previous)
-            rows.append({"seq": seq, **_fields(event), "prev_hash": previous, "row_hash": mac})
+            written, mac = _sealed(self.key, seq, stored, event, previous)
+            rows.append({"seq": seq, **_fields(written), "prev_hash": previous, "row_hash": mac})
             previous = mac
         dialect = session.get_bind().dialect
         append = bulk.Insert.of(dialect, AUDIT_LOG, rows, constants={"at": stored})
@@ -269,44 +310,50 @@ class AuditLog:
     def verify(self, session: Session) -> VerifyReport:
         """Check the chain as one consistent state, without holding up appenders.
 
-        Head and rows come from a single statement (the head outer-joined to every row): under
-        PostgreSQL's READ COMMITTED each statement has its own snapshot, so reading them
-        separately lets an append that commits in between look like a deleted or inserted row.
-        Rows are streamed, since the log only grows.
+        Head and rows come from a single statement (the head and every row outer-joined to one
+        constant row, so rows are still read when the head is gone): under PostgreSQL's READ
+        COMMITTED each statement has its own snapshot, so reading them separately lets an
+        append that commits in between look like a deleted or inserted row. Rows are streamed,
+        since the log only grows.
         """
+        anchor = sa.select(sa.literal(1).label("one")).subquery()
         statement = (
             select(AuditHead, AuditEntry)
-            .select_from(AuditHead)
+            .select_from(anchor)
+            .outerjoin(AuditHead, col(AuditHead.id) == 1)
             .outerjoin(AuditEntry, sa.true())
-            .where(col(AuditHead.id) == 1)
             .order_by(col(AuditEntry.seq))
             .execution_options(populate_existing=True, yield_per=1000)
         )
         result = session.exec(statement)
         try:
             pairs = iter(result)
-            top = next(pairs, None)
-            if top is None:  # the migration seeds the head row, so it was deleted
-                return VerifyReport(0, Finding(FindingKind.DELETED, 0, "the chain head is gone"))
-            head, first = top
+            head, first = next(pairs)  # the constant row makes one pair at least
             if first is None:
                 return check_chain(self.key, [], head)
             return check_chain(self.key, _chain_rows(first, pairs), head)
         finally:
-            result.close()  # a finding stops the walk early; free the server-side cursor
+            result.close()
+
+    def wrote(self, entry: AuditEntry) -> bool:
+        """The entry's MAC holds under this log's key: the hub wrote it with this master
+        secret (hub.keycheck asks this of a database made before it kept a check value)."""
+        return _genuine(self.key, entry)
 
 
 def _chain_rows(
-    first: AuditEntry, pairs: Iterator[tuple[AuditHead, AuditEntry]]
+    first: AuditEntry, pairs: Iterator[tuple[AuditHead | None, AuditEntry | None]]
 ) -> Iterator[AuditEntry]:
     yield first
     for _, entry in pairs:
-        yield entry
+        if entry is not None:
+            yield entry
 
 
 class FindingKind(StrEnum):
     """How the chain was broken, as far as the rows can tell (a row replaced wholesale is
-    indistinguishable from one deleted and another inserted in its place)."""
+    indistinguishable from one deleted and another inserted in its place, and is reported as
+    both)."""
 
     ALTERED = "altered"
     DELETED = "deleted"
@@ -315,24 +362,33 @@ class FindingKind(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """The first break. `seq` is the altered or inserted row, the first missing row of a
-    deletion, the head's seq when only the head disagrees, and 0 when the head row is gone."""
+    """One break, over rows `first`..`last` (one row when they are equal; a run of rows broken
+    the same way is one finding). A head that disagrees is named by the head's seq, and a
+    head that is gone by 0."""
 
     kind: FindingKind
-    seq: int
+    first: int
+    last: int
     explanation: str
+
+    @property
+    def rows(self) -> str:
+        return _rows_named(self.first, self.last)
+
+    def __str__(self) -> str:
+        return f"{self.rows}: {self.kind.value} ({self.explanation})"
 
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """`rows_checked` counts the rows found genuine before the finding (all rows if none)."""
+    """`rows_checked` counts the rows read; `findings` every break, in the order of the rows."""
 
     rows_checked: int
-    finding: Finding | None
+    findings: tuple[Finding, ...] = ()
 
     @property
     def intact(self) -> bool:
-        return self.finding is None
+        return not self.findings
 
 
 def _genuine(key: bytes, row: AuditEntry) -> bool:
@@ -348,7 +404,9 @@ def _rows_named(first: int, last: int) -> str:
     return f"row {first}" if first == last else f"rows {first}..{last}"
 
 
-def _with_following(entries: Iterable[AuditEntry], last: str) -> Iterator[tuple[AuditEntry, str]]:
+def _with_following(
+    entries: Iterable[AuditEntry], last: str | None
+) -> Iterator[tuple[AuditEntry, str | None]]:
     """Each row with the hash the chain expects it to have: the next row's prev_hash, or the
     head's for the last row. One row of look-ahead, so a long log is never held in memory."""
     rows = iter(entries)
@@ -359,44 +417,63 @@ def _with_following(entries: Iterable[AuditEntry], last: str) -> Iterator[tuple[
         current = following
 
 
-def check_chain(key: bytes, entries: Iterable[AuditEntry], head: AuditHead) -> VerifyReport:
-    """Walk the chain (rows in seq order) and name the first row where it breaks.
+class _Findings:
+    """The findings of one walk, a run of consecutive rows broken the same way kept as one."""
 
-    A row whose own MAC fails is *altered* when its neighbours still link through it, and
-    *inserted* when they do not (a row the hub never wrote, or one replaced wholesale). A
-    genuine row after a gap in the sequence, or rows missing between the last row and the
-    head, are reported as *deleted*, naming the first missing row.
+    def __init__(self) -> None:
+        self.found: list[Finding] = []
+
+    def add(self, kind: FindingKind, first: int, last: int, explanation: str) -> None:
+        previous = self.found[-1] if self.found else None
+        if (
+            previous is not None
+            and (previous.kind, previous.explanation) == (kind, explanation)
+            and previous.last + 1 == first
+        ):
+            self.found[-1] = dataclasses.replace(previous, last=last)
+        else:
+            self.found.append(Finding(kind, first, last, explanation))
+
+
+def check_chain(key: bytes, entries: Iterable[AuditEntry], head: AuditHead | None) -> VerifyReport:
+    """Walk the chain (rows in seq order) and name every row where it breaks.
+
+    A row whose own MAC fails is *altered* when its successor (or the head) still links to it,
+    and *inserted* when not (a row the hub never wrote, or one replaced wholesale). The walk
+    goes on from the last row the chain runs through (a genuine or an altered one), so one
+    break hides no other: a genuine row is where it re-synchronises, since its MAC vouches
+    for its seq and its predecessor's hash. Rows missing before a genuine row or before the
+    head are *deleted*, named as a range.
     """
-    previous_hash, expected_seq, checked = GENESIS, 1, 0
-    for row, following in _with_following(entries, head.row_hash):
-        if not _genuine(key, row):
-            if following == row.row_hash:
-                finding = Finding(FindingKind.ALTERED, row.seq, "content changed")
-            else:
-                finding = Finding(FindingKind.INSERTED, row.seq, "row not written by the hub")
-            return VerifyReport(checked, finding)
-        if row.seq > expected_seq:
-            missing = _rows_named(expected_seq, row.seq - 1)
-            return VerifyReport(
-                checked,
-                Finding(
-                    FindingKind.DELETED, expected_seq, f"{missing} missing before row {row.seq}"
-                ),
-            )
-        if row.seq != expected_seq or row.prev_hash != previous_hash:
-            return VerifyReport(
-                checked,
-                Finding(FindingKind.DELETED, row.seq, "a row is missing before it"),
-            )
-        previous_hash, expected_seq, checked = row.row_hash, row.seq + 1, checked + 1
-    if head.seq > expected_seq - 1:
-        missing = _rows_named(expected_seq, head.seq)
-        return VerifyReport(
-            checked,
-            Finding(FindingKind.DELETED, expected_seq, f"{missing} missing at the end"),
-        )
-    if head.seq != expected_seq - 1 or head.row_hash != previous_hash:
-        return VerifyReport(
-            checked, Finding(FindingKind.ALTERED, head.seq, "the chain head does not match")
-        )
-    return VerifyReport(checked, None)
+    findings = _Findings()
+    chain_seq, chain_hash, checked = 0, GENESIS, 0  # the last row the chain runs through
+
+    def missing_before(seq: int, where: str) -> None:
+        if seq > chain_seq + 1:
+            findings.add(FindingKind.DELETED, chain_seq + 1, seq - 1, f"missing {where}")
+
+    for row, following in _with_following(entries, head.row_hash if head else None):
+        checked += 1
+        if _genuine(key, row):
+            missing_before(row.seq, f"before row {row.seq}")
+            if row.seq == chain_seq + 1 and row.prev_hash != chain_hash:
+                findings.add(
+                    FindingKind.DELETED,
+                    chain_seq,
+                    chain_seq,
+                    f"replaced by a row that row {row.seq} does not follow",
+                )
+        elif following == row.row_hash:
+            missing_before(row.seq, f"before row {row.seq}")
+            findings.add(FindingKind.ALTERED, row.seq, row.seq, "content changed")
+        else:
+            findings.add(FindingKind.INSERTED, row.seq, row.seq, "not written by the hub")
+            continue
+        chain_seq, chain_hash = row.seq, row.row_hash
+    if head is None:  # the migration seeds the head row, so it was deleted
+        findings.add(FindingKind.DELETED, 0, 0, "the chain head is gone")
+    elif head.seq > chain_seq:
+        missing_before(head.seq + 1, "at the end")
+    elif head.seq != chain_seq or head.row_hash != chain_hash:
+        findings.add(FindingKind.ALTERED, head.seq, head.seq, "the chain head does not match")
+    return VerifyReport(checked, tuple(findings.found))

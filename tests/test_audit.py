@@ -35,6 +35,7 @@ from hub.audit import (
     AuditEvent,
     AuditHead,
     AuditLog,
+    Finding,
     FindingKind,
     VerifyReport,
     check_chain,
@@ -147,7 +148,7 @@ def test_empty_log_is_intact(engine: Engine, log: AuditLog) -> None:
     report = verify(engine, log)
     assert report.intact
     assert report.rows_checked == 0
-    assert report.finding is None
+    assert report.findings == ()
 
 
 def test_recorded_entries_form_an_intact_chain(engine: Engine, log: AuditLog) -> None:
@@ -264,7 +265,7 @@ def test_chain_does_not_depend_on_the_database_session_time_zone(
         record(utc, log, 2, first=3)
         for engine in (shanghai, utc):
             report = verify(engine, log)
-            assert report.intact, report.finding
+            assert report.intact, report.findings
             assert report.rows_checked == 4
         with unit_of_work(utc) as session:
             stored = session.get(AuditEntry, 1)
@@ -276,7 +277,14 @@ def test_chain_does_not_depend_on_the_database_session_time_zone(
         utc.dispose()
 
 
-# --- tampering ----------------------------------------------------------------------------
+# --- tampering: every break is listed -----------------------------------------------------
+
+ALTERED, DELETED, INSERTED = FindingKind.ALTERED, FindingKind.DELETED, FindingKind.INSERTED
+
+
+def found(engine: Engine, log: AuditLog) -> list[tuple[FindingKind, int, int]]:
+    """Each finding as (kind, first row, last row)."""
+    return [(f.kind, f.first, f.last) for f in verify(engine, log).findings]
 
 
 def test_altered_outcome_is_found_at_that_row(engine: Engine, log: AuditLog) -> None:
@@ -285,10 +293,10 @@ def test_altered_outcome_is_found_at_that_row(engine: Engine, log: AuditLog) -> 
 
     report = verify(engine, log)
 
-    assert report.finding is not None
-    assert (report.finding.kind, report.finding.seq) == (FindingKind.ALTERED, 4)
-    assert report.rows_checked == 3
     assert not report.intact
+    assert report.findings == (Finding(ALTERED, 4, 4, "content changed"),)
+    assert report.rows_checked == 6
+    assert str(report.findings[0]) == "row 4: altered (content changed)"
 
 
 @pytest.mark.parametrize(
@@ -307,19 +315,13 @@ def test_any_altered_column_is_found(
 ) -> None:
     record(engine, log, 4)
     execute(engine, f"UPDATE audit_log SET {column} = :value WHERE seq = 2", value=value)
-
-    finding = verify(engine, log).finding
-
-    assert finding is not None
-    assert (finding.kind, finding.seq) == (FindingKind.ALTERED, 2)
+    assert found(engine, log) == [(ALTERED, 2, 2)]
 
 
 def test_altered_last_row_is_found(engine: Engine, log: AuditLog) -> None:
     record(engine, log, 3)
     execute(engine, "UPDATE audit_log SET outcome = 'granted!' WHERE seq = 3")
-    finding = verify(engine, log).finding
-    assert finding is not None
-    assert (finding.kind, finding.seq) == (FindingKind.ALTERED, 3)
+    assert found(engine, log) == [(ALTERED, 3, 3)]
 
 
 def test_altered_timestamp_is_found(engine: Engine, log: AuditLog) -> None:
@@ -333,11 +335,7 @@ def test_altered_timestamp_is_found(engine: Engine, log: AuditLog) -> None:
             .where(audit_log.c.seq == 3)
             .values(at=original + timedelta(microseconds=1))
         )
-
-    finding = verify(engine, log).finding
-
-    assert finding is not None
-    assert (finding.kind, finding.seq) == (FindingKind.ALTERED, 3)
+    assert found(engine, log) == [(ALTERED, 3, 3)]
 
 
 def test_deleted_middle_row_is_named(engine: Engine, log: AuditLog) -> None:
@@ -346,29 +344,21 @@ def test_deleted_middle_row_is_named(engine: Engine, log: AuditLog) -> None:
 
     report = verify(engine, log)
 
-    assert report.finding is not None
-    assert (report.finding.kind, report.finding.seq) == (FindingKind.DELETED, 3)
-    assert report.rows_checked == 2
-    assert "3" in report.finding.explanation
+    assert report.findings == (Finding(DELETED, 3, 3, "missing before row 4"),)
+    assert report.rows_checked == 5
 
 
-def test_deleted_run_of_rows_names_the_first(engine: Engine, log: AuditLog) -> None:
+def test_deleted_run_of_rows_is_one_range(engine: Engine, log: AuditLog) -> None:
     record(engine, log, 8)
     execute(engine, "DELETE FROM audit_log WHERE seq BETWEEN 4 AND 6")
-
-    finding = verify(engine, log).finding
-
-    assert finding is not None
-    assert (finding.kind, finding.seq) == (FindingKind.DELETED, 4)
-    assert "4" in finding.explanation and "6" in finding.explanation
+    (finding,) = verify(engine, log).findings
+    assert str(finding) == "rows 4..6: deleted (missing before row 7)"
 
 
 def test_deleted_first_row_is_named(engine: Engine, log: AuditLog) -> None:
     record(engine, log, 3)
     execute(engine, "DELETE FROM audit_log WHERE seq = 1")
-    finding = verify(engine, log).finding
-    assert finding is not None
-    assert (finding.kind, finding.seq) == (FindingKind.DELETED, 1)
+    assert found(engine, log) == [(DELETED, 1, 1)]
 
 
 def test_deleted_last_row_is_found_by_the_head(engine: Engine, log: AuditLog) -> None:
@@ -377,8 +367,7 @@ def test_deleted_last_row_is_found_by_the_head(engine: Engine, log: AuditLog) ->
 
     report = verify(engine, log)
 
-    assert report.finding is not None
-    assert (report.finding.kind, report.finding.seq) == (FindingKind.DELETED, 5)
+    assert report.findings == (Finding(DELETED, 5, 5, "missing at the end"),)
     assert report.rows_checked == 4
 
 
@@ -386,12 +375,14 @@ def test_every_row_deleted_is_found(engine: Engine, log: AuditLog) -> None:
     record(engine, log, 4)
     execute(engine, "DELETE FROM audit_log")
     report = verify(engine, log)
-    assert report.finding is not None
-    assert (report.finding.kind, report.finding.seq) == (FindingKind.DELETED, 1)
+    assert report.findings == (Finding(DELETED, 1, 4, "missing at the end"),)
     assert report.rows_checked == 0
 
 
-def test_forged_row_in_place_of_a_deleted_one_is_inserted(engine: Engine, log: AuditLog) -> None:
+def test_forged_row_in_place_of_a_deleted_one_is_inserted_and_deleted(
+    engine: Engine, log: AuditLog
+) -> None:
+    """The forged row is not the hub's, and the row the next one follows is gone."""
     record(engine, log, 6)
     rows = raw_rows(engine)
     execute(engine, "DELETE FROM audit_log WHERE seq = 3")
@@ -399,11 +390,7 @@ def test_forged_row_in_place_of_a_deleted_one_is_inserted(engine: Engine, log: A
     assert forged["prev_hash"] == rows[1]["row_hash"]  # links correctly backwards
     insert_row(engine, forged)
 
-    report = verify(engine, log)
-
-    assert report.finding is not None
-    assert (report.finding.kind, report.finding.seq) == (FindingKind.INSERTED, 3)
-    assert report.rows_checked == 2
+    assert found(engine, log) == [(INSERTED, 3, 3), (DELETED, 3, 3)]
 
 
 def test_forged_row_appended_after_the_last_is_inserted(engine: Engine, log: AuditLog) -> None:
@@ -419,16 +406,16 @@ def test_forged_row_appended_after_the_last_is_inserted(engine: Engine, log: Aud
 
     report = verify(engine, log)
 
-    assert report.finding is not None
-    assert (report.finding.kind, report.finding.seq) == (FindingKind.INSERTED, 5)
-    assert report.rows_checked == 4
+    assert report.findings == (Finding(INSERTED, 5, 5, "not written by the hub"),)
+    assert report.rows_checked == 5
 
 
 @pytest.mark.parametrize("guessed_key", [None, b"not-the-hub-key"], ids=["sha256", "hmac"])
 def test_rechained_forgery_without_the_key_is_caught(
     engine: Engine, log: AuditLog, guessed_key: bytes | None
 ) -> None:
-    """The attacker alters row 3, then re-chains every later row and the head consistently."""
+    """The attacker alters row 3, then re-chains every later row and the head consistently:
+    every row from 3 on fails its MAC, and they are listed as one run."""
     record(engine, log, 6)
     rows = raw_rows(engine)
     rows[2]["outcome"] = "denied"
@@ -444,11 +431,9 @@ def test_rechained_forgery_without_the_key_is_caught(
         connection.execute(audit_head.update().values(row_hash=previous))
     assert check_links(raw_rows(engine), raw_head(engine))  # the forgery links perfectly
 
-    report = verify(engine, log)
+    (finding,) = verify(engine, log).findings
 
-    assert report.finding is not None
-    assert (report.finding.kind, report.finding.seq) == (FindingKind.ALTERED, 3)
-    assert report.rows_checked == 2
+    assert str(finding) == "rows 3..6: altered (content changed)"
 
 
 def check_links(rows: list[dict[str, Any]], head: dict[str, Any]) -> bool:
@@ -462,25 +447,24 @@ def test_forged_row_with_a_sha256_hash_is_inserted(engine: Engine, log: AuditLog
     forged = last | {"seq": 4, "prev_hash": last["row_hash"], "action": "permit.delete"}
     forged["row_hash"] = forged_hash(forged)
     insert_row(engine, forged)
-    finding = verify(engine, log).finding
-    assert finding is not None
-    assert (finding.kind, finding.seq) == (FindingKind.INSERTED, 4)
+    assert found(engine, log) == [(INSERTED, 4, 4)]
 
 
 def test_rewritten_head_is_found(engine: Engine, log: AuditLog) -> None:
     record(engine, log, 3)
     execute(engine, "UPDATE audit_head SET row_hash = :fake", fake="e" * 64)
-    finding = verify(engine, log).finding
-    assert finding is not None
-    assert finding.kind is FindingKind.ALTERED
+    report = verify(engine, log)
+    assert report.findings == (Finding(ALTERED, 3, 3, "the chain head does not match"),)
 
 
-def test_deleted_head_is_found(engine: Engine, log: AuditLog) -> None:
-    record(engine, log, 2)
+def test_deleted_head_is_found_and_the_rows_still_checked(engine: Engine, log: AuditLog) -> None:
+    record(engine, log, 4)
     execute(engine, "DELETE FROM audit_head")
-    finding = verify(engine, log).finding
-    assert finding is not None
-    assert finding.kind is FindingKind.DELETED
+    execute(engine, "UPDATE audit_log SET outcome = 'x' WHERE seq = 2")
+    report = verify(engine, log)
+    assert found(engine, log) == [(ALTERED, 2, 2), (DELETED, 0, 0)]
+    assert str(report.findings[1]) == "row 0: deleted (the chain head is gone)"
+    assert report.rows_checked == 4
 
 
 @pytest.mark.parametrize(
@@ -500,32 +484,59 @@ def test_value_of_the_wrong_type_is_altered_not_a_crash(
         assert verify(engine, log).intact
         return
 
-    finding = verify(engine, log).finding
-
-    assert finding is not None
-    assert (finding.kind, finding.seq) == (FindingKind.ALTERED, 2)
+    assert found(engine, log) == [(ALTERED, 2, 2)]
 
 
-def test_verify_with_another_key_reports_the_first_row(engine: Engine, log: AuditLog) -> None:
+def test_verify_with_another_key_lists_every_row_as_one_run(engine: Engine, log: AuditLog) -> None:
     record(engine, log, 4)
     for key in (
         audit_key("another-master-secret-0123456789abcdef-0123"),
         Keyring(log.key).derive("subject-hash"),
     ):
         report = verify(engine, AuditLog(key))
-        assert report.finding is not None
-        assert report.finding.seq == 1
-        assert report.rows_checked == 0
+        assert found(engine, AuditLog(key)) == [(ALTERED, 1, 4)]
+        assert report.rows_checked == 4
     assert verify(engine, log).intact
 
 
-def test_only_the_first_of_several_breaks_is_reported(engine: Engine, log: AuditLog) -> None:
-    record(engine, log, 8)
-    execute(engine, "DELETE FROM audit_log WHERE seq = 6")
+def test_verify_goes_on_past_a_break_and_lists_every_one(engine: Engine, log: AuditLog) -> None:
+    """Two rows altered far apart and a row deleted between them: three findings, in order."""
+    record(engine, log, 30)
+    execute(engine, "UPDATE audit_log SET outcome = 'x' WHERE seq = 3")
+    execute(engine, "DELETE FROM audit_log WHERE seq = 15")
+    execute(engine, "UPDATE audit_log SET purpose = 'y' WHERE seq = 27")
+
+    report = verify(engine, log)
+
+    assert [str(finding) for finding in report.findings] == [
+        "row 3: altered (content changed)",
+        "row 15: deleted (missing before row 16)",
+        "row 27: altered (content changed)",
+    ]
+    assert report.rows_checked == 29
+
+
+def test_every_kind_of_break_in_one_log(engine: Engine, log: AuditLog) -> None:
+    """Altered, a deleted range, a replaced row, a run of altered rows and a rewound head,
+    each found after the others, so none hides another."""
+    record(engine, log, 20)
     execute(engine, "UPDATE audit_log SET outcome = 'x' WHERE seq = 2")
-    finding = verify(engine, log).finding
-    assert finding is not None
-    assert (finding.kind, finding.seq) == (FindingKind.ALTERED, 2)
+    execute(engine, "DELETE FROM audit_log WHERE seq BETWEEN 5 AND 7")
+    execute(engine, "UPDATE audit_log SET row_hash = :forged WHERE seq = 10", forged="c" * 64)
+    execute(engine, "UPDATE audit_log SET action = 'permit.list' WHERE seq IN (12, 13)")
+    execute(engine, "UPDATE audit_head SET row_hash = :fake", fake="e" * 64)
+
+    report = verify(engine, log)
+
+    assert [str(finding) for finding in report.findings] == [
+        "row 2: altered (content changed)",
+        "rows 5..7: deleted (missing before row 8)",
+        "row 10: inserted (not written by the hub)",
+        "row 10: deleted (missing before row 11)",
+        "rows 12..13: altered (content changed)",
+        "row 20: altered (the chain head does not match)",
+    ]
+    assert report.rows_checked == 17
 
 
 def test_check_chain_accepts_any_iterable(log: AuditLog) -> None:
@@ -545,10 +556,74 @@ def test_check_chain_accepts_any_iterable(log: AuditLog) -> None:
         entry.row_hash = forged_hash(entry.model_dump(), log.key)
         head = AuditHead(seq=number, row_hash=entry.row_hash)
         entries.append(entry)
-    assert check_chain(log.key, iter(entries), head) == VerifyReport(3, None)
+    assert check_chain(log.key, iter(entries), head) == VerifyReport(3, ())
     truncated = check_chain(log.key, iter(entries[:2]), head)
-    assert truncated.finding is not None
-    assert (truncated.finding.kind, truncated.finding.seq) == (FindingKind.DELETED, 3)
+    assert truncated.findings == (Finding(DELETED, 3, 3, "missing at the end"),)
+
+
+# --- text neither database can store ------------------------------------------------------
+
+
+def test_a_nul_in_a_purpose_is_stored_as_maced(engine: Engine, log: AuditLog) -> None:
+    """PostgreSQL text cannot hold U+0000 and SQLite's json_extract cuts the string at it:
+    the entry is written with U+FFFD in its place, MACed as stored, and verifies."""
+    with unit_of_work(engine) as session:
+        written = log.record(session, event(1, purpose="rental\x00 subsidy"), START)
+    record(engine, log, 2, first=2)
+
+    assert written.purpose == "rental\ufffd subsidy"
+    assert [row["purpose"] for row in raw_rows(engine)] == [
+        "rental\ufffd subsidy",
+        "rental subsidy check",
+        "rental subsidy check",
+    ]
+    report = verify(engine, log)
+    assert report.intact, report.findings
+    assert report.rows_checked == 3
+
+
+def test_text_no_driver_can_send_is_stored_as_maced(engine: Engine, log: AuditLog) -> None:
+    """Every field, in a batch: NULs and lone surrogates (a JSON body may carry "\\ud800")."""
+    odd = event(
+        1,
+        actor_client_id="client\x00",
+        actor_department="\ud800housing",
+        action="permit.\udfffread",
+        subject="\x00" * 2,
+        purpose="a\x00b\ud83dc",
+        outcome="granted\x00",
+    )
+    literal = event(2, purpose="a backslash-u0000 as typed: \\u0000")
+    with unit_of_work(engine) as session:
+        rows = log.record_many(session, [odd, literal], START)
+
+    stored = raw_rows(engine)
+    expected = {
+        "actor_client_id": "client\ufffd",
+        "actor_department": "\ufffdhousing",
+        "action": "permit.\ufffdread",
+        "subject": "\ufffd\ufffd",
+        "purpose": "a\ufffdb\ufffdc",
+        "outcome": "granted\ufffd",
+    }
+    for row in (rows[0], stored[0]):
+        assert {name: row[name] for name in expected} == expected
+    assert stored[1]["purpose"] == rows[1]["purpose"] == "a backslash-u0000 as typed: \\u0000"
+    assert verify(engine, log).intact
+
+
+def test_an_attacker_writing_a_nul_is_found(engine: Engine, log: AuditLog) -> None:
+    """U+FFFD is what the hub stores; a NUL put back by raw SQL on SQLite is an alteration."""
+    with unit_of_work(engine) as session:
+        log.record(session, event(1, purpose="a\x00b"), START)
+    record(engine, log, 1, first=2)
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(sa.exc.DataError):
+            execute(engine, "UPDATE audit_log SET purpose = :p WHERE seq = 1", p="a\x00b")
+        assert verify(engine, log).intact
+        return
+    execute(engine, "UPDATE audit_log SET purpose = :p WHERE seq = 1", p="a\x00b")
+    assert found(engine, log) == [(ALTERED, 1, 1)]
 
 
 # --- the command line ---------------------------------------------------------------------
@@ -583,24 +658,32 @@ def test_cli_reports_an_intact_chain(
 
 
 @pytest.mark.parametrize(
-    "tamper, kind, seq",
+    "tamper, header, listed",
     [
-        ("UPDATE audit_log SET outcome = 'denied' WHERE seq = 2", "altered", 2),
-        ("DELETE FROM audit_log WHERE seq = 3", "deleted", 3),
-        ("DELETE FROM audit_log WHERE seq = 5", "deleted", 5),
-        ("UPDATE audit_log SET row_hash = 'ab' || substr(row_hash, 3) WHERE seq = 4", None, 4),
+        (
+            "UPDATE audit_log SET outcome = 'denied' WHERE seq = 2",
+            "1 place (5 rows read)",
+            ["row 2: altered"],
+        ),
+        ("DELETE FROM audit_log WHERE seq = 3", "1 place (4 rows read)", ["row 3: deleted"]),
+        ("DELETE FROM audit_log WHERE seq = 5", "1 place (4 rows read)", ["row 5: deleted"]),
+        (
+            "UPDATE audit_log SET row_hash = 'ab' || substr(row_hash, 3) WHERE seq = 4",
+            "2 places (5 rows read)",
+            ["row 4: inserted", "row 4: deleted"],
+        ),
     ],
     ids=["altered", "deleted-middle", "deleted-last", "rehashed"],
 )
-def test_cli_names_the_first_broken_row(
+def test_cli_names_a_broken_row(
     engine: Engine,
     log: AuditLog,
     settings: Settings,
     database_url: str,
     tmp_path: Path,
     tamper: str,
-    kind: str | None,
-    seq: int,
+    header: str,
+    listed: list[str],
 ) -> None:
     assert settings.secret_key is not None
     record(engine, log, 5)
@@ -610,37 +693,45 @@ def test_cli_names_the_first_broken_row(
 
     assert result.returncode == 1
     assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"hub: audit log broken at row {seq}: ")
-    if kind is not None:
-        assert f": {kind} (" in lines[0]
+    first, *lines = result.stderr.splitlines()
+    assert first == f"hub: audit log broken in {header}:"
+    assert [line.split(" (")[0].strip() for line in lines] == listed
 
 
-def test_cli_finds_an_inserted_row(
+def test_cli_lists_every_broken_row(
     engine: Engine, log: AuditLog, settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
     assert settings.secret_key is not None
-    record(engine, log, 3)
+    record(engine, log, 30)
+    execute(engine, "UPDATE audit_log SET outcome = 'x' WHERE seq = 3")
+    execute(engine, "DELETE FROM audit_log WHERE seq = 15")
+    execute(engine, "UPDATE audit_log SET purpose = 'y' WHERE seq = 27")
     last = raw_rows(engine)[-1]
-    insert_row(engine, last | {"seq": 4, "prev_hash": last["row_hash"], "row_hash": "1" * 64})
+    insert_row(engine, last | {"seq": 31, "prev_hash": last["row_hash"], "row_hash": "1" * 64})
 
     result = run_verify(database_url, settings.secret_key, tmp_path)
 
     assert result.returncode == 1
+    assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "hub: audit log broken at row 4: inserted (row not written by the hub)."
+        "hub: audit log broken in 4 places (30 rows read):",
+        "  row 3: altered (content changed)",
+        "  row 15: deleted (missing before row 16)",
+        "  row 27: altered (content changed)",
+        "  row 31: inserted (not written by the hub)",
     ]
 
 
-def test_cli_with_another_secret_reports_the_first_row(
+def test_cli_with_another_secret_lists_every_row_as_altered(
     engine: Engine, log: AuditLog, database_url: str, tmp_path: Path
 ) -> None:
     record(engine, log, 2)
     result = run_verify(database_url, "a-different-master-secret-0123456789abcdef", tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith("hub: audit log broken at row 1: ")
-    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.splitlines() == [
+        "hub: audit log broken in 1 place (2 rows read):",
+        "  rows 1..2: altered (content changed)",
+    ]
 
 
 # --- concurrency --------------------------------------------------------------------------
@@ -684,7 +775,7 @@ def test_concurrent_appenders_in_two_processes(
 
     report = verify(engine, log)
 
-    assert report.intact, report.finding
+    assert report.intact, report.findings
     assert report.rows_checked == 100
     rows = raw_rows(engine)
     assert [row["seq"] for row in rows] == list(range(1, 101))
@@ -719,7 +810,7 @@ def test_concurrent_appenders_in_two_threads(engine: Engine, log: AuditLog) -> N
 
     assert errors == []
     report = verify(engine, log)
-    assert report.intact, report.finding
+    assert report.intact, report.findings
     assert report.rows_checked == 100
     assert [row["seq"] for row in raw_rows(engine)] == list(range(1, 101))
 
@@ -740,7 +831,7 @@ def test_verify_while_appending_never_reports_a_false_break(
     writer.join(timeout=180)
     assert writer.exitcode == 0
 
-    broken = [report.finding for report in reports if not report.intact]
+    broken = [report.findings for report in reports if not report.intact]
     assert broken == []
     assert len({report.rows_checked for report in reports}) >= 5  # it saw the log grow
     final = verify(engine, log)
