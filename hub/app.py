@@ -43,6 +43,7 @@ from hub.connectors.terms import ExchangeTerms
 from hub.db import make_engine, unit_of_work
 from hub.edge import Edge
 from hub.jobs import build_scheduler
+from hub.keycheck import check_master_key
 from hub.keyring import Keyring, load_keyring
 from hub.permits import api as permits_api
 from hub.permits.domain import LifecycleRules
@@ -127,9 +128,15 @@ class Hub:
                         " (or set relay_enabled = false)"
                     ) from None
 
+    def check_master_key(self) -> None:
+        """This process's master secret is the database's (hub.keycheck): asked before a
+        command or a starting hub writes anything."""
+        check_master_key(self.engine, self.keyring, self.audit, self.settings)
+
     def prepare(self) -> None:
-        """First token-signing and card-issuing keys of a new installation, the built-in
-        schemas, then this process's snapshot."""
+        """After the master-key check, the first token-signing and card-issuing keys of a new
+        installation, the built-in schemas, then this process's snapshot."""
+        self.check_master_key()
         with unit_of_work(self.engine) as session:
             ensure_signing_key(session, self.clock.now(), self.key_password)
             issuing.ensure_issuing_key(session, self.clock.now(), self.card_key_password)

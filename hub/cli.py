@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import sqlalchemy.exc
 
 from hub.audit import Actor
 from hub.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from hub.app import Hub
 
 EXIT_USAGE = 2
 CLI_ACTOR = Actor("hub-admin", "hub")  # the operator at the console, as auth's admin commands
@@ -30,6 +33,17 @@ def _settings(**overrides: Any) -> Settings:
     return load_settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
+def _hub(settings: Settings | None = None) -> Hub:
+    """The hub of a command that uses the database: migrated, and keyed by this host's master
+    secret, both checked before the command reads or writes anything else."""
+    from hub.app import build_hub
+
+    hub = build_hub(settings or _settings())
+    hub.check_database()
+    hub.check_master_key()
+    return hub
+
+
 @cli.command()
 @click.option("--host", help="Address to listen on (default from settings: 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default 8000).")
@@ -38,11 +52,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the hub over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
-    from hub.app import build_hub
-
     settings = _settings(host=host, port=port, workers=workers)
-    hub = build_hub(settings)
-    hub.check_database()  # fail here, in one sentence, not in every worker
+    hub = _hub(settings)  # fail here, in one sentence, not in every worker
     hub.check_relay()
     uvicorn.run(
         "hub.app:create_app",
@@ -62,12 +73,22 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply all migrations and create the first token-signing key."""
+    """Apply all migrations and create the first token-signing key (and the master secret of a
+    new database, when neither HUB_SECRET_KEY nor the key file is there)."""
     from hub.app import build_hub
+    from hub.db import make_engine
+    from hub.keycheck import foreign_database, owned
+    from hub.keyring import NoMasterSecret
     from hub.migrate import upgrade
 
     settings = _settings()
-    hub = build_hub(settings, create_secret=True)
+    engine = make_engine(settings.database_url)
+    claimed = owned(engine)
+    try:  # a database keyed already is never given a new secret
+        hub = build_hub(settings, engine=engine, create_secret=not claimed)
+    except NoMasterSecret:
+        raise foreign_database(engine, settings, have_secret=False) from None
+    hub.check_master_key()  # before migrating: another secret's database is left untouched
     upgrade(settings.database_url)
     hub.prepare()
     click.echo(f"database at head: {hub.engine.url.render_as_string(hide_password=True)}")
@@ -102,13 +123,12 @@ def clients_add(
     client_id: str | None,
 ) -> None:
     """Register a client; a secret is printed once and stored only hashed."""
-    from hub.app import build_hub
     from hub.auth.domain import ClientKind
     from hub.auth.service import ClientSpecError, parse_jwks
 
     if secret and jwks_file:
         _fail("give either --secret or --jwks-file, not both")
-    hub = build_hub(_settings())
+    hub = _hub()
     try:
         jwks = parse_jwks(jwks_file.read_text()) if jwks_file else None
         created = hub.add_client(
@@ -133,11 +153,10 @@ def keys() -> None:
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Sign new tokens with a new key; the old one stays published until its tokens expire."""
-    from hub.app import build_hub
     from hub.auth.service import rotate_signing_key
     from hub.db import unit_of_work
 
-    hub = build_hub(_settings())
+    hub = _hub()
     with unit_of_work(hub.engine) as session:
         kid = rotate_signing_key(session, hub.audit, hub.key_password, hub.clock.now())
     click.echo(f"signing key: {kid}")
@@ -192,10 +211,9 @@ def jobs() -> None:
 @jobs.command("run")
 def jobs_run() -> None:
     """Run the expiry sweep, endorsement reminders and overdue flags once, now."""
-    from hub.app import build_hub
     from hub.jobs import run_daily_jobs
 
-    counts = run_daily_jobs(build_hub(_settings()))
+    counts = run_daily_jobs(_hub())
     click.echo(", ".join(f"{name}: {count}" for name, count in counts.items()))
 
 
@@ -207,10 +225,9 @@ def audit() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Check the whole chain; exit 1 listing every altered, deleted or inserted row."""
-    from hub.app import build_hub
     from hub.db import unit_of_work
 
-    hub = build_hub(_settings())
+    hub = _hub()
     with unit_of_work(hub.engine) as session:
         report = hub.audit.verify(session)
     if report.intact:
@@ -249,11 +266,10 @@ def _show_violations(violations: Any) -> None:
 @schemas.command("list")
 def schemas_list() -> None:
     """Every subject with its compatibility mode and versions."""
-    from hub.app import build_hub
     from hub.db import unit_of_work
     from hub.schemas import service
 
-    hub = build_hub(_settings())
+    hub = _hub()
     with unit_of_work(hub.engine) as session:
         for subject in service.subjects(session):
             mode = service.compatibility_of(session, subject)
@@ -269,11 +285,10 @@ def schemas_list() -> None:
 @click.option("--active", is_flag=True, help="Register as ACTIVE (default: DRAFT).")
 def schemas_register(subject: str, file: Path, active: bool) -> None:
     """Register FILE as SUBJECT's next version; exit 1 if it breaks the subject's mode."""
-    from hub.app import build_hub
     from hub.db import unit_of_work
     from hub.schemas import domain, service
 
-    hub = build_hub(_settings())
+    hub = _hub()
     definition = _schema_file(file)
     state = domain.VersionState.ACTIVE if active else domain.VersionState.DRAFT
     try:
@@ -309,11 +324,10 @@ def schemas_register(subject: str, file: Path, active: bool) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def schemas_check(subject: str, file: Path) -> None:
     """Would FILE be accepted as SUBJECT's next version? Exit 1 listing what breaks."""
-    from hub.app import build_hub
     from hub.db import unit_of_work
     from hub.schemas import service
 
-    hub = build_hub(_settings())
+    hub = _hub()
     definition = _schema_file(file)
     with unit_of_work(hub.engine) as session:
         try:
@@ -339,7 +353,6 @@ def schemas_check(subject: str, file: Path) -> None:
 @click.argument("newer")
 def schemas_diff(subject: str, older: str, newer: str) -> None:
     """What changed from version OLDER to NEWER (numbers or `latest`)."""
-    from hub.app import build_hub
     from hub.db import unit_of_work
     from hub.schemas import service
 
@@ -348,7 +361,7 @@ def schemas_diff(subject: str, older: str, newer: str) -> None:
             _fail(f"{text!r} is not a version number or `latest`")
         return text if text == "latest" else int(text)
 
-    hub = build_hub(_settings())
+    hub = _hub()
     with unit_of_work(hub.engine) as session:
         try:
             first, second, changes = service.difference(session, subject, ref(older), ref(newer))
@@ -421,11 +434,9 @@ def relay() -> None:
     import signal
     import threading
 
-    from hub.app import build_hub
     from hub.connectors.relay import Relay
 
-    hub = build_hub(_settings())
-    hub.check_database()
+    hub = _hub()
     try:
         worker = Relay(hub)
     except ValueError as exc:
@@ -492,12 +503,10 @@ def card_issuing_keys() -> None:
     trust (`hub card emulate --issuer-keys`)."""
     import json
 
-    from hub.app import build_hub
     from hub.card.issuing import issuing_jwks
     from hub.db import unit_of_work
 
-    hub = build_hub(_settings())
-    hub.check_database()
+    hub = _hub()
     hub.prepare()
     with unit_of_work(hub.engine) as session:
         click.echo(json.dumps(issuing_jwks(session), indent=2))
@@ -507,12 +516,10 @@ def card_issuing_keys() -> None:
 def card_rotate_key() -> None:
     """Sign new card records with a new issuing key; the old ones stay published, and cards
     learn the new key with their next write."""
-    from hub.app import build_hub
     from hub.card.issuing import rotate_issuing_key
     from hub.db import unit_of_work
 
-    hub = build_hub(_settings())
-    hub.check_database()
+    hub = _hub()
     with unit_of_work(hub.engine) as session:
         key = rotate_issuing_key(session, hub.clock.now(), hub.card_key_password)
         event = Actor("hub", "public-security").did(

@@ -1,7 +1,9 @@
 """The master secret and the purpose-bound keys derived from it.
 
 One secret is configured; each use (audit chain, subject hashes, key encryption) gets its own
-key by HKDF, so a key leaked from one purpose cannot forge another.
+key by HKDF, so a key leaked from one purpose cannot forge another. One of those purposes is a
+check value that the database keeps (hub.keycheck), so a process with another secret stops
+before it misreads or writes anything.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub.settings import ConfigError, Settings
 
+CHECK_PURPOSE = "master-key-check"
+_CHECK_MESSAGE = b"permit hub master secret"
+
+
+class NoMasterSecret(ConfigError):
+    """Neither HUB_SECRET_KEY nor the key file is there (and this command may not create it)."""
+
 
 @dataclass(frozen=True)
 class Keyring:
@@ -32,6 +41,11 @@ class Keyring:
 
     def subject_hasher(self) -> SubjectHasher:
         return SubjectHasher(self.derive("subject-hash"))
+
+    def check_value(self) -> str:
+        """An HMAC under a key of its own purpose: it tells two secrets apart and gives away
+        nothing of this one or of the keys of the other purposes."""
+        return hmac.new(self.derive(CHECK_PURPOSE), _CHECK_MESSAGE, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -54,7 +68,7 @@ def load_keyring(settings: Settings, *, create: bool = False) -> Keyring:
         return Keyring(settings.secret_key.encode())
     path = Path(settings.secret_key_file)
     if not create and not path.exists():
-        raise ConfigError(
+        raise NoMasterSecret(
             f"no master secret: set HUB_SECRET_KEY, or run `hub db upgrade` to create {path}"
         )
     try:
@@ -72,3 +86,8 @@ def load_keyring(settings: Settings, *, create: bool = False) -> Keyring:
     if len(master) < 32:
         raise ConfigError(f"the secret key in {path} is shorter than 32 characters")
     return Keyring(master.encode())
+
+
+def secret_source(settings: Settings) -> str:
+    """Where this process's master secret comes from, for a sentence an operator acts on."""
+    return "HUB_SECRET_KEY" if settings.secret_key is not None else str(settings.secret_key_file)

@@ -1,6 +1,6 @@
 """Imports every module that defines tables, so SQLModel.metadata is complete for Alembic."""
 
-from hub import audit
+from hub import audit, keycheck
 from hub.auth import store as auth_store
 from hub.card import store as card_store
 from hub.connectors import store as connectors_store
@@ -13,6 +13,7 @@ __all__ = [
     "auth_store",
     "card_store",
     "connectors_store",
+    "keycheck",
     "permits_store",
     "schemas_store",
     "verification_store",

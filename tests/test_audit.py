@@ -722,16 +722,18 @@ def test_cli_lists_every_broken_row(
     ]
 
 
-def test_cli_with_another_secret_lists_every_row_as_altered(
+def test_cli_with_another_secret_refuses_the_database(
     engine: Engine, log: AuditLog, database_url: str, tmp_path: Path
 ) -> None:
+    """A database from before check values: its audit log tells the secrets apart, and the
+    wrong one neither lists false breaks nor claims the database."""
     record(engine, log, 2)
     result = run_verify(database_url, "a-different-master-secret-0123456789abcdef", tmp_path)
-    assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        "hub: audit log broken in 1 place (2 rows read):",
-        "  rows 1..2: altered (content changed)",
-    ]
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert "belongs to another master secret than this host's (HUB_SECRET_KEY)" in line
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM master_key_check")).scalar() == 0
 
 
 # --- concurrency --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hub.db import make_engine
 from tests.auth.helpers import client_key, public_jwks
 from tests.conftest import TEST_SECRET
 from tests.servers import free_port
+from tests.test_keycheck import OTHER_SECRET, SENTENCE, rows_of
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = str(Path(sys.executable).parent / "hub")
@@ -72,7 +75,11 @@ def _assert_one_sentence(result: subprocess.CompletedProcess[str], *words: str) 
         ),
     ],
 )
-def test_bad_command_lines(args: tuple[str, ...], words: tuple[str, ...], tmp_path: Path) -> None:
+def test_bad_command_lines(
+    args: tuple[str, ...], words: tuple[str, ...], sqlite_template: Path, tmp_path: Path
+) -> None:
+    """On a migrated database: a command checks it before it reads its own arguments."""
+    shutil.copy(sqlite_template, tmp_path / "hub.db")
     result = run_hub(*args, env=_env(f"sqlite:///{tmp_path}/hub.db"))
     _assert_one_sentence(result, *words)
 
@@ -255,3 +262,76 @@ def test_demo_loads_once(database_url: str) -> None:
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.startswith("holders: 12 (")
     _assert_one_sentence(run_hub("demo", "--holders", "12", env=env), "already")
+
+
+def test_another_master_secret_stops_every_command_before_it_writes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A second host with a secret of its own: every command that opens the database says in
+    one sentence whose it is (exit 2, no traceback), and no row changes."""
+    env = _env(database_url)
+    assert run_hub("db", "upgrade", env=env).returncode == 0
+    engine = make_engine(database_url)
+    before = rows_of(engine)
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"type": "object"}')
+    other = _env(database_url, HUB_SECRET_KEY=OTHER_SECRET)
+    commands = [
+        ("serve", "--port", str(free_port())),
+        ("db", "upgrade"),
+        ("clients", "add", "--department", "housing", "--scopes", "exchange:feed"),
+        ("keys", "rotate"),
+        ("demo", "--holders", "1"),
+        ("jobs", "run"),
+        ("audit", "verify"),
+        ("relay",),
+        ("schemas", "list"),
+        ("schemas", "register", "proof.test", str(schema), "--active"),
+        ("schemas", "check", "proof.test", str(schema)),
+        ("schemas", "diff", "holder-record", "1", "latest"),
+        ("card", "issuing-keys"),
+        ("card", "rotate-key"),
+    ]
+    try:
+        for command in commands:
+            result = run_hub(*command, env=other)
+            _assert_one_sentence(result, SENTENCE, "HUB_SECRET_KEY", "copy")
+            assert rows_of(engine) == before, command
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_on_another_hosts_database_mints_no_secret(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The second host has no key file and no HUB_SECRET_KEY: it is told to bring the first
+    host's secret, and neither a key file nor a row is written."""
+    assert run_hub("db", "upgrade", env=_env(database_url)).returncode == 0
+    engine = make_engine(database_url)
+    before = rows_of(engine)
+    key_file = tmp_path / "second-host" / "hub.key"
+    env = _env(database_url, HUB_SECRET_KEY_FILE=str(key_file))
+    del env["HUB_SECRET_KEY"]
+    try:
+        result = run_hub("db", "upgrade", env=env)
+        _assert_one_sentence(result, "belongs to another master secret this host lacks")
+        assert f"to {key_file}, or set HUB_SECRET_KEY" in result.stderr
+        assert not key_file.exists()
+        assert rows_of(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_the_same_secret_on_a_second_host_is_accepted(database_url: str, tmp_path: Path) -> None:
+    """The first host's key file copied to the second host: its commands run."""
+    first = tmp_path / "first.key"
+    env = _env(database_url, HUB_SECRET_KEY_FILE=str(first))
+    del env["HUB_SECRET_KEY"]
+    assert run_hub("db", "upgrade", env=env).returncode == 0
+    second = tmp_path / "second" / "hub.key"
+    second.parent.mkdir()
+    second.write_text(first.read_text())
+    env["HUB_SECRET_KEY_FILE"] = str(second)
+    assert run_hub("db", "upgrade", env=env).returncode == 0
+    verified = run_hub("audit", "verify", env=env)
+    assert verified.returncode == 0, verified.stderr
