@@ -317,6 +317,10 @@ def schemas_register(subject: str, file: Path, active: bool) -> None:
     except service.Incompatible as exc:
         _show_violations(exc.violations)
         _fail(f"{file} breaks {subject}'s {exc.mode} compatibility", 1)
+    except domain.AgreementTooNarrow as exc:
+        for shortfall in exc.shortfalls:
+            click.echo(f"  {shortfall.describe()[0]}", err=True)
+        _fail(f"amend the agreements on {subject} before {file} is ACTIVE", 1)
 
 
 @schemas.command("check")
