@@ -5,11 +5,14 @@ Pure rules: no framework, no storage, no clock reads (times are passed in).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from urllib.parse import unquote
 
 
 class Department(StrEnum):
@@ -115,6 +118,21 @@ class AuthFailure(StrEnum):
 SHOWN_CLIENT_ID_LENGTH = 64
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")
 _CITIZEN_ID_SHAPED = re.compile(r"\d{17}[\dXx]")
+
+
+def basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """The client id and secret of an `Authorization: Basic` header (RFC 6749 §2.3.1: each
+    form-urlencoded before base64), or None when the header is not Basic or not base64 of
+    UTF-8. Authlib's reader raises on `Basic ` with nothing after it; this never raises."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, _, secret = text.partition(":")
+    return unquote(client_id), unquote(secret)
 
 
 def shown_client_id(given: str) -> str:

@@ -13,20 +13,17 @@ processes arrive with the snapshot's refresh.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from joserfc import jws
 from joserfc.errors import JoseError
 from sqlalchemy.engine import Engine
 
 from hub.audit import AuditEvent, AuditLog
-from hub.auth.domain import AuthFailure, FailureLimits, shown_client_id
+from hub.auth.domain import AuthFailure, FailureLimits, basic_credentials, shown_client_id
 from hub.auth.state import AuthState
 from hub.auth.store import count_failure
 from hub.clock import Clock
@@ -58,14 +55,12 @@ def attempt_of(
 ) -> Attempt:
     """Read the client id a request claims: from its Basic credentials, else from the `sub`
     of its client assertion (not verified yet: this only picks the counter)."""
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+    authorization = headers.get("authorization", "")
+    if authorization.partition(" ")[0].lower() == "basic":
+        credentials = basic_credentials(authorization)
+        if credentials is None:
             return Attempt(endpoint, "", address, unreadable=True)
-        client_id, _ = extract_basic_authorization(headers)
-        return Attempt(endpoint, shown_client_id(client_id or ""), address)
+        return Attempt(endpoint, shown_client_id(credentials[0]), address)
     return Attempt(endpoint, shown_client_id(_assertion_subject(form)), address)
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from authlib.oauth2 import AuthorizationServer, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import InvalidClientError, grants
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -39,6 +38,7 @@ from hub.auth.domain import (
     AuthMethod,
     TokenFault,
     TokenRefused,
+    basic_credentials,
 )
 from hub.auth.failures import FailedAuthentications
 from hub.auth.guard import TokenVerifier
@@ -325,9 +325,10 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         """client_secret_basic, replacing Authlib's: an unknown client id, a wrong secret and
         a client that authenticates with keys get the same refusal after the same work (one
         keyed hash), and the reason for the audit. None when no Basic credentials were sent."""
-        client_id, secret = extract_basic_authorization(request.headers)
-        if not client_id:
+        credentials = basic_credentials(request.headers.get("authorization", ""))
+        if credentials is None or not credentials[0]:
             return None
+        client_id, secret = credentials
         client: RegisteredClient | None = query_client(client_id)
         if client is None:
             secret_matches(self.state.secret_key, secret or "", None)
