@@ -172,11 +172,9 @@ def keys_rotate() -> None:
 )
 def demo(holders: int, seed: int, if_empty: bool) -> None:
     """Load a generated, realistic data set into an empty database (through the services)."""
-    from hub.app import build_hub
     from hub.demo import DatabaseNotEmpty, load_demo
 
-    hub = build_hub(_settings())
-    hub.check_database()
+    hub = _hub()
     hub.prepare()
     try:
         summary = load_demo(

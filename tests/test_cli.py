@@ -176,7 +176,7 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
     daily = run_hub("jobs", "run", env=env)
     assert daily.returncode == 0, daily.stderr
     assert daily.stdout.strip() == (
-        "expiry-sweep: 0, endorsement-reminders: 0, overdue-issuance: 0"
+        "expiry-sweep: 0, endorsement-reminders: 0, overdue-issuance: 0, declaration-deadlines: 0"
     )
 
     card_key = run_hub("card", "rotate-key", env=env)
