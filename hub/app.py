@@ -15,12 +15,11 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from typing_extensions import Unpack
 
-from hub import problems
+from hub import openapi, problems
 from hub.audit import AuditLog
 from hub.auth import api as auth_api
-from hub.auth.domain import SCOPES, Department
+from hub.auth.domain import Department
 from hub.auth.guard import (
-    OPENAPI_SCHEME,
     GuardedRoute,
     TokenVerifier,
     check_route_guards,
@@ -285,7 +284,7 @@ def create_app(
     app.include_router(schemas_api.router)
     app.include_router(connectors_api.router)
     app.include_router(deadletters.router)
-    _describe_security(app, settings.issuer)
+    openapi.install(app, settings.issuer)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     @public
@@ -312,19 +311,3 @@ def _start_relay(hub: Hub) -> tuple[Relay, threading.Event, threading.Thread]:
         return start_relay(hub)
     except ValueError as error:  # a department's secret is missing from the environment
         raise ConfigError(f"the relay cannot start: {error}") from None
-
-
-def _describe_security(app: FastAPI, issuer: str) -> None:
-    """Name the OAuth 2.0 scheme that GuardedRoute's security requirements refer to."""
-    plain_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = plain_openapi()
-            flow = {"tokenUrl": f"{issuer}/oauth/token", "scopes": dict(SCOPES)}
-            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-            schemes[OPENAPI_SCHEME] = {"type": "oauth2", "flows": {"clientCredentials": flow}}
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,206 @@
+"""The OpenAPI document is the contract: schemathesis runs every check against a live hub.
+
+A hub is served on loopback on each database, with the shipped agreements, one issued permit
+and a client of each kind the access policy knows (an acceptance office, a partner department,
+a window terminal); each operation is called with the token of a client that may call it.
+Schemathesis generates requests from the document (its examples, the coverage of each schema's
+edges, random ones, then stateful sequences along its links) and checks every answer: no server
+error, every status, media type, header and body as documented, schema-valid requests accepted,
+schema-invalid ones refused, 405s with a complete Allow.
+
+The seed is printed and taken from HUB_CONTRACT_SEED when set, so a failure can be replayed;
+HUB_CONTRACT_EXAMPLES bounds the examples per operation (20 by default), and
+HUB_CONTRACT_INCLUDE (a regular expression over paths) narrows a run while developing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+
+from hub.app import create_app
+from hub.auth.domain import ClientKind
+from hub.auth.service import NewClient
+from hub.db import unit_of_work
+from hub.permits.store import Permit
+from hub.settings import Settings
+from tests.card.helpers import issued_permit
+from tests.conftest import seed_shipped_agreements
+from tests.servers import LoopbackServer
+
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+
+# Which client calls an operation: the first whose scopes cover the operation's.
+CLIENTS: Mapping[str, tuple[str, ClientKind, tuple[str, ...]]] = {
+    "office": (
+        "public-security",
+        ClientKind.DEPARTMENT,
+        (
+            "registry:read",
+            "registry:write",
+            "schemas:read",
+            "schemas:admin",
+            "exchange:admin",
+            "auth:introspect",
+        ),
+    ),
+    "department": (
+        "education",
+        ClientKind.DEPARTMENT,
+        ("schemas:read", "exchange:feed", "exchange:proofs", "exchange:lookup", "exchange:admin"),
+    ),
+    "terminal": ("education", ClientKind.WINDOW_TERMINAL, ("verification:tap",)),
+}
+
+
+BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
+    # the registry
+    # the schema registry
+    # the exchange and verification
+}
+"""Operations whose rules go beyond what JSON Schema can state, with the statuses a
+schema-valid request may still get and why. Everything else must accept schema-valid input."""
+
+ACCEPTED: Final = ("2xx", "3xx", "401", "403", "404", "409", "429")
+"""schemathesis's default answers to a schema-valid request."""
+
+
+@dataclass(frozen=True)
+class LiveHub:
+    url: str
+    tokens: Mapping[str, str]
+    parameters: Mapping[str, str]
+
+
+@pytest.fixture
+def live_hub(settings: Settings, engine: Engine) -> Iterator[LiveHub]:
+    app = create_app(settings, engine=engine)  # the system clock, as a served hub has
+    server = LoopbackServer(app)
+    try:
+        hub = seed_shipped_agreements(app.state.hub)
+        tokens = {}
+        with httpx.Client(base_url=server.url) as client:
+            for name, (department, kind, scopes) in CLIENTS.items():
+                new = hub.add_client(department=department, scopes=list(scopes), kind=kind)
+                tokens[name] = _token(client, new)
+            office = {"Authorization": f"Bearer {tokens['office']}"}
+            permit_id = issued_permit(hub, client, office)  # type: ignore[arg-type]
+        yield LiveHub(
+            server.url,
+            tokens,
+            {
+                "path.permit_id": permit_id,
+                "path.registration_id": _registration_of(hub.engine, permit_id),
+                "path.agreement_id": "education-holders",
+            },
+        )
+    finally:
+        server.stop()
+
+
+def _registration_of(engine: Engine, permit_id: str) -> str:
+    with unit_of_work(engine) as session:
+        permit = session.get(Permit, permit_id)
+        assert permit is not None
+        return permit.registration_id
+
+
+def _token(client: httpx.Client, new: NewClient) -> str:
+    assert new.secret is not None
+    answer = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(new.client_id, new.secret),
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+def _config(hub: LiveHub, document: Mapping[str, Any]) -> str:
+    """schemathesis.toml: strings the databases store (no U+0000, UTF-8 only, which the edge
+    refuses with a 422 that a schema-valid request must not get), and per operation the
+    token of a client that may call it."""
+    lines = [
+        "[generation]",
+        "allow-x00 = false",
+        'codec = "utf-8"',
+        "",
+        "[parameters]",
+        *(f'"{name}" = "{value}"' for name, value in hub.parameters.items()),
+        "",
+    ]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            security = operation.get("security")
+            if not security:
+                continue
+            needed = set(security[0]["oauth2"])
+            caller = next(name for name, (*_, scopes) in CLIENTS.items() if needed <= set(scopes))
+            name = f"{method.upper()} {path}"
+            lines += [
+                "[[operations]]",
+                f'include-name = "{name}"',
+                f'headers = {{ Authorization = "Bearer {hub.tokens[caller]}" }}',
+            ]
+            if name in BEYOND_THE_SCHEMA:
+                statuses = [*ACCEPTED, *map(str, BEYOND_THE_SCHEMA[name][0])]
+                lines += [
+                    "[operations.checks.positive_data_acceptance]",
+                    f"expected-statuses = {json.dumps(statuses)}",
+                ]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def test_the_openapi_document_holds_against_a_live_hub(live_hub: LiveHub, tmp_path: Path) -> None:
+    seed = int(os.environ.get("HUB_CONTRACT_SEED") or random.randrange(2**31))
+    examples = os.environ.get("HUB_CONTRACT_EXAMPLES", "20")
+    print(f"schemathesis seed {seed} (replay with HUB_CONTRACT_SEED={seed})")
+    document = httpx.get(f"{live_hub.url}/openapi.json").json()
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(_config(live_hub, document))
+    (tmp_path / "openapi.json").write_text(json.dumps(document))
+    run = subprocess.run(
+        [
+            str(SCHEMATHESIS),
+            "--config-file",
+            str(config),
+            "run",
+            f"{live_hub.url}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            examples,
+            "--seed",
+            str(seed),
+            "--workers",
+            "1",
+            "--max-failures",
+            "100",
+            *(
+                ["--include-path-regex", os.environ["HUB_CONTRACT_INCLUDE"]]
+                if os.environ.get("HUB_CONTRACT_INCLUDE")
+                else []
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=1800,
+    )
+    assert run.returncode == 0, (
+        f"schemathesis found failures (seed {seed}; replay with HUB_CONTRACT_SEED={seed}):\n"
+        + run.stdout[-20000:]
+        + run.stderr[-2000:]
+    )
