@@ -10,7 +10,8 @@ lines fifty times and drift; so they are derived here, once, from what each oper
   e.g. a U+0000) and 500;
 - one with a request body also 413 (too large) and 415 (not the media type it takes);
 - one with path parameters also 404 (nothing there);
-- a guarded one (`@requires`) also 401 (no or a bad token) and 403 (a scope missing).
+- a guarded one (`@requires`) also 401 (no or a bad token) and 403 (a scope missing); one
+  taking a client's own credentials (the OAuth endpoints) 401.
 
 A route adds what only it can answer (409, 412, 428...) with `responses=`; whatever a route
 declares for a 4xx or 5xx is given the problem-details media type and schema here.
@@ -25,7 +26,7 @@ from typing import Any, Final
 from fastapi import FastAPI
 
 from hub.auth.domain import SCOPES
-from hub.auth.guard import OPENAPI_SCHEME
+from hub.auth.guard import CLIENT_SECRET_BASIC, OPENAPI_SCHEME
 from hub.problems import MEDIA_TYPE
 
 PROBLEM_REF: Final = "#/components/schemas/Problem"
@@ -69,8 +70,11 @@ def _error_statuses(operation: Mapping[str, Any]) -> set[int]:
         statuses |= {413, 415}
     if any(parameter.get("in") == "path" for parameter in operation.get("parameters", [])):
         statuses.add(404)
-    if operation.get("security"):
-        statuses |= {401, 403}
+    schemes = {name for requirement in operation.get("security", []) for name in requirement}
+    if schemes:
+        statuses.add(401)
+    if OPENAPI_SCHEME in schemes:
+        statuses.add(403)
     declared = {int(code) for code in operation.get("responses", {}) if str(code).isdigit()}
     return statuses | {code for code in declared if code >= 400}
 
@@ -105,6 +109,7 @@ def install(app: FastAPI, issuer: str) -> None:
             flow = {"tokenUrl": f"{issuer}/oauth/token", "scopes": dict(SCOPES)}
             schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
             schemes[OPENAPI_SCHEME] = {"type": "oauth2", "flows": {"clientCredentials": flow}}
+            schemes[CLIENT_SECRET_BASIC] = {"type": "http", "scheme": "basic"}
             describe_errors(document)
             app.openapi_schema = document
         return app.openapi_schema

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic_core.core_schema import ErrorType
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 Language = Literal["zh-CN", "en"]
 MEDIA_TYPE = "application/problem+json"
@@ -394,6 +394,8 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     unparsable = _unparsable_body(exc)
     if unparsable is not None:
         return problem_response(request, Problem(MALFORMED_JSON, unparsable))
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     kind = _STATUS_TYPES.get(exc.status_code)
     # Starlette's default detail is the status phrase, which the title already says.
     default_detail = HTTPStatus(exc.status_code).phrase if exc.status_code in _PHRASES else None
@@ -403,6 +405,25 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, Problem(kind, detail, headers=headers))
     problem = Problem(HTTP_ERROR, detail, headers=headers, status=exc.status_code)
     return problem_response(request, problem)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 §15.5.6). Starlette's 405 names
+    only the methods of the first route whose path matched, while the hub serves GET and POST
+    of one path from two routes. Asked of the router itself, method by method (a 405 is rare),
+    so included routers are searched as a request would search them."""
+    served = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(served)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

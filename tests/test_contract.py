@@ -15,6 +15,7 @@ HUB_CONTRACT_INCLUDE (a regular expression over paths) narrows a run while devel
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -64,7 +65,15 @@ CLIENTS: Mapping[str, tuple[str, ClientKind, tuple[str, ...]]] = {
 }
 
 
+_ONE_METHOD = (
+    "one client authentication method per request (RFC 6749 §2.3): Basic credentials and a"
+    " client_assertion together are refused, a rule across the header and the body"
+)
 BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
+    # the authorization server
+    "POST /oauth/token": ((400,), _ONE_METHOD),
+    "POST /oauth/introspect": ((400,), _ONE_METHOD),
+    "POST /oauth/revoke": ((400,), _ONE_METHOD),
     # the registry
     # the schema registry
     # the exchange and verification
@@ -80,6 +89,7 @@ ACCEPTED: Final = ("2xx", "3xx", "401", "403", "404", "409", "429")
 class LiveHub:
     url: str
     tokens: Mapping[str, str]
+    basic: str  # the office client's own credentials, for the OAuth endpoints
     parameters: Mapping[str, str]
 
 
@@ -89,16 +99,18 @@ def live_hub(settings: Settings, engine: Engine) -> Iterator[LiveHub]:
     server = LoopbackServer(app)
     try:
         hub = seed_shipped_agreements(app.state.hub)
-        tokens = {}
+        tokens, secrets = {}, {}
         with httpx.Client(base_url=server.url) as client:
             for name, (department, kind, scopes) in CLIENTS.items():
                 new = hub.add_client(department=department, scopes=list(scopes), kind=kind)
                 tokens[name] = _token(client, new)
+                secrets[name] = f"{new.client_id}:{new.secret}"
             office = {"Authorization": f"Bearer {tokens['office']}"}
             permit_id = issued_permit(hub, client, office)  # type: ignore[arg-type]
         yield LiveHub(
             server.url,
             tokens,
+            base64.b64encode(secrets["office"].encode()).decode(),
             {
                 "path.permit_id": permit_id,
                 "path.registration_id": _registration_of(hub.engine, permit_id),
@@ -145,13 +157,17 @@ def _config(hub: LiveHub, document: Mapping[str, Any]) -> str:
             security = operation.get("security")
             if not security:
                 continue
-            needed = set(security[0]["oauth2"])
-            caller = next(name for name, (*_, scopes) in CLIENTS.items() if needed <= set(scopes))
+            if "oauth2" in security[0]:
+                needed = set(security[0]["oauth2"])
+                caller = next(n for n, (*_, scopes) in CLIENTS.items() if needed <= set(scopes))
+                authorization = f"Bearer {hub.tokens[caller]}"
+            else:  # the OAuth endpoints: the client's own credentials
+                authorization = f"Basic {hub.basic}"
             name = f"{method.upper()} {path}"
             lines += [
                 "[[operations]]",
                 f'include-name = "{name}"',
-                f'headers = {{ Authorization = "Bearer {hub.tokens[caller]}" }}',
+                f'headers = {{ Authorization = "{authorization}" }}',
             ]
             if name in BEYOND_THE_SCHEMA:
                 statuses = [*ACCEPTED, *map(str, BEYOND_THE_SCHEMA[name][0])]

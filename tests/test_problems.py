@@ -460,6 +460,13 @@ def test_wrong_method_is_405_with_allow(client: TestClient, method: str) -> None
     assert response.headers["allow"] == "GET"
 
 
+def test_allow_names_every_route_of_the_path(client: TestClient) -> None:
+    """GET and POST of /schemas/v1/agreements are two routes; a 405 names both."""
+    response = client.request("DELETE", "/schemas/v1/agreements")
+    assert_problem(response, 405, "method-not-allowed")
+    assert response.headers["allow"] == "GET, POST"
+
+
 def test_other_http_exceptions_keep_their_status_and_detail(client: TestClient) -> None:
     body = assert_problem(client.get("/conflict"), 409, "http-error")
     assert body["detail"] == "already endorsed"

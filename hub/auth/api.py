@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from hub.auth.domain import CLIENT_ASSERTION_ALGORITHMS, SCOPES, TOKEN_ALGORITHM, AuthFailure
 from hub.auth.failures import Attempt, attempt_of
-from hub.auth.guard import GuardedRoute, principal_of, public, requires
+from hub.auth.guard import CLIENT_SECRET_BASIC, GuardedRoute, principal_of, public, requires
 from hub.auth.server import (
     NOT_AUTHENTICATED,
     AssertionReplayed,
@@ -26,6 +27,79 @@ from hub.auth.server import (
 )
 from hub.auth.state import AuthState
 from hub.problems import UNSUPPORTED_MEDIA_TYPE, Problem, ProblemType, Text, problem_type
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_CLIENT_AUTHENTICATION: dict[str, Any] = {
+    "client_assertion_type": {
+        "const": ASSERTION_TYPE,
+        "description": "private_key_jwt (RFC 7523); else Basic credentials (client_secret_basic)",
+    },
+    "client_assertion": {"type": "string", "description": "a JWT signed by the client's key"},
+    "client_id": {"type": "string", "description": "optional beside an assertion (RFC 7523)"},
+}
+
+
+def _form(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI of an OAuth form body (RFC 6749 §3.2: form-encoded, parameters once)."""
+    schema = {
+        "type": "object",
+        "required": required,
+        "properties": {**properties, **_CLIENT_AUTHENTICATION},
+    }
+    return {
+        "requestBody": {"required": True, "content": {FORM: {"schema": schema}}},
+        "security": [{CLIENT_SECRET_BASIC: []}],
+    }
+
+
+OAUTH_PARAMETERS: Final = frozenset(
+    {"grant_type", "scope", "token", "token_type_hint", *_CLIENT_AUTHENTICATION}
+)
+"""The parameters the three endpoints read; any other is ignored, as RFC 6749 §3.2 says."""
+_SCOPE_LIST: Final = "|".join(sorted(SCOPES))
+_TOKEN_HINT: dict[str, Any] = {"type": "string", "enum": ["access_token"]}
+_OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "invalid_request, unsupported_grant_type, invalid_scope (RFC 6749 §5.2)"},
+    401: {"description": "invalid_client: the client could not be authenticated"},
+    429: {"description": "too many failed client authentications: wait Retry-After seconds"},
+}
+
+
+class TokenIssued(BaseModel):
+    """RFC 6749 §5.1, with an RFC 9068 JWT as the access token."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    scope: str
+
+
+class Introspected(BaseModel):
+    """RFC 7662 §2.2: `active`, and the token's claims when it is active."""
+
+    model_config = ConfigDict(extra="allow")
+    active: bool
+
+
+class Revoked(BaseModel):
+    """RFC 7009 §2.2: an empty object, whether or not the token was known."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class JsonWebKey(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kty: str
+    kid: str
+
+
+class JsonWebKeySet(BaseModel):
+    keys: list[JsonWebKey]
+
+
+def _success(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model}, **_OAUTH_ERRORS}
+
 
 router = APIRouter(tags=["OAuth 2.0"], route_class=GuardedRoute)
 FORM = "application/x-www-form-urlencoded"
@@ -83,16 +157,41 @@ async def _form_request(request: Request) -> FormRequest:
     pairs = parse_qsl(body, keep_blank_values=True)
     form: dict[str, str] = {}
     for name, value in pairs:
-        if name in form:  # RFC 6749 §3.2: parameters MUST NOT be repeated
+        if name not in OAUTH_PARAMETERS:
+            continue  # RFC 6749 §3.2: unrecognised parameters are ignored
+        if name in form:  # ... and recognised ones MUST NOT be repeated
             raise Problem(
                 _OAUTH_PROBLEMS["invalid_request"][0],
                 Text(f"参数重复：{name}", f"The parameter {name!r} is repeated"),
                 extensions={"error": "invalid_request"},
             )
         form[name] = value
+    _one_authentication_method(request, form)
     # TLS ends at the gateway in front of the hub; the issuer is the URL clients see.
     url = _server(request).issuer + request.url.path
     return FormRequest(request.method, url, request.headers, form)
+
+
+def _one_authentication_method(request: Request, form: dict[str, str]) -> None:
+    """RFC 6749 §2.3: a client MUST NOT use more than one authentication method in a request;
+    and the only assertion the hub takes is RFC 7523's JWT."""
+    asserted = "client_assertion" in form or "client_assertion_type" in form
+    basic = request.headers.get("authorization", "").partition(" ")[0].lower() == "basic"
+    if asserted and basic:
+        detail = Text(
+            "同一请求只能使用一种客户端认证方式（Basic 或 client_assertion）",
+            "Use one client authentication method per request (Basic or client_assertion)",
+        )
+    elif asserted and form.get("client_assertion_type") != ASSERTION_TYPE:
+        detail = Text(
+            f"client_assertion_type 须为 {ASSERTION_TYPE}",
+            f"client_assertion_type must be {ASSERTION_TYPE}",
+        )
+    else:
+        return
+    raise Problem(
+        _OAUTH_PROBLEMS["invalid_request"][0], detail, extensions={"error": "invalid_request"}
+    )
 
 
 def _respond(outcome: OAuthOutcome) -> JSONResponse:
@@ -160,27 +259,28 @@ def _refuse_throttled(server: HubAuthorizationServer, attempt: Attempt) -> None:
     "/oauth/token",
     summary="Issue an access token (client_credentials)",
     response_description="An RFC 9068 JWT access token",
-    responses={
-        200: {
-            "content": {
-                "application/json": {
-                    "example": {
-                        "access_token": "eyJhbGciOiJFUzI1NiIsImtpZCI6IjIwMjYxMTI1LWE...",
-                        "token_type": "Bearer",
-                        "expires_in": 600,
-                        "scope": "registry:read",
-                    }
-                }
-            }
-        }
-    },
+    responses=_success(TokenIssued),
+    openapi_extra=_form(
+        ["grant_type"],
+        grant_type={"const": "client_credentials"},
+        scope={
+            "type": "string",
+            "pattern": f"^({_SCOPE_LIST})( ({_SCOPE_LIST}))*$",
+            "description": "scopes wanted, space-separated (default: all the client may hold)",
+        },
+    ),
 )
 @public
 async def token(request: Request) -> JSONResponse:
     return await _answer(request, _server(request).create_token_response)
 
 
-@router.post("/oauth/introspect", summary="Token introspection (RFC 7662)")
+@router.post(
+    "/oauth/introspect",
+    summary="Token introspection (RFC 7662)",
+    responses=_success(Introspected),
+    openapi_extra=_form(["token"], token={"type": "string"}, token_type_hint=_TOKEN_HINT),
+)
 @public
 async def introspect(request: Request) -> JSONResponse:
     server = _server(request)
@@ -189,7 +289,12 @@ async def introspect(request: Request) -> JSONResponse:
     )
 
 
-@router.post("/oauth/revoke", summary="Token revocation (RFC 7009)")
+@router.post(
+    "/oauth/revoke",
+    summary="Token revocation (RFC 7009)",
+    responses=_success(Revoked),
+    openapi_extra=_form(["token"], token={"type": "string"}, token_type_hint=_TOKEN_HINT),
+)
 @public
 async def revoke(request: Request) -> JSONResponse:
     server = _server(request)
@@ -219,7 +324,11 @@ async def metadata(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/oauth/jwks.json", summary="The hub's token-verification keys")
+@router.get(
+    "/oauth/jwks.json",
+    summary="The hub's token-verification keys",
+    responses={200: {"model": JsonWebKeySet}},
+)
 @public
 async def jwks(request: Request) -> JSONResponse:
     state: AuthState = request.app.state.auth_state

@@ -40,6 +40,8 @@ INSUFFICIENT_SCOPE = problem_type(
 )
 REALM = "permit-hub"
 OPENAPI_SCHEME = "oauth2"
+CLIENT_SECRET_BASIC = "clientSecretBasic"
+"""The OpenAPI scheme of a client's own credentials at the OAuth endpoints."""
 
 _FAULT_TYPES = {TokenFault.EXPIRED: TOKEN_EXPIRED, TokenFault.REVOKED: TOKEN_REVOKED}
 _FAULT_ZH = {

@@ -253,7 +253,10 @@ def test_unknown_scope_in_requires_is_a_programming_error() -> None:
 def test_openapi_names_the_scopes_of_guarded_routes(guarded_client: TestClient) -> None:
     document = guarded_client.get("/openapi.json").json()
     assert document["paths"]["/probe/write"]["get"]["security"] == [{"oauth2": ["registry:write"]}]
-    assert document["paths"]["/oauth/token"]["post"].get("security") is None
+    # The token endpoint takes the client's own credentials, not a token.
+    assert document["paths"]["/oauth/token"]["post"]["security"] == [{"clientSecretBasic": []}]
+    basic = document["components"]["securitySchemes"]["clientSecretBasic"]
+    assert basic == {"type": "http", "scheme": "basic"}
     flow = document["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]
     assert flow["tokenUrl"].endswith("/oauth/token")
     assert "verification:tap" in flow["scopes"]

@@ -115,6 +115,44 @@ def test_repeated_parameter_is_invalid_request(app_client: TestClient) -> None:
     assert response.json()["type"] == "/problems/invalid-request"
 
 
+def test_unrecognised_parameters_are_ignored_even_repeated(
+    app_client: TestClient, register_client: RegisterClient
+) -> None:
+    """RFC 6749 §3.2: the server MUST ignore unrecognised request parameters."""
+    new = register_client()
+    assert new.secret is not None
+    response = app_client.post(
+        "/oauth/token",
+        content="grant_type=client_credentials&x=1&x=2&client_secret=ignored",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        auth=(new.client_id, new.secret),
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_one_authentication_method_per_request(
+    app_client: TestClient, register_client: RegisterClient, hub: Hub
+) -> None:
+    """RFC 6749 §2.3: Basic credentials beside an assertion, or an assertion of another
+    type, are an invalid request, whatever the credentials."""
+    secret_client = register_client()
+    assert secret_client.secret is not None
+    key = client_key("ES256")
+    keyed = register_client("education", ("exchange:proofs",), jwks=public_jwks(key))
+    now = int(hub.clock.now().timestamp())
+    form = assertion_form(client_assertion(key, keyed.client_id, ISSUER, now=now))
+    both = app_client.post(
+        "/oauth/token", data=form, auth=(secret_client.client_id, secret_client.secret)
+    )
+    other_type = app_client.post(
+        "/oauth/token", data={**form, "client_assertion_type": "urn:example:saml"}
+    )
+    for response in (both, other_type):
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == "/problems/invalid-request"
+        assert response.json()["error"] == "invalid_request"
+
+
 def test_private_key_jwt_es256_and_rs256(
     app_client: TestClient, register_client: RegisterClient, hub: Hub
 ) -> None:
