@@ -7,11 +7,12 @@ one sentence instead of surfacing as a 500 on the first request that needs the v
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -124,3 +125,22 @@ def load_settings(**overrides: object) -> Settings:
         ) from None
     except ValueError as exc:  # a malformed TOML file
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def read_config_file(path: Path, model: type[Model]) -> Model:
+    """A TOML file of configuration data read into `model`; ValueError with one sentence
+    naming the file and the first fault, which start-up turns into a ConfigError."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return model.model_validate(data)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML ({exc})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"{path}: {where}: {first['msg']}") from None

@@ -7,13 +7,13 @@ or a misspelt key, stops the hub with one sentence instead of silently allowing 
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hub.auth.domain import AccessPolicy, ClientKind, Department, FailureLimits, unknown_scopes
+from hub.settings import read_config_file
 
 
 def _known_scope(scope: str) -> str:
@@ -44,17 +44,7 @@ class _File(BaseModel):
 
 def load_access_policy(path: Path) -> AccessPolicy:
     """Read and check the file; ValueError with one sentence naming the fault."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        parsed = _File.model_validate(data)
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not valid TOML ({exc})") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ValueError(f"{path}: {where}: {first['msg']}") from None
+    parsed = read_config_file(path, _File)
     limits = parsed.failed_authentication
     return AccessPolicy(
         scopes={

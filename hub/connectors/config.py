@@ -12,17 +12,17 @@ since departments go down for a night and such an outage must lose nothing.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from hub.auth.domain import Department
 from hub.connectors.signing import SECRET_PREFIX
+from hub.settings import read_config_file
 
 PARTNERS = frozenset(Department) - {Department.PUBLIC_SECURITY}
 """The five departments the hub publishes to; public security runs the registry itself."""
@@ -123,17 +123,7 @@ class _File(BaseModel):
 
 def load_departments(path: Path) -> Mapping[Department, DepartmentLink]:
     """Read and check the file; ValueError with one sentence naming the fault."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        links = _File.model_validate(data).departments
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not valid TOML ({exc})") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ValueError(f"{path}: {where}: {first['msg']}") from None
+    links = read_config_file(path, _File).departments
     if Department.PUBLIC_SECURITY in links:
         raise ValueError(f"{path}: public-security runs the registry; it is not a partner")
     return links
