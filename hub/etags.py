@@ -7,7 +7,7 @@ so two windows (or two governance staff) cannot overwrite each other: a missing 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -21,6 +21,30 @@ PRECONDITION_REQUIRED = problem_type(
 STALE_WRITE = problem_type(
     "stale-write", 412, "已被他人修改", "Changed by someone else since it was read"
 )
+
+
+ETAG_HEADER: Final[dict[str, Any]] = {
+    "ETag": {"description": "The version just read or written", "schema": {"type": "string"}}
+}
+"""The response header of a versioned resource, for `responses={...: {"headers": ...}}`."""
+PRECONDITION_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    412: {"description": "If-Match is not the current version: read again"},
+    428: {"description": "If-Match missing"},
+}
+
+
+def if_match_required() -> dict[str, Any]:
+    """The `openapi_extra` of a route that needs If-Match. It is declared here, not as a
+    FastAPI Header parameter, which would answer a missing one with a 422 instead of the 428
+    that `expected_version` gives."""
+    header = {
+        "name": "If-Match",
+        "in": "header",
+        "required": True,
+        "description": "The ETag last read; any other value is a 412",
+        "schema": {"type": "string", "examples": ['"1"']},
+    }
+    return {"parameters": [header]}
 
 
 def expected_version(request: Request) -> int:

@@ -75,6 +75,43 @@ BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
     "POST /oauth/introspect": ((400,), _ONE_METHOD),
     "POST /oauth/revoke": ((400,), _ONE_METHOD),
     # the registry
+    "POST /registry/v1/registrations": (
+        (422,),
+        "a citizen ID's GB 11643 region, birth date and check character; a current_region the"
+        " hub serves; dates after the birth the ID states and not after today; who may declare"
+        " for another is each jurisdiction's rule",
+    ),
+    "POST /registry/v1/applications": (
+        (422,),
+        "eligibility: the forms, materials and exemptions of the registration's jurisdiction,"
+        " the months of residence, the records on file",
+    ),
+    "POST /registry/v1/proofs": (
+        (422,),
+        "a citizen ID's GB 11643 region, birth date and check character; valid_to not before"
+        " valid_from",
+    ),
+    **{
+        f"POST /registry/v1/permits/{{permit_id}}/{action}": (
+            (412,),
+            "If-Match must name the permit's current version, which the run changes",
+        )
+        for action in ("issue", "endorse", "replace", "renew", "settle")
+    },
+    "POST /registry/v1/permits/{permit_id}/cancel": (
+        (412, 422),
+        "If-Match must name the permit's current version; the reason must be one of the"
+        " permit's jurisdiction's (Chifeng lists four)",
+    ),
+    "POST /registry/v1/permits/{permit_id}/address-change": (
+        (412, 422),
+        "If-Match must name the permit's current version; the move not after today and within"
+        " the permit's area (its jurisdiction's divisions)",
+    ),
+    "POST /registry/v1/permits/{permit_id}/card/personalisation": (
+        (422,),
+        "the card key must be a point on P-256 and the photo a PNG or JPEG",
+    ),
     # the schema registry
     # the exchange and verification
 }

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from datetime import date
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
@@ -15,15 +15,34 @@ from pydantic_core import PydanticCustomError
 from hub import etags
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
+from hub.db import rfc3339
 from hub.deps import CurrentHub, DbSession
-from hub.etags import expected_version, with_etag
+from hub.etags import ETAG_HEADER, PRECONDITION_RESPONSES, expected_version, with_etag
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
-from hub.permits.jurisdictions import Code, Jurisdiction
+from hub.permits.jurisdictions import Code, ConditionKind, Jurisdiction
 from hub.permits.store import Permit
+from hub.permits.views import (
+    ApplicationAccepted,
+    PermitEventView,
+    PermitView,
+    ProofView,
+    Reason,
+    RegistrationView,
+    Relation,
+    ResidenceView,
+)
 from hub.problems import FieldError, Problem, Text, problem_response, problem_type
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit registry"], route_class=GuardedRoute)
+LOCATION = {"Location": {"schema": {"type": "string"}}}
+
+
+def _operation(path: str, method: str = "post") -> str:
+    """The operationRef of an OpenAPI link to one of this router's operations (RFC 6901)."""
+    pointer = (router.prefix + path).replace("~", "~0").replace("/", "~1")
+    return f"#/paths/{pointer}/{method}"
+
 
 PERMIT_NOT_FOUND = problem_type("permit-not-found", 404, "居住证不存在", "Permit not found")
 REFUSED = {
@@ -37,7 +56,7 @@ REGISTRATION_REFUSED = problem_type(
 REGISTRATION_NOT_FOUND = problem_type(
     "registration-not-found", 404, "居住登记不存在", "Registration not found"
 )
-REGION = r"^\d{6}$"
+REGION = r"^[0-9]{6}$"
 CANCEL_REASON = problem_type(
     "cancellation-reason-invalid", 422, "注销原因无效", "Invalid cancellation reason"
 )
@@ -59,9 +78,24 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 """A calendar date in a body or query; the JSON Schema stays `"format": "date"`."""
 
 
+CitizenIdText = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9\uff10-\uff19]{17}[0-9Xx\uff10-\uff19\uff38\uff58]$",
+        description=(
+            "A citizen ID number (GB 11643): 17 digits and a check character, a digit or X;"
+            " full-width digits and x as an input method types them are read as ASCII. The"
+            " region, birth date and check character are checked too (422 invalid-citizen-id)."
+        ),
+        examples=["11010519491231002X"],
+    ),
+]
+"""A citizen ID as typed at a window, in the shape the document can state."""
+
+
 class DeclarantBody(BaseModel):
-    relation: Literal["guardian", "trustee", "near-relative"]
-    citizen_id: str = Field(description="The declarant's own ID number", max_length=20)
+    relation: Relation
+    citizen_id: CitizenIdText = Field(description="The declarant's own ID number")
     because: Literal["minor", "elderly-limited-mobility", "disabled"]
 
 
@@ -77,25 +111,26 @@ class RegistrationBody(BaseModel):
                     "ethnicity": "汉族",
                     "household_address": "北京市朝阳区某街道1号",
                     "household_region": "110105",
-                    "current_address": "赤峰市红山区某小区2号楼",
+                    "current_address": "赤峰市红山区长青路12号3栋2单元501室",
                     "current_region": "150402",
                     "reason": "employment",
-                    "workplace": "赤峰某建材有限公司",
+                    "workplace": "赤峰华达物流有限公司",
                     "contact": "13800000000",
-                    "arrived_on": "2026-11-16",
+                    "arrived_on": "2025-06-02",
+                    "temporary_permit_since": "2025-06-02",
                 }
             ]
         }
     }
 
-    citizen_id: str = Field(max_length=20)
+    citizen_id: CitizenIdText
     name: str = Field(min_length=1, max_length=64)
     ethnicity: str = Field(min_length=1, max_length=32)
     household_address: str = Field(min_length=1, max_length=256)
     household_region: str = Field(pattern=REGION)
     current_address: str = Field(min_length=1, max_length=256)
     current_region: str = Field(pattern=REGION)
-    reason: Literal["employment", "business", "study", "family", "other"]
+    reason: Reason
     workplace: str | None = Field(default=None, max_length=256)
     contact: str = Field(pattern=r"^\+?[0-9\- ]{5,20}$")
     arrived_on: IsoDate
@@ -121,7 +156,30 @@ def _citizen_id(text: str, today: date, pointer: str) -> CitizenId:
     "/registrations",
     status_code=201,
     summary="Register a residence (居住登记)",
-    responses={422: {"description": "A field is invalid; `errors` points at it"}},
+    description=(
+        "Chifeng counts the years under a temporary-residence permit (暂住证) [CF §32]: with"
+        " `temporary_permit_since` the residence counts from then, so the example's holder may"
+        " apply at once (`POST /applications`)."
+    ),
+    responses={
+        201: {
+            "model": RegistrationView,
+            "headers": LOCATION,
+            "links": {
+                "apply": {
+                    "operationRef": _operation("/applications"),
+                    "requestBody": {"registration_id": "$response.body#/id"},
+                    "description": "Apply for a permit on this registration",
+                }
+            },
+        },
+        422: {
+            "description": (
+                "A field is invalid (`errors` points at it): a citizen ID that fails GB 11643,"
+                " a place the hub does not serve, a date after today or before the birth"
+            )
+        },
+    },
 )
 @requires("registry:write")
 def create_registration(
@@ -176,36 +234,36 @@ def create_registration(
     )
 
 
-@router.get("/registrations/{registration_id}", summary="A residence registration (audited)")
+@router.get(
+    "/registrations/{registration_id}",
+    summary="A residence registration (audited)",
+    responses={
+        200: {"model": RegistrationView},
+        404: {"description": "No registration by this id"},
+    },
+)
 @requires("registry:read")
 def get_registration(
     request: Request, registration_id: str, session: DbSession, hub: CurrentHub
-) -> dict[str, Any]:
+) -> JSONResponse:
     try:
         registration = service.read_registration(
             session, hub.audit, registration_id, actor=_actor(request), now=hub.clock.now()
         )
     except service.RegistrationNotFound:
         raise _registration_not_found() from None
-    return service.registration_view(registration, hub.vault)
+    return JSONResponse(service.registration_view(registration, hub.vault))
 
 
-class LifecycleAction(StrEnum):
-    """The actions an acceptance office takes on an existing permit through this route."""
-
-    ISSUE = "issue"
-    ENDORSE = "endorse"
-    REPLACE = "replace"
-    RENEW = "renew"
-    CANCEL = "cancel"
-    SETTLE = "settle"
-
-
-class ActionBody(BaseModel):
+class CancelBody(BaseModel):
     reason: Code | None = Field(
         default=None,
         max_length=32,
-        description="Cancellation reason code [CF §23], e.g. false-materials",
+        description=(
+            "One of the jurisdiction's cancellation reasons [CF §23], where it lists them"
+            " (Chifeng: false-materials, conditions-no-longer-met, local-household-registration,"
+            " other); else a 422 naming them"
+        ),
         examples=["conditions-no-longer-met"],
     )
 
@@ -243,7 +301,11 @@ EventsRead = Annotated[Permit, _audited_permit("permit.events")]
 ResidenceRead = Annotated[Permit, _audited_permit("permit.residence")]
 
 
-@router.get("/permits/{permit_id}", summary="A permit, with its ETag (audited)")
+@router.get(
+    "/permits/{permit_id}",
+    summary="A permit, with its ETag (audited)",
+    responses={200: {"model": PermitView, "headers": ETAG_HEADER}},
+)
 @requires("registry:read")
 def get_permit(permit: PermitRead) -> JSONResponse:
     return with_etag(service.view(permit))
@@ -272,20 +334,25 @@ def _check_cancellation_reason(place: Jurisdiction, reason: str | None) -> None:
         )
 
 
-@router.get("/permits/{permit_id}/events", summary="The permit's history, oldest first (audited)")
+@router.get(
+    "/permits/{permit_id}/events",
+    summary="The permit's history, oldest first (audited)",
+    responses={200: {"model": list[PermitEventView]}},
+)
 @requires("registry:read")
-def permit_events(permit: EventsRead, session: DbSession) -> list[dict[str, Any]]:
-    return [
+def permit_events(permit: EventsRead, session: DbSession) -> JSONResponse:
+    events = [
         {
             "seq": event.seq,
             "type": event.type,
             "state_after": event.state_after,
-            "at": event.at.isoformat(),
+            "at": rfc3339(event.at),
             "actor": event.actor_client_id,
             "payload": event.payload,
         }
         for event in service.events_of(session, permit.id)
     ]
+    return JSONResponse(events)
 
 
 # --- applications and proofs ---------------------------------------------------------------
@@ -312,16 +379,23 @@ class ApplicationBody(BaseModel):
                 {
                     "registration_id": "7f0c2d4e-5d7b-4d8a-9a53-3c1f1f6f2b11",
                     "condition": "residence",
-                    "form": "rented-housing",
+                    "form": "rented",
                     "materials": ["id-card", "photo", "lease-contract"],
                 }
             ]
         }
     }
 
-    registration_id: str = Field(max_length=36)
-    condition: Literal["employment", "residence", "study"] | None = None
-    form: Code | None = Field(default=None, max_length=64)
+    registration_id: str = Field(
+        min_length=1, max_length=36, description="The `id` of `POST /registrations`"
+    )
+    condition: ConditionKind | None = None
+    form: Code | None = Field(
+        default=None,
+        max_length=64,
+        description="A form of the condition in the registration's jurisdiction, e.g. Chifeng's"
+        " owned, purchased, rented or dormitory for residence; else a 422 listing them",
+    )
     exemption: Code | None = Field(default=None, max_length=64)
     materials: list[Annotated[Code, Field(max_length=64)]] = Field(
         default_factory=list, max_length=50
@@ -333,8 +407,28 @@ class ApplicationBody(BaseModel):
     status_code=201,
     summary="Apply for a permit (申领): accepted, incomplete or ineligible [CF §16]",
     responses={
+        201: {
+            "model": ApplicationAccepted,
+            "headers": {**ETAG_HEADER, **LOCATION},
+            "links": {
+                "issue": {
+                    "operationRef": _operation("/permits/{permit_id}/issue"),
+                    "parameters": {
+                        "path.permit_id": "$response.body#/permit/id",
+                        "header.If-Match": "$response.header.ETag",
+                    },
+                    "description": "Issue the accepted permit",
+                }
+            },
+        },
+        404: {"description": "No registration by `registration_id`"},
         409: {"description": "The person already holds a live permit [CF §17]"},
-        422: {"description": "Incomplete (`missing` lists the materials) or ineligible (cited)"},
+        422: {
+            "description": (
+                "Incomplete (`missing` lists the materials), ineligible (cited), or a claim the"
+                " jurisdiction cannot hear (`forms` lists its forms by condition)"
+            )
+        },
     },
 )
 @requires("registry:write")
@@ -357,8 +451,12 @@ def apply(
         )
     except service.RegistrationNotFound:
         raise _registration_not_found() from None
-    except applications.ClaimInvalid as invalid:
-        raise Problem(CLAIM_INVALID, Text(f"申领条件无效：{invalid}", str(invalid))) from None
+    except eligibility.ClaimInvalid as invalid:
+        text = Text(invalid.zh, invalid.en)
+        errors = [FieldError(text, pointer=invalid.pointer)] if invalid.pointer else []
+        raise Problem(
+            CLAIM_INVALID, text, errors=errors, extensions={"forms": invalid.forms}
+        ) from None
     except applications.PermitExists as exists:
         raise Problem(
             PERMIT_EXISTS,
@@ -393,13 +491,17 @@ def apply(
     )
 
 
-@router.get("/permits-overdue", summary="Accepted permits past their issuance deadline (audited)")
+@router.get(
+    "/permits-overdue",
+    summary="Accepted permits past their issuance deadline (audited)",
+    responses={200: {"model": list[PermitView]}},
+)
 @requires("registry:read")
-def overdue(request: Request, session: DbSession, hub: CurrentHub) -> list[dict[str, Any]]:
+def overdue(request: Request, session: DbSession, hub: CurrentHub) -> JSONResponse:
     permits = applications.overdue_issuance(
         session, hub.audit, hub.clock.today(), actor=_actor(request), now=hub.clock.now()
     )
-    return [service.view(permit) for permit in permits]
+    return JSONResponse([service.view(permit) for permit in permits])
 
 
 def _registration_not_found() -> Problem:
@@ -410,10 +512,26 @@ def _registration_not_found() -> Problem:
     )
 
 
+def _proof_sources(schema: dict[str, Any]) -> None:
+    """Each proof kind comes from the department that owns it (eligibility.PROOF_KINDS)."""
+    schema["properties"]["kind"]["enum"] = list(eligibility.PROOF_KINDS)
+    schema["anyOf"] = [
+        {
+            "properties": {
+                "kind": {"const": code},
+                "source_department": {"enum": sorted(kind.owners)},
+            }
+        }
+        for code, kind in eligibility.PROOF_KINDS.items()
+    ]
+
+
 class ProofBody(BaseModel):
     """A condition on file with its competent department, recorded by registry staff."""
 
-    citizen_id: str = Field(max_length=20)
+    model_config = {"json_schema_extra": _proof_sources}
+
+    citizen_id: CitizenIdText
     kind: Code = Field(max_length=32, examples=["social-insurance"])
     source_department: Code = Field(max_length=64, examples=["hr-social-security"])
     source_proof_id: str = Field(min_length=1, max_length=128, examples=["NBSI-2026-000123"])
@@ -429,7 +547,12 @@ class ProofBody(BaseModel):
     "/proofs",
     status_code=201,
     summary="Record a department's proof on file (idempotent by department and proof id)",
-    responses={200: {"description": "Recorded before with the same content"}},
+    responses={
+        200: {"model": ProofView, "description": "Recorded before with the same content"},
+        201: {"model": ProofView},
+        409: {"description": "The proof id was recorded before with other content"},
+        422: {"description": "A field is invalid; `errors` points at it"},
+    },
 )
 @requires("registry:write")
 def record_proof(
@@ -453,8 +576,11 @@ def record_proof(
             actor=_actor(request),
             now=hub.clock.now(),
         )
-    except applications.ClaimInvalid as invalid:
-        raise Problem(CLAIM_INVALID, Text(f"证明无效：{invalid}", str(invalid))) from None
+    except applications.ProofInvalid as invalid:
+        text = Text(invalid.zh, invalid.en)
+        raise Problem(
+            CLAIM_INVALID, text, errors=[FieldError(text, pointer=invalid.pointer)]
+        ) from None
     except applications.ProofConflict:
         # The proof id is not repeated: a social-insurance number is the citizen ID.
         raise Problem(
@@ -489,7 +615,13 @@ class AddressChangeBody(BaseModel):
 @router.post(
     "/permits/{permit_id}/address-change",
     summary="Report a move (变更登记); late reports restart residence where the rules say so",
-    responses={412: {"description": "Stale If-Match"}, 428: {"description": "If-Match missing"}},
+    responses={
+        200: {"model": PermitView, "headers": ETAG_HEADER},
+        409: {"description": "The permit's state does not allow the move"},
+        **PRECONDITION_RESPONSES,
+        422: {"description": "The move is after today, or outside the permit's area"},
+    },
+    openapi_extra=etags.if_match_required(),
 )
 @requires("registry:write")
 def change_address(
@@ -539,6 +671,7 @@ def change_address(
 @router.get(
     "/permits/{permit_id}/residence",
     summary="The holder's continuous residence (start and length) on a date (audited)",
+    responses={200: {"model": ResidenceView}},
 )
 @requires("registry:read")
 def residence(
@@ -546,61 +679,62 @@ def residence(
     session: DbSession,
     hub: CurrentHub,
     on: Annotated[IsoDate | None, Query(description="The date asked about; default today")] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     day = on or hub.clock.today()
     period = service.residence_of(session, permit, day)
     if period is None:
-        return {"on": day.isoformat(), "resident": False}
-    return {
-        "on": day.isoformat(),
-        "resident": True,
-        "start": period.start.isoformat(),
-        "days": period.days,
-        "whole_years": period.whole_years,
-    }
+        return JSONResponse({"on": day.isoformat(), "resident": False})
+    return JSONResponse(
+        {
+            "on": day.isoformat(),
+            "resident": True,
+            "start": period.start.isoformat(),
+            "days": period.days,
+            "whole_years": period.whole_years,
+        }
+    )
 
 
-# Last: its `{action}` segment would otherwise shadow /address-change and /residence.
-@router.post(
-    "/permits/{permit_id}/{action}",
-    summary="Issue, endorse, replace, renew, cancel or settle a permit",
-    description=(
-        "Needs `If-Match` with the ETag last read. Illegal moves are 409 problems whose type "
-        "names the rule (e.g. `/problems/endorsement-window-not-open`) and cite the seed."
-    ),
-    responses={
-        409: {"description": "The state machine refuses the move"},
-        412: {"description": "The permit changed since it was read"},
-        428: {"description": "If-Match missing"},
-    },
+# --- lifecycle actions, one route each (an unknown one is a 404, another method a 405) --------
+
+_LIFECYCLE_RESPONSES: Mapping[int | str, dict[str, Any]] = {
+    200: {"model": PermitView, "headers": ETAG_HEADER},
+    409: {"description": "The state machine refuses the move; the type names the rule"},
+    **PRECONDITION_RESPONSES,
+}
+_LIFECYCLE_DESCRIPTION = (
+    "Needs `If-Match` with the ETag last read. Illegal moves are 409 problems whose type "
+    "names the rule (e.g. `/problems/endorsement-window-not-open`) and cite the seed."
 )
-@requires("registry:write")
-def act_on_permit(
+_ACTIONS: Mapping[domain.Action, str] = {
+    domain.Action.ISSUE: "Issue the card of an accepted permit (发证) [CF §17]",
+    domain.Action.ENDORSE: "Endorse for a year, or restore a suspended permit (签注) [CF §20]",
+    domain.Action.REPLACE: "Replace a lost card (补领): the old serial is dead at once [CF §18]",
+    domain.Action.RENEW: "Renew a damaged card (换领): the old card is returned [CF §18]",
+    domain.Action.SETTLE: "Settle here (落户): the permit is collected [CF §22]",
+}
+
+
+def _act(
     request: Request,
     session: DbSession,
     hub: CurrentHub,
     permit_id: str,
-    action: Annotated[LifecycleAction, Path(description="What to do")],
-    body: Annotated[ActionBody | None, Body()] = None,
+    action: domain.Action,
+    details: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    if action is LifecycleAction.CANCEL:
-        current = session.get(Permit, permit_id)
-        if current is None:
-            raise _not_found()
-        reason = body.reason if body else None
-        _check_cancellation_reason(hub.jurisdictions[current.jurisdiction], reason)
     try:
         permit, _ = service.perform(
             session,
             hub.audit,
             permit_id,
-            domain.Action(action.value),
+            action,
             expected_version=expected_version(request),
             actor=_actor(request),
             now=hub.clock.now(),
             today=hub.clock.today(),
             rules_for=hub.lifecycle_rules,
-            details={"reason": body.reason} if body and body.reason else None,
+            details=details,
         )
     except service.PermitNotFound:
         raise _not_found() from None
@@ -609,3 +743,51 @@ def act_on_permit(
     except domain.MoveRefused as refused:
         raise _refused(refused.refusal) from None
     return with_etag(service.view(permit))
+
+
+def _action_route(action: domain.Action) -> Callable[..., JSONResponse]:
+    @requires("registry:write")
+    def act(request: Request, session: DbSession, hub: CurrentHub, permit_id: str) -> JSONResponse:
+        return _act(request, session, hub, permit_id, action)
+
+    return act
+
+
+for _action, _summary in _ACTIONS.items():
+    router.add_api_route(
+        f"/permits/{{permit_id}}/{_action}",
+        _action_route(_action),
+        methods=["POST"],
+        name=f"{_action}_permit",
+        summary=_summary,
+        description=_LIFECYCLE_DESCRIPTION,
+        responses=dict(_LIFECYCLE_RESPONSES),
+        openapi_extra=etags.if_match_required(),
+    )
+
+
+@router.post(
+    "/permits/{permit_id}/cancel",
+    summary="Cancel a permit (注销) for one of the jurisdiction's reasons [CF §23]",
+    description=_LIFECYCLE_DESCRIPTION,
+    responses={
+        **_LIFECYCLE_RESPONSES,
+        422: {"description": "The reason is not one of the jurisdiction's (they are listed)"},
+    },
+    openapi_extra=etags.if_match_required(),
+)
+@requires("registry:write")
+def cancel_permit(
+    request: Request,
+    session: DbSession,
+    hub: CurrentHub,
+    permit_id: str,
+    body: Annotated[CancelBody | None, Body()] = None,
+) -> JSONResponse:
+    current = session.get(Permit, permit_id)
+    if current is None:
+        raise _not_found()
+    reason = body.reason if body else None
+    _check_cancellation_reason(hub.jurisdictions[current.jurisdiction], reason)
+    details = {"reason": reason} if reason else None
+    return _act(request, session, hub, permit_id, domain.Action.CANCEL, details)

@@ -39,8 +39,12 @@ class PermitExists(Exception):
         self.permit_id = permit_id
 
 
-class ClaimInvalid(ValueError):
-    """A condition, form or material the jurisdiction does not have."""
+class ProofInvalid(ValueError):
+    """A proof the registry cannot record as sent, in both languages, naming the field."""
+
+    def __init__(self, pointer: str, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.pointer, self.zh, self.en = pointer, zh, en
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,10 @@ def apply_for_permit(
     now: datetime,
     today: date,
 ) -> tuple[eligibility.Outcome, Permit | None]:
-    """Assess the application; on acceptance create the permit, its event and outbox row."""
+    """Assess the application; on acceptance create the permit, its event and outbox row.
+
+    Raises RegistrationNotFound, eligibility.ClaimInvalid (nothing to assess: nothing audited)
+    and PermitExists."""
     registration = session.get(Registration, registration_id)
     if registration is None:
         raise RegistrationNotFound(registration_id)
@@ -100,10 +107,7 @@ def apply_for_permit(
         materials_presented=claim.materials,
         proofs=proofs_on_file(session, registration.citizen_id_hash),
     )
-    try:
-        outcome = eligibility.assess(place, facts, today)
-    except ValueError as exc:
-        raise ClaimInvalid(str(exc)) from None
+    outcome = eligibility.assess(place, facts, today)
     if not isinstance(outcome, eligibility.Accepted):
         kind = "incomplete" if isinstance(outcome, eligibility.Incomplete) else outcome.code
         event = actor.did(
@@ -187,16 +191,21 @@ def record_proof(
     """
     kind = eligibility.PROOF_KINDS.get(data.kind)
     if kind is None:
-        raise ClaimInvalid(
-            f"unknown proof kind {data.kind!r}; one of {sorted(eligibility.PROOF_KINDS)}"
+        known = sorted(eligibility.PROOF_KINDS)
+        raise ProofInvalid(
+            "/kind",
+            f"没有“{data.kind}”这种证明；可登记的证明：{'、'.join(known)}",
+            f"There is no proof kind {data.kind!r}; the kinds: {', '.join(known)}",
         )
     if data.source_department not in kind.owners:
-        raise ClaimInvalid(
-            f"a {data.kind} proof comes from {', '.join(sorted(kind.owners))}, "
-            f"not {data.source_department}"
+        owners = sorted(kind.owners)
+        raise ProofInvalid(
+            "/source_department",
+            f"{data.kind} 证明由 {'、'.join(owners)} 出具，不由 {data.source_department} 出具",
+            f"A {data.kind} proof comes from {', '.join(owners)}, not {data.source_department}",
         )
     if data.valid_to is not None and data.valid_to < data.valid_from:
-        raise ClaimInvalid("valid_to is before valid_from")
+        raise ProofInvalid("/valid_to", "有效期截止日早于起始日", "valid_to is before valid_from")
     existing = session.exec(
         select(Proof).where(
             col(Proof.source_department) == data.source_department,

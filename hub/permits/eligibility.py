@@ -207,14 +207,32 @@ class Ineligible:
 Outcome = Accepted | Incomplete | Ineligible
 
 
+class ClaimInvalid(ValueError):
+    """A claim the jurisdiction cannot hear, which no assessment can answer: a condition or form
+    it does not have (or stored facts it does not cover). It says so in both languages and
+    carries `forms`, every form code one may claim there by condition, so that the window can
+    offer the choices instead of guessing again; `pointer` names the field at fault, if any."""
+
+    def __init__(
+        self, jurisdiction: Jurisdiction, zh: str, en: str, pointer: str | None = None
+    ) -> None:
+        super().__init__(en)
+        self.zh, self.en, self.pointer = zh, en, pointer
+        self.forms: dict[str, list[str]] = {
+            kind: [form.code for form in condition.forms]
+            for kind, condition in jurisdiction.application.conditions.items()
+        }
+
+
 # --- the assessment ----------------------------------------------------------------------------
 
 
 def assess(jurisdiction: Jurisdiction, facts: ApplicationFacts, today: date) -> Outcome:
     """Decide an application on `today`, in the order the module doc explains.
 
-    Raises ValueError for input the window should never send: malformed division codes, a
-    residence outside this jurisdiction, a claimed condition or form it does not have.
+    Raises ClaimInvalid (a ValueError) for a claim the jurisdiction cannot hear: a condition
+    or form it does not have, or stored facts it does not cover (a malformed division code, a
+    residence outside it).
     """
     app = jurisdiction.application
     _check_input(jurisdiction, facts)
@@ -276,21 +294,67 @@ def assess(jurisdiction: Jurisdiction, facts: ApplicationFacts, today: date) -> 
 
 
 def _check_input(jurisdiction: Jurisdiction, facts: ApplicationFacts) -> None:
-    for name in ("household_region", "residence_region"):
-        code = getattr(facts, name)
+    name = jurisdiction.name
+    for field_name in ("household_region", "residence_region"):
+        code = getattr(facts, field_name)
         if len(code) != 6 or not code.isdigit():
-            raise ValueError(f"{name} must be a 6-digit division code, got {code!r}")
+            raise ClaimInvalid(
+                jurisdiction,
+                f"{field_name} 应为 6 位数字的行政区划代码",
+                f"{field_name} must be a 6-digit division code",
+            )
     if not jurisdiction.covers(facts.residence_region):
-        raise ValueError(
-            f"residence {facts.residence_region} is not in jurisdiction {jurisdiction.code}"
+        raise ClaimInvalid(
+            jurisdiction,
+            f"居住地 {facts.residence_region} 不在{name.zh}，请在现居住地重新办理居住登记",
+            f"The residence {facts.residence_region} is not in {name.en}: register it anew "
+            "where it is",
         )
     conditions = jurisdiction.application.conditions
-    if facts.claimed_condition is not None and facts.claimed_condition not in conditions:
-        raise ValueError(f"{jurisdiction.code} has no condition {facts.claimed_condition!r}")
-    if facts.claimed_form is not None:
-        claimed = [facts.claimed_condition] if facts.claimed_condition else list(conditions)
-        if not any(conditions[kind].form(facts.claimed_form) for kind in claimed):
-            raise ValueError(f"{jurisdiction.code} has no form {facts.claimed_form!r} there")
+    claimed = facts.claimed_condition
+    if claimed is not None and claimed not in conditions:
+        raise ClaimInvalid(
+            jurisdiction,
+            f"{name.zh}没有“{claimed}”申领条件；可申领的条件及形式：{_forms_zh(conditions)}",
+            f"{name.en} has no condition {claimed!r}; the conditions and their forms: "
+            f"{_forms_en(conditions)}",
+            pointer="/condition",
+        )
+    form = facts.claimed_form
+    if form is None:
+        return
+    if claimed is not None and conditions[claimed].form(form) is None:
+        condition = conditions[claimed]
+        raise ClaimInvalid(
+            jurisdiction,
+            f"{name.zh}的{condition.name.zh}条件没有“{form}”这一形式；"
+            f"可申领的形式：{'、'.join(f.code for f in condition.forms)}",
+            f"{name.en} has no form {form!r} of {condition.name.en}; its forms: "
+            f"{', '.join(f.code for f in condition.forms)}",
+            pointer="/form",
+        )
+    if claimed is None and not any(condition.form(form) for condition in conditions.values()):
+        raise ClaimInvalid(
+            jurisdiction,
+            f"{name.zh}没有“{form}”这一申领形式；可申领的条件及形式：{_forms_zh(conditions)}",
+            f"{name.en} has no form {form!r}; the conditions and their forms: "
+            f"{_forms_en(conditions)}",
+            pointer="/form",
+        )
+
+
+def _forms_zh(conditions: Mapping[ConditionKind, Condition]) -> str:
+    return "；".join(
+        f"{condition.name.zh}（{kind}）：{'、'.join(form.code for form in condition.forms)}"
+        for kind, condition in conditions.items()
+    )
+
+
+def _forms_en(conditions: Mapping[ConditionKind, Condition]) -> str:
+    return "; ".join(
+        f"{condition.name.en} ({kind}): {', '.join(form.code for form in condition.forms)}"
+        for kind, condition in conditions.items()
+    )
 
 
 def _owned(proof: ProofOnFile) -> bool:

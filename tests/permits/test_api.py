@@ -131,7 +131,33 @@ def test_scopes_and_unknown_permits(
     assert refused.status_code == 403
     missing = app_client.get("/registry/v1/permits/nope", headers=reader)
     assert missing.status_code == 404 and missing.json()["type"] == "/problems/permit-not-found"
+    # Suspension is the expiry job's, not an office's: there is no such route.
     bad_action = app_client.post(
         f"/registry/v1/permits/{permit_id}/suspend", headers={**reader, "If-Match": '"1"'}
     )
-    assert bad_action.status_code in (403, 422)
+    assert bad_action.status_code == 404 and bad_action.json()["type"] == "/problems/not-found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/events", "GET"),
+        ("POST", "/residence", "GET"),
+        ("DELETE", "", "GET"),
+        ("GET", "/issue", "POST"),
+        ("PUT", "/cancel", "POST"),
+        ("GET", "/address-change", "POST"),
+    ],
+)
+def test_other_methods_on_a_permit_are_405_with_a_complete_allow(
+    app_client: TestClient,
+    office: dict[str, str],
+    permit_id: str,
+    method: str,
+    path: str,
+    allow: str,
+) -> None:
+    answer = app_client.request(method, f"/registry/v1/permits/{permit_id}{path}", headers=office)
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"] == allow
+    assert answer.json()["type"] == "/problems/method-not-allowed"

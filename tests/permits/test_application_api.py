@@ -172,6 +172,84 @@ def test_unknown_registration_and_claims(
     assert bad_form.status_code == 422 and bad_form.json()["type"] == "/problems/claim-invalid"
 
 
+CHIFENG_FORMS = {
+    "employment": ["appointed", "labour-contract", "business-licence"],
+    "residence": ["owned", "purchased", "rented", "dormitory"],
+    "study": ["enrolled"],
+}
+
+
+@pytest.mark.parametrize(
+    ("claim", "pointer", "zh", "en"),
+    [
+        (
+            {"condition": "residence", "form": "rented-housing"},
+            "/form",
+            "赤峰市的合法稳定住所条件没有“rented-housing”这一形式；"
+            "可申领的形式：owned、purchased、rented、dormitory",
+            "Chifeng has no form 'rented-housing' of lawful stable residence; its forms: owned, "
+            "purchased, rented, dormitory",
+        ),
+        (
+            {"form": "castle"},
+            "/form",
+            "赤峰市没有“castle”这一申领形式；可申领的条件及形式："
+            "合法稳定就业（employment）：appointed、labour-contract、business-licence；"
+            "合法稳定住所（residence）：owned、purchased、rented、dormitory；"
+            "连续就读（study）：enrolled",
+            "Chifeng has no form 'castle'; the conditions and their forms: lawful stable "
+            "employment (employment): appointed, labour-contract, business-licence; lawful "
+            "stable residence (residence): owned, purchased, rented, dormitory; continuous "
+            "study (study): enrolled",
+        ),
+    ],
+)
+def test_a_claim_the_jurisdiction_cannot_hear_lists_its_forms_in_either_language(
+    app_client: TestClient,
+    office: dict[str, str],
+    registration_id: str,
+    claim: dict[str, str],
+    pointer: str,
+    zh: str,
+    en: str,
+) -> None:
+    for language, detail in (("zh-CN", zh), ("en", en)):
+        answer = app_client.post(
+            "/registry/v1/applications",
+            headers={**office, "Accept-Language": language},
+            json={"registration_id": registration_id, **claim},
+        )
+        assert answer.status_code == 422
+        problem = answer.json()
+        assert problem["type"] == "/problems/claim-invalid"
+        assert problem["detail"] == detail
+        assert problem["errors"] == [{"detail": detail, "pointer": pointer}]
+        assert problem["forms"] == CHIFENG_FORMS
+
+
+def test_a_proof_from_the_wrong_department_is_refused_in_either_language(
+    app_client: TestClient, office: dict[str, str]
+) -> None:
+    proof = {
+        "citizen_id": HOLDER,
+        "kind": "rental-registration",
+        "source_department": "health",
+        "source_proof_id": "CF-RENT-2",
+        "valid_from": "2026-03-01",
+    }
+    details = {
+        "zh-CN": "rental-registration 证明由 housing 出具，不由 health 出具",
+        "en": "A rental-registration proof comes from housing, not health",
+    }
+    for language, detail in details.items():
+        answer = app_client.post(
+            "/registry/v1/proofs", headers={**office, "Accept-Language": language}, json=proof
+        )
+        assert answer.status_code == 422
+        assert answer.json()["detail"] == detail
+        assert answer.json()["errors"] == [{"detail": detail, "pointer": "/source_department"}]
+
+
 def _issued_permit(app_client: TestClient, office: dict[str, str], registration_id: str) -> str:
     accepted = apply(
         app_client,

@@ -1,0 +1,121 @@
+"""The registry's answers, as the OpenAPI document promises them.
+
+Each model is the exact shape of one view the service builds (`service.view`,
+`service.registration_view`, ...): no field more (`extra="forbid"`, so the document says
+`additionalProperties: false` and a field added to a view without its promise here fails the
+contract test instead of leaking out undocumented), no field less.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from hub.permits.domain import Action, PermitState
+from hub.permits.eligibility import MetBy
+from hub.permits.identity import Sex
+
+Reason = Literal["employment", "business", "study", "family", "other"]
+"""Why a person came [CF §11], as a registration states it."""
+Relation = Literal["guardian", "trustee", "near-relative"]
+"""Who may declare for another [CF §10]."""
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PermitView(_View):
+    """A permit as the registry sees it: no citizen ID, clear or hashed. `version` is its
+    ETag; `allowed_actions` what its state allows next."""
+
+    id: str
+    jurisdiction: str
+    receipt_number: str
+    accepted_on: date
+    issue_due_on: date
+    card_serial: str | None
+    cancel_reason: str | None
+    version: int = Field(ge=1)
+    state: PermitState
+    residence_start: date
+    valid_from: date | None
+    expires_on: date | None = Field(description="the last valid day")
+    suspended_on: date | None
+    allowed_actions: list[Action]
+
+
+class ApplicationAccepted(_View):
+    """An accepted application [CF §16]: the permit with its receipt number and issuance
+    deadline, and whether records on file, documents or an exemption met the conditions."""
+
+    outcome: Literal["accepted"]
+    met_by: MetBy
+    permit: PermitView
+
+
+class RegistrationView(_View):
+    """A residence registration as a window sees it: the citizen ID masked, never in clear."""
+
+    id: str
+    jurisdiction: str
+    citizen_id: str = Field(
+        pattern=r"^[0-9]{6}\*{12}$", description="masked: the region code, then 12 '*'"
+    )
+    name: str
+    sex: Sex
+    ethnicity: str
+    birth_date: date
+    household_address: str
+    household_region: str
+    current_address: str
+    current_region: str
+    reason: Reason
+    workplace: str | None
+    contact: str
+    arrived_on: date
+    registered_on: date
+    declaration_due_on: date | None
+    declared_late: bool
+    declaration_provisional: bool = Field(
+        description="the deadline ran into a year whose holidays are not yet known"
+    )
+    residence_start: date
+    imported_from_temporary_permit: bool
+    declarant_relation: Relation | None
+    created_at: AwareDatetime
+
+
+class PermitEventView(_View):
+    """One event of a permit's history; `seq` is also its changes-feed cursor."""
+
+    seq: int
+    type: str
+    state_after: PermitState
+    at: AwareDatetime
+    actor: str = Field(description="the client that acted")
+    payload: dict[str, Any]
+
+
+class ResidenceView(_View):
+    """Continuous residence on a date; `start`, `days` and `whole_years` only when resident."""
+
+    on: date
+    resident: bool
+    start: date | None = None
+    days: int | None = Field(default=None, ge=0)
+    whole_years: int | None = Field(default=None, ge=0)
+
+
+class ProofView(_View):
+    """A department's proof on file, without the citizen ID it concerns."""
+
+    id: str
+    kind: str
+    source_department: str
+    source_proof_id: str
+    valid_from: date
+    valid_to: date | None
+    details: dict[str, Any]
