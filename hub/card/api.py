@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import Base64Bytes, BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
-from hub.card import protocol, service
+from hub.card import layout, protocol, service
 from hub.deps import CurrentHub, DbSession
 from hub.permits.api import PERMIT_NOT_FOUND
 from hub.problems import Problem, ProblemType, Text, problem_type
@@ -34,28 +38,105 @@ _TITLES = {
 REFUSED: dict[str, ProblemType] = {
     code: problem_type(code, status, zh, en) for code, (status, zh, en) in _TITLES.items()
 }
-Encoded = Annotated[Base64Bytes, Field(description="standard base64")]
+_SYMBOL = "[A-Za-z0-9+/]"
+# The last symbol before padding carries unused bits, which RFC 4648 §3.5 sets to zero.
+_ONE_BYTE_TAIL = f"{_SYMBOL}[AQgw]=="
+_TWO_BYTES_TAIL = f"{_SYMBOL}{{2}}[AEIMQUYcgkosw048]="
+
+
+def _base64_pattern(size: int | None) -> str:
+    """Canonical standard base64 (RFC 4648 §4, padded) of any length, or of `size` bytes."""
+    if size is None:
+        return f"^(?:{_SYMBOL}{{4}})*(?:{_ONE_BYTE_TAIL}|{_TWO_BYTES_TAIL})?$"
+    tail = ("", _ONE_BYTE_TAIL, _TWO_BYTES_TAIL)[size % 3]
+    return f"^{_SYMBOL}{{{size // 3 * 4}}}{tail}$"
+
+
+@dataclass(frozen=True)
+class StandardBase64:
+    """Bytes sent as canonical standard base64, of exactly `size` bytes where one is given.
+
+    pydantic's Base64Bytes documents only `format: base64` and takes what Python's lenient
+    decoder takes (it drops characters outside the alphabet); this states the encoding as a
+    pattern and checks exactly that pattern. What the bytes must be beyond it (a P-256 point,
+    a PNG or JPEG) the card service checks, answering with its own problem types;
+    `max_length` documents such a limit of the service (in base64 characters).
+    """
+
+    description: str
+    size: int | None = None
+    max_length: int | None = None
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(self._decode)
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema: JsonSchemaValue = {
+            "type": "string",
+            "contentEncoding": "base64",
+            "pattern": _base64_pattern(self.size),
+            "description": self.description,
+        }
+        if self.max_length is not None:
+            json_schema["maxLength"] = self.max_length
+        return json_schema
+
+    def _decode(self, value: object) -> bytes:
+        if not isinstance(value, str) or not re.fullmatch(_base64_pattern(self.size), value):
+            what = "standard base64" if self.size is None else f"{self.size} bytes in base64"
+            raise PydanticCustomError("base64", "Input should be {what}", {"what": what})
+        return base64.b64decode(value)
+
+
+CardKey = Annotated[
+    bytes, StandardBase64("the card's P-256 public point, 65 bytes uncompressed", size=65)
+]
+Nonce = Annotated[
+    bytes, StandardBase64("the card's write nonce from GET CHALLENGE", size=protocol.NONCE_LENGTH)
+]
+Photo = Annotated[
+    bytes,
+    StandardBase64(
+        f"PNG or JPEG, at most {layout.MAX_PHOTO_BYTES:,} bytes",
+        max_length=-(-layout.MAX_PHOTO_BYTES // 3) * 4,
+    ),
+]
+Record = Annotated[bytes, StandardBase64("the card's current EF.RECORD, from READ BINARY")]
+
+
+# A real P-256 point and a real 1x1 grey PNG: the example is refused only for its kid, which
+# stands for the kids a card trusts (GET DATA 66; `hub card issuing-keys` lists the hub's).
+_EXAMPLE_KEY = (
+    "BHgqG8AZIO0wU4aRcxktpFPdCJFZPrHpKCcL5hrVaiqOf0U1L6RMiGYGN2N4w+EZIgwyAIuUnmROeyxl+bsNh5k="
+)
+_EXAMPLE_PHOTO = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCBd81ytgAAAABJRU5ErkJggg=="
+)
 
 
 class CardInReader(BaseModel):
     """What the writer read from the card: GET DATA 64, GET CHALLENGE, GET DATA 66."""
 
-    card_key: Encoded = Field(description="the card's P-256 public point, 65 bytes uncompressed")
-    nonce: Encoded = Field(description="the card's write nonce, from GET CHALLENGE")
+    card_key: CardKey
+    nonce: Nonce
     trusted_kids: list[Annotated[str, Field(max_length=64)]] = Field(max_length=16)
 
 
 class Personalisation(CardInReader):
-    photo: Encoded = Field(description="PNG or JPEG, at most 16,384 bytes")
+    photo: Photo
 
     model_config = {
         "json_schema_extra": {
             "examples": [
                 {
-                    "card_key": "BK3x...(65 bytes)",
+                    "card_key": _EXAMPLE_KEY,
                     "nonce": "q83vEjRWeJq83vEjRWeJqw==",
                     "trusted_kids": ["20261126-1a2b3c4d"],
-                    "photo": "iVBORw0KGgo...",
+                    "photo": _EXAMPLE_PHOTO,
                 }
             ]
         }
@@ -63,10 +144,12 @@ class Personalisation(CardInReader):
 
 
 class Refresh(CardInReader):
-    record: Encoded = Field(description="the card's current EF.RECORD, from READ BINARY")
+    record: Record
 
 
 class CardWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     serial: str
     kid: str = Field(description="the issuing key that authorised the write")
     write: str = Field(description="PUT DATA command data (tag 71), standard base64")
@@ -108,7 +191,11 @@ def _written(request: Request, write: Callable[[Actor], service.Written]) -> Car
 @router.post(
     "/permits/{permit_id}/card/personalisation",
     summary="Bind a blank card to the permit's live card serial and get its first write",
-    responses={404: {"description": "No such permit"}, 409: {"description": "Not writable"}},
+    responses={
+        404: {"description": "No such permit"},
+        409: {"description": "Not writable now; the type names why"},
+        422: {"description": "The card key is not a P-256 point, or the photo not PNG or JPEG"},
+    },
 )
 @requires("registry:write")
 def personalise(
@@ -131,7 +218,10 @@ def personalise(
 @router.post(
     "/permits/{permit_id}/card/refresh",
     summary="Rewrite the registered card with the registry's current facts (new validity)",
-    responses={404: {"description": "No such permit"}, 409: {"description": "Not writable"}},
+    responses={
+        404: {"description": "No such permit"},
+        409: {"description": "Not writable now, or not the registered card; the type names why"},
+    },
 )
 @requires("registry:write")
 def refresh(
