@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import psycopg
+from pydantic import WithJsonSchema
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine, ExceptionContext, make_url
 from sqlmodel import Session, create_engine
@@ -137,6 +138,10 @@ def aware(moment: datetime) -> datetime:
 
 def rfc3339(moment: datetime) -> str:
     return aware(moment).isoformat()
+
+
+Rfc3339 = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+"""A field of an answer holding what `rfc3339` wrote: a string, documented as a date-time."""
 
 
 def is_postgresql(engine: Engine) -> bool:

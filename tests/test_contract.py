@@ -114,6 +114,38 @@ BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
     ),
     # the schema registry
     # the exchange and verification
+    "POST /exchange/v1/proofs": (
+        (422,),
+        "the document is validated against its subject's version in the schema registry (the"
+        " OpenAPI names the subjects; their schemas are registered, versioned and changed at run"
+        " time), then by rules no JSON Schema states: the GB 11643 check character and a birth"
+        " date not in the future of its citizen_id, valid_to not before valid_from",
+    ),
+    "GET /exchange/v1/proofs/{proof_id}": (
+        (410,),
+        "a proof its department revoked (DELETE) is gone: a state of the resource, as a 404 is",
+    ),
+    "POST /exchange/v1/lookup": (
+        (422,),
+        "a citizen ID has the GB 11643 check character, a real birth date (not in the future)"
+        " and a province-level region code; the pattern states only its shape",
+    ),
+    "GET /exchange/v1/feed": (
+        (400,),
+        "the cursor is opaque: only a `next` the hub issued is one; the pattern states only its"
+        " alphabet and length",
+    ),
+    "POST /verification/v1/taps": (
+        (422,),
+        "the service must be one of this hub's catalogue (config/catalogue.toml, served at GET"
+        " /verification/v1/catalogue): deployment data, not part of the document",
+    ),
+    "POST /verification/v1/offline-decisions": (
+        (422,),
+        "each decision is validated against the tap-decision version in use in the schema"
+        " registry (changed at run time), its service against this hub's catalogue and its"
+        " department against the reporting window's",
+    ),
 }
 """Operations whose rules go beyond what JSON Schema can state, with the statuses a
 schema-valid request may still get and why. Everything else must accept schema-valid input."""

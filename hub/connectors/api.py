@@ -12,17 +12,18 @@ are POSTed so the ID never sits in a URL or an access log; answers with personal
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.connectors import exchange
-from hub.db import INT_MAX, rfc3339
+from hub.db import INT_MAX, Rfc3339, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits import applications
 from hub.permits.api import PROOF_CONFLICT, PROOF_NOT_FOUND
@@ -59,6 +60,7 @@ PULL_NOT_ENABLED = problem_type(
 )
 HOLDER_NOT_FOUND = problem_type("holder-not-found", 404, "持证人不存在", "Holder not found")
 CURSOR_INVALID = problem_type("cursor-invalid", 400, "游标无效", "Invalid cursor")
+PROOF_REVOKED = problem_type("proof-revoked", 410, "证明已撤销", "Proof revoked")
 RECORD_UNAVAILABLE = problem_type(
     "holder-record-unavailable", 500, "暂时无法生成持证人记录", "The holder record is unavailable"
 )
@@ -68,24 +70,79 @@ _NO_STORE = {"Cache-Control": "no-store"}
 ProofId = Annotated[
     str, Path(min_length=1, max_length=128, description="The department's own id of the proof")
 ]
+CITIZEN_ID: Final = r"^[0-9]{17}[0-9X]$"
+"""A citizen ID as the exchange takes it: 18 characters, an upper-case X. The GB 11643 check
+character, the birth date and the region are checked beyond what a pattern can say."""
+
+
+class Answer(BaseModel):
+    """An answer's promised shape: no field more (`additionalProperties: false`), so a field
+    added to an answer without its promise here fails the contract test instead of leaking
+    out undocumented."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class FiledProof(Answer):
+    """What a department sees of a proof it filed: never whose it is."""
+
+    id: str = Field(description="The hub's id of the proof", json_schema_extra={"format": "uuid"})
+    proof_id: str = Field(min_length=1, max_length=128, description="Your own id of the proof")
+    kind: str = Field(description="What it proves, e.g. employment, school-enrolment")
+    valid_from: date
+    valid_to: date | None = Field(description="null: open-ended")
+    recorded_at: Rfc3339
+    revoked_at: Rfc3339 | None = Field(description="When you revoked it; null while it counts")
+
+    @classmethod
+    def of(cls, proof: Proof) -> FiledProof:
+        return cls(
+            id=proof.id,
+            proof_id=proof.source_proof_id,
+            kind=proof.kind,
+            valid_from=proof.valid_from,
+            valid_to=proof.valid_to,
+            recorded_at=rfc3339(proof.recorded_at),
+            revoked_at=rfc3339(proof.revoked_at) if proof.revoked_at else None,
+        )
+
+
+class RecordEvent(BaseModel):
+    """What a holder record reports: a permit event, or the look-up or tap that asked for it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, description="The event's number; lookup-… or tap-… otherwise")
+    type: str = Field(pattern=r"^[a-z]+(?:-[a-z]+)*$", description="issue, endorse, …, lookup, tap")
+    at: Rfc3339
+
+
+class HolderRecord(BaseModel):
+    """A holder record as your department's agreement lets it see it. Its whole schema is the
+    registry's `holder-record` version it names (`$schema`, `schema_version`: GET
+    /schemas/v1/subjects/holder-record/versions/{version}); which fields of `permit` and
+    `holder` appear is your agreement's allow-list."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_uri: str = Field(alias="$schema", min_length=1)
+    schema_version: int = Field(ge=1)
+    event: RecordEvent
+    permit: dict[str, Any] = Field(default_factory=dict, description="The agreed permit fields")
+    holder: dict[str, Any] = Field(default_factory=dict, description="The agreed holder fields")
+
+
+class FeedPageView(Answer):
+    records: list[HolderRecord] = Field(description="Oldest first, each as of its event")
+    next: str = Field(
+        pattern=f"^{exchange.CURSOR_ALPHABET}$", description="`after` of the next read"
+    )
+    has_more: bool = Field(description="true: read again now; false: caught up, poll later")
 
 
 def _actor(request: Request) -> Actor:
     principal = principal_of(request)
     return Actor(principal.client_id, principal.department.value)
-
-
-def _proof_view(proof: Proof) -> dict[str, Any]:
-    """What a department sees of a proof it filed: never whose it is."""
-    return {
-        "id": proof.id,
-        "proof_id": proof.source_proof_id,
-        "kind": proof.kind,
-        "valid_from": proof.valid_from.isoformat(),
-        "valid_to": proof.valid_to.isoformat() if proof.valid_to else None,
-        "recorded_at": rfc3339(proof.recorded_at),
-        "revoked_at": rfc3339(proof.revoked_at) if proof.revoked_at else None,
-    }
 
 
 def _proof_url(proof: Proof) -> str:
@@ -113,33 +170,66 @@ def _unavailable(error: exchange.RecordUnavailable) -> Problem:
 
 # --- proofs ------------------------------------------------------------------------------------
 
-PROOF_EXAMPLE: dict[str, Any] = {
-    "subject": "proof.employment",
-    "schema_version": None,
-    "proof": {
-        "proof_id": "HRSS-150402-2025-000123",
-        "citizen_id": "150421199003150029",
-        "kind": "employment",
-        "valid_from": "2025-01-01",
-        "valid_to": "2025-12-31",
-        "details": {
-            "months": 14,
-            "since": "2023-11-01",
-            "employer": "赤峰市红山区草原乳业有限公司",
-            "employer_credit_code": "91150402MA0N1234X5",
-            "contract": "labour-contract",
+STUDENT_ID: Final = "150402200109150023"
+"""The made-up student of the examples: education files her enrolment, then looks her up."""
+PROOF_EXAMPLES: Final[list[JsonValue]] = [
+    {
+        "subject": "proof.school-enrolment",
+        "schema_version": None,
+        "proof": {
+            "proof_id": "EDU-150402-2025-000318",
+            "citizen_id": STUDENT_ID,
+            "kind": "school-enrolment",
+            "valid_from": "2025-09-01",
+            "valid_to": "2028-07-31",
+            "details": {
+                "months": 2,
+                "since": "2025-09-01",
+                "school": "赤峰学院",
+                "level": "higher",
+            },
         },
     },
-}
+    {
+        "subject": "proof.employment",
+        "schema_version": None,
+        "proof": {
+            "proof_id": "HRSS-150402-2025-000123",
+            "citizen_id": "150421199003150029",
+            "kind": "employment",
+            "valid_from": "2025-01-01",
+            "valid_to": "2025-12-31",
+            "details": {
+                "months": 14,
+                "since": "2023-11-01",
+                "employer": "赤峰市红山区草原乳业有限公司",
+                "employer_credit_code": "91150402MA0N1234X5",
+                "contract": "labour-contract",
+            },
+        },
+    },
+]
+
+
+def _proof_subject(subject: str) -> str:
+    if subject not in exchange.PROOF_SUBJECTS:
+        raise ValueError("not a proof subject")
+    return subject
+
+
+ProofSubject = Annotated[
+    str,
+    AfterValidator(_proof_subject),
+    WithJsonSchema({"type": "string", "enum": sorted(exchange.PROOF_SUBJECTS)}),
+]
 
 
 class ProofSubmission(BaseModel):
     """A proof document of one of the caller's `proof.*` subjects (see /schemas/v1)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PROOF_EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": PROOF_EXAMPLES})
 
-    subject: str = Field(
-        max_length=128,
+    subject: ProofSubject = Field(
         description="proof.employment, proof.social-insurance (hr-social-security); "
         "proof.rental-registration (housing); proof.school-enrolment (education); "
         "proof.health-service (health); proof.civil-affairs (civil-affairs)",
@@ -150,7 +240,17 @@ class ProofSubmission(BaseModel):
         le=INT_MAX,
         description="Version to validate against; default: the one in use",
     )
-    proof: dict[str, Any] = Field(description="The document, valid against the subject")
+    proof: dict[str, Any] = Field(
+        description="The document, valid against the subject's version in use (GET "
+        "/schemas/v1/subjects/{subject}/versions/latest); its citizen_id a valid GB 11643 number"
+    )
+
+
+_LOCATION: Final = {"Location": {"description": "The proof's URL", "schema": {"type": "string"}}}
+_PROOF_LINKS: Final = {
+    name: {"operationId": operation, "parameters": {"proof_id": "$response.body#/proof_id"}}
+    for name, operation in (("ReadProof", "get_proof"), ("RevokeProof", "revoke_proof"))
+}
 
 
 @router.post(
@@ -158,10 +258,27 @@ class ProofSubmission(BaseModel):
     status_code=201,
     summary="File a proof on record with your department (idempotent by proof_id)",
     responses={
-        200: {"description": "Filed before with the same content: that proof"},
+        201: {
+            "description": "Filed: the proof",
+            "model": FiledProof,
+            "headers": _LOCATION,
+            "links": _PROOF_LINKS,
+        },
+        200: {
+            "description": "Filed before with the same content: that proof",
+            "model": FiledProof,
+            "headers": _LOCATION,
+            "links": _PROOF_LINKS,
+        },
         403: {"description": "Your department is not the authority for this subject or kind"},
-        409: {"description": "proof_id filed before with other content, or version not in use"},
-        422: {"description": "The document breaks its schema; every issue has a pointer"},
+        409: {
+            "description": "proof_id filed before with other content; the version is not in use "
+            "or retired"
+        },
+        422: {
+            "description": "The document breaks its schema, or its citizen ID is not a valid "
+            "number; every issue has a pointer"
+        },
     },
 )
 @requires("exchange:proofs")
@@ -239,7 +356,7 @@ def submit_proof(
             errors=[FieldError(Text("编号已使用", "already used"), pointer="/proof/proof_id")],
         ) from None
     return JSONResponse(
-        _proof_view(proof),
+        FiledProof.of(proof).model_dump(mode="json"),
         status_code=201 if new else 200,
         headers={"Location": _proof_url(proof)},
     )
@@ -247,36 +364,52 @@ def submit_proof(
 
 @router.get(
     "/proofs/{proof_id:path}",
-    summary="A proof your department filed",
-    responses={404: {"description": "Your department filed no proof with this id"}},
+    summary="A proof your department filed and has not revoked",
+    operation_id="get_proof",
+    response_model=FiledProof,
+    responses={
+        404: {"description": "Your department filed no proof with this id"},
+        410: {"description": "Your department revoked it (`revoked_at`): it no longer counts"},
+    },
 )
 @requires("exchange:proofs")
 def get_proof(
     request: Request, proof_id: ProofId, session: DbSession, hub: CurrentHub
-) -> dict[str, Any]:
+) -> FiledProof | JSONResponse:
     department = principal_of(request).department
     try:
         proof = exchange.own_proof(session, hub, _actor(request), department, proof_id)
     except exchange.ProofNotFound:
         raise _proof_not_found(proof_id) from None
-    return _proof_view(proof)
+    if proof.revoked_at is not None:  # answered, not raised: the read's audit entry commits
+        revoked_at = rfc3339(proof.revoked_at)
+        problem = Problem(
+            PROOF_REVOKED,
+            Text(
+                f"本部门已于 {revoked_at} 撤销该证明", f"Your department revoked it at {revoked_at}"
+            ),
+            extensions={"revoked_at": revoked_at},
+        )
+        return problem_response(request, problem)
+    return FiledProof.of(proof)
 
 
 @router.delete(
     "/proofs/{proof_id:path}",
     summary="Revoke a proof your department filed (it no longer counts; idempotent)",
+    operation_id="revoke_proof",
     responses={404: {"description": "Your department filed no proof with this id"}},
 )
 @requires("exchange:proofs")
 def revoke_proof(
     request: Request, proof_id: ProofId, session: DbSession, hub: CurrentHub
-) -> dict[str, Any]:
+) -> FiledProof:
     department = principal_of(request).department
     try:
         proof = exchange.revoke_proof(session, hub, _actor(request), department, proof_id)
     except exchange.ProofNotFound:
         raise _proof_not_found(proof_id) from None
-    return _proof_view(proof)
+    return FiledProof.of(proof)
 
 
 # --- look-ups ----------------------------------------------------------------------------------
@@ -288,14 +421,16 @@ class LookupBody(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "citizen_id": "150421199003150029",
-                    "purpose": "随迁子女入学资格审核 / school admission of a child, case 2026-0412",
+                    "citizen_id": STUDENT_ID,
+                    "purpose": "就读证明核验 / checking an enrolment, case 2025-0318",
                 }
             ]
         },
     )
 
-    citizen_id: str = Field(max_length=20, description="The holder's citizen ID number")
+    citizen_id: str = Field(
+        pattern=CITIZEN_ID, description="The holder's citizen ID number (GB 11643, upper-case X)"
+    )
     purpose: str = Field(
         min_length=1, max_length=256, description="Why you look this person up (audited)"
     )
@@ -305,11 +440,12 @@ class LookupBody(BaseModel):
     "/lookup",
     summary="Look a holder up: the record your agreement allows, as of now",
     responses={
+        200: {"model": HolderRecord, "description": "The record (Cache-Control: no-store)"},
         403: {
             "description": "No agreement in force: nothing is disclosed (the refusal is audited)"
         },
         404: {"description": "No permit for this person"},
-        422: {"description": "Not a valid citizen ID (the number is never echoed)"},
+        422: {"description": "Not a valid citizen ID number (the number is never echoed)"},
     },
 )
 @requires("exchange:lookup")
@@ -352,6 +488,7 @@ def look_up(
         "holder record as of its event, with only the fields your agreement allows."
     ),
     responses={
+        200: {"model": FeedPageView, "description": "A page (Cache-Control: no-store)"},
         400: {"description": "`after` is not a cursor the hub issued"},
         403: {"description": "Your department does not pull, or has no agreement in force"},
     },
@@ -363,7 +500,10 @@ def read_feed(
     hub: CurrentHub,
     after: Annotated[
         str | None,
-        Query(max_length=64, description="`next` of the previous page; absent: from the start"),
+        Query(
+            pattern=f"^{exchange.CURSOR_ALPHABET}$",
+            description="`next` of the previous page; absent: from the start",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=exchange.FEED_LIMIT_MAX)] = 100,
 ) -> JSONResponse:

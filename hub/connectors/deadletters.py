@@ -14,10 +14,11 @@ later deliveries to that department, held back meanwhile to keep their order
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, TypeVarTuple
+from typing import Annotated, Literal, TypeVarTuple
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
+from pydantic import Field
 from sqlalchemy import Select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -26,8 +27,9 @@ from hub.audit import Actor
 from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.connectors import circuit
+from hub.connectors.api import Answer
 from hub.connectors.store import DEAD, PENDING, Delivery
-from hub.db import INT_MAX, rfc3339
+from hub.db import INT_MAX, Rfc3339, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits.store import PermitEvent
 from hub.problems import Problem, Text, problem_type
@@ -40,9 +42,45 @@ DEAD_LETTER_NOT_FOUND = problem_type(
 
 Columns = TypeVarTuple("Columns")
 DepartmentFilter = Annotated[
-    str | None,
-    Query(max_length=64, description="Only this department (yours, unless you run the hub)"),
+    Department | None,
+    Query(description="Only this department (yours, unless you run the hub)"),
 ]
+
+
+class DepartmentDeliveries(Answer):
+    """`state` is `closed` (deliveries flow) or `open` (every send of its last round failed:
+    one probe at a time goes, at `next_probe_at`); `backlog` counts pending deliveries."""
+
+    department: Department
+    state: Literal["closed", "open"]
+    failed_rounds: int = Field(ge=0)
+    open_since: Rfc3339 | None
+    next_probe_at: Rfc3339 | None
+    last_success_at: Rfc3339 | None
+    last_failure_at: Rfc3339 | None
+    last_error: str | None
+    backlog: int = Field(ge=0)
+    oldest_pending_age_seconds: int | None = Field(ge=0)
+    dead_letters: int = Field(ge=0)
+
+
+class DeadLetter(Answer):
+    """A delivery that gave up. `waiting_behind`: the holder's later deliveries to the
+    department, held back until this one is replayed and delivered."""
+
+    event_seq: int = Field(ge=1)
+    event_type: str
+    department: Department
+    permit_id: str
+    attempts: int = Field(ge=0)
+    last_error: str | None
+    created_at: Rfc3339
+    last_attempt_at: Rfc3339 | None
+    waiting_behind: int = Field(ge=0)
+
+
+class Replayed(Answer):
+    replayed: int = Field(ge=0, description="Dead letters made pending again")
 
 
 def _scope(request: Request) -> str | None:
@@ -66,9 +104,10 @@ def _rfc3339(moment: datetime | None) -> str | None:
 
 @router.get("/departments", summary="Each push department's circuit and backlog")
 @requires("exchange:admin")
-def list_departments(request: Request, session: DbSession, hub: CurrentHub) -> list[dict[str, Any]]:
-    """`state` is `closed` (deliveries flow) or `open` (every send of its last round failed:
-    one probe at a time goes, at `next_probe_at`); `backlog` counts pending deliveries."""
+def list_departments(
+    request: Request, session: DbSession, hub: CurrentHub
+) -> list[DepartmentDeliveries]:
+    """The push departments the caller may see (its own; every one for public security)."""
     scope = _scope(request)
     departments = [
         dept.value
@@ -77,23 +116,23 @@ def list_departments(request: Request, session: DbSession, hub: CurrentHub) -> l
     ]
     now = hub.clock.now()
     return [
-        {
-            "department": state.department,
-            "state": state.state,
-            "failed_rounds": state.failures,
-            "open_since": _rfc3339(state.opened_at),
-            "next_probe_at": _rfc3339(state.next_probe_at),
-            "last_success_at": _rfc3339(state.last_success_at),
-            "last_failure_at": _rfc3339(state.last_failure_at),
-            "last_error": state.last_error,
-            "backlog": state.backlog,
-            "oldest_pending_age_seconds": (
+        DepartmentDeliveries(
+            department=state.department,
+            state=state.state,
+            failed_rounds=state.failures,
+            open_since=_rfc3339(state.opened_at),
+            next_probe_at=_rfc3339(state.next_probe_at),
+            last_success_at=_rfc3339(state.last_success_at),
+            last_failure_at=_rfc3339(state.last_failure_at),
+            last_error=state.last_error,
+            backlog=state.backlog,
+            oldest_pending_age_seconds=(
                 None
                 if state.oldest_pending_at is None
                 else max(0, int((now - state.oldest_pending_at).total_seconds()))
             ),
-            "dead_letters": state.dead_letters,
-        }
+            dead_letters=state.dead_letters,
+        )
         for state in circuit.department_states(session, departments)
     ]
 
@@ -105,9 +144,8 @@ def list_dead_letters(
     session: DbSession,
     department: DepartmentFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    """`waiting_behind`: the holder's later deliveries to the department, held back until
-    this one is replayed and delivered."""
+) -> list[DeadLetter]:
+    """Those the caller may see (its department's; every one for public security)."""
     later = aliased(Delivery)
     waiting_behind = (
         sa.select(sa.func.count())
@@ -127,19 +165,19 @@ def list_dead_letters(
         .order_by(col(Delivery.event_seq), col(Delivery.department))
         .limit(limit)
     )
-    query = _of(query, _scope(request), department)
+    query = _of(query, _scope(request), department and department.value)
     return [
-        {
-            "event_seq": delivery.event_seq,
-            "event_type": event_type,
-            "department": delivery.department,
-            "permit_id": delivery.permit_id,
-            "attempts": delivery.attempts,
-            "last_error": delivery.last_error,
-            "created_at": rfc3339(delivery.created_at),
-            "last_attempt_at": _rfc3339(delivery.last_attempt_at),
-            "waiting_behind": behind,
-        }
+        DeadLetter(
+            event_seq=delivery.event_seq,
+            event_type=event_type,
+            department=delivery.department,
+            permit_id=delivery.permit_id,
+            attempts=delivery.attempts,
+            last_error=delivery.last_error,
+            created_at=rfc3339(delivery.created_at),
+            last_attempt_at=_rfc3339(delivery.last_attempt_at),
+            waiting_behind=behind,
+        )
         for delivery, event_type, behind in session.execute(query).all()
     ]
 
@@ -153,21 +191,21 @@ def list_dead_letters(
 def replay_dead_letter(
     request: Request,
     event_seq: Annotated[int, Path(ge=1, le=INT_MAX)],
-    department: Annotated[str, Path(max_length=64)],
+    department: Department,
     session: DbSession,
     hub: CurrentHub,
-) -> dict[str, Any]:
-    visible = _scope(request) in (None, department)
-    replayed = _replay(session, hub, request, [(event_seq, department)]) if visible else 0
+) -> Replayed:
+    visible = _scope(request) in (None, department.value)
+    replayed = _replay(session, hub, request, [(event_seq, department.value)]) if visible else 0
     if not replayed:
         raise Problem(
             DEAD_LETTER_NOT_FOUND,
             Text(
-                f"事件 {event_seq} 发往 {department} 的投递不在死信中",
-                f"No dead delivery of event {event_seq} to {department}",
+                f"事件 {event_seq} 发往 {department.value} 的投递不在死信中",
+                f"No dead delivery of event {event_seq} to {department.value}",
             ),
         )
-    return {"replayed": replayed}
+    return Replayed(replayed=replayed)
 
 
 @router.post("/dead-letters/replay", summary="Send every dead letter (of a department) again")
@@ -177,13 +215,13 @@ def replay_all(
     session: DbSession,
     hub: CurrentHub,
     department: DepartmentFilter = None,
-) -> dict[str, Any]:
+) -> Replayed:
     query = sa.select(col(Delivery.event_seq), col(Delivery.department)).where(
         col(Delivery.status) == DEAD
     )
-    query = _of(query, _scope(request), department)
+    query = _of(query, _scope(request), department and department.value)
     keys = [(row.event_seq, row.department) for row in session.execute(query).all()]
-    return {"replayed": _replay(session, hub, request, keys) if keys else 0}
+    return Replayed(replayed=_replay(session, hub, request, keys) if keys else 0)
 
 
 def _replay(

@@ -507,7 +507,9 @@ class OnDemand:
 # --- the changes feed --------------------------------------------------------------------------
 
 _CURSOR_PREFIX: Final = "v1:"
-_CURSOR_TEXT: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CURSOR_ALPHABET: Final = r"[A-Za-z0-9_-]{1,64}"
+"""What a cursor may look like (base64url, bounded): the feed API's pattern for `after`."""
+_CURSOR_TEXT: Final = re.compile(CURSOR_ALPHABET)
 _CURSOR_SEQ: Final = re.compile(r"0|[1-9][0-9]{0,9}")
 
 

@@ -12,19 +12,22 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, principal_of, public, requires
 from hub.card import issuing
 from hub.connectors import exchange
-from hub.connectors.api import RECORD_UNAVAILABLE, SCHEMA_NOT_IN_USE
-from hub.db import rfc3339
+from hub.connectors.api import RECORD_UNAVAILABLE, SCHEMA_NOT_IN_USE, Answer, HolderRecord
+from hub.db import Rfc3339, rfc3339
 from hub.deps import CurrentHub, DbSession, in_unit_of_work
+from hub.permits.domain import PermitState
 from hub.problems import (
     VALIDATION_FAILED,
     FieldError,
@@ -34,7 +37,7 @@ from hub.problems import (
     negotiate_language,
     problem_type,
 )
-from hub.verification import offline, service
+from hub.verification import offline, service, store
 from hub.verification.domain import REASON_TITLES, Decision, Reason, Service
 
 router = APIRouter(prefix="/verification/v1", tags=["Verification"], route_class=GuardedRoute)
@@ -50,6 +53,13 @@ _NO_STORE = {"Cache-Control": "no-store"}
 _SCOPE = "verification:tap"
 MAX_RECORD_BYTES = 24_576  # EF.RECORD: a photo of at most 16 KiB and the data groups
 MAX_SIGNATURE_BYTES = 80  # a DER ECDSA P-256 signature is at most 72 bytes
+_BASE64: Final = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+"""What `base64.b64decode(validate=True)` takes: RFC 4648 §4 with its padding."""
+SERVICE_CODE: Final = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+"""The shape of a catalogue code (lower-case words joined by hyphens)."""
+_BASE64URL: Final = "[A-Za-z0-9_-]"
+_JWS: Final = rf"^{_BASE64URL}+\.{_BASE64URL}+\.{_BASE64URL}+$"
+"""A compact JWS (RFC 7515 §7.1): header, payload and signature, base64url, joined by dots."""
 
 
 def _base64(value: object) -> bytes:
@@ -62,10 +72,29 @@ def _base64(value: object) -> bytes:
         raise ValueError("not base64 (RFC 4648 §4, with padding)") from None
 
 
-Base64 = Annotated[
+def _base64_text(max_bytes: int) -> WithJsonSchema:
+    """How the OpenAPI states bytes sent as base64, at most `max_bytes` once decoded."""
+    return WithJsonSchema(
+        {
+            "type": "string",
+            "contentEncoding": "base64",
+            "pattern": _BASE64,
+            "maxLength": 4 * math.ceil(max_bytes / 3),
+        }
+    )
+
+
+RecordBytes = Annotated[
     bytes,
     BeforeValidator(_base64),
-    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+    _base64_text(MAX_RECORD_BYTES),
+    Field(max_length=MAX_RECORD_BYTES),
+]
+SignatureBytes = Annotated[
+    bytes,
+    BeforeValidator(_base64),
+    _base64_text(MAX_SIGNATURE_BYTES),
+    Field(max_length=MAX_SIGNATURE_BYTES),
 ]
 
 
@@ -77,7 +106,7 @@ def _language(request: Request) -> Language:
 # --- challenges --------------------------------------------------------------------------------
 
 
-class ChallengeAnswer(BaseModel):
+class ChallengeAnswer(Answer):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -90,9 +119,11 @@ class ChallengeAnswer(BaseModel):
         }
     )
 
-    challenge_id: str
-    challenge: str = Field(description="32 random bytes, base64url without padding")
-    expires_at: str = Field(description="RFC 3339; a challenge is good once, for 60 s")
+    challenge_id: uuid.UUID = Field(description="Send it with the tap")
+    challenge: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{43}$", description="32 random bytes, base64url without padding"
+    )
+    expires_at: Rfc3339 = Field(description="A challenge is good once, for 60 s")
 
 
 @router.post(
@@ -125,8 +156,8 @@ class TapBody(BaseModel):
                 {
                     "challenge_id": "6f1c2a47-9b7e-4d0a-a3c5-1e8f2b9d4c61",
                     "service": "compulsory-education",
-                    "record": "YYIBNoAG546L6Iqz...",
-                    "card_signature": "MEUCIQD3...",
+                    "record": "YYIBNoAG546L6IqzMDEwMDAwMA==",
+                    "card_signature": "MEUCIQD3a0Nn",
                 }
             ]
         },
@@ -134,22 +165,22 @@ class TapBody(BaseModel):
 
     challenge_id: uuid.UUID = Field(description="From POST /challenges, by this client")
     service: str = Field(
-        min_length=1, max_length=64, description="A service code of GET /catalogue"
+        pattern=SERVICE_CODE, max_length=64, description="A service code of GET /catalogue"
     )
-    record: Annotated[Base64, Field(max_length=MAX_RECORD_BYTES)] = Field(
+    record: RecordBytes = Field(
         description="The card's EF.RECORD, as READ BINARY returned it (base64)"
     )
-    card_signature: Annotated[Base64, Field(max_length=MAX_SIGNATURE_BYTES)] = Field(
+    card_signature: SignatureBytes = Field(
         description="INTERNAL AUTHENTICATE's answer to the challenge: DER ECDSA (base64)"
     )
 
 
-class ReasonAnswer(BaseModel):
+class ReasonAnswer(Answer):
     code: Reason
-    title: str
+    title: str = Field(description="In the language of Accept-Language")
 
 
-class TapAnswer(BaseModel):
+class TapAnswer(Answer):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -162,8 +193,16 @@ class TapAnswer(BaseModel):
                     "holder": {
                         "$schema": "urn:permit-hub:schema:holder-record:1",
                         "schema_version": 1,
-                        "event": {"id": "tap-0d57cf97-3cbe-4a03-a208-a764075f9d2c", "type": "tap"},
-                        "permit": {"id": "3b0e…", "state": "valid", "expires_on": "2027-10-12"},
+                        "event": {
+                            "id": "tap-0d57cf97-3cbe-4a03-a208-a764075f9d2c",
+                            "type": "tap",
+                            "at": "2026-10-13T02:00:00.412000+00:00",
+                        },
+                        "permit": {
+                            "id": "3b0e5c1e-7d4f-4a8e-9c2b-6f1d0a9e8b7c",
+                            "state": "valid",
+                            "expires_on": "2027-10-12",
+                        },
                         "holder": {"name": "乌云其其格", "current_region": "150402"},
                     },
                     "decided_at": "2026-10-13T02:00:00.412000+00:00",
@@ -183,17 +222,17 @@ class TapAnswer(BaseModel):
         }
     )
 
-    tap_id: str
+    tap_id: uuid.UUID
     decision: Decision
     reasons: list[ReasonAnswer] = Field(description="Why it was denied; empty on a grant")
-    service: str
-    department: str = Field(description="The service's responsible department")
-    holder: dict[str, Any] | None = Field(
+    service: str = Field(pattern=SERVICE_CODE)
+    department: Department = Field(description="The service's responsible department")
+    holder: HolderRecord | None = Field(
         description="On a grant, the holder record your department's agreement allows (null "
         "without an agreement in force); null on a denial"
     )
-    decided_at: str
-    offline: bool
+    decided_at: Rfc3339
+    offline: Literal[False] = Field(description="Decided by the hub, on line")
 
 
 @router.post(
@@ -259,7 +298,9 @@ async def tap(request: Request, body: TapBody, hub: CurrentHub) -> JSONResponse:
         "permit-cancelled."
     ),
     response_class=Response,
-    responses={200: {"content": {"application/jose": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"application/jose": {"schema": {"type": "string", "pattern": _JWS}}}}
+    },
 )
 @requires(_SCOPE)
 def status_list(request: Request, session: DbSession, hub: CurrentHub) -> Response:
@@ -267,19 +308,61 @@ def status_list(request: Request, session: DbSession, hub: CurrentHub) -> Respon
     return Response(token, media_type="application/jose", headers=_NO_STORE)
 
 
+class IssuingKey(Answer):
+    """A card-issuing public key: EC P-256 for ES256 signatures (RFC 7517, RFC 7518 §6.2)."""
+
+    kty: Literal["EC"]
+    crv: Literal["P-256"]
+    x: str = Field(pattern=rf"^{_BASE64URL}{{43}}$")
+    y: str = Field(pattern=rf"^{_BASE64URL}{{43}}$")
+    kid: str = Field(min_length=1)
+    alg: Literal["ES256"]
+    use: Literal["sig"]
+
+
+class IssuingKeys(Answer):
+    """A JWK Set (RFC 7517 §5), newest key first."""
+
+    keys: list[IssuingKey]
+
+
+class JwkSetResponse(JSONResponse):
+    media_type = "application/jwk-set+json"
+
+
 @router.get(
     "/issuing-keys",
     summary="The hub's card-issuing public keys (JWKS): they sign card records and the status list",
-    response_class=JSONResponse,
-    responses={200: {"content": {"application/jwk-set+json": {}}}},
+    response_class=JwkSetResponse,
+    response_model=IssuingKeys,
 )
 @public
-def issuing_keys(session: DbSession) -> JSONResponse:
-    return JSONResponse(
-        issuing.issuing_jwks(session),
-        media_type="application/jwk-set+json",
-        headers={"Cache-Control": "max-age=300"},
+def issuing_keys(session: DbSession) -> JwkSetResponse:
+    return JwkSetResponse(issuing.issuing_jwks(session), headers={"Cache-Control": "max-age=300"})
+
+
+class Bilingual(Answer):
+    """A name or sentence in both languages the hub speaks."""
+
+    zh: str = Field(alias="zh-CN")
+    en: str
+
+
+class ServiceEntry(Answer):
+    code: str = Field(pattern=SERVICE_CODE)
+    name: Bilingual
+    department: Department = Field(description="Only its windows grant the service")
+    permit_states: list[PermitState] = Field(description="The permit states it accepts")
+    minimum_residence_months: int | None = Field(
+        ge=1, description="Continuous residence it needs; null: none stated"
     )
+    jurisdictions: list[str] | None = Field(description="Where it is offered; null: everywhere")
+    conditions: list[Bilingual] = Field(description="What the window checks itself")
+    cite: str = Field(description="Where it is written")
+
+
+class CatalogueAnswer(Answer):
+    services: list[ServiceEntry]
 
 
 def _service_view(entry: Service) -> dict[str, Any]:
@@ -298,6 +381,7 @@ def _service_view(entry: Service) -> dict[str, Any]:
 @router.get(
     "/catalogue",
     summary="The services a permit unlocks, with what each requires (config/catalogue.toml)",
+    response_model=CatalogueAnswer,
     responses={
         200: {
             "content": {
@@ -329,6 +413,25 @@ def catalogue(hub: CurrentHub) -> dict[str, Any]:
     return {"services": [_service_view(entry) for entry in hub.catalogue.services.values()]}
 
 
+OfflineDecision = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "A tap-decision document, valid against the version in use; what the "
+            "hub asks of a report besides is stated here",
+            "properties": {
+                "decision_id": {"type": "string", "format": "uuid"},
+                "card_serial": {"type": "string", "minLength": 1, "maxLength": store.SERIAL_MAX},
+                "service_code": {"type": "string", "pattern": SERVICE_CODE},
+                "department": {"enum": [department.value for department in Department]},
+                "offline": {"const": True},
+            },
+        }
+    ),
+]
+
+
 class OfflineReportBody(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -352,7 +455,7 @@ class OfflineReportBody(BaseModel):
         },
     )
 
-    decisions: list[dict[str, Any]] = Field(
+    decisions: list[OfflineDecision] = Field(
         min_length=1,
         max_length=500,
         description="tap-decision documents (GET /schemas/v1/subjects/tap-decision/versions/"
@@ -360,11 +463,24 @@ class OfflineReportBody(BaseModel):
     )
 
 
+class ReportedDecision(Answer):
+    decision_id: str = Field(json_schema_extra={"format": "uuid"})
+    status: Literal["stored", "repeat"] = Field(description="repeat: reported before, the same")
+
+
+class OfflineReportAnswer(Answer):
+    decisions: list[ReportedDecision] = Field(description="In the order of the report")
+
+
 @router.post(
     "/offline-decisions",
     summary="Report decisions made while the hub was unreachable (idempotent by decision_id)",
+    response_model=OfflineReportAnswer,
     responses={
-        409: {"description": "A decision_id was reported before with other content"},
+        409: {
+            "description": "A decision_id was reported before with other content, or no "
+            "tap-decision version is in use"
+        },
         422: {"description": "A document breaks tap-decision or names an unknown service"},
     },
 )

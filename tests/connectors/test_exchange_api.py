@@ -8,6 +8,8 @@ file is the test's own (`DEPARTMENTS`); the agreements are the shipped ones.
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -15,10 +17,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from sqlmodel import Session, col, select
 
 from hub.app import Hub
 from hub.audit import Actor, AuditEntry
+from hub.auth.domain import ClientKind
 from hub.clock import FixedClock
 from hub.db import INT_MAX, unit_of_work
 from hub.permits import applications, domain, eligibility, service
@@ -27,10 +31,13 @@ from hub.permits.store import Proof
 from hub.schemas import agreements
 from hub.schemas import domain as schema_domain
 from hub.schemas import service as schema_service
+from hub.schemas.formats import format_checker
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
+from tests.card.helpers import issued_permit
 from tests.conftest import RegisterClient, seed_shipped_agreements
 from tests.permits.test_identity import build
+from tests.verification.helpers import personalise, tap, tap_body
 
 REGISTERED_AT = datetime(2026, 3, 3, 2, tzinfo=UTC)
 NOW = datetime(2026, 10, 13, 2, tzinfo=UTC)  # seven months on: 10:00 in China
@@ -266,12 +273,32 @@ def test_a_proof_is_filed_once_repeated_idempotently_and_never_rewritten(
 
 
 @pytest.mark.parametrize(
-    ("name", "body", "pointer"),
+    ("name", "body", "status", "kind", "pointer"),
     [
-        ("housing", employment(), "/subject"),
-        ("hr-social-security", employment(kind="business-licence"), "/proof/kind"),
-        ("hr-social-security", {**employment(), "subject": "holder-record"}, "/subject"),
-        ("education", {**employment(), "subject": "proof.school-enrolment"}, None),
+        ("housing", employment(), 403, "proof-not-owned", "/subject"),
+        (
+            "hr-social-security",
+            employment(kind="business-licence"),
+            403,
+            "proof-not-owned",
+            "/proof/kind",
+        ),
+        # not one of the subjects the OpenAPI lists: the request is malformed
+        (
+            "hr-social-security",
+            {**employment(), "subject": "holder-record"},
+            422,
+            "validation-failed",
+            "/subject",
+        ),
+        # its own subject, but an employment document: the schema says no
+        (
+            "education",
+            {**employment(), "subject": "proof.school-enrolment"},
+            422,
+            "proof-invalid",
+            None,
+        ),
     ],
     ids=["other-departments-subject", "kind-of-another-authority", "not-a-proof", "education"],
 )
@@ -281,18 +308,17 @@ def test_only_the_competent_department_files_a_proof(
     seeded: Hub,
     name: str,
     body: dict[str, Any],
+    status: int,
+    kind: str,
     pointer: str | None,
 ) -> None:
     headers = department(app_client, register_client, name, "exchange:proofs")
     response = app_client.post("/exchange/v1/proofs", json=body, headers=headers)
-    if pointer is None:  # its own subject, but an employment document: the schema says no
-        assert response.status_code == 422, response.text
-        assert response.json()["type"] == "/problems/proof-invalid"
-        return
-    assert response.status_code == 403, response.text
+    assert response.status_code == status, response.text
     problem = response.json()
-    assert problem["type"] == "/problems/proof-not-owned"
-    assert [e["pointer"] for e in problem["errors"]] == [pointer]
+    assert problem["type"] == f"/problems/{kind}"
+    if pointer is not None:
+        assert [e["pointer"] for e in problem["errors"]] == [pointer]
 
 
 def test_a_document_against_its_schema_every_issue_pointed_at_and_no_id_echoed(
@@ -410,10 +436,15 @@ def test_revoking_is_the_filing_departments_alone_and_idempotent(
     assert revoked.json()["revoked_at"].startswith("2026-10-13T02:00")
     again = app_client.delete(url, headers=hr)
     assert again.status_code == 200 and again.json() == revoked.json()
+    gone = app_client.get(url, headers=hr)  # withdrawn: no longer there to rely on
+    assert gone.status_code == 410, gone.text
+    assert gone.json()["type"] == "/problems/proof-revoked"
+    assert gone.json()["revoked_at"] == revoked.json()["revoked_at"]
     missing = app_client.delete("/exchange/v1/proofs/nothing", headers=hr)
     assert missing.status_code == 404 and missing.json()["type"] == "/problems/proof-not-found"
     outcomes = [e.outcome for e in exchange_audit(hub, "exchange.proof.revoke")]
     assert outcomes == ["revoked", "already-revoked"]
+    assert [e.outcome for e in exchange_audit(hub, "exchange.proof.read")] == ["found"]
 
 
 def test_a_revoked_proof_no_longer_meets_a_condition(
@@ -571,6 +602,27 @@ def test_a_person_without_a_permit_and_a_bad_number(
     assert lookup(app_client, feed_only, stranger, "核验").status_code == 403
 
 
+def test_a_citizen_id_is_looked_up_in_its_documented_form_only(
+    app_client: TestClient, register_client: RegisterClient, seeded: Hub, contract: Contract
+) -> None:
+    """Upper-case X and ASCII digits, as the OpenAPI pattern says and records carry them: a
+    lower-case x or full-width digits are refused before anything is looked up or audited."""
+    education = department(app_client, register_client, "education", "exchange:lookup")
+    number = build("210102", "19900115", "019")
+    assert number.endswith("X")
+    full_width = number.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789X"})
+    body = contract.document["components"]["schemas"]["LookupBody"]
+    for text in (number.lower(), full_width, " " + number):
+        assert re.fullmatch(body["properties"]["citizen_id"]["pattern"], text) is None
+        refused = lookup(app_client, education, text, "核验")
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["type"] == "/problems/validation-failed"
+        assert [e["pointer"] for e in refused.json()["errors"]] == ["/citizen_id"]
+        assert number[6:14] not in refused.text
+    assert exchange_audit(seeded, "exchange.lookup") == []
+    assert lookup(app_client, education, number, "核验").status_code == 404
+
+
 def test_the_live_permit_is_preferred_to_a_cancelled_one(
     app_client: TestClient, register_client: RegisterClient, seeded: Hub
 ) -> None:
@@ -597,3 +649,140 @@ def test_the_live_permit_is_preferred_to_a_cancelled_one(
     (again,) = make_holders(seeded, 1, 1, issue=False)  # a new application, accepted
     live = lookup(app_client, education, holder.citizen_id, "核验").json()
     assert (live["permit"]["id"], live["permit"]["state"]) == (again.permit_id, "accepted")
+
+
+# --- the OpenAPI document as the contract ------------------------------------------------------
+
+
+class Contract:
+    """The app's OpenAPI document, to hold real answers to what it promises for them."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.document: dict[str, Any] = client.get("/openapi.json").json()
+
+    def holds(self, method: str, path: str, answer: Any) -> Any:
+        """`answer` to `method` at `path` (the document's template) has a documented status
+        and media type, and a body valid against a schema that says what it holds."""
+        responses = self.document["paths"][path][method]["responses"]
+        assert str(answer.status_code) in responses, (method, path, answer.text)
+        media_type = answer.headers["content-type"].split(";")[0]
+        schema = responses[str(answer.status_code)]["content"][media_type]["schema"]
+        assert self._states_a_shape(schema), (method, path, answer.status_code, schema)
+        body = answer.json() if media_type.endswith("json") else answer.text
+        validator = Draft202012Validator(
+            {**schema, "components": self.document["components"]}, format_checker=format_checker()
+        )
+        assert [error.message for error in validator.iter_errors(body)] == [], (method, path)
+        return body
+
+    def _states_a_shape(self, schema: dict[str, Any]) -> bool:
+        """More than "any object": its properties, its items' or a string's pattern."""
+        while "$ref" in schema:
+            schema = self.document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        if schema.get("type") == "array":
+            return self._states_a_shape(schema["items"])
+        return bool(schema.get("properties") or schema.get("pattern"))
+
+
+@pytest.fixture
+def contract(app_client: TestClient) -> Contract:
+    return Contract(app_client)
+
+
+def test_every_exchange_answer_is_the_one_the_openapi_document_describes(
+    app_client: TestClient,
+    register_client: RegisterClient,
+    seeded: Hub,
+    contract: Contract,
+) -> None:
+    (holder,) = make_holders(seeded, 1, 1)
+    hr = department(app_client, register_client, "hr-social-security", "exchange:proofs")
+    proofs, proof = "/exchange/v1/proofs", "/exchange/v1/proofs/{proof_id}"
+    filed = app_client.post(proofs, json=employment(), headers=hr)
+    url = filed.headers["location"]
+    contract.holds("post", proofs, filed)  # 201
+    contract.holds("post", proofs, app_client.post(proofs, json=employment(), headers=hr))  # 200
+    contract.holds("get", proof, app_client.get(url, headers=hr))
+    contract.holds("delete", proof, app_client.delete(url, headers=hr))
+    assert contract.holds("get", proof, app_client.get(url, headers=hr))["status"] == 410
+
+    education = department(
+        app_client, register_client, "education", "exchange:lookup", "exchange:feed"
+    )
+    found = lookup(app_client, education, holder.citizen_id, "核验")
+    assert contract.holds("post", "/exchange/v1/lookup", found)["holder"]
+    missing = lookup(app_client, education, citizen_id(99), "核验")
+    assert contract.holds("post", "/exchange/v1/lookup", missing)["status"] == 404
+    page = app_client.get("/exchange/v1/feed", params={"limit": 1}, headers=education)
+    assert len(contract.holds("get", "/exchange/v1/feed", page)["records"]) == 1
+
+    operator = department(app_client, register_client, "public-security", "exchange:admin")
+    states = app_client.get("/exchange/v1/departments", headers=operator)
+    assert len(contract.holds("get", "/exchange/v1/departments", states)) == 2  # hr, housing
+    letters = app_client.get("/exchange/v1/dead-letters", headers=operator)
+    contract.holds("get", "/exchange/v1/dead-letters", letters)
+    replay = app_client.post("/exchange/v1/dead-letters/replay", headers=operator)
+    assert contract.holds("post", "/exchange/v1/dead-letters/replay", replay) == {"replayed": 0}
+
+
+def test_every_window_answer_is_the_one_the_openapi_document_describes(
+    app_client: TestClient,
+    register_client: RegisterClient,
+    seeded: Hub,
+    contract: Contract,
+) -> None:
+    office = department(app_client, register_client, "public-security", "registry:write")
+    card = personalise(seeded, issued_permit(seeded, app_client, office))
+    new = register_client("education", ("verification:tap",), kind=ClientKind.WINDOW_TERMINAL)
+    window = bearer(access_token(app_client, new))
+    challenges = app_client.post("/verification/v1/challenges", headers=window)
+    contract.holds("post", "/verification/v1/challenges", challenges)
+    granted = tap(app_client, window, card)
+    assert contract.holds("post", "/verification/v1/taps", granted)["holder"]["holder"]
+    body = tap_body(challenges.json()["challenge_id"], "compulsory-education", b"no record", "")
+    denied = app_client.post("/verification/v1/taps", json=body, headers=window)
+    assert contract.holds("post", "/verification/v1/taps", denied)["decision"] == "deny"
+    for path in ("/status-list", "/issuing-keys", "/catalogue"):
+        contract.holds(
+            "get",
+            f"/verification/v1{path}",
+            app_client.get(f"/verification/v1{path}", headers=window),
+        )
+    report = {
+        "decisions": [
+            {
+                "decision_id": "0d57cf97-3cbe-4a03-a208-a764075f9d2c",
+                "card_serial": card.serial,
+                "service_code": "compulsory-education",
+                "department": "education",
+                "decision": "grant",
+                "reasons": [],
+                "offline": True,
+                "decided_at": "2026-10-13T10:02:45+08:00",
+            }
+        ]
+    }
+    reported = app_client.post("/verification/v1/offline-decisions", json=report, headers=window)
+    assert contract.holds("post", "/verification/v1/offline-decisions", reported) == {
+        "decisions": [{"decision_id": "0d57cf97-3cbe-4a03-a208-a764075f9d2c", "status": "stored"}]
+    }
+
+
+@pytest.mark.parametrize(
+    "text", ["", "YQ==", "YWI=", "YWJj", "YQ", "YQ=", "Y===", "YW Jj", "YWJj\n", "-_-_", "YQ==YQ=="]
+)
+def test_a_taps_base64_is_exactly_what_its_documented_pattern_says(
+    app_client: TestClient,
+    register_client: RegisterClient,
+    seeded: Hub,
+    contract: Contract,
+    text: str,
+) -> None:
+    schema = contract.document["components"]["schemas"]["TapBody"]["properties"]["record"]
+    new = register_client("education", ("verification:tap",), kind=ClientKind.WINDOW_TERMINAL)
+    window = bearer(access_token(app_client, new))
+    body = tap_body(str(uuid.uuid4()), "compulsory-education", b"", "")
+    answer = app_client.post("/verification/v1/taps", json={**body, "record": text}, headers=window)
+    refused = [e["pointer"] for e in answer.json().get("errors", [])] == ["/record"]
+    assert refused == (re.fullmatch(schema["pattern"], text) is None), answer.text
+    assert answer.status_code == (422 if refused else 200)

@@ -9,6 +9,7 @@ Departments (tests/connectors/test_exchange_api.py, DEPARTMENTS): education pull
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -199,6 +200,24 @@ def test_a_cursor_the_hub_did_not_issue_is_refused(
     assert response.status_code in (400, 422), response.text
     problem = response.json()
     assert [e.get("parameter") for e in problem["errors"]] == ["after"]
+
+
+@pytest.mark.parametrize("cursor", ["", "not a cursor", "djE6MTQ=", "x" * 65, "游标"])
+def test_a_text_outside_the_cursor_alphabet_is_refused_by_its_documented_pattern(
+    app_client: TestClient, education: dict[str, str], cursor: str
+) -> None:
+    """What the OpenAPI pattern states is checked first, as a 422 on `after`; only a
+    well-formed text the hub did not issue is the 400 the pattern cannot state."""
+    operation = app_client.get("/openapi.json").json()["paths"]["/exchange/v1/feed"]["get"]
+    (after,) = [p["schema"] for p in operation["parameters"] if p["name"] == "after"]
+    (pattern,) = [s["pattern"] for s in after["anyOf"] if s.get("type") == "string"]
+    assert re.fullmatch(pattern, cursor) is None
+    response = read(app_client, education, cursor)
+    assert response.status_code == 422, response.text
+    assert [e.get("parameter") for e in response.json()["errors"]] == ["after"]
+    for text, status in ((encode_cursor(14), 200), ("AAAA", 400)):  # "AAAA": three NUL bytes
+        assert re.fullmatch(pattern, text)
+        assert read(app_client, education, text).status_code == status
 
 
 def test_the_last_possible_position_is_an_empty_page(

@@ -402,6 +402,27 @@ def test_staff_of_a_department_see_and_replay_only_its_own_deliveries(
     assert app_client.post(replay, headers=operator).json() == {"replayed": 1}
 
 
+def test_a_department_the_hub_does_not_know_is_refused_as_the_openapi_enum_says(
+    app_client: TestClient, register_client: RegisterClient, agreed: Hub
+) -> None:
+    operator = staff(app_client, register_client, "public-security")
+    listed = app_client.get("/exchange/v1/dead-letters?department=nowhere", headers=operator)
+    assert listed.status_code == 422, listed.text
+    assert [e["parameter"] for e in listed.json()["errors"]] == ["department"]
+    replay = app_client.post("/exchange/v1/dead-letters/1/nowhere/replay", headers=operator)
+    assert replay.status_code == 422, replay.text
+    assert [e["parameter"] for e in replay.json()["errors"]] == ["department"]
+    every = app_client.post("/exchange/v1/dead-letters/replay?department=nowhere", headers=operator)
+    assert every.status_code == 422, every.text
+    paths = app_client.get("/openapi.json").json()["paths"]
+    (named,) = paths["/exchange/v1/dead-letters/{event_seq}/{department}/replay"]["post"][
+        "parameters"
+    ][1:]
+    assert named["schema"]["$ref"] == "#/components/schemas/Department"
+    known = app_client.post("/exchange/v1/dead-letters/1/housing/replay", headers=operator)
+    assert known.status_code == 404 and known.json()["type"] == "/problems/dead-letter-not-found"
+
+
 def test_a_department_may_name_its_schedule_but_not_one_shorter_than_a_day(
     tmp_path: Path,
 ) -> None:
