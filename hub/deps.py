@@ -1,12 +1,17 @@
-"""FastAPI dependencies shared by every router: the unit of work and the process's hub."""
+"""FastAPI dependencies shared by every router: the unit of work, the process's hub, and the
+types of request values every router reads alike."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 from sqlmodel import Session
 
 from hub.db import unit_of_work
@@ -49,3 +54,19 @@ async def in_unit_of_work(hub: Hub, work: Callable[[Session], Result]) -> Result
             return work(session)
 
     return await run_in_threadpool(run)
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: object) -> object:
+    """A date is "YYYY-MM-DD" and nothing else: pydantic would also take an integer as seconds
+    since 1970 (1556668800 for 2019-05-01) and "2019-05-01T00:00:00" as a date, so a value
+    meant for another field would pass unnoticed."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise PydanticCustomError("date_type", "Input should be a date in the format YYYY-MM-DD")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A calendar date in a body or query; the JSON Schema stays `"format": "date"`."""

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field
 
 from hub import etags
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.db import rfc3339
-from hub.deps import CurrentHub, DbSession
+from hub.deps import CurrentHub, DbSession, IsoDate
 from hub.etags import ETAG_HEADER, PRECONDITION_RESPONSES, expected_version, with_etag
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
@@ -60,22 +58,6 @@ REGION = r"^[0-9]{6}$"
 CANCEL_REASON = problem_type(
     "cancellation-reason-invalid", 422, "注销原因无效", "Invalid cancellation reason"
 )
-
-
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _iso_date(value: object) -> object:
-    """A date is "YYYY-MM-DD" and nothing else: pydantic would also take an integer as seconds
-    since 1970 (1556668800 for 2019-05-01) and "2019-05-01T00:00:00" as a date, so a value
-    meant for another field would pass unnoticed."""
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
-        return value
-    raise PydanticCustomError("date_type", "Input should be a date in the format YYYY-MM-DD")
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-"""A calendar date in a body or query; the JSON Schema stays `"format": "date"`."""
 
 
 CitizenIdText = Annotated[
