@@ -227,6 +227,7 @@ _ZH_MESSAGES = {
     "union_tag_invalid": "类型标记无效",
     "union_tag_not_found": "缺少类型标记字段",
     "value_error": "取值无效",
+    "unique_items": "各项不得重复",
 }
 
 

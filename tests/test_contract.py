@@ -113,6 +113,26 @@ BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
         "the card key must be a point on P-256 and the photo a PNG or JPEG",
     ),
     # the schema registry
+    "POST /schemas/v1/subjects/{subject}/versions": (
+        (422,),
+        "the schema must be valid under the JSON Schema 2020-12 meta-schema, each pattern one RE2"
+        " runs within its limits and each $ref a registered version: a language of its own",
+    ),
+    "POST /schemas/v1/compatibility/subjects/{subject}": (
+        (422,),
+        "the candidate is checked as a registration is: the 2020-12 meta-schema, RE2 patterns,"
+        " $refs to registered versions",
+    ),
+    "POST /schemas/v1/agreements": (
+        (422,),
+        "the subject must have a version in use and every field must be declared by its latest"
+        " version (the registry's state at run time); valid_to must not be before valid_from",
+    ),
+    "PUT /schemas/v1/agreements/{agreement_id}": (
+        (412, 422),
+        "If-Match must be the agreement's current version, its ETag, which every amendment"
+        " moves on; the terms are checked as POST /schemas/v1/agreements checks them",
+    ),
     # the exchange and verification
     "POST /exchange/v1/proofs": (
         (422,),

@@ -3,28 +3,33 @@
 Reading needs `schemas:read` (every department: it must know the schemas it exchanges and its
 own agreements); changing anything needs `schemas:admin` (data-governance staff). A department
 sees only its own agreements: another's is answered 404, as if it did not exist.
+
+Every parameter and body says in the OpenAPI document what the hub accepts (subject names,
+version numbers up to `hub.db.INT_MAX`, modes, JSON pointers), and every answer's shape is a
+model of `hub.schemas.views`. The examples go together: register `proof.business-licence`,
+check its next version, set its mode, make it ACTIVE; validate a holder record, make the
+education agreement, amend it with the ETag it was read with, project the record by it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from hub import etags
 from hub.audit import Actor
-from hub.auth.domain import Principal
+from hub.auth.domain import Department, Principal
 from hub.auth.guard import GuardedRoute, principal_of, requires
-from hub.db import INT_MAX, rfc3339
-from hub.deps import CurrentHub, DbSession
-from hub.problems import VALIDATION_FAILED, FieldError, Problem, Text, problem_type
-from hub.schemas import agreements, domain, service
-from hub.schemas.compat import CompatibilityMode, Violation
-from hub.schemas.store import Agreement, SchemaSubject, SchemaVersion, current_agreements
+from hub.db import INT_MAX
+from hub.deps import CurrentHub, DbSession, IsoDate
+from hub.problems import FieldError, Problem, Text, problem_type
+from hub.schemas import agreements, domain, service, views
+from hub.schemas.compat import CompatibilityMode
+from hub.schemas.store import Agreement, SchemaSubject, current_agreements
 from hub.schemas.validation import Issue
 
 router = APIRouter(prefix="/schemas/v1", tags=["Schema registry"], route_class=GuardedRoute)
@@ -34,9 +39,6 @@ SUBJECT_NOT_FOUND = problem_type(
 )
 VERSION_NOT_FOUND = problem_type(
     "schema-version-not-found", 404, "数据主题版本不存在", "No such schema version"
-)
-SUBJECT_NAME_INVALID = problem_type(
-    "schema-subject-name-invalid", 422, "数据主题名称不合规", "Invalid subject name"
 )
 SCHEMA_INVALID = problem_type("schema-invalid", 422, "模式定义无效", "Invalid schema")
 SCHEMA_INCOMPATIBLE = problem_type(
@@ -61,18 +63,90 @@ AGREEMENT_TOO_NARROW = problem_type(
     "An agreement does not allow fields the schema version requires",
 )
 
-SubjectName = Annotated[str, Path(max_length=domain.SUBJECT_NAME_MAX, examples=["holder-record"])]
-VERSION_REF = r"^(latest|[1-9][0-9]{0,9})$"
-"""`latest` or a version number; `_version_ref` bounds the number by INT_MAX."""
-VersionRef = Annotated[
-    str, Path(pattern=VERSION_REF, description="A version number (up to 2147483647) or `latest`")
+NEW_SUBJECT: Final = "proof.business-licence"
+"""The subject the examples register: a market-regulation proof of the employment form
+`business-licence` [CF §15], which no built-in subject covers."""
+SUBJECT_RULE: Final = (
+    "Lower-case words of letters and digits joined by dots or hyphens, e.g. holder-record"
+)
+SubjectName = Annotated[
+    str,
+    Path(
+        pattern=domain.SUBJECT_NAME.pattern,
+        max_length=domain.SUBJECT_NAME_MAX,
+        description=SUBJECT_RULE,
+        examples=["holder-record"],
+    ),
 ]
-HOLDER_SCHEMA_EXAMPLE: dict[str, Any] = {
+NewSubjectName = Annotated[
+    str,
+    Path(
+        pattern=domain.SUBJECT_NAME.pattern,
+        max_length=domain.SUBJECT_NAME_MAX,
+        description=SUBJECT_RULE + "; registering creates the subject",
+        examples=[NEW_SUBJECT],
+    ),
+]
+VERSION_NUMBER: Final = (
+    "[1-9][0-9]{0,8}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}|2147[0-3][0-9]{5}"
+    "|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}|21474836[0-3][0-9]"
+    "|214748364[0-7]"
+)
+"""The decimals 1 to 2147483647 (`hub.db.INT_MAX`, versions are int4 columns), digit by digit:
+a path or query segment is a string, and JSON Schema bounds a string by a pattern only."""
+VERSION_REF: Final = f"^(latest|{VERSION_NUMBER})$"
+VERSION_REF_DESCRIPTION: Final = "A version number (up to 2147483647) or `latest`"
+VersionRef = Annotated[
+    str, Path(pattern=VERSION_REF, description=VERSION_REF_DESCRIPTION, examples=["latest"])
+]
+VersionNumber = Annotated[int, Path(ge=1, le=INT_MAX, examples=[1])]
+AgreementId = Annotated[str, Path(min_length=1, max_length=36, examples=["education-holders"])]
+JSON_POINTER: Final = r"^(/([^/~]|~[01])*)+$"
+"""An RFC 6901 pointer to a field: the whole record ("") is no field."""
+
+BUSINESS_LICENCE_SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Business licence proof / 营业执照证明",
     "type": "object",
-    "properties": {"name": {"type": "string", "maxLength": 64}},
-    "required": ["name"],
+    "properties": {
+        "proof_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "citizen_id": {"type": "string", "format": "citizen-id"},
+        "kind": {"enum": ["business-licence"]},
+        "valid_from": {"type": "string", "format": "date"},
+        "details": {
+            "type": "object",
+            "properties": {
+                "credit_code": {
+                    "type": "string",
+                    "pattern": "^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$",
+                    "description": "统一社会信用代码 (GB 32100)",
+                }
+            },
+            "required": ["credit_code"],
+        },
+    },
+    "required": ["proof_id", "citizen_id", "kind", "valid_from", "details"],
 }
+HOLDER_RECORD_EXAMPLE: Final[dict[str, Any]] = {
+    "$schema": "urn:permit-hub:schema:holder-record:1",
+    "schema_version": 1,
+    "event": {"id": "41", "type": "issue", "at": "2026-11-25T08:00:00+08:00"},
+    "permit": {
+        "jurisdiction": "chifeng",
+        "state": "valid",
+        "valid_from": "2026-11-25",
+        "expires_on": "2027-11-24",
+        "residence_start": "2026-03-25",
+    },
+    "holder": {
+        "citizen_id": "320102199003070420",
+        "name": "王芳",
+        "current_region": "150402",
+        "workplace": "赤峰华达物流有限公司",
+        "contact": "13800000000",
+    },
+}
+"""Wang Fang of README's worked flow, as published after her permit is issued."""
 
 
 def _actor(request: Request) -> Actor:
@@ -80,19 +154,9 @@ def _actor(request: Request) -> Actor:
     return Actor(principal.client_id, principal.department.value)
 
 
-def _version_ref(text: str, parameter: str = "version") -> int | str:
-    """`latest` or the number: versions are int4 columns, so a larger number is refused here
-    rather than by the database driver."""
-    if text == "latest":
-        return text
-    if int(text) > INT_MAX:
-        raise Problem(
-            VALIDATION_FAILED,
-            errors=[
-                FieldError(Text(f"不得大于 {INT_MAX}", f"at most {INT_MAX}"), parameter=parameter)
-            ],
-        )
-    return int(text)
+def _version_ref(text: str) -> int | str:
+    """`latest` or the number (the pattern has bounded it)."""
+    return text if text == "latest" else int(text)
 
 
 def _not_found(error: LookupError) -> Problem:
@@ -104,14 +168,6 @@ def _issues(issues: list[Issue], prefix: str) -> list[FieldError]:
     return [
         FieldError(Text(issue.zh, issue.en), pointer=prefix + issue.pointer) for issue in issues
     ]
-
-
-def _violation(violation: Violation) -> dict[str, Any]:
-    return {
-        "against_version": violation.against_version,
-        "direction": violation.direction,
-        **{key: str(value) for key, value in asdict(violation.change).items()},
-    }
 
 
 def _incompatible(error: service.Incompatible) -> Problem:
@@ -133,7 +189,9 @@ def _incompatible(error: service.Incompatible) -> Problem:
         ],
         extensions={
             "compatibility": error.mode.value,
-            "violations": [_violation(v) for v in error.violations],
+            "violations": [
+                views.violation_view(v).model_dump(mode="json") for v in error.violations
+            ],
         },
     )
 
@@ -172,53 +230,34 @@ def _too_narrow(error: domain.AgreementTooNarrow, pointer: str | None = None) ->
     )
 
 
-def _version_view(row: SchemaVersion, *, with_schema: bool = True) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "subject": row.subject,
-        "version": row.version,
-        "id": row.id,
-        "state": row.state,
-        "deprecated_uses": row.deprecated_uses,
-        "created_by": row.created_by,
-        "created_at": rfc3339(row.created_at),
-        "state_changed_at": rfc3339(row.state_changed_at),
-    }
-    if with_schema:
-        view["schema"] = row.definition
-    return view
-
-
 # --- subjects and versions ----------------------------------------------------------------
 
 
 @router.get("/subjects", summary="Every subject, its mode and versions")
 @requires("schemas:read")
-def list_subjects(session: DbSession) -> list[dict[str, Any]]:
-    return [_subject_view(session, row) for row in service.subjects(session)]
-
-
-def _subject_view(session: DbSession, row: SchemaSubject) -> dict[str, Any]:
-    versions = service.versions_of(session, row.name)
-    return {
-        "subject": row.name,
-        "compatibility": service.compatibility_of(session, row).value,
-        "compatibility_is_default": row.compatibility is None,
-        "versions": [_version_view(v, with_schema=False) for v in versions],
-    }
+def list_subjects(session: DbSession) -> list[views.SubjectView]:
+    return [
+        views.subject_view(
+            row, service.compatibility_of(session, row), service.versions_of(session, row.name)
+        )
+        for row in service.subjects(session)
+    ]
 
 
 @router.get("/subjects/{subject}/versions", summary="The versions of a subject")
 @requires("schemas:read")
-def list_versions(subject: SubjectName, session: DbSession) -> list[dict[str, Any]]:
+def list_versions(subject: SubjectName, session: DbSession) -> list[views.VersionSummary]:
     try:
         rows = service.versions_of(session, subject)
     except service.SubjectNotFound as error:
         raise _not_found(error) from None
-    return [_version_view(row, with_schema=False) for row in rows]
+    return [views.version_summary(row) for row in rows]
 
 
 class RegisterBody(BaseModel):
-    model_config = {"json_schema_extra": {"examples": [{"schema": HOLDER_SCHEMA_EXAMPLE}]}}
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"schema": BUSINESS_LICENCE_SCHEMA, "state": "DRAFT"}]}
+    )
 
     schema_: dict[str, Any] = Field(
         alias="schema", description="JSON Schema 2020-12, an object (a boolean is no version)"
@@ -226,12 +265,23 @@ class RegisterBody(BaseModel):
     state: Literal["DRAFT", "ACTIVE"] = "DRAFT"
 
 
+def _located(description: str) -> dict[str, Any]:
+    """A registration's answer: the version, and where it is."""
+    location = {"description": "/schemas/v1/subjects/{subject}/versions/{version}"}
+    return {
+        "model": views.VersionView,
+        "description": description,
+        "headers": {"Location": {**location, "schema": {"type": "string"}}},
+    }
+
+
 @router.post(
     "/subjects/{subject}/versions",
     status_code=201,
     summary="Register a new version (or find the identical one)",
     responses={
-        200: {"description": "This schema is already registered: that version"},
+        201: _located("Registered as the subject's next version"),
+        200: _located("This schema is already registered: that version"),
         409: {
             "description": "Breaks the subject's compatibility mode (each change listed), or, as "
             "ACTIVE, requires fields an agreement on the subject does not allow (each named)"
@@ -241,7 +291,11 @@ class RegisterBody(BaseModel):
 )
 @requires("schemas:admin")
 def register_version(
-    request: Request, subject: SubjectName, body: RegisterBody, session: DbSession, hub: CurrentHub
+    request: Request,
+    subject: NewSubjectName,
+    body: RegisterBody,
+    session: DbSession,
+    hub: CurrentHub,
 ) -> JSONResponse:
     try:
         done = service.register(
@@ -254,15 +308,6 @@ def register_version(
             actor=_actor(request),
             now=hub.clock.now(),
         )
-    except service.SubjectNameInvalid:
-        raise Problem(
-            SUBJECT_NAME_INVALID,
-            Text(
-                "名称须为小写字母、数字，以点或连字符分隔",
-                "Use lower-case words of letters and digits joined by dots or hyphens",
-            ),
-            errors=[FieldError(Text("名称不合规", "invalid name"), parameter="subject")],
-        ) from None
     except service.SchemaInvalid as error:
         raise Problem(SCHEMA_INVALID, errors=_issues(error.issues, "/schema")) from None
     except service.Incompatible as error:
@@ -271,7 +316,7 @@ def register_version(
         raise _too_narrow(error) from None
     row = done.version
     return JSONResponse(
-        _version_view(row),
+        views.version_view(row).model_dump(mode="json", by_alias=True),
         status_code=201 if done.created else 200,
         headers={"Location": f"/schemas/v1/subjects/{row.subject}/versions/{row.version}"},
     )
@@ -279,15 +324,15 @@ def register_version(
 
 @router.get("/subjects/{subject}/versions/{version}", summary="One version, with its schema")
 @requires("schemas:read")
-def get_version(subject: SubjectName, version: VersionRef, session: DbSession) -> dict[str, Any]:
+def get_version(subject: SubjectName, version: VersionRef, session: DbSession) -> views.VersionView:
     try:
-        return _version_view(service.version_of(session, subject, _version_ref(version)))
+        return views.version_view(service.version_of(session, subject, _version_ref(version)))
     except (service.SubjectNotFound, service.VersionNotFound) as error:
         raise _not_found(error) from None
 
 
 class StateBody(BaseModel):
-    model_config = {"json_schema_extra": {"examples": [{"state": "DEPRECATED"}]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [{"state": "ACTIVE"}]})
 
     state: domain.VersionState
 
@@ -305,12 +350,12 @@ class StateBody(BaseModel):
 @requires("schemas:admin")
 def change_state(
     request: Request,
-    subject: SubjectName,
-    version: Annotated[int, Path(ge=1, le=INT_MAX)],
+    subject: NewSubjectName,
+    version: VersionNumber,
     body: StateBody,
     session: DbSession,
     hub: CurrentHub,
-) -> dict[str, Any]:
+) -> views.VersionSummary:
     try:
         row = service.set_state(
             session,
@@ -332,11 +377,11 @@ def change_state(
         ) from None
     except domain.AgreementTooNarrow as error:
         raise _too_narrow(error) from None
-    return _version_view(row, with_schema=False)
+    return views.version_summary(row)
 
 
 class ValidateBody(BaseModel):
-    model_config = {"json_schema_extra": {"examples": [{"document": {"name": "王芳"}}]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [{"document": HOLDER_RECORD_EXAMPLE}]})
 
     document: Any = Field(description="The JSON document to check")
 
@@ -353,7 +398,7 @@ def validate_document(
     body: ValidateBody,
     session: DbSession,
     hub: CurrentHub,
-) -> dict[str, Any]:
+) -> views.ValidationReport:
     try:
         row, issues = service.validate(
             session, hub.schemas, subject, _version_ref(version), body.document
@@ -365,13 +410,13 @@ def validate_document(
             VERSION_RETIRED,
             Text(f"{subject} 第 {version} 版已停用", f"{subject} version {version} is retired"),
         ) from None
-    return {
-        "subject": row.subject,
-        "version": row.version,
-        "state": row.state,
-        "valid": not issues,
-        "errors": [asdict(issue) for issue in issues],
-    }
+    return views.ValidationReport(
+        subject=row.subject,
+        version=row.version,
+        state=domain.VersionState(row.state),
+        valid=not issues,
+        errors=issues,
+    )
 
 
 @router.get("/subjects/{subject}/diff", summary="What changed between two versions")
@@ -379,26 +424,39 @@ def validate_document(
 def diff_versions(
     subject: SubjectName,
     session: DbSession,
-    older: Annotated[str, Query(alias="from", pattern=VERSION_REF)],
-    newer: Annotated[str, Query(alias="to", pattern=VERSION_REF)],
-) -> dict[str, Any]:
+    older: Annotated[
+        str,
+        Query(
+            alias="from", pattern=VERSION_REF, description=VERSION_REF_DESCRIPTION, examples=["1"]
+        ),
+    ],
+    newer: Annotated[
+        str,
+        Query(
+            alias="to",
+            pattern=VERSION_REF,
+            description=VERSION_REF_DESCRIPTION,
+            examples=["latest"],
+        ),
+    ],
+) -> views.DiffView:
     try:
         first, second, changes = service.difference(
-            session, subject, _version_ref(older, "from"), _version_ref(newer, "to")
+            session, subject, _version_ref(older), _version_ref(newer)
         )
     except (service.SubjectNotFound, service.VersionNotFound) as error:
         raise _not_found(error) from None
-    return {
-        "subject": subject,
-        "from": first.version,
-        "to": second.version,
-        "breaking_for_readers_of_new": [asdict(c) for c in changes["backward"]],
-        "breaking_for_readers_of_old": [asdict(c) for c in changes["forward"]],
-    }
+    return views.DiffView(
+        subject=subject,
+        from_=first.version,
+        to=second.version,
+        breaking_for_readers_of_new=changes["backward"],
+        breaking_for_readers_of_old=changes["forward"],
+    )
 
 
 class CandidateBody(BaseModel):
-    model_config = {"json_schema_extra": {"examples": [{"schema": HOLDER_SCHEMA_EXAMPLE}]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [{"schema": BUSINESS_LICENCE_SCHEMA}]})
 
     schema_: dict[str, Any] = Field(alias="schema")
 
@@ -406,11 +464,14 @@ class CandidateBody(BaseModel):
 @router.post(
     "/compatibility/subjects/{subject}",
     summary="Would this schema be accepted as the subject's next version? (nothing stored)",
+    responses={
+        422: {"description": "Not a valid 2020-12 schema, or a `$ref` that does not resolve"}
+    },
 )
 @requires("schemas:read")
 def check_compatibility(
-    subject: SubjectName, body: CandidateBody, session: DbSession, hub: CurrentHub
-) -> dict[str, Any]:
+    subject: NewSubjectName, body: CandidateBody, session: DbSession, hub: CurrentHub
+) -> views.CompatibilityReport:
     try:
         service.checked_schema(session, hub.schemas, body.schema_)
     except service.SchemaInvalid as error:
@@ -420,21 +481,21 @@ def check_compatibility(
     except service.SubjectNotFound:
         existing = None
     mode, violations = service.violations_for(session, existing, body.schema_)
-    return {
-        "subject": subject,
-        "compatibility": mode.value,
-        "compatible": not violations,
-        "violations": [_violation(v) for v in violations],
-    }
+    return views.CompatibilityReport(
+        subject=subject,
+        compatibility=mode,
+        compatible=not violations,
+        violations=[views.violation_view(v) for v in violations],
+    )
 
 
 @router.get("/schemas/ids/{schema_id}", summary="A version by its global id")
 @requires("schemas:read")
 def get_by_id(
-    schema_id: Annotated[int, Path(ge=1, le=INT_MAX)], session: DbSession
-) -> dict[str, Any]:
+    schema_id: Annotated[int, Path(ge=1, le=INT_MAX, examples=[1])], session: DbSession
+) -> views.VersionView:
     try:
-        return _version_view(service.by_id(session, schema_id))
+        return views.version_view(service.by_id(session, schema_id))
     except service.VersionNotFound as error:
         raise _not_found(error) from None
 
@@ -442,54 +503,57 @@ def get_by_id(
 # --- compatibility modes ------------------------------------------------------------------
 
 
-class ModeBody(BaseModel):
-    model_config = {"json_schema_extra": {"examples": [{"compatibility": "FULL_TRANSITIVE"}]}}
+class DefaultModeBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"compatibility": "BACKWARD"}]})
+
+    compatibility: CompatibilityMode
+
+
+class SubjectModeBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"compatibility": "FULL"}]})
 
     compatibility: CompatibilityMode | None = Field(
-        description="null on a subject: follow the registry's default again"
+        description="null: follow the registry's default again"
     )
 
 
 @router.get("/config", summary="The registry's default compatibility mode")
 @requires("schemas:read")
-def get_default_mode(session: DbSession) -> dict[str, str]:
-    return {"compatibility": service.default_compatibility(session).value}
+def get_default_mode(session: DbSession) -> views.DefaultMode:
+    return views.DefaultMode(compatibility=service.default_compatibility(session))
 
 
 @router.put("/config", summary="Set the registry's default compatibility mode")
 @requires("schemas:admin")
 def set_default_mode(
-    request: Request, body: ModeBody, session: DbSession, hub: CurrentHub
-) -> dict[str, str]:
-    if body.compatibility is None:
-        raise Problem(
-            VALIDATION_FAILED,
-            errors=[
-                FieldError(Text("默认规则不能为空", "The default cannot be null"), "/compatibility")
-            ],
-        )
+    request: Request, body: DefaultModeBody, session: DbSession, hub: CurrentHub
+) -> views.DefaultMode:
     mode = service.set_compatibility(
         session, hub.audit, None, body.compatibility, actor=_actor(request), now=hub.clock.now()
     )
-    return {"compatibility": mode.value}
+    return views.DefaultMode(compatibility=mode)
 
 
 @router.get("/config/{subject}", summary="A subject's compatibility mode")
 @requires("schemas:read")
-def get_subject_mode(subject: SubjectName, session: DbSession) -> dict[str, Any]:
+def get_subject_mode(subject: SubjectName, session: DbSession) -> views.SubjectMode:
     try:
         row = service.subject_row(session, subject)
     except service.SubjectNotFound as error:
         raise _not_found(error) from None
     mode = service.compatibility_of(session, row)
-    return {"compatibility": mode.value, "is_default": row.compatibility is None}
+    return views.SubjectMode(compatibility=mode, is_default=row.compatibility is None)
 
 
 @router.put("/config/{subject}", summary="Set (or, with null, unset) a subject's mode")
 @requires("schemas:admin")
 def set_subject_mode(
-    request: Request, subject: SubjectName, body: ModeBody, session: DbSession, hub: CurrentHub
-) -> dict[str, Any]:
+    request: Request,
+    subject: NewSubjectName,
+    body: SubjectModeBody,
+    session: DbSession,
+    hub: CurrentHub,
+) -> views.SubjectMode:
     try:
         mode = service.set_compatibility(
             session,
@@ -501,42 +565,75 @@ def set_subject_mode(
         )
     except service.SubjectNotFound as error:
         raise _not_found(error) from None
-    return {"compatibility": mode.value, "is_default": body.compatibility is None}
+    return views.SubjectMode(compatibility=mode, is_default=body.compatibility is None)
 
 
 # --- agreements ---------------------------------------------------------------------------
 
 
+def _each_once(fields: list[str]) -> list[str]:
+    """`uniqueItems`, which the schema says and pydantic does not check: refused with the
+    body's other faults, before If-Match is looked at."""
+    if len(set(fields)) != len(fields):
+        raise PydanticCustomError("unique_items", "Each field may be listed only once")
+    return fields
+
+
 class AgreementBody(BaseModel):
-    model_config = {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [
                 {
                     "department": "education",
-                    "purpose": "随迁子女义务教育入学 / compulsory schooling of migrant children",
+                    "purpose": "随迁子女义务教育与升学 / schooling of children who moved with"
+                    " the holder",
                     "subject": "holder-record",
-                    "fields": ["/permit/state", "/permit/expires_on", "/holder/name"],
-                    "legal_basis": "[CF §24] 义务教育; [IM] 三(二)",
-                    "valid_from": "2026-12-01",
+                    "fields": [
+                        "/permit/jurisdiction",
+                        "/permit/state",
+                        "/permit/valid_from",
+                        "/permit/expires_on",
+                        "/permit/residence_start",
+                        "/holder/citizen_id",
+                        "/holder/name",
+                        "/holder/current_region",
+                    ],
+                    "legal_basis": "[CF §24] 义务教育；[CF §26] 随迁子女升学考试",
+                    "valid_from": "2026-01-01",
                     "valid_to": None,
                     "status": "active",
                 }
             ]
         }
-    }
+    )
 
-    department: str = Field(max_length=64)
+    department: Department
     purpose: str = Field(min_length=1, max_length=256)
-    subject: str = Field(max_length=domain.SUBJECT_NAME_MAX)
-    fields: list[str] = Field(min_length=1, max_length=200, description="JSON pointers")
+    subject: str = Field(
+        pattern=domain.SUBJECT_NAME.pattern,
+        max_length=domain.SUBJECT_NAME_MAX,
+        description="A subject with a version in use, e.g. holder-record",
+    )
+    fields: Annotated[
+        list[Annotated[str, Field(pattern=JSON_POINTER, description="A JSON pointer (RFC 6901)")]],
+        AfterValidator(_each_once),
+    ] = Field(
+        min_length=1,
+        max_length=200,
+        description="The fields the department may receive: each declared by the subject's "
+        "latest version, each once",
+        json_schema_extra={"uniqueItems": True},
+    )
     legal_basis: str = Field(min_length=1, max_length=256, description="Cite the seed")
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: IsoDate
+    valid_to: IsoDate | None = Field(
+        default=None, description="null: open-ended; not before valid_from"
+    )
     status: domain.AgreementStatus = domain.AgreementStatus.ACTIVE
 
     def terms(self) -> domain.AgreementTerms:
         return domain.AgreementTerms(
-            department=self.department,
+            department=self.department.value,
             purpose=self.purpose,
             subject=self.subject,
             fields=self.fields,
@@ -545,23 +642,6 @@ class AgreementBody(BaseModel):
             valid_to=self.valid_to,
             status=self.status,
         )
-
-
-def _agreement_view(row: Agreement) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "version": row.version,
-        "department": row.department,
-        "purpose": row.purpose,
-        "subject": row.subject,
-        "fields": row.allowed_fields,
-        "legal_basis": row.legal_basis,
-        "valid_from": row.valid_from.isoformat(),
-        "valid_to": row.valid_to.isoformat() if row.valid_to else None,
-        "status": row.status,
-        "changed_by": row.changed_by,
-        "changed_at": rfc3339(row.changed_at),
-    }
 
 
 def _refused(error: agreements.AgreementRefused) -> Problem:
@@ -590,17 +670,42 @@ def _visible(request: Request, session: DbSession, agreement_id: str) -> Agreeme
     return row
 
 
+def _with_etag(row: Agreement, status_code: int = 200, **headers: str) -> JSONResponse:
+    body = views.agreement_view(row).model_dump(mode="json")
+    return etags.with_etag(body, status_code, **headers)
+
+
+def _agreement_answer(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": views.AgreementView,
+        "description": description,
+        "headers": {**etags.ETAG_HEADER, **headers},
+    }
+
+
+AGREEMENT_REFUSALS: Final[dict[int | str, dict[str, Any]]] = {
+    409: {"description": "Too few fields for a version in use: each it requires named"},
+    422: {
+        "description": "A subject without a version in use, a field its latest version does "
+        "not declare or listed twice, valid_to before valid_from"
+    },
+}
+
+
 @router.get("/agreements", summary="Agreements in their latest version (a department: its own)")
 @requires("schemas:read")
 def list_agreements(
     request: Request,
     session: DbSession,
-    department: Annotated[str | None, Query(max_length=64)] = None,
-) -> list[dict[str, Any]]:
+    department: Annotated[
+        Department | None, Query(description="Governance staff: one department's only")
+    ] = None,
+) -> list[views.AgreementView]:
     principal = principal_of(request)
     if not _is_admin(principal):
-        department = principal.department.value
-    return [_agreement_view(row) for row in current_agreements(session, department=department)]
+        department = principal.department
+    rows = current_agreements(session, department=department.value if department else None)
+    return [views.agreement_view(row) for row in rows]
 
 
 @router.post(
@@ -608,8 +713,11 @@ def list_agreements(
     status_code=201,
     summary="Make an agreement: the fields a department may receive, why, on what basis",
     responses={
-        409: {"description": "Too few fields for a version in use: each it requires named"},
-        422: {"description": "Unknown department, subject or field; bad dates"},
+        201: _agreement_answer(
+            "The agreement, version 1",
+            Location={"description": "/schemas/v1/agreements/{id}", "schema": {"type": "string"}},
+        ),
+        **AGREEMENT_REFUSALS,
     },
 )
 @requires("schemas:admin")
@@ -629,36 +737,45 @@ def create_agreement(
         raise _refused(error) from None
     except domain.AgreementTooNarrow as error:
         raise _too_narrow(error, "/fields") from None
-    return etags.with_etag(_agreement_view(row), 201, Location=f"/schemas/v1/agreements/{row.id}")
+    return _with_etag(row, 201, Location=f"/schemas/v1/agreements/{row.id}")
 
 
-@router.get("/agreements/{agreement_id}", summary="An agreement, with its ETag")
+@router.get(
+    "/agreements/{agreement_id}",
+    summary="An agreement, with its ETag",
+    responses={200: _agreement_answer("The agreement in its latest version")},
+)
 @requires("schemas:read")
-def get_agreement(request: Request, agreement_id: str, session: DbSession) -> JSONResponse:
-    return etags.with_etag(_agreement_view(_visible(request, session, agreement_id)))
+def get_agreement(request: Request, agreement_id: AgreementId, session: DbSession) -> JSONResponse:
+    return _with_etag(_visible(request, session, agreement_id))
 
 
 @router.get("/agreements/{agreement_id}/versions", summary="Every version of an agreement")
 @requires("schemas:read")
 def agreement_history(
-    request: Request, agreement_id: str, session: DbSession
-) -> list[dict[str, Any]]:
+    request: Request, agreement_id: AgreementId, session: DbSession
+) -> list[views.AgreementView]:
     _visible(request, session, agreement_id)
-    return [_agreement_view(row) for row in agreements.history(session, agreement_id)]
+    return [views.agreement_view(row) for row in agreements.history(session, agreement_id)]
 
 
 @router.put(
     "/agreements/{agreement_id}",
     summary="Amend an agreement: a new version (If-Match: the version read)",
     responses={
-        409: {"description": "Too few fields for a version in use: each it requires named"},
-        412: {"description": "Stale If-Match"},
-        428: {"description": "If-Match missing"},
+        200: _agreement_answer("The agreement's new version"),
+        **AGREEMENT_REFUSALS,
+        **etags.PRECONDITION_RESPONSES,
     },
+    openapi_extra=etags.if_match_required(),
 )
 @requires("schemas:admin")
 def amend_agreement(
-    request: Request, agreement_id: str, body: AgreementBody, session: DbSession, hub: CurrentHub
+    request: Request,
+    agreement_id: AgreementId,
+    body: AgreementBody,
+    session: DbSession,
+    hub: CurrentHub,
 ) -> JSONResponse:
     expected = etags.expected_version(request)
     _visible(request, session, agreement_id)
@@ -683,26 +800,13 @@ def amend_agreement(
         raise _refused(error) from None
     except domain.AgreementTooNarrow as error:
         raise _too_narrow(error, "/fields") from None
-    return etags.with_etag(_agreement_view(row))
+    return _with_etag(row)
 
 
 class ProjectionBody(BaseModel):
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "record": {
-                        "$schema": "urn:permit-hub:schema:holder-record:1",
-                        "schema_version": 1,
-                        "event": {"id": "1", "type": "issue", "at": "2026-11-25T08:00:00Z"},
-                        "holder": {"name": "王芳", "contact": "13800000000"},
-                    }
-                }
-            ]
-        }
-    }
+    model_config = ConfigDict(json_schema_extra={"examples": [{"record": HOLDER_RECORD_EXAMPLE}]})
 
-    record: dict[str, Any]
+    record: dict[str, Any] = Field(description="A record of the agreement's subject")
 
 
 @router.post(
@@ -712,11 +816,11 @@ class ProjectionBody(BaseModel):
 @requires("schemas:read")
 def project_record(
     request: Request,
-    agreement_id: str,
+    agreement_id: AgreementId,
     body: ProjectionBody,
     session: DbSession,
     hub: CurrentHub,
-) -> dict[str, Any]:
+) -> views.ProjectionView:
     row = _visible(request, session, agreement_id)
     try:
         schema = service.version_of(session, row.subject, "latest")
@@ -724,9 +828,9 @@ def project_record(
         raise _not_found(error) from None
     resolve = hub.schemas.resolve_through(session)
     projected = hub.projections.project(row, schema, body.record, hub.clock.today(), resolve)
-    return {
-        "agreement": row.id,
-        "agreement_version": row.version,
-        "in_force": projected.in_force,
-        "record": projected.record,
-    }
+    return views.ProjectionView(
+        agreement=row.id,
+        agreement_version=row.version,
+        in_force=projected.in_force,
+        record=projected.record,
+    )

@@ -241,7 +241,11 @@ def test_numbers_beyond_the_stored_range_are_a_4xx(
 def test_a_bad_subject_name(app_client: TestClient, governance: dict[str, str]) -> None:
     answer = _register(app_client, governance, "Person_Record", PERSON)
     assert answer.status_code == 422
-    assert answer.json()["type"] == "/problems/schema-subject-name-invalid"
+    problem = answer.json()
+    assert problem["type"] == "/problems/validation-failed"
+    assert [error["parameter"] for error in problem["errors"]] == ["subject"]
+    subjects = app_client.get("/schemas/v1/subjects", headers=governance).json()
+    assert {entry["subject"] for entry in subjects} == BUILTIN
 
 
 def test_states_only_move_forward_and_retired_refuses(
