@@ -237,6 +237,9 @@ def _config(hub: LiveHub, document: Mapping[str, Any]) -> str:
         "allow-x00 = false",
         'codec = "utf-8"',
         "",
+        "[checks.missing_required_header]",  # RFC 6585 §3: a missing If-Match is a 428
+        'expected-statuses = ["400", "401", "403", "406", "415", "422", "428"]',
+        "",
         "[parameters]",
         *(f'"{name}" = "{value}"' for name, value in hub.parameters.items()),
         "",
