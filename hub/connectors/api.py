@@ -149,10 +149,11 @@ def _proof_url(proof: Proof) -> str:
     return f"{router.prefix}/proofs/{quote(proof.source_proof_id, safe='')}"
 
 
-def _proof_not_found(proof_id: str) -> Problem:
+def _proof_not_found() -> Problem:
+    """Without the id: a path holds whatever was typed there, a citizen ID included."""
     return Problem(
         PROOF_NOT_FOUND,
-        Text(f"本部门没有编号为 {proof_id} 的证明", f"Your department filed no proof {proof_id}"),
+        Text("本部门没有该编号的证明", "Your department filed no proof with this id"),
     )
 
 
@@ -380,7 +381,7 @@ def get_proof(
     try:
         proof = exchange.own_proof(session, hub, _actor(request), department, proof_id)
     except exchange.ProofNotFound:
-        raise _proof_not_found(proof_id) from None
+        raise _proof_not_found() from None
     if proof.revoked_at is not None:  # answered, not raised: the read's audit entry commits
         revoked_at = rfc3339(proof.revoked_at)
         problem = Problem(
@@ -408,7 +409,7 @@ def revoke_proof(
     try:
         proof = exchange.revoke_proof(session, hub, _actor(request), department, proof_id)
     except exchange.ProofNotFound:
-        raise _proof_not_found(proof_id) from None
+        raise _proof_not_found() from None
     return FiledProof.of(proof)
 
 

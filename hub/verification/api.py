@@ -131,6 +131,17 @@ class ChallengeAnswer(Answer):
     status_code=201,
     summary="A one-time challenge for the card to sign at the next tap",
     response_model=ChallengeAnswer,
+    responses={
+        201: {
+            "description": "The challenge: send its id with the tap it is for",
+            "links": {
+                "Tap": {
+                    "operationId": "tap",
+                    "requestBody": {"challenge_id": "$response.body#/challenge_id"},
+                }
+            },
+        }
+    },
 )
 @requires(_SCOPE)
 async def new_challenge(request: Request, hub: CurrentHub) -> JSONResponse:
@@ -238,6 +249,7 @@ class TapAnswer(Answer):
 @router.post(
     "/taps",
     summary="Decide a tap: grant or deny the service, with reasons and the agreed fields",
+    operation_id="tap",
     response_model=TapAnswer,
     responses={
         422: {"description": "A malformed body, or a service code the catalogue does not list"},

@@ -440,8 +440,9 @@ def test_revoking_is_the_filing_departments_alone_and_idempotent(
     assert gone.status_code == 410, gone.text
     assert gone.json()["type"] == "/problems/proof-revoked"
     assert gone.json()["revoked_at"] == revoked.json()["revoked_at"]
-    missing = app_client.delete("/exchange/v1/proofs/nothing", headers=hr)
+    missing = app_client.delete(f"/exchange/v1/proofs/{HOLDER_ID}", headers=hr)
     assert missing.status_code == 404 and missing.json()["type"] == "/problems/proof-not-found"
+    assert HOLDER_ID not in missing.text  # a path holds whatever was typed there
     outcomes = [e.outcome for e in exchange_audit(hub, "exchange.proof.revoke")]
     assert outcomes == ["revoked", "already-revoked"]
     assert [e.outcome for e in exchange_audit(hub, "exchange.proof.read")] == ["found"]
@@ -675,6 +676,18 @@ class Contract:
         assert [error.message for error in validator.iter_errors(body)] == [], (method, path)
         return body
 
+    def follows(self, method: str, path: str, status: int, link: str) -> dict[str, Any]:
+        """The operation the named link of `method path`'s `status` answer leads to."""
+        answer = self.document["paths"][path][method]["responses"][str(status)]
+        target = answer["links"][link]["operationId"]
+        (operation,) = [
+            operation
+            for item in self.document["paths"].values()
+            for operation in item.values()
+            if operation["operationId"] == target
+        ]
+        return dict(operation)
+
     def _states_a_shape(self, schema: dict[str, Any]) -> bool:
         """More than "any object": its properties, its items' or a string's pattern."""
         while "$ref" in schema:
@@ -705,6 +718,13 @@ def test_every_exchange_answer_is_the_one_the_openapi_document_describes(
     contract.holds("get", proof, app_client.get(url, headers=hr))
     contract.holds("delete", proof, app_client.delete(url, headers=hr))
     assert contract.holds("get", proof, app_client.get(url, headers=hr))["status"] == 410
+    for status in (200, 201):  # a filed proof leads to reading and revoking it
+        assert contract.follows("post", proofs, status, "ReadProof")["summary"].startswith(
+            "A proof"
+        )
+        assert contract.follows("post", proofs, status, "RevokeProof")["summary"].startswith(
+            "Revoke"
+        )
 
     education = department(
         app_client, register_client, "education", "exchange:lookup", "exchange:feed"
@@ -737,6 +757,8 @@ def test_every_window_answer_is_the_one_the_openapi_document_describes(
     window = bearer(access_token(app_client, new))
     challenges = app_client.post("/verification/v1/challenges", headers=window)
     contract.holds("post", "/verification/v1/challenges", challenges)
+    taps = contract.follows("post", "/verification/v1/challenges", 201, "Tap")
+    assert taps["summary"].startswith("Decide a tap")
     granted = tap(app_client, window, card)
     assert contract.holds("post", "/verification/v1/taps", granted)["holder"]["holder"]
     body = tap_body(challenges.json()["challenge_id"], "compulsory-education", b"no record", "")

@@ -313,9 +313,16 @@ def test_a_gap_that_may_still_fill_holds_the_feed_back_until_it_settles(
 
 def _statements(hub: Hub) -> tuple[list[str], Any]:
     """Statements the requests run; the app's once-a-second refresh of the token state
-    (auth_generation, revocations) runs on the same engine and is not counted."""
+    (auth_generation, revocations, blocked clients) runs on the same engine and is not
+    counted."""
     seen: list[str] = []
-    background = ("auth_generation", "revoked_token", "signing_key", "oauth_client")
+    background = (
+        "auth_generation",
+        "revoked_token",
+        "signing_key",
+        "oauth_client",
+        "client_auth_failure",
+    )
 
     def count(*args: Any) -> None:
         statement = str(args[2])
