@@ -16,28 +16,16 @@ from pydantic_core import PydanticCustomError, core_schema
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.card import layout, protocol, service
+from hub.card.problems import REFUSED
 from hub.deps import CurrentHub, DbSession
-from hub.permits.api import PERMIT_NOT_FOUND
-from hub.problems import Problem, ProblemType, Text, problem_type
+from hub.permits.problems import PERMIT_NOT_FOUND
+from hub.problems import Problem, Text
 
 if TYPE_CHECKING:
     from hub.app import Hub
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit cards"], route_class=GuardedRoute)
 
-_TITLES = {
-    "card-photo-invalid": (422, "照片无效", "Invalid photo"),
-    "card-key-invalid": (422, "卡公钥无效", "Invalid card key"),
-    "card-not-issued": (409, "尚未发卡", "No card issued"),
-    "card-not-writable": (409, "该卡不能写入", "Card not writable"),
-    "card-already-personalised": (409, "卡号已绑定另一张卡", "Card serial bound to another card"),
-    "card-not-registered": (409, "不是登记的卡", "Not the registered card"),
-    "card-record-invalid": (409, "卡内记录无效", "Card record invalid"),
-    "card-trusts-no-hub-key": (409, "卡不信任本平台密钥", "Card trusts no hub key"),
-}
-REFUSED: dict[str, ProblemType] = {
-    code: problem_type(code, status, zh, en) for code, (status, zh, en) in _TITLES.items()
-}
 _SYMBOL = "[A-Za-z0-9+/]"
 # The last symbol before padding carries unused bits, which RFC 4648 §3.5 sets to zero.
 _ONE_BYTE_TAIL = f"{_SYMBOL}[AQgw]=="

@@ -23,47 +23,30 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, Wi
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.connectors import exchange
+from hub.connectors.problems import (
+    CURSOR_INVALID,
+    HOLDER_NOT_FOUND,
+    NO_AGREEMENT,
+    PROOF_INVALID,
+    PROOF_NOT_OWNED,
+    PROOF_REVOKED,
+    PULL_NOT_ENABLED,
+    RECORD_UNAVAILABLE,
+    SCHEMA_NOT_IN_USE,
+)
 from hub.db import INT_MAX, Rfc3339, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits import applications
-from hub.permits.api import PROOF_CONFLICT, PROOF_NOT_FOUND
 from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_citizen_id
+from hub.permits.problems import PROOF_CONFLICT, PROOF_NOT_FOUND
 from hub.permits.store import Proof
-from hub.problems import (
-    VALIDATION_FAILED,
-    FieldError,
-    Problem,
-    Text,
-    problem_response,
-    problem_type,
-)
+from hub.problems import VALIDATION_FAILED, FieldError, Problem, Text, problem_response
 from hub.schemas import service
-from hub.schemas.api import VERSION_RETIRED
+from hub.schemas.problems import VERSION_RETIRED
 
 router = APIRouter(prefix="/exchange/v1", tags=["Exchange"], route_class=GuardedRoute)
 log = logging.getLogger(__name__)
 
-PROOF_NOT_OWNED = problem_type(
-    "proof-not-owned", 403, "本部门不是该类证明的主管部门", "Not a proof your department files"
-)
-PROOF_INVALID = problem_type(
-    "proof-invalid", 422, "证明文件不符合数据模式", "The proof does not match its schema"
-)
-SCHEMA_NOT_IN_USE = problem_type(
-    "schema-version-not-in-use", 409, "该模式版本未启用", "The schema version is not in use"
-)
-NO_AGREEMENT = problem_type(
-    "no-agreement", 403, "没有生效的数据共享协议", "No data-sharing agreement in force"
-)
-PULL_NOT_ENABLED = problem_type(
-    "pull-not-enabled", 403, "未开通变更数据拉取", "The changes feed is not enabled"
-)
-HOLDER_NOT_FOUND = problem_type("holder-not-found", 404, "持证人不存在", "Holder not found")
-CURSOR_INVALID = problem_type("cursor-invalid", 400, "游标无效", "Invalid cursor")
-PROOF_REVOKED = problem_type("proof-revoked", 410, "证明已撤销", "Proof revoked")
-RECORD_UNAVAILABLE = problem_type(
-    "holder-record-unavailable", 500, "暂时无法生成持证人记录", "The holder record is unavailable"
-)
 _REFUSALS = {"no-agreement": NO_AGREEMENT, "pull-not-enabled": PULL_NOT_ENABLED}
 _NO_STORE = {"Cache-Control": "no-store"}
 

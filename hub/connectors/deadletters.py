@@ -28,17 +28,14 @@ from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.connectors import circuit
 from hub.connectors.api import Answer
+from hub.connectors.problems import DEAD_LETTER_NOT_FOUND
 from hub.connectors.store import DEAD, PENDING, Delivery
 from hub.db import INT_MAX, Rfc3339, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits.store import PermitEvent
-from hub.problems import Problem, Text, problem_type
+from hub.problems import Problem, Text
 
 router = APIRouter(prefix="/exchange/v1", tags=["Exchange"], route_class=GuardedRoute)
-
-DEAD_LETTER_NOT_FOUND = problem_type(
-    "dead-letter-not-found", 404, "死信不存在", "No such dead letter"
-)
 
 Columns = TypeVarTuple("Columns")
 DepartmentFilter = Annotated[

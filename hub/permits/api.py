@@ -19,6 +19,19 @@ from hub.etags import ETAG_HEADER, PRECONDITION_RESPONSES, expected_version, wit
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
 from hub.permits.jurisdictions import Code, ConditionKind, Jurisdiction
+from hub.permits.problems import (
+    ADDRESS_REFUSED,
+    APPLICATION_INCOMPLETE,
+    CANCEL_REASON,
+    CLAIM_INVALID,
+    INELIGIBLE,
+    PERMIT_EXISTS,
+    PERMIT_NOT_FOUND,
+    PROOF_CONFLICT,
+    REFUSED,
+    REGISTRATION_NOT_FOUND,
+    REGISTRATION_REFUSED,
+)
 from hub.permits.store import Permit
 from hub.permits.views import (
     ApplicationAccepted,
@@ -30,7 +43,7 @@ from hub.permits.views import (
     Relation,
     ResidenceView,
 )
-from hub.problems import FieldError, Problem, Text, problem_response, problem_type
+from hub.problems import FieldError, Problem, Text, problem_response
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit registry"], route_class=GuardedRoute)
 LOCATION = {"Location": {"schema": {"type": "string"}}}
@@ -42,22 +55,7 @@ def _operation(path: str, method: str = "post") -> str:
     return f"#/paths/{pointer}/{method}"
 
 
-PERMIT_NOT_FOUND = problem_type("permit-not-found", 404, "居住证不存在", "Permit not found")
-REFUSED = {
-    code: problem_type(code, 409, zh, en) for code, (zh, en) in domain.REFUSAL_TITLES.items()
-}
-
-
-REGISTRATION_REFUSED = problem_type(
-    "registration-refused", 422, "居住登记信息不符合规定", "Registration not accepted"
-)
-REGISTRATION_NOT_FOUND = problem_type(
-    "registration-not-found", 404, "居住登记不存在", "Registration not found"
-)
 REGION = r"^[0-9]{6}$"
-CANCEL_REASON = problem_type(
-    "cancellation-reason-invalid", 422, "注销原因无效", "Invalid cancellation reason"
-)
 
 
 CitizenIdText = Annotated[
@@ -339,20 +337,6 @@ def permit_events(permit: EventsRead, session: DbSession) -> JSONResponse:
 
 # --- applications and proofs ---------------------------------------------------------------
 
-APPLICATION_INCOMPLETE = problem_type(
-    "application-incomplete", 422, "申领材料不全", "Application incomplete"
-)
-PERMIT_EXISTS = problem_type("permit-exists", 409, "已持有有效居住证", "A live permit exists")
-CLAIM_INVALID = problem_type("claim-invalid", 422, "申领条件填写有误", "Invalid claim")
-INELIGIBLE = {
-    code: problem_type(code, 422, zh, en)
-    for code, (zh, en) in eligibility.INELIGIBILITY_TITLES.items()
-}
-PROOF_CONFLICT = problem_type(
-    "proof-conflict", 409, "同一证明编号的内容不一致", "Proof id reused with other content"
-)
-PROOF_NOT_FOUND = problem_type("proof-not-found", 404, "证明不存在", "Proof not found")
-
 
 class ApplicationBody(BaseModel):
     model_config = {
@@ -581,11 +565,6 @@ def record_proof(
         "details": proof.details,
     }
     return JSONResponse(view, status_code=201 if new else 200)
-
-
-ADDRESS_REFUSED = problem_type(
-    "address-change-refused", 422, "变更登记不符合规定", "Address change not accepted"
-)
 
 
 class AddressChangeBody(BaseModel):

@@ -26,42 +26,24 @@ from hub.auth.domain import Department, Principal
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.db import INT_MAX
 from hub.deps import CurrentHub, DbSession, IsoDate
-from hub.problems import FieldError, Problem, Text, problem_type
+from hub.problems import FieldError, Problem, Text
 from hub.schemas import agreements, domain, service, views
 from hub.schemas.compat import CompatibilityMode
+from hub.schemas.problems import (
+    AGREEMENT_NOT_FOUND,
+    AGREEMENT_REFUSED,
+    AGREEMENT_TOO_NARROW,
+    ILLEGAL_STATE_CHANGE,
+    SCHEMA_INCOMPATIBLE,
+    SCHEMA_INVALID,
+    SUBJECT_NOT_FOUND,
+    VERSION_NOT_FOUND,
+    VERSION_RETIRED,
+)
 from hub.schemas.store import Agreement, SchemaSubject, current_agreements
 from hub.schemas.validation import Issue
 
 router = APIRouter(prefix="/schemas/v1", tags=["Schema registry"], route_class=GuardedRoute)
-
-SUBJECT_NOT_FOUND = problem_type(
-    "schema-subject-not-found", 404, "数据主题不存在", "No such subject"
-)
-VERSION_NOT_FOUND = problem_type(
-    "schema-version-not-found", 404, "数据主题版本不存在", "No such schema version"
-)
-SCHEMA_INVALID = problem_type("schema-invalid", 422, "模式定义无效", "Invalid schema")
-SCHEMA_INCOMPATIBLE = problem_type(
-    "schema-incompatible", 409, "新版本与兼容性规则冲突", "The schema breaks compatibility"
-)
-ILLEGAL_STATE_CHANGE = problem_type(
-    "schema-state-change-illegal", 409, "版本状态不能如此变更", "Illegal version state change"
-)
-VERSION_RETIRED = problem_type(
-    "schema-version-retired", 409, "该版本已停用", "The schema version is retired"
-)
-AGREEMENT_NOT_FOUND = problem_type(
-    "agreement-not-found", 404, "数据共享协议不存在", "No such agreement"
-)
-AGREEMENT_REFUSED = problem_type(
-    "agreement-refused", 422, "数据共享协议内容不符合规定", "Agreement not accepted"
-)
-AGREEMENT_TOO_NARROW = problem_type(
-    "agreement-too-narrow",
-    409,
-    "数据共享协议未允许模式版本要求的字段",
-    "An agreement does not allow fields the schema version requires",
-)
 
 NEW_SUBJECT: Final = "proof.business-licence"
 """The subject the examples register: a market-regulation proof of the employment form

@@ -24,7 +24,8 @@ from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, principal_of, public, requires
 from hub.card import issuing
 from hub.connectors import exchange
-from hub.connectors.api import RECORD_UNAVAILABLE, SCHEMA_NOT_IN_USE, Answer, HolderRecord
+from hub.connectors.api import Answer, HolderRecord
+from hub.connectors.problems import RECORD_UNAVAILABLE, SCHEMA_NOT_IN_USE
 from hub.db import Rfc3339, rfc3339
 from hub.deps import CurrentHub, DbSession, in_unit_of_work
 from hub.permits.domain import PermitState
@@ -35,20 +36,14 @@ from hub.problems import (
     Problem,
     Text,
     negotiate_language,
-    problem_type,
 )
 from hub.verification import offline, service, store
 from hub.verification.domain import REASON_TITLES, Decision, Reason, Service
+from hub.verification.problems import OFFLINE_CONFLICT
 
 router = APIRouter(prefix="/verification/v1", tags=["Verification"], route_class=GuardedRoute)
 log = logging.getLogger(__name__)
 
-OFFLINE_CONFLICT = problem_type(
-    "offline-decision-conflict",
-    409,
-    "该核验结果编号已以其他内容报送",
-    "A decision id was reported before with other content",
-)
 _NO_STORE = {"Cache-Control": "no-store"}
 _SCOPE = "verification:tap"
 MAX_RECORD_BYTES = 24_576  # EF.RECORD: a photo of at most 16 KiB and the data groups

@@ -1,0 +1,44 @@
+"""The layout DESIGN.md promises, checked on the source: each domain's problem types live in its
+`problems.py`, beside the exceptions that carry them, so a router that needs another domain's
+problem types imports that domain's problems module and never its router.
+
+Read with `ast`, not by importing: what is checked is what the files say, whatever a module
+happens to pull in when imported.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+HUB = Path(__file__).resolve().parent.parent / "hub"
+PROBLEM_DOMAINS = ("card", "connectors", "permits", "schemas", "verification")
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _calls(tree: ast.AST, name: str) -> list[int]:
+    """The lines where `tree` calls a function by the bare name `name`."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+    ]
+
+
+def _routers(under: Path) -> list[Path]:
+    """The modules under `under` that build an APIRouter: the domains' api modules."""
+    return sorted(path for path in under.rglob("*.py") if _calls(_tree(path), "APIRouter"))
+
+
+@pytest.mark.parametrize("domain", PROBLEM_DOMAINS)
+def test_a_domains_problem_types_are_defined_in_its_problems_module(domain: str) -> None:
+    routers = _routers(HUB / domain)
+    assert routers, domain
+    defined = {str(path.relative_to(HUB)): _calls(_tree(path), "problem_type") for path in routers}
+    assert {path: lines for path, lines in defined.items() if lines} == {}
+    assert _calls(_tree(HUB / domain / "problems.py"), "problem_type")
