@@ -15,6 +15,8 @@ lines fifty times and drift; so they are derived here, once, from what each oper
 
 A route adds what only it can answer (409, 412, 428...) with `responses=`; whatever a route
 declares for a 4xx or 5xx is given the problem-details media type and schema here.
+
+The answers themselves are declared by the domains, as closed models (`ClosedView`).
 """
 
 from __future__ import annotations
@@ -24,10 +26,26 @@ from http import HTTPStatus
 from typing import Any, Final
 
 from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict
 
 from hub.auth.domain import SCOPES
 from hub.auth.guard import CLIENT_SECRET_BASIC, OPENAPI_SCHEME
 from hub.problems import MEDIA_TYPE
+
+
+class ClosedView(BaseModel):
+    """The base of the hub's answers: an answer's promised shape, no field more.
+
+    `extra="forbid"` makes the document say `additionalProperties: false` of the answer, so a
+    field added to what a route sends without its promise in the model fails the contract
+    test (tests/test_contract.py checks real answers against the document) instead of leaking
+    out undocumented, and a model built in code refuses it at once. An answer open on purpose
+    is a plain model instead, and says why: a holder record, whose fields a department's
+    agreement chooses; the OAuth 2.0 answers, to which their RFCs let members be added.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
 
 PROBLEM_REF: Final = "#/components/schemas/Problem"
 _METHODS: Final = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})

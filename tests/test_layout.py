@@ -1,6 +1,7 @@
 """The layout DESIGN.md promises, checked on the source: each domain's problem types live in its
-`problems.py`, beside the exceptions that carry them, so a router that needs another domain's
-problem types imports that domain's problems module and never its router.
+`problems.py`, beside the exceptions that carry them, and its answers' models outside its
+router, so no router imports another: a router that needs another domain's problem types or
+answers imports that domain's problems or views module.
 
 Read with `ast`, not by importing: what is checked is what the files say, whatever a module
 happens to pull in when imported.
@@ -30,6 +31,22 @@ def _calls(tree: ast.AST, name: str) -> list[int]:
     ]
 
 
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(HUB.parent).with_suffix("").parts)
+
+
+def _imported(tree: ast.Module) -> set[str]:
+    """Every module `tree` imports, `from hub.x import api` counted as `hub.x.api`."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
 def _routers(under: Path) -> list[Path]:
     """The modules under `under` that build an APIRouter: the domains' api modules."""
     return sorted(path for path in under.rglob("*.py") if _calls(_tree(path), "APIRouter"))
@@ -42,3 +59,13 @@ def test_a_domains_problem_types_are_defined_in_its_problems_module(domain: str)
     defined = {str(path.relative_to(HUB)): _calls(_tree(path), "problem_type") for path in routers}
     assert {path: lines for path, lines in defined.items() if lines} == {}
     assert _calls(_tree(HUB / domain / "problems.py"), "problem_type")
+
+
+def test_no_router_imports_another() -> None:
+    routers = {_module(path): path for path in _routers(HUB)}
+    assert {"hub.permits.api", "hub.connectors.api", "hub.connectors.deadletters"} <= set(routers)
+    crossings = {
+        name: sorted(_imported(_tree(path)) & set(routers) - {name})
+        for name, path in routers.items()
+    }
+    assert {name: imported for name, imported in crossings.items() if imported} == {}

@@ -26,6 +26,7 @@ from hub.auth.server import (
     OAuthOutcome,
 )
 from hub.auth.state import AuthState
+from hub.openapi import ClosedView
 from hub.problems import UNSUPPORTED_MEDIA_TYPE, Problem, ProblemType, Text, problem_type
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -81,10 +82,8 @@ class Introspected(BaseModel):
     active: bool
 
 
-class Revoked(BaseModel):
+class Revoked(ClosedView):
     """RFC 7009 §2.2: an empty object, whether or not the token was known."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class JsonWebKey(BaseModel):

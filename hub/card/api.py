@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -18,6 +18,7 @@ from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.card import layout, protocol, service
 from hub.card.problems import REFUSED
 from hub.deps import CurrentHub, DbSession
+from hub.openapi import ClosedView
 from hub.permits.problems import PERMIT_NOT_FOUND
 from hub.problems import Problem, Text
 
@@ -135,9 +136,7 @@ class Refresh(CardInReader):
     record: Record
 
 
-class CardWrite(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CardWrite(ClosedView):
     serial: str
     kid: str = Field(description="the issuing key that authorised the write")
     write: str = Field(description="PUT DATA command data (tag 71), standard base64")

@@ -12,7 +12,6 @@ are POSTed so the ID never sits in a URL or an access log; answers with personal
 from __future__ import annotations
 
 import logging
-from datetime import date
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
@@ -34,7 +33,8 @@ from hub.connectors.problems import (
     RECORD_UNAVAILABLE,
     SCHEMA_NOT_IN_USE,
 )
-from hub.db import INT_MAX, Rfc3339, rfc3339
+from hub.connectors.views import FeedPageView, FiledProof, HolderRecord
+from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits import applications
 from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_citizen_id
@@ -56,71 +56,6 @@ ProofId = Annotated[
 CITIZEN_ID: Final = r"^[0-9]{17}[0-9X]$"
 """A citizen ID as the exchange takes it: 18 characters, an upper-case X. The GB 11643 check
 character, the birth date and the region are checked beyond what a pattern can say."""
-
-
-class Answer(BaseModel):
-    """An answer's promised shape: no field more (`additionalProperties: false`), so a field
-    added to an answer without its promise here fails the contract test instead of leaking
-    out undocumented."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class FiledProof(Answer):
-    """What a department sees of a proof it filed: never whose it is."""
-
-    id: str = Field(description="The hub's id of the proof", json_schema_extra={"format": "uuid"})
-    proof_id: str = Field(min_length=1, max_length=128, description="Your own id of the proof")
-    kind: str = Field(description="What it proves, e.g. employment, school-enrolment")
-    valid_from: date
-    valid_to: date | None = Field(description="null: open-ended")
-    recorded_at: Rfc3339
-    revoked_at: Rfc3339 | None = Field(description="When you revoked it; null while it counts")
-
-    @classmethod
-    def of(cls, proof: Proof) -> FiledProof:
-        return cls(
-            id=proof.id,
-            proof_id=proof.source_proof_id,
-            kind=proof.kind,
-            valid_from=proof.valid_from,
-            valid_to=proof.valid_to,
-            recorded_at=rfc3339(proof.recorded_at),
-            revoked_at=rfc3339(proof.revoked_at) if proof.revoked_at else None,
-        )
-
-
-class RecordEvent(BaseModel):
-    """What a holder record reports: a permit event, or the look-up or tap that asked for it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(min_length=1, description="The event's number; lookup-… or tap-… otherwise")
-    type: str = Field(pattern=r"^[a-z]+(?:-[a-z]+)*$", description="issue, endorse, …, lookup, tap")
-    at: Rfc3339
-
-
-class HolderRecord(BaseModel):
-    """A holder record as your department's agreement lets it see it. Its whole schema is the
-    registry's `holder-record` version it names (`$schema`, `schema_version`: GET
-    /schemas/v1/subjects/holder-record/versions/{version}); which fields of `permit` and
-    `holder` appear is your agreement's allow-list."""
-
-    model_config = ConfigDict(extra="allow")
-
-    schema_uri: str = Field(alias="$schema", min_length=1)
-    schema_version: int = Field(ge=1)
-    event: RecordEvent
-    permit: dict[str, Any] = Field(default_factory=dict, description="The agreed permit fields")
-    holder: dict[str, Any] = Field(default_factory=dict, description="The agreed holder fields")
-
-
-class FeedPageView(Answer):
-    records: list[HolderRecord] = Field(description="Oldest first, each as of its event")
-    next: str = Field(
-        pattern=f"^{exchange.CURSOR_ALPHABET}$", description="`after` of the next read"
-    )
-    has_more: bool = Field(description="true: read again now; false: caught up, poll later")
 
 
 def _actor(request: Request) -> Actor:

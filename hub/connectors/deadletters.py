@@ -14,11 +14,10 @@ later deliveries to that department, held back meanwhile to keep their order
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, TypeVarTuple
+from typing import Annotated, TypeVarTuple
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import Field
 from sqlalchemy import Select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -27,10 +26,10 @@ from hub.audit import Actor
 from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.connectors import circuit
-from hub.connectors.api import Answer
 from hub.connectors.problems import DEAD_LETTER_NOT_FOUND
 from hub.connectors.store import DEAD, PENDING, Delivery
-from hub.db import INT_MAX, Rfc3339, rfc3339
+from hub.connectors.views import DeadLetter, DepartmentDeliveries, Replayed
+from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits.store import PermitEvent
 from hub.problems import Problem, Text
@@ -42,42 +41,6 @@ DepartmentFilter = Annotated[
     Department | None,
     Query(description="Only this department (yours, unless you run the hub)"),
 ]
-
-
-class DepartmentDeliveries(Answer):
-    """`state` is `closed` (deliveries flow) or `open` (every send of its last round failed:
-    one probe at a time goes, at `next_probe_at`); `backlog` counts pending deliveries."""
-
-    department: Department
-    state: Literal["closed", "open"]
-    failed_rounds: int = Field(ge=0)
-    open_since: Rfc3339 | None
-    next_probe_at: Rfc3339 | None
-    last_success_at: Rfc3339 | None
-    last_failure_at: Rfc3339 | None
-    last_error: str | None
-    backlog: int = Field(ge=0)
-    oldest_pending_age_seconds: int | None = Field(ge=0)
-    dead_letters: int = Field(ge=0)
-
-
-class DeadLetter(Answer):
-    """A delivery that gave up. `waiting_behind`: the holder's later deliveries to the
-    department, held back until this one is replayed and delivered."""
-
-    event_seq: int = Field(ge=1)
-    event_type: str
-    department: Department
-    permit_id: str
-    attempts: int = Field(ge=0)
-    last_error: str | None
-    created_at: Rfc3339
-    last_attempt_at: Rfc3339 | None
-    waiting_behind: int = Field(ge=0)
-
-
-class Replayed(Answer):
-    replayed: int = Field(ge=0, description="Dead letters made pending again")
 
 
 def _scope(request: Request) -> str | None:

@@ -1,9 +1,7 @@
 """The registry's answers, as the OpenAPI document promises them.
 
 Each model is the exact shape of one view the service builds (`service.view`,
-`service.registration_view`, ...): no field more (`extra="forbid"`, so the document says
-`additionalProperties: false` and a field added to a view without its promise here fails the
-contract test instead of leaking out undocumented), no field less.
+`service.registration_view`, ...): no field more (a `ClosedView`), no field less.
 """
 
 from __future__ import annotations
@@ -11,8 +9,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
+from hub.openapi import ClosedView
 from hub.permits.domain import Action, PermitState
 from hub.permits.eligibility import MetBy
 from hub.permits.identity import Sex
@@ -23,11 +22,7 @@ Relation = Literal["guardian", "trustee", "near-relative"]
 """Who may declare for another [CF §10]."""
 
 
-class _View(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PermitView(_View):
+class PermitView(ClosedView):
     """A permit as the registry sees it: no citizen ID, clear or hashed. `version` is its
     ETag; `allowed_actions` what its state allows next."""
 
@@ -47,7 +42,7 @@ class PermitView(_View):
     allowed_actions: list[Action]
 
 
-class ApplicationAccepted(_View):
+class ApplicationAccepted(ClosedView):
     """An accepted application [CF §16]: the permit with its receipt number and issuance
     deadline, and whether records on file, documents or an exemption met the conditions."""
 
@@ -56,7 +51,7 @@ class ApplicationAccepted(_View):
     permit: PermitView
 
 
-class RegistrationView(_View):
+class RegistrationView(ClosedView):
     """A residence registration as a window sees it: the citizen ID masked, never in clear."""
 
     id: str
@@ -88,7 +83,7 @@ class RegistrationView(_View):
     created_at: AwareDatetime
 
 
-class PermitEventView(_View):
+class PermitEventView(ClosedView):
     """One event of a permit's history; `seq` is also its changes-feed cursor."""
 
     seq: int
@@ -99,7 +94,7 @@ class PermitEventView(_View):
     payload: dict[str, Any]
 
 
-class ResidenceView(_View):
+class ResidenceView(ClosedView):
     """Continuous residence on a date; `start`, `days` and `whole_years` only when resident."""
 
     on: date
@@ -109,7 +104,7 @@ class ResidenceView(_View):
     whole_years: int | None = Field(default=None, ge=0)
 
 
-class ProofView(_View):
+class ProofView(ClosedView):
     """A department's proof on file, without the citizen ID it concerns."""
 
     id: str

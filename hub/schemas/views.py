@@ -2,10 +2,8 @@
 the functions that build them from rows.
 
 Each route's success response is one of these models, so the published schema is the shape the
-hub sends (the contract test validates real answers against it): no field more (`extra="forbid"`:
-the document says `additionalProperties: false`, and a field added to an answer without its
-promise here fails there instead of leaking out undocumented), no field less. Times are the
-hub's RFC 3339 strings (`hub.db.Rfc3339`).
+hub sends (the contract test validates real answers against it): no field more (a
+`ClosedView`), no field less. Times are the hub's RFC 3339 strings (`hub.db.Rfc3339`).
 """
 
 from __future__ import annotations
@@ -13,21 +11,18 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from hub.auth.domain import Department
 from hub.db import Rfc3339, rfc3339
+from hub.openapi import ClosedView
 from hub.schemas import domain
 from hub.schemas.compat import Change, ChangeKind, CompatibilityMode, Direction, Violation
 from hub.schemas.store import Agreement, SchemaSubject, SchemaVersion
 from hub.schemas.validation import Issue
 
 
-class _View(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class VersionSummary(_View):
+class VersionSummary(ClosedView):
     """A registered version, without its schema."""
 
     subject: str
@@ -64,7 +59,7 @@ def version_view(row: SchemaVersion) -> VersionView:
     return VersionView(**version_summary(row).model_dump(), schema=row.definition)
 
 
-class SubjectView(_View):
+class SubjectView(ClosedView):
     subject: str
     compatibility: CompatibilityMode = Field(description="The mode in force on the subject")
     compatibility_is_default: bool = Field(description="It follows the registry's default")
@@ -82,7 +77,7 @@ def subject_view(
     )
 
 
-class ValidationReport(_View):
+class ValidationReport(ClosedView):
     subject: str
     version: int
     state: domain.VersionState
@@ -90,8 +85,8 @@ class ValidationReport(_View):
     errors: list[Issue] = Field(description="Every error, with its JSON pointer into the document")
 
 
-class DiffView(_View):
-    model_config = ConfigDict(extra="forbid", validate_by_name=True)
+class DiffView(ClosedView):
+    model_config = ConfigDict(validate_by_name=True)
 
     subject: str
     from_: int = Field(alias="from")
@@ -104,7 +99,7 @@ class DiffView(_View):
     )
 
 
-class ViolationView(_View):
+class ViolationView(ClosedView):
     """A change that breaks the subject's mode against one of its versions."""
 
     against_version: int
@@ -127,23 +122,23 @@ def violation_view(violation: Violation) -> ViolationView:
     )
 
 
-class CompatibilityReport(_View):
+class CompatibilityReport(ClosedView):
     subject: str
     compatibility: CompatibilityMode
     compatible: bool
     violations: list[ViolationView]
 
 
-class DefaultMode(_View):
+class DefaultMode(ClosedView):
     compatibility: CompatibilityMode
 
 
-class SubjectMode(_View):
+class SubjectMode(ClosedView):
     compatibility: CompatibilityMode = Field(description="The mode in force on the subject")
     is_default: bool = Field(description="It follows the registry's default")
 
 
-class AgreementView(_View):
+class AgreementView(ClosedView):
     """One version of a data-sharing agreement; its ETag is `version`."""
 
     id: str
@@ -177,7 +172,7 @@ def agreement_view(row: Agreement) -> AgreementView:
     )
 
 
-class ProjectionView(_View):
+class ProjectionView(ClosedView):
     agreement: str
     agreement_version: int
     in_force: bool = Field(description="Whether the agreement is in force today")

@@ -24,10 +24,11 @@ from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, principal_of, public, requires
 from hub.card import issuing
 from hub.connectors import exchange
-from hub.connectors.api import Answer, HolderRecord
 from hub.connectors.problems import RECORD_UNAVAILABLE, SCHEMA_NOT_IN_USE
+from hub.connectors.views import HolderRecord
 from hub.db import Rfc3339, rfc3339
 from hub.deps import CurrentHub, DbSession, in_unit_of_work
+from hub.openapi import ClosedView
 from hub.permits.domain import PermitState
 from hub.problems import (
     VALIDATION_FAILED,
@@ -101,7 +102,7 @@ def _language(request: Request) -> Language:
 # --- challenges --------------------------------------------------------------------------------
 
 
-class ChallengeAnswer(Answer):
+class ChallengeAnswer(ClosedView):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -181,12 +182,12 @@ class TapBody(BaseModel):
     )
 
 
-class ReasonAnswer(Answer):
+class ReasonAnswer(ClosedView):
     code: Reason
     title: str = Field(description="In the language of Accept-Language")
 
 
-class TapAnswer(Answer):
+class TapAnswer(ClosedView):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -315,7 +316,7 @@ def status_list(request: Request, session: DbSession, hub: CurrentHub) -> Respon
     return Response(token, media_type="application/jose", headers=_NO_STORE)
 
 
-class IssuingKey(Answer):
+class IssuingKey(ClosedView):
     """A card-issuing public key: EC P-256 for ES256 signatures (RFC 7517, RFC 7518 §6.2)."""
 
     kty: Literal["EC"]
@@ -327,7 +328,7 @@ class IssuingKey(Answer):
     use: Literal["sig"]
 
 
-class IssuingKeys(Answer):
+class IssuingKeys(ClosedView):
     """A JWK Set (RFC 7517 §5), newest key first."""
 
     keys: list[IssuingKey]
@@ -348,14 +349,14 @@ def issuing_keys(session: DbSession) -> JwkSetResponse:
     return JwkSetResponse(issuing.issuing_jwks(session), headers={"Cache-Control": "max-age=300"})
 
 
-class Bilingual(Answer):
+class Bilingual(ClosedView):
     """A name or sentence in both languages the hub speaks."""
 
     zh: str = Field(alias="zh-CN")
     en: str
 
 
-class ServiceEntry(Answer):
+class ServiceEntry(ClosedView):
     code: str = Field(pattern=SERVICE_CODE)
     name: Bilingual
     department: Department = Field(description="Only its windows grant the service")
@@ -368,7 +369,7 @@ class ServiceEntry(Answer):
     cite: str = Field(description="Where it is written")
 
 
-class CatalogueAnswer(Answer):
+class CatalogueAnswer(ClosedView):
     services: list[ServiceEntry]
 
 
@@ -470,12 +471,12 @@ class OfflineReportBody(BaseModel):
     )
 
 
-class ReportedDecision(Answer):
+class ReportedDecision(ClosedView):
     decision_id: str = Field(json_schema_extra={"format": "uuid"})
     status: Literal["stored", "repeat"] = Field(description="repeat: reported before, the same")
 
 
-class OfflineReportAnswer(Answer):
+class OfflineReportAnswer(ClosedView):
     decisions: list[ReportedDecision] = Field(description="In the order of the report")
 
 
