@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic import BaseModel, Field
 
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.card import layout, protocol, service
 from hub.card.problems import REFUSED
-from hub.deps import CurrentHub, DbSession
+from hub.deps import CurrentHub, DbSession, StandardBase64, base64_length
 from hub.openapi import ClosedView
 from hub.permits.problems import PERMIT_NOT_FOUND
 from hub.problems import Problem, Text
@@ -27,60 +23,6 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit cards"], route_class=GuardedRoute)
 
-_SYMBOL = "[A-Za-z0-9+/]"
-# The last symbol before padding carries unused bits, which RFC 4648 §3.5 sets to zero.
-_ONE_BYTE_TAIL = f"{_SYMBOL}[AQgw]=="
-_TWO_BYTES_TAIL = f"{_SYMBOL}{{2}}[AEIMQUYcgkosw048]="
-
-
-def _base64_pattern(size: int | None) -> str:
-    """Canonical standard base64 (RFC 4648 §4, padded) of any length, or of `size` bytes."""
-    if size is None:
-        return f"^(?:{_SYMBOL}{{4}})*(?:{_ONE_BYTE_TAIL}|{_TWO_BYTES_TAIL})?$"
-    tail = ("", _ONE_BYTE_TAIL, _TWO_BYTES_TAIL)[size % 3]
-    return f"^{_SYMBOL}{{{size // 3 * 4}}}{tail}$"
-
-
-@dataclass(frozen=True)
-class StandardBase64:
-    """Bytes sent as canonical standard base64, of exactly `size` bytes where one is given.
-
-    pydantic's Base64Bytes documents only `format: base64` and takes what Python's lenient
-    decoder takes (it drops characters outside the alphabet); this states the encoding as a
-    pattern and checks exactly that pattern. What the bytes must be beyond it (a P-256 point,
-    a PNG or JPEG) the card service checks, answering with its own problem types;
-    `max_length` documents such a limit of the service (in base64 characters).
-    """
-
-    description: str
-    size: int | None = None
-    max_length: int | None = None
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(self._decode)
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema: JsonSchemaValue = {
-            "type": "string",
-            "contentEncoding": "base64",
-            "pattern": _base64_pattern(self.size),
-            "description": self.description,
-        }
-        if self.max_length is not None:
-            json_schema["maxLength"] = self.max_length
-        return json_schema
-
-    def _decode(self, value: object) -> bytes:
-        if not isinstance(value, str) or not re.fullmatch(_base64_pattern(self.size), value):
-            what = "standard base64" if self.size is None else f"{self.size} bytes in base64"
-            raise PydanticCustomError("base64", "Input should be {what}", {"what": what})
-        return base64.b64decode(value)
-
-
 CardKey = Annotated[
     bytes, StandardBase64("the card's P-256 public point, 65 bytes uncompressed", size=65)
 ]
@@ -89,10 +31,10 @@ Nonce = Annotated[
 ]
 Photo = Annotated[
     bytes,
-    StandardBase64(
-        f"PNG or JPEG, at most {layout.MAX_PHOTO_BYTES:,} bytes",
-        max_length=-(-layout.MAX_PHOTO_BYTES // 3) * 4,
-    ),
+    StandardBase64(f"PNG or JPEG, at most {layout.MAX_PHOTO_BYTES:,} bytes"),
+    # The limit is stated, and checked by the card service, which answers card-photo-invalid
+    # for a photo too large as for one that is not PNG or JPEG.
+    Field(json_schema_extra={"maxLength": base64_length(layout.MAX_PHOTO_BYTES)}),
 ]
 Record = Annotated[bytes, StandardBase64("the card's current EF.RECORD, from READ BINARY")]
 

@@ -10,15 +10,13 @@ field), and an unknown service code is one. Answers that disclose holder data ar
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
-import math
 import uuid
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, principal_of, public, requires
@@ -27,7 +25,7 @@ from hub.connectors import exchange
 from hub.connectors.problems import RECORD_UNAVAILABLE, SCHEMA_NOT_IN_USE
 from hub.connectors.views import HolderRecord
 from hub.db import Rfc3339, rfc3339
-from hub.deps import CurrentHub, DbSession, in_unit_of_work
+from hub.deps import CurrentHub, DbSession, StandardBase64, in_unit_of_work
 from hub.openapi import ClosedView
 from hub.permits.domain import PermitState
 from hub.problems import (
@@ -48,9 +46,7 @@ log = logging.getLogger(__name__)
 _NO_STORE = {"Cache-Control": "no-store"}
 _SCOPE = "verification:tap"
 MAX_RECORD_BYTES = 24_576  # EF.RECORD: a photo of at most 16 KiB and the data groups
-MAX_SIGNATURE_BYTES = 80  # a DER ECDSA P-256 signature is at most 72 bytes
-_BASE64: Final = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
-"""What `base64.b64decode(validate=True)` takes: RFC 4648 §4 with its padding."""
+MAX_SIGNATURE_BYTES = 72  # a DER ECDSA P-256 signature is at most 72 bytes
 SERVICE_CODE: Final = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 """The shape of a catalogue code (lower-case words joined by hyphens)."""
 _BASE64URL: Final = "[A-Za-z0-9_-]"
@@ -58,40 +54,8 @@ _JWS: Final = rf"^{_BASE64URL}+\.{_BASE64URL}+\.{_BASE64URL}+$"
 """A compact JWS (RFC 7515 §7.1): header, payload and signature, base64url, joined by dots."""
 
 
-def _base64(value: object) -> bytes:
-    """Standard base64 (RFC 4648 §4) with padding; anything else is refused, not skipped."""
-    if not isinstance(value, str):
-        raise ValueError("must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error:
-        raise ValueError("not base64 (RFC 4648 §4, with padding)") from None
-
-
-def _base64_text(max_bytes: int) -> WithJsonSchema:
-    """How the OpenAPI states bytes sent as base64, at most `max_bytes` once decoded."""
-    return WithJsonSchema(
-        {
-            "type": "string",
-            "contentEncoding": "base64",
-            "pattern": _BASE64,
-            "maxLength": 4 * math.ceil(max_bytes / 3),
-        }
-    )
-
-
-RecordBytes = Annotated[
-    bytes,
-    BeforeValidator(_base64),
-    _base64_text(MAX_RECORD_BYTES),
-    Field(max_length=MAX_RECORD_BYTES),
-]
-SignatureBytes = Annotated[
-    bytes,
-    BeforeValidator(_base64),
-    _base64_text(MAX_SIGNATURE_BYTES),
-    Field(max_length=MAX_SIGNATURE_BYTES),
-]
+RecordBytes = Annotated[bytes, StandardBase64(max_bytes=MAX_RECORD_BYTES)]
+SignatureBytes = Annotated[bytes, StandardBase64(max_bytes=MAX_SIGNATURE_BYTES)]
 
 
 def _language(request: Request) -> Language:

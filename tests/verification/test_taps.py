@@ -19,7 +19,7 @@ from hub.permits import domain
 from hub.verification.domain import CHALLENGE_TTL
 from hub.verification.store import WindowDecision
 from tests.auth.helpers import access_token, bearer
-from tests.card.helpers import new_card_key
+from tests.card.helpers import another_spelling, new_card_key
 from tests.conftest import RegisterClient
 from tests.verification.conftest import MakeCard, Window
 from tests.verification.helpers import (
@@ -265,6 +265,25 @@ def test_a_malformed_request_is_a_problem_and_consumes_nothing(
         assert refused.headers["content-type"] == "application/problem+json"
         assert [error["pointer"] for error in refused.json()["errors"]] == [pointer]
     assert reasons(app_client.post(TAPS, json=good, headers=education)) == []
+
+
+def test_base64_is_taken_in_its_canonical_spelling_only(
+    app_client: TestClient, window: Window, make_card: MakeCard
+) -> None:
+    card = make_card()
+    education = window("education")
+    challenge_id, nonce = challenge(app_client, education)
+    # A DER signature is 70 to 72 bytes: one of a few is padded, and has another spelling.
+    signatures = (answer(card.key, nonce) for _ in range(100))
+    signature = next(text for text in signatures if text.endswith("="))
+    other = another_spelling(signature)
+    assert other != signature and base64.b64decode(other) == base64.b64decode(signature)
+    body = tap_body(challenge_id, "compulsory-education", card.record, other)
+    refused = app_client.post(TAPS, json=body, headers=education)
+    assert refused.status_code == 422, refused.text
+    assert [error["pointer"] for error in refused.json()["errors"]] == ["/card_signature"]
+    granted = app_client.post(TAPS, json={**body, "card_signature": signature}, headers=education)
+    assert reasons(granted) == []
 
 
 def test_taps_need_the_tap_scope(
