@@ -1,4 +1,5 @@
-"""Holder records validated and projected per second on one core, against jsonschema.validate.
+"""Holder records validated and projected per second on one core, against jsonschema and
+jsonschema-rs used bare.
 
     .venv/bin/python bench/schemas.py [--records N] [--seconds S] [--rounds R] [--naive M]
                                       [--cpu C] [--no-record]
@@ -17,21 +18,26 @@ are records per second on one core. Why it is built this way:
   addresses, optional fields sometimes null. Each is checked valid by a plain jsonschema
   validator first, and each of N invalid variants (one defect each, six kinds in turn) must
   give exactly one issue, so the timed code cannot be fast by being wrong.
-- The baseline is what a caller without the registry would write:
+- The naive baseline is what a caller without the registry would write:
   `jsonschema.validate(record, schema, format_checker=format_checker())`, which checks the
   schema against the meta-schema and builds a validator on every call. It is slow, so it runs
-  on the first --naive records only. Against it, `Validators.get("holder-record", 1)
-  .errors(record)`, the cache look-up included, as callers use it, over all N records.
+  on the first --naive records only. The best peer in Python is a reused jsonschema
+  `Draft202012Validator`. The floor is jsonschema-rs used bare: a `Draft202012Validator` built
+  once with the hub's format callbacks and regex options, `is_valid` for valid records and
+  `list(iter_errors(record))` for invalid ones. Against them, `Validators.get("holder-record",
+  1).errors(record)`, the cache look-up included, as callers use it, over all N records; the
+  wrapper's cost is 1 - hub/bare.
 - Projection is `Projection.apply` under a realistic agreement: ten holder and permit fields
   plus the three envelope fields (`always`) a holder record cannot be valid without.
-- The invalid-record path (`errors` on the N invalid variants, where jsonschema walks the
-  record to report every issue) is measured for information: refusals are rare.
+- The invalid-record path (`errors` on the N invalid variants: every error, each turned into
+  an issue in both languages from the schema side) is measured bare and through the hub too.
 - Phases alternate within each of R rounds (naive, compiled, projection, invalid), each for at
   least S seconds of whole passes over its records, because on a virtual machine the speed of
   a core drifts for seconds at a time and neighbouring phases share that state. Figures are
   medians over the rounds; the ratio is the median of the per-round ratios.
 
-Targets: compiled validation >= 30,000 records/s and >= 20x the baseline, projection >= 100,000
+Targets: compiled validation >= 30,000 records/s and >= 20x the naive baseline, the hub's
+wrapper under 20% of jsonschema-rs bare on valid and on invalid records, projection >= 100,000
 records/s, all on one core. The result goes to bench/RESULTS.md, replacing the previous one.
 """
 
@@ -56,8 +62,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
+import jsonschema_rs
 
-from hub.schemas.formats import format_checker
+from hub.schemas import patterns
+from hub.schemas.formats import format_callbacks, format_checker
 from hub.schemas.projection import Projection, missing_fields
 from hub.schemas.validation import Validators
 
@@ -72,6 +80,7 @@ SUBJECT = "holder-record"
 TARGET_RATE = 30_000.0
 TARGET_RATIO = 20.0
 TARGET_PROJECTION = 100_000.0
+TARGET_WRAPPER = 0.20
 SEED = 20_260_101
 
 ENVELOPE = ("/$schema", "/schema_version", "/event")
@@ -284,8 +293,12 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     validators = Validators(fetch)
     compiled = validators.get(SUBJECT, 1)
-    if not compiled.accelerated:
-        raise BenchError("holder-record is not compiled to the fast predicate")
+    bare = jsonschema_rs.Draft202012Validator(
+        {**schema, "$id": compiled.uri},
+        formats=format_callbacks(),
+        validate_formats=True,
+        pattern_options=patterns.OPTIONS,
+    )
 
     rng, taken = random.Random(SEED), set[str]()
     records = [holder_record(rng, taken) for _ in range(args.records)]
@@ -299,13 +312,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if missing_fields(schema, [*ENVELOPE, *AGREEMENT]):
         raise BenchError("the agreement names fields holder-record does not declare")
     for index, record in enumerate(records):
-        if not reference.is_valid(record) or compiled.errors(record):
+        if not reference.is_valid(record) or compiled.errors(record) or not bare.is_valid(record):
             raise BenchError(f"generated record {index} is not valid")
         if compiled.errors(projection.apply(record)):
             raise BenchError(f"the projection of record {index} is not valid")
     for index, (record, expected) in enumerate(defects):
         found = [(issue.pointer, issue.keyword) for issue in compiled.errors(record)]
-        if found != [expected] or reference.is_valid(record):
+        if found != [expected] or reference.is_valid(record) or bare.is_valid(record):
             raise BenchError(f"invalid record {index}: {found}, expected {[expected]}")
     print(f"{len(records):,} records valid, {len(invalid):,} invalid variants refused", flush=True)
 
@@ -314,6 +327,27 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     def naive(items: list[Record]) -> int:
         for record in items:
             jsonschema.validate(record, schema, format_checker=checker)
+        return len(items)
+
+    def reused(items: list[Record]) -> int:
+        is_valid = reference.is_valid
+        for record in items:
+            if not is_valid(record):
+                raise BenchError("a valid record refused")
+        return len(items)
+
+    def bare_valid(items: list[Record]) -> int:
+        is_valid = bare.is_valid
+        for record in items:
+            if not is_valid(record):
+                raise BenchError("a valid record refused")
+        return len(items)
+
+    def bare_errors(items: list[Record]) -> int:
+        iter_errors = bare.iter_errors
+        for record in items:
+            if not list(iter_errors(record)):
+                raise BenchError("an invalid record passed")
         return len(items)
 
     def validated(items: list[Record]) -> int:
@@ -346,6 +380,19 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             naive,
         ),
         Phase(
+            "reused",
+            f"jsonschema `Draft202012Validator(schema, ...).is_valid(record)` reused,"
+            f" {len(records):,} valid records",
+            records,
+            reused,
+        ),
+        Phase(
+            "bare",
+            f"jsonschema-rs bare, `validator.is_valid(record)`, {len(records):,} valid records",
+            records,
+            bare_valid,
+        ),
+        Phase(
             "compiled",
             f'`Validators.get("{SUBJECT}", 1).errors(record)`, {len(records):,} valid records',
             records,
@@ -359,8 +406,15 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             projected,
         ),
         Phase(
+            "bare-invalid",
+            f"jsonschema-rs bare, `list(validator.iter_errors(record))`, {len(invalid):,}"
+            " invalid records, one defect each",
+            invalid,
+            bare_errors,
+        ),
+        Phase(
             "invalid",
-            f"`.errors(record)`, {len(invalid):,} invalid records, one defect each (information)",
+            f"`.errors(record)`, {len(invalid):,} invalid records, one defect each",
             invalid,
             refused,
         ),
@@ -381,9 +435,15 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def markdown(args: argparse.Namespace, argv: Sequence[str], cpu: int, phases: list[Phase]) -> str:
-    naive, compiled, projection, _ = phases
-    ratios = [mine / theirs for mine, theirs in zip(compiled.rates, naive.rates, strict=True)]
-    ratio = statistics.median(ratios)
+    naive, reused, bare, compiled, projection, bare_invalid, invalid = phases
+
+    def ratio_of(mine: Phase, theirs: Phase) -> float:
+        return statistics.median(
+            one / other for one, other in zip(mine.rates, theirs.rates, strict=True)
+        )
+
+    ratio = ratio_of(compiled, naive)
+    wrapper, wrapper_invalid = 1 - ratio_of(compiled, bare), 1 - ratio_of(invalid, bare_invalid)
     rows = [
         f"| {phase.label} | {phase.rate:,.0f} | {min(phase.rates):,.0f}-{max(phase.rates):,.0f}"
         f" | {statistics.median(phase.cpu_rates):,.0f} | {1e6 / phase.rate:,.1f}"
@@ -396,8 +456,9 @@ def markdown(args: argparse.Namespace, argv: Sequence[str], cpu: int, phases: li
             "",
             f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             f"- Machine: {common.machine()}",
-            f"- Software: Python {platform.python_version()}, jsonschema {version('jsonschema')},"
-            f" referencing {version('referencing')}",
+            f"- Software: Python {platform.python_version()}, jsonschema-rs"
+            f" {version('jsonschema-rs')}, jsonschema {version('jsonschema')}, referencing"
+            f" {version('referencing')}",
             f"- Code: {common.code_version()}",
             f"- Command: `{common.shown_command(SCRIPT, argv)}`",
             f"- Pinning: this process on CPU {cpu} (`os.sched_setaffinity`); no server, no"
@@ -415,8 +476,13 @@ def markdown(args: argparse.Namespace, argv: Sequence[str], cpu: int, phases: li
             "| --- | ---: | ---: | ---: | ---: | ---: |",
             *rows,
             "",
-            f"- Compiled / naive: **{ratio:,.0f}x**, the median of {len(ratios)} per-round ratios"
-            f" (target >= {TARGET_RATIO:.0f}x: {verdict(ratio >= TARGET_RATIO)}).",
+            f"- Compiled / naive: **{ratio:,.0f}x**, the median of {len(naive.rates)} per-round"
+            f" ratios (target >= {TARGET_RATIO:.0f}x: {verdict(ratio >= TARGET_RATIO)});"
+            f" compiled / jsonschema reused: {ratio_of(compiled, reused):,.1f}x.",
+            f"- The hub's wrapper over jsonschema-rs bare costs **{wrapper:.0%}** on valid"
+            f" records and **{wrapper_invalid:.0%}** on invalid ones, issues in two languages"
+            f" included (target < {TARGET_WRAPPER:.0%}:"
+            f" {verdict(max(wrapper, wrapper_invalid) < TARGET_WRAPPER)}).",
             f"- Compiled validation: **{compiled.rate:,.0f} records/s** on one core (target >="
             f" {TARGET_RATE:,.0f}: {verdict(compiled.rate >= TARGET_RATE)}).",
             f"- Projection: **{projection.rate:,.0f} records/s** on one core (target >="

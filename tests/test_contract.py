@@ -115,13 +115,14 @@ BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
     # the schema registry
     "POST /schemas/v1/subjects/{subject}/versions": (
         (422,),
-        "the schema must be valid under the JSON Schema 2020-12 meta-schema, each pattern one RE2"
-        " runs within its limits and each $ref a registered version: a language of its own",
+        "the schema must be valid under the JSON Schema 2020-12 meta-schema, each pattern one"
+        " the linear-time engine runs within its limits and each $ref a registered version:"
+        " a language of its own",
     ),
     "POST /schemas/v1/compatibility/subjects/{subject}": (
         (422,),
-        "the candidate is checked as a registration is: the 2020-12 meta-schema, RE2 patterns,"
-        " $refs to registered versions",
+        "the candidate is checked as a registration is: the 2020-12 meta-schema,"
+        " linear-time patterns, $refs to registered versions",
     ),
     "POST /schemas/v1/agreements": (
         (422,),

@@ -23,6 +23,7 @@ This module is pure: no FastAPI, no SQL, no clock reads (`today` is passed in).
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ whose numbers carry the whole region's code, e.g. 810000."""
 # + 0xFEE0. Mapped one by one rather than by NFKC, which would also turn ² or ① into digits.
 _FULL_WIDTH: Final = str.maketrans({chr(ord(c) + 0xFEE0): c for c in "0123456789Xx"})
 _REGION_CODE: Final = re.compile("[0-9]{6}")
+_CANONICAL: Final = re.compile("[0-9]{17}[0-9X]")
+"""The canonical form's characters and length: one match instead of three checks for the
+numbers that have it, which are nearly all (every record the hub validates carries one)."""
 
 
 class IdFault(StrEnum):
@@ -212,6 +216,23 @@ def is_region_code(text: str) -> bool:
 
 def _check(value: str, *, today: date | None) -> None:
     """All of GB 11643's rules, in the order `parse_citizen_id` documents."""
+    if _CANONICAL.fullmatch(value) is None:
+        _check_characters(value)
+    _check_region(value[:6])
+    _check_birth_date(value, today)
+    expected = _check_character(value[:17])
+    if value[17] != expected:
+        raise InvalidCitizenId(
+            IdFault.CHECK_DIGIT,
+            Text(
+                "公民身份号码校验码不符，请逐位核对",
+                "The check digit does not match; please compare the number digit by digit",
+            ),
+        )
+
+
+def _check_characters(value: str) -> None:
+    """Why a number is not 17 ASCII digits and a digit or X, the first rule it breaks."""
     if any(character.isspace() for character in value):
         raise InvalidCitizenId(
             IdFault.CHARACTERS,
@@ -233,22 +254,11 @@ def _check(value: str, *, today: date | None) -> None:
                 "A citizen ID number is 17 digits followed by a digit or X",
             ),
         )
-    _check_region(value[:6])
-    _check_birth_date(value, today)
-    expected = _check_character(value[:17])
-    if value[17] != expected:
-        raise InvalidCitizenId(
-            IdFault.CHECK_DIGIT,
-            Text(
-                "公民身份号码校验码不符，请逐位核对",
-                "The check digit does not match; please compare the number digit by digit",
-            ),
-        )
 
 
 def _check_character(first17: str) -> str:
     """ISO 7064 MOD 11-2 over the first 17 digits."""
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _WEIGHTS, strict=True))
+    total = sum(map(operator.mul, map(int, first17), _WEIGHTS))
     return _CHECK_CHARACTERS[total % 11]
 
 

@@ -447,8 +447,8 @@ def _check_required(old: Mapping[str, Any], new: Mapping[str, Any], at: str) -> 
 
 
 def _matches(pattern: Any, name: str) -> bool:
-    """Whether a `patternProperties` pattern matches `name`, searched by RE2 as documents are
-    (`hub.schemas.patterns`); a pattern RE2 refuses may match."""
+    """Whether a `patternProperties` pattern matches `name`, searched by the engine documents
+    are matched by (`hub.schemas.patterns`); a pattern that engine refuses may match."""
     try:
         return patterns.compile_pattern(str(pattern))(name)
     except patterns.PatternRefused:

@@ -1,8 +1,9 @@
 """The `format` keywords the hub's schema registry enforces, and the one checker that enforces them.
 
-JSON Schema 2020-12 treats `format` as an annotation unless the validator is given a format
-checker, so a schema saying `"format": "citizen-id"` checks nothing by itself. Every validation
-in the hub passes `format_checker()`, which makes these formats assertions:
+JSON Schema 2020-12 treats `format` as an annotation unless the validator is told to assert
+it, so a schema saying `"format": "citizen-id"` checks nothing by itself. Documents are
+validated by jsonschema-rs with `format_callbacks()`, and anything validated with jsonschema
+takes `format_checker()`: the same functions, which make these formats assertions:
 
 - `date` (RFC 3339 full-date, e.g. 2024-02-29: ASCII digits, a real calendar day),
   `date-time` (RFC 3339 date-time *with* a time zone, `Z` or `±hh:mm`; refused: no zone, a
@@ -32,7 +33,9 @@ in the hub passes `format_checker()`, which makes these formats assertions:
   Refused: spaces or dots inside the number, brackets around the area code, full-width digits.
   The hub exchanges numbers between programs, which can normalise before they send.
 
-Every other format name is not checked. `FORMATS` names exactly the enforced ones, so the
+Every other format name is not checked: jsonschema-rs would check the formats it knows by
+itself (`hostname`, `ipv4`, ...), so `format_callbacks()` passes those as annotations too.
+`FORMATS` names exactly the enforced ones, so the
 registry can refuse a schema that relies on a format nobody checks (e.g. `hostname`), instead
 of letting it pass everything. The set is fixed here rather than taken from whatever
 jsonschema happens to support, so installing a package cannot quietly change what is enforced.
@@ -49,7 +52,7 @@ format name) and `json_path` instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from jsonschema import Draft202012Validator, FormatChecker  # type: ignore[import-untyped]
@@ -135,3 +138,55 @@ def format_checker() -> FormatChecker:
     other validator enforces); add them here and to `FORMATS` instead.
     """
     return _FORMAT_CHECKER
+
+
+_ANNOTATIONS: Final = frozenset(
+    {
+        "duration",
+        "hostname",
+        "idn-email",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "iri",
+        "iri-reference",
+        "json-pointer",
+        "regex",
+        "relative-json-pointer",
+        "time",
+        "uri",
+        "uri-reference",
+        "uri-template",
+    }
+)
+"""The formats jsonschema-rs 0.60 checks by itself that the hub does not enforce."""
+
+
+def _annotation(_: str) -> bool:
+    return True
+
+
+def _callback(name: str) -> Callable[[str], bool]:
+    function, raises = _FORMAT_CHECKER.checkers[name]
+
+    def check(text: str) -> bool:
+        try:
+            return bool(function(text))
+        except raises:
+            return False
+
+    return check
+
+
+_CALLBACKS: Final[Mapping[str, Callable[[str], bool]]] = {
+    **{name: _annotation for name in _ANNOTATIONS},
+    **{name: _callback(name) for name in sorted(FORMATS)},
+}
+
+
+def format_callbacks() -> dict[str, Callable[[str], bool]]:
+    """For jsonschema-rs (`formats=`, with `validate_formats=True`): `FORMATS` checked by the
+    very functions of `format_checker()`, and the other formats it knows as annotations. It
+    calls them with strings only; a number or null conforms, as JSON Schema says. A new dict
+    each time: what one validator is built with cannot change what another enforces."""
+    return dict(_CALLBACKS)

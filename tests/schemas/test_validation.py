@@ -1,8 +1,8 @@
 """Schema checks, compiled validators and their issues.
 
-The compiled predicate must give jsonschema's verdict on every document, so besides the
-examples here a differential test runs both over every keyword the predicate compiles, with
-the edge cases of JSON equality and types, and over mutations of every built-in example.
+The hub's validator (jsonschema-rs) must give jsonschema's verdict on every document, so besides
+the examples here a differential test runs both over every 2020-12 keyword, with the edge
+cases of JSON equality and types, and over mutations of every built-in example.
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ from typing import Any
 
 import pytest
 
-from hub.schemas.formats import format_checker
 from hub.schemas.validation import (
     CompiledSchema,
-    DocumentValidator,
     Issue,
     Validators,
     check_schema,
     parse_schema_uri,
     schema_uri,
 )
+from tests.schemas.reference import reference
 
 BUILTIN = files("hub.schemas") / "builtin"
 SUBJECTS = sorted(
@@ -111,7 +110,6 @@ def test_builtin_schemas_register_and_their_examples_are_valid(subject: str) -> 
     schema = load(subject)
     assert check_schema(schema, store) == []
     compiled = Validators(store).get(subject, 1)
-    assert compiled.accelerated
     assert schema["examples"]
     for example in schema["examples"]:
         assert compiled.errors(example) == []
@@ -560,7 +558,7 @@ def test_threads_share_one_compiled_version() -> None:
     assert set(store.calls.values()) == {1}
 
 
-# --- the compiled predicate gives jsonschema's verdicts ------------------------------------------
+# --- jsonschema-rs gives jsonschema's verdicts ------------------------------------------
 
 KEYWORD_CASES: list[tuple[dict[str, Json], list[Json]]] = [
     ({"type": "integer"}, [1, 1.0, 1.5, True, "1", None, -0.0]),
@@ -707,18 +705,37 @@ KEYWORD_CASES: list[tuple[dict[str, Json], list[Json]]] = [
 ]
 
 
+JSONSCHEMA_IS_WRONG: dict[tuple[str, str], bool] = {
+    # JSON numbers are decimals. 0.3 / 0.1 is 2.9999999999999996 in binary floating point, so
+    # jsonschema refuses 0.3, which is three tenths.
+    (json.dumps({"multipleOf": 0.1}), "0.3"): True,
+    # 10^308 is 10^309 tenths; jsonschema divides the binary fractions exactly instead.
+    (json.dumps({"multipleOf": 0.1}), "1e+308"): True,
+    # jsonschema joins patternProperties into one pattern and skips it when that is "" (falsy),
+    # so every name is "additional"; the empty pattern matches every name.
+    (
+        json.dumps({"patternProperties": {"": {"type": "integer"}}, "additionalProperties": False}),
+        json.dumps({"a": 1}),
+    ): True,
+}
+"""The hub's verdict where jsonschema's is not JSON Schema's, by (schema, document) as JSON."""
+
+
 def _verdicts(schema: dict[str, Json], documents: list[Json]) -> None:
-    reference = DocumentValidator(schema, format_checker=format_checker())
+    oracle = reference(schema)
     compiled = Validators(Store({("case", 1): schema})).get("case", 1)
-    assert compiled.accelerated
     for document in documents:
-        expected = reference.is_valid(document)
+        expected = oracle.is_valid(document)
+        right = JSONSCHEMA_IS_WRONG.get((json.dumps(schema), json.dumps(document)))
+        if right is not None:
+            assert expected is not right, "jsonschema was fixed: drop the exception"
+            expected = right
         assert compiled.is_valid(document) is expected, (schema, document)
         assert (compiled.errors(document) == []) is expected, (schema, document)
 
 
 @pytest.mark.parametrize(("schema", "documents"), KEYWORD_CASES)
-def test_the_compiled_predicate_agrees_with_jsonschema(
+def test_the_validator_agrees_with_jsonschema(
     schema: dict[str, Json], documents: list[Json]
 ) -> None:
     assert check_schema(schema, Store({})) == []
@@ -764,28 +781,27 @@ def _mutations(document: Json) -> Iterator[Json]:
 
 
 @pytest.mark.parametrize("subject", SUBJECTS)
-def test_the_compiled_predicate_agrees_on_mutated_examples(subject: str) -> None:
+def test_the_validator_agrees_on_mutated_examples(subject: str) -> None:
     schema = load(subject)
-    reference = DocumentValidator(schema, format_checker=format_checker())
+    oracle = reference(schema)
     compiled = Validators(builtins()).get(subject, 1)
     checked = 0
     for example in schema["examples"]:
         for document in _mutations(example):
-            expected = reference.is_valid(document)
+            expected = oracle.is_valid(document)
             assert compiled.is_valid(document) is expected, document
             assert (compiled.errors(document) == []) is expected, document
             checked += 1
     assert checked > 100
 
 
-def test_a_schema_the_predicate_does_not_compile_is_validated_by_jsonschema() -> None:
+def test_unevaluated_properties_name_each_property() -> None:
     schema = {
         "allOf": [{"properties": {"a": {"type": "integer"}}}],
         "properties": {"b": {"type": "string"}},
         "unevaluatedProperties": False,
     }
     compiled = Validators(Store({("open", 1): schema})).get("open", 1)
-    assert not compiled.accelerated
     assert compiled.errors({"a": 1, "b": "x"}) == []
     issues = compiled.errors({"a": 1, "c": f"MARK-{CITIZEN_ID}", "d/e": 2})
     assert pairs(issues) == {("/c", "unevaluatedProperties"), ("/d~1e", "unevaluatedProperties")}
