@@ -47,6 +47,7 @@ _DIGITS: Final = frozenset("0123456789")
 # is 2**(18 - i) mod 11, and the check character is the one that makes the weighted sum of all
 # 18 characters (X = 10) equal 1 mod 11.
 _WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ZEROS: Final = ord("0") * sum(_WEIGHTS)
 _CHECK_CHARACTERS: Final = "10X98765432"
 EARLIEST_BIRTH_DATE: Final = date(1900, 1, 1)
 """No one alive was born earlier; a birth year like 1880 is a typo or a made-up number."""
@@ -257,8 +258,10 @@ def _check_characters(value: str) -> None:
 
 
 def _check_character(first17: str) -> str:
-    """ISO 7064 MOD 11-2 over the first 17 digits."""
-    total = sum(map(operator.mul, map(int, first17), _WEIGHTS))
+    """ISO 7064 MOD 11-2 over the first 17 digits (ASCII, as `_check` has made sure): over
+    their character codes, less what the weighted codes of "0" add up to."""
+    total = sum(map(operator.mul, first17.encode("ascii"), _WEIGHTS)) - _ZEROS
+
     return _CHECK_CHARACTERS[total % 11]
 
 

@@ -8,8 +8,11 @@ takes `format_checker()`: the same functions, which make these formats assertion
 - `date` (RFC 3339 full-date, e.g. 2024-02-29: ASCII digits, a real calendar day),
   `date-time` (RFC 3339 date-time *with* a time zone, `Z` or `±hh:mm`; refused: no zone, a
   separator other than `T`/`t`, any whitespace, leap seconds), `email` (contains an `@`:
-  jsonschema's deliberately loose check; an address is proved by mail, not by pattern) and
-  `uuid` (the hyphenated 8-4-4-4-12 form, any case). These are jsonschema's own checkers.
+  jsonschema's deliberately loose check; an address is proved by mail, not by pattern): these
+  are jsonschema's own checkers. `uuid`: the hyphenated 8-4-4-4-12 form of ASCII hex digits,
+  any case (`is_uuid`; jsonschema's checker, Python's `UUID`, also takes full-width digits);
+  jsonschema-rs checks it natively by the same rule, which tests/schemas/test_formats.py
+  holds it to, so that the one format met in every record costs no call into Python.
   `date-time` needs the optional `rfc3339-validator` package (the `jsonschema[format-nongpl]`
   extra); without it jsonschema has no date-time checker and lets every string pass, so this
   module refuses to import rather than run unchecked.
@@ -60,13 +63,21 @@ from jsonschema import Draft202012Validator, FormatChecker  # type: ignore[impor
 from hub.permits.identity import is_citizen_id, is_region_code
 
 STANDARD_FORMATS: Final = frozenset({"date", "date-time", "email", "uuid"})
-"""Formats defined by JSON Schema and checked with jsonschema's own checkers."""
+"""Formats defined by JSON Schema."""
 
 HUB_FORMATS: Final = frozenset({"citizen-id", "phone-cn", "region-code"})
 """Formats the hub defines; their names are not in any JSON Schema vocabulary."""
 
 FORMATS: Final = STANDARD_FORMATS | HUB_FORMATS
 """Every format the hub enforces; any other `format` value is an unchecked annotation."""
+
+_WHITESPACE: Final = re.compile(r"\s")
+"""What `str.isspace` calls whitespace (both are CPython's `Py_UNICODE_ISSPACE`), found in one
+search instead of a generator over every character: date-time is in every holder record."""
+
+_UUID: Final = re.compile(
+    "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 _PHONE_CN: Final = re.compile(
     r"(?:\+86 ?)?1[3-9][0-9]{9}"  # mobile
@@ -81,6 +92,11 @@ def is_phone_cn(text: str) -> bool:
     and `\\d` would accept full-width and other Unicode digits.
     """
     return _PHONE_CN.fullmatch(text) is not None
+
+
+def is_uuid(text: str) -> bool:
+    """Whether `text` is a UUID in its hyphenated form: 36 ASCII characters, any case."""
+    return _UUID.fullmatch(text) is not None
 
 
 def _only_strings(predicate: Callable[[str], bool]) -> Callable[[object], bool]:
@@ -98,7 +114,7 @@ def _without_whitespace(check: Callable[[object], bool]) -> Callable[[object], b
     RFC 3339 date-time contains whitespace, so refusing all of it loses nothing."""
 
     def checked(instance: object) -> bool:
-        if isinstance(instance, str) and any(character.isspace() for character in instance):
+        if isinstance(instance, str) and _WHITESPACE.search(instance) is not None:
             return False
         return check(instance)
 
@@ -108,17 +124,18 @@ def _without_whitespace(check: Callable[[object], bool]) -> Callable[[object], b
 def _build() -> FormatChecker:
     """A checker with exactly `FORMATS`, failing loudly if jsonschema lacks a standard one."""
     standard = Draft202012Validator.FORMAT_CHECKER
-    missing = STANDARD_FORMATS - set(standard.checkers)
+    missing = STANDARD_FORMATS - {"uuid"} - set(standard.checkers)
     if missing:
         raise RuntimeError(
             f"jsonschema cannot check {sorted(missing)}: install jsonschema[format-nongpl]"
         )
     checker = FormatChecker(formats=())
-    for name in sorted(STANDARD_FORMATS):
+    for name in sorted(STANDARD_FORMATS - {"uuid"}):
         function, raises = standard.checkers[name]
         if name == "date-time":
             function = _without_whitespace(function)
         checker.checks(name, raises)(function)
+    checker.checks("uuid")(_only_strings(is_uuid))
     checker.checks("citizen-id")(_only_strings(is_citizen_id))
     checker.checks("phone-cn")(_only_strings(is_phone_cn))
     checker.checks("region-code")(_only_strings(is_region_code))
@@ -178,15 +195,19 @@ def _callback(name: str) -> Callable[[str], bool]:
     return check
 
 
+NATIVE_FORMATS: Final = frozenset({"uuid"})
+"""Formats jsonschema-rs checks itself exactly as `format_checker()` does."""
+
 _CALLBACKS: Final[Mapping[str, Callable[[str], bool]]] = {
     **{name: _annotation for name in _ANNOTATIONS},
-    **{name: _callback(name) for name in sorted(FORMATS)},
+    **{name: _callback(name) for name in sorted(FORMATS - NATIVE_FORMATS)},
 }
 
 
 def format_callbacks() -> dict[str, Callable[[str], bool]]:
     """For jsonschema-rs (`formats=`, with `validate_formats=True`): `FORMATS` checked by the
-    very functions of `format_checker()`, and the other formats it knows as annotations. It
+    very functions of `format_checker()` (but `NATIVE_FORMATS`, which it checks alike), and
+    the other formats it knows as annotations. It
     calls them with strings only; a number or null conforms, as JSON Schema says. A new dict
     each time: what one validator is built with cannot change what another enforces."""
     return dict(_CALLBACKS)

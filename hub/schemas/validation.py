@@ -397,7 +397,7 @@ class CompiledSchema:
         self._validator = validator
         self._located = located
         """Each schema resource the validator may report a location in, by its URI."""
-        self._keywords: dict[tuple[str | None, str], tuple[tuple[str, ...], str, Any]] = {}
+        self._keywords: dict[tuple[str | None, str], _Keyword] = {}
         """`_keyword`'s answers by (location, keyword): a schema has few keywords, and a
         racing thread at worst computes the same answer twice."""
 
@@ -425,7 +425,8 @@ class CompiledSchema:
         about (such an error points into a name, not the document)."""
         kind = error.kind
         pointer = below or _pointer(error.instance_path)
-        location, keyword, value = self._keyword(error)
+        at = self._keyword(error)
+        location, keyword, value = at.location, at.keyword, at.value
         match kind:
             case jsonschema_rs.ValidationErrorKind.PropertyNames(inner):
                 yield from self._issues(inner, pointer)
@@ -467,11 +468,10 @@ class CompiledSchema:
             case jsonschema_rs.ValidationErrorKind.FalseSchema():
                 yield Issue(pointer, "false", *_describe("false", False))
             case _:
-                yield Issue(pointer, keyword, *_describe(keyword, value))
+                yield Issue(pointer, keyword, at.en, at.zh)
 
-    def _keyword(self, error: jsonschema_rs.ValidationError) -> tuple[tuple[str, ...], str, Any]:
-        """(where the error's keyword is, as (resource URI, reference tokens...); the keyword;
-        the schema's value for it), from its absolute keyword location, e.g.
+    def _keyword(self, error: jsonschema_rs.ValidationError) -> _Keyword:
+        """The keyword an error names, from its absolute keyword location, e.g.
         `urn:...:1#/properties/a/type`. A `dependentRequired` error's location names an index
         below the keyword, whose value (the whole map) says which present property needed it.
         """
@@ -482,7 +482,7 @@ class CompiledSchema:
             found = self._keywords[key] = self._resolve(*key)
         return found
 
-    def _resolve(self, location: str | None, keyword: str) -> tuple[tuple[str, ...], str, Any]:
+    def _resolve(self, location: str | None, keyword: str) -> _Keyword:
         uri, _, fragment = (location or f"{self.uri}#").partition("#")
         tokens = [
             unquote(token).replace("~1", "/").replace("~0", "~")
@@ -491,13 +491,27 @@ class CompiledSchema:
         if keyword == "dependentRequired" and keyword in tokens:
             del tokens[len(tokens) - tokens[::-1].index(keyword) :]
         path = (uri, *tokens)
-        return path, keyword, self._at(path)
+        value = self._at(path)
+        return _Keyword(path, keyword, value, *_describe(keyword, value))
 
     def _at(self, path: tuple[str, ...]) -> Any:
         node: Any = self._located.get(path[0], self.schema)
         for token in path[1:]:
             node = node[int(token)] if isinstance(node, list) else node.get(token)
         return node
+
+
+@dataclass(frozen=True)
+class _Keyword:
+    """A keyword of the schema as errors name it: where it is, as (resource URI, reference
+    tokens...), its name and value, and what a document failing it is told (`_describe`), made
+    once per schema location: the messages of `enum` alone format every allowed value."""
+
+    location: tuple[str, ...]
+    keyword: str
+    value: Any
+    en: str
+    zh: str
 
 
 def _is_items(location: tuple[str, ...]) -> bool:

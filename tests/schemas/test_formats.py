@@ -3,10 +3,11 @@ formats apply only to strings."""
 
 from __future__ import annotations
 
+import jsonschema_rs
 import pytest
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-from hub.schemas.formats import FORMATS, format_checker
+from hub.schemas.formats import FORMATS, format_callbacks, format_checker
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -125,17 +126,29 @@ BAD: list[tuple[str, str, str]] = [
     ("uuid", "03664491377a4eddb5f11314e17b46b7", "no hyphens"),
     ("uuid", "{03664491-377a-4edd-b5f1-1314e17b46b7}", "braces"),
     ("uuid", "urn:uuid:03664491-377a-4edd-b5f1-1314e17b46b7", "URN form"),
+    ("uuid", full_width("0") + "3664491-377a-4edd-b5f1-1314e17b46b7", "a full-width digit"),
+    ("uuid", "03664491-377a-4edd-b5f1-1314e17b46b7\n", "trailing newline"),
+    ("uuid", "03664491-377a-4edd-b5f1-1314e17b46b", "35 characters"),
 ]
+
+
+def _document_validator(name: str) -> jsonschema_rs.Validator:
+    """What validates documents: jsonschema-rs, as `hub.schemas.validation` builds it."""
+    return jsonschema_rs.Draft202012Validator(
+        {"format": name}, formats=format_callbacks(), validate_formats=True
+    )
 
 
 @pytest.mark.parametrize(("name", "value"), GOOD)
 def test_good_values_conform(name: str, value: str) -> None:
     assert format_checker().conforms(value, name)
+    assert _document_validator(name).is_valid(value)
 
 
 @pytest.mark.parametrize(("name", "value", "why"), BAD)
 def test_bad_values_are_refused(name: str, value: str, why: str) -> None:
     assert not format_checker().conforms(value, name), why
+    assert not _document_validator(name).is_valid(value), why
 
 
 def test_every_format_has_good_and_bad_cases() -> None:
@@ -159,6 +172,8 @@ def test_other_formats_are_not_checked() -> None:
     """A format outside FORMATS stays an annotation, whatever jsonschema could check."""
     assert format_checker().conforms("not a host name!", "hostname")
     assert format_checker().conforms("::not-an-ip", "ipv4")
+    for name, value in (("hostname", "not a host name!"), ("ipv4", "::"), ("time", "25:99")):
+        assert _document_validator(name).is_valid(value), name
 
 
 def test_the_checker_is_built_once() -> None:
