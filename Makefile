@@ -78,7 +78,7 @@ $(WINDOW_STAMP): $(STAMP) | pcscd
 
 # Lint first: it takes seconds, and a style or type slip should fail before the suite runs.
 test: venv postgres pcscd window lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 
 lint: venv
 	$(BIN)/ruff format --check hub tests bench alembic
@@ -94,6 +94,7 @@ bench: venv postgres pcscd window
 	$(BIN)/python bench/registry.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/sweep.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/schemas.py
+	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/delivery.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/taps.py --database-url postgresql://127.0.0.1:5432/test
 

@@ -31,8 +31,8 @@ from urllib.parse import quote
 
 import httpx
 
-from hub.app import Hub, build_hub
 from hub.auth.service import NewClient
+from hub.composition import Hub, build_hub
 from hub.migrate import upgrade
 from hub.permits.identity import CitizenId
 from hub.settings import load_settings

@@ -43,9 +43,9 @@ import httpx
 import sqlalchemy as sa
 
 from hub import jobs
-from hub.app import Hub, build_hub
 from hub.audit import Actor
 from hub.auth.domain import Department
+from hub.composition import Hub, build_hub
 from hub.connectors.config import PARTNERS, DeliveryMode, DepartmentLink, load_departments
 from hub.connectors.receiver import read_received
 from hub.connectors.relay import Relay, RelayPolicy

@@ -48,7 +48,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub import bulk, jobs
-from hub.app import build_hub
+from hub.composition import build_hub
 from hub.migrate import upgrade
 from hub.permits.service import PERMIT_FIELDS
 from hub.settings import load_settings

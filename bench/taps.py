@@ -103,10 +103,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
-from hub.app import Hub, build_hub
 from hub.auth.domain import ClientKind, Department, Principal
 from hub.auth.service import NewClient
 from hub.card import issuing, layout, protocol
+from hub.composition import Hub, build_hub
 from hub.db import unit_of_work
 from hub.permits.identity import parse_citizen_id
 from hub.permits.store import Card, Permit, Registration

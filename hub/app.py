@@ -1,236 +1,36 @@
-"""The FastAPI application factory: wires settings, storage, clock, auth and error handling."""
+"""The FastAPI application factory: the routers, error handling, the edge and the background
+work (relay, scheduler, revocation refresh) around a `Hub` (hub.composition)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import threading
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
-from typing_extensions import Unpack
 
 from hub import openapi, problems
-from hub.audit import AuditLog
 from hub.auth import api as auth_api
-from hub.auth.domain import Department
 from hub.auth.guard import (
     GuardedRoute,
-    TokenVerifier,
     check_route_guards,
     public,
 )
-from hub.auth.keys import ensure_signing_key
-from hub.auth.policy import load_access_policy
-from hub.auth.server import HubAuthorizationServer
-from hub.auth.service import ClientSpec, NewClient, Registrar, add_client
-from hub.auth.state import AuthState
 from hub.card import api as card_api
-from hub.card import issuing
-from hub.card.issuing import IssuingKeyCache
-from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
+from hub.clock import Clock
+from hub.composition import Hub, build_hub
 from hub.connectors import api as connectors_api
 from hub.connectors import deadletters
-from hub.connectors.config import DepartmentLink, load_departments
 from hub.connectors.relay import Relay, start_relay, stop_relay
-from hub.connectors.terms import ExchangeTerms
-from hub.db import make_engine, unit_of_work
 from hub.edge import Edge
 from hub.jobs import build_scheduler
-from hub.keycheck import check_master_key
-from hub.keyring import Keyring, load_keyring
 from hub.permits import api as permits_api
-from hub.permits.domain import LifecycleRules
-from hub.permits.identity import CitizenIdVault
-from hub.permits.jurisdictions import Jurisdiction, load_jurisdictions
 from hub.schemas import api as schemas_api
-from hub.schemas.agreements import Projections, seed
-from hub.schemas.service import HUB_ACTOR, Incompatible, Registry, register_builtins
 from hub.settings import ConfigError, Settings, load_settings
 from hub.verification import api as verification_api
-from hub.verification import challenges
-from hub.verification.catalogue import load_catalogue
-from hub.verification.domain import Catalogue
-
-
-@dataclass(frozen=True)
-class Hub:
-    """The components one hub process shares between requests."""
-
-    settings: Settings
-    engine: Engine
-    clock: Clock
-    calendar: WorkingCalendar
-    jurisdictions: Mapping[str, Jurisdiction]
-    lifecycle: Mapping[str, LifecycleRules]
-    keyring: Keyring
-    audit: AuditLog
-    vault: CitizenIdVault
-    auth_state: AuthState
-    verifier: TokenVerifier
-    authorization_server: HubAuthorizationServer
-    schemas: Registry
-    projections: Projections
-    exchange_terms: ExchangeTerms
-    departments: Mapping[Department, DepartmentLink]
-    issuing_keys: IssuingKeyCache
-    catalogue: Catalogue
-
-    @property
-    def key_password(self) -> bytes:
-        return self.auth_state.key_password
-
-    @functools.cached_property
-    def challenge_key(self) -> bytes:
-        """Makes and checks tap challenges (hub.verification.challenges); asked at every tap,
-        so derived once."""
-        return self.keyring.derive(challenges.KEY_PURPOSE)
-
-    def add_client(self, **spec: Unpack[ClientSpec]) -> NewClient:
-        """`hub clients add`: register a client (audited) in a unit of work of its own, within
-        the access policy."""
-        state = self.auth_state
-        registrar = Registrar(state.secret_key, state.policy)  # keyring.derive("client-secret")
-        with unit_of_work(self.engine) as session:
-            return add_client(session, self.audit, registrar, self.clock.now(), **spec)
-
-    @property
-    def card_key_password(self) -> bytes:
-        """Encrypts the card-issuing keys: a purpose of its own, never the token keys'."""
-        return self.keyring.derive(issuing.PASSWORD_PURPOSE)
-
-    def lifecycle_rules(self, jurisdiction: str) -> LifecycleRules:
-        return self.lifecycle[jurisdiction]
-
-    def check_database(self) -> None:
-        """Reachable and migrated: the tables this process needs exist."""
-        with self.engine.connect() as connection:
-            if not sa.inspect(connection).has_table("alembic_version"):
-                raise ConfigError("the database has no schema yet; run `hub db upgrade`")
-
-    def check_relay(self) -> None:
-        """With the relay on, every push department's secret must be in the environment."""
-        if not self.settings.relay_enabled:
-            return
-        for department, link in self.departments.items():
-            if link.pushes:
-                try:
-                    link.secret()
-                except ValueError as error:
-                    raise ConfigError(
-                        f"the relay cannot push to {department.value}: {error}"
-                        " (or set relay_enabled = false)"
-                    ) from None
-
-    def check_master_key(self) -> None:
-        """This process's master secret is the database's (hub.keycheck): asked before a
-        command or a starting hub writes anything."""
-        check_master_key(self.engine, self.keyring, self.audit, self.settings)
-
-    def prepare(self) -> None:
-        """After the master-key check, the first token-signing and card-issuing keys of a new
-        installation, the built-in schemas, then this process's snapshot."""
-        self.check_master_key()
-        with unit_of_work(self.engine) as session:
-            ensure_signing_key(session, self.clock.now(), self.key_password)
-            issuing.ensure_issuing_key(session, self.clock.now(), self.card_key_password)
-        self.install_shipped()
-        self.auth_state.refresh()
-
-    def install_shipped(self) -> None:
-        """The built-in schemas not registered yet (each its subject's next version), then the
-        config/agreements/*.toml not created yet (the departments file names them), in one
-        unit of work. Two processes starting together may both try: the loser's fails on a
-        unique constraint and, run again, finds the winner's rows."""
-        for attempt in (1, 2):
-            try:
-                with unit_of_work(self.engine) as session:
-                    now = self.clock.now()
-                    register_builtins(session, self.schemas, self.audit, now)
-                    directory = self.settings.agreements_dir
-                    seed(session, self.schemas, self.audit, directory, actor=HUB_ACTOR, now=now)
-                return
-            except sa.exc.IntegrityError:
-                if attempt == 2:
-                    raise
-            except Incompatible as error:
-                raise ConfigError(f"a built-in schema cannot be registered: {error}") from None
-            except ValueError as error:  # a bad agreement file
-                raise ConfigError(str(error)) from None
-
-
-def build_hub(
-    settings: Settings,
-    *,
-    engine: Engine | None = None,
-    clock: Clock | None = None,
-    create_secret: bool = False,
-) -> Hub:
-    engine = engine or make_engine(settings.database_url)
-    clock = clock or SystemClock()
-    try:
-        calendar = WorkingCalendar(load_holiday_schedules(settings.holiday_schedules_dir))
-    except ValueError as exc:
-        raise ConfigError(f"bad holiday schedule {exc}") from None
-    jurisdictions = load_jurisdictions(settings.jurisdictions_dir)
-    catalogue = load_catalogue(settings.catalogue_file, jurisdictions)
-    try:
-        departments = load_departments(settings.departments_file)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        policy = load_access_policy(settings.access_file)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    keyring = load_keyring(settings, create=create_secret)
-    audit = AuditLog(keyring.derive("audit-chain"))
-    state = AuthState(
-        engine,
-        clock,
-        policy,
-        key_password=keyring.derive("signing-key-encryption"),
-        secret_key=keyring.derive("client-secret"),
-        token_ttl=settings.access_token_ttl_seconds,
-    )
-    verifier = TokenVerifier(state, settings.issuer.rstrip("/"), settings.audience, clock)
-    server = HubAuthorizationServer(
-        state=state,
-        verifier=verifier,
-        engine=engine,
-        audit=audit,
-        clock=clock,
-        issuer=settings.issuer,
-        audience=settings.audience,
-        token_ttl=settings.access_token_ttl_seconds,
-        assertion_max_age=settings.client_assertion_max_age_seconds,
-    )
-    # Derived once per process: requests and jobs ask for these on every call.
-    lifecycle = {code: place.lifecycle_rules() for code, place in jurisdictions.items()}
-    return Hub(
-        settings=settings,
-        engine=engine,
-        clock=clock,
-        calendar=calendar,
-        jurisdictions=jurisdictions,
-        lifecycle=lifecycle,
-        keyring=keyring,
-        audit=audit,
-        vault=CitizenIdVault.from_keyring(keyring),
-        auth_state=state,
-        verifier=verifier,
-        authorization_server=server,
-        schemas=Registry(),
-        projections=Projections(),
-        exchange_terms=ExchangeTerms(),
-        departments=departments,
-        issuing_keys=IssuingKeyCache(),
-        catalogue=catalogue,
-    )
 
 
 def create_app(

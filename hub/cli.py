@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import sqlalchemy.exc
-
-from hub.audit import Actor
-from hub.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.audit import Actor
+    from hub.composition import Hub
+    from hub.settings import Settings
+
+# Each command imports what it uses when it runs: `hub --help` loads click and this module only,
+# and no command loads the web application.
 
 EXIT_USAGE = 2
-CLI_ACTOR = Actor("hub-admin", "hub")  # the operator at the console, as auth's admin commands
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -29,14 +29,23 @@ def cli() -> None:
     """Permit hub: residence-permit registry and inter-departmental exchange."""
 
 
+def _cli_actor() -> Actor:
+    """The operator at the console, as auth's admin commands name it."""
+    from hub.audit import Actor
+
+    return Actor("hub-admin", "hub")
+
+
 def _settings(**overrides: Any) -> Settings:
+    from hub.settings import load_settings
+
     return load_settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
 def _hub(settings: Settings | None = None) -> Hub:
     """The hub of a command that uses the database: migrated, and keyed by this host's master
     secret, both checked before the command reads or writes anything else."""
-    from hub.app import build_hub
+    from hub.composition import build_hub
 
     hub = build_hub(settings or _settings())
     hub.check_database()
@@ -75,7 +84,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply all migrations and create the first token-signing key (and the master secret of a
     new database, when neither HUB_SECRET_KEY nor the key file is there)."""
-    from hub.app import build_hub
+    from hub.composition import build_hub
     from hub.db import make_engine
     from hub.keycheck import foreign_database, owned
     from hub.keyring import NoMasterSecret
@@ -298,7 +307,7 @@ def schemas_register(subject: str, file: Path, active: bool) -> None:
                 subject,
                 definition,
                 state=state,
-                actor=CLI_ACTOR,
+                actor=_cli_actor(),
                 now=hub.clock.now(),
             )
             row = done.version
@@ -700,10 +709,22 @@ def main() -> None:
         _fail(exc.format_message())
     except click.Abort:
         _fail("aborted", 1)
-    except ConfigError as exc:
+    except Exception as exc:
+        _fail_for(exc)
+
+
+def _fail_for(exc: Exception) -> NoReturn:
+    """One sentence for a bad configuration or an unreachable database; anything else is a
+    defect and keeps its traceback. Imported here: the command that raised has loaded both."""
+    import sqlalchemy.exc
+
+    from hub.settings import ConfigError
+
+    if isinstance(exc, ConfigError):
         _fail(str(exc))
-    except sqlalchemy.exc.OperationalError as exc:
+    if isinstance(exc, sqlalchemy.exc.OperationalError):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
         _fail(
             f"cannot use the database ({reason}); check HUB_DATABASE_URL and run `hub db upgrade`"
         )
+    raise exc

@@ -41,7 +41,7 @@ from hub.permits.jurisdictions import ConditionKind, Jurisdiction
 from hub.permits.store import Card, Outbox, Permit, PermitEvent, Proof, Registration
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.composition import Hub
 
 BATCH_SIZE = 200
 """Holders per transaction: large enough to be fast, small enough to report progress."""

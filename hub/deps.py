@@ -21,7 +21,7 @@ from sqlmodel import Session
 from hub.db import unit_of_work
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.composition import Hub
 
 
 def current_hub(request: Request) -> Hub:

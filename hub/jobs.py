@@ -34,7 +34,7 @@ from hub.permits import domain, service
 from hub.permits.store import Permit, PermitEvent, Registration
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.composition import Hub
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,10 @@
 Each kind of problem has a stable `type` (a relative URI, `/problems/<slug>`, served by the hub
 itself so a person can look it up) and a title in Chinese and English. The language follows
 `Accept-Language`; machine clients rely on `type`, never on the wording.
+
+The types (`Text`, `ProblemType`, `Problem`, `FieldError`) are what every domain raises and
+imports; the web framework is imported only where a problem becomes a response, so a command
+that raises or reads problems does not load it.
 """
 
 from __future__ import annotations
@@ -11,15 +15,15 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic_core.core_schema import ErrorType
 from sqlalchemy.exc import DataError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
 Language = Literal["zh-CN", "en"]
 MEDIA_TYPE = "application/problem+json"
@@ -170,11 +174,15 @@ def route_template(request: Request) -> str | None:
     holds what the caller typed, and a citizen ID typed where a permit id belongs must not come
     back in the answer or go into a log. The template still says which operation failed.
     """
+    from starlette.routing import Route
+
     route = request.scope.get("route")
     return route.path_format if isinstance(route, Route) else None
 
 
 def problem_response(request: Request, problem: Problem) -> JSONResponse:
+    from fastapi.responses import JSONResponse
+
     default: Language = getattr(request.app.state, "default_language", "zh-CN")
     language = negotiate_language(request.headers.get("accept-language"), default)
     body = problem.render(language, instance=route_template(request))
@@ -340,6 +348,8 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    from fastapi.exceptions import RequestValidationError
+
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     for error in errors:
@@ -390,6 +400,8 @@ def _unparsable_body(exc: StarletteHTTPException) -> Text | None:
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
     unparsable = _unparsable_body(exc)
@@ -416,6 +428,8 @@ def allowed_methods(request: Request) -> str:
     only the methods of the first route whose path matched, while the hub serves GET and POST
     of one path from two routes. Asked of the router itself, method by method (a 405 is rare),
     so included routers are searched as a request would search them."""
+    from starlette.routing import Match
+
     served = [
         method
         for method in _METHODS
@@ -472,6 +486,9 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Route every kind of failure through problem details."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -19,11 +19,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hub.app import Hub, create_app
+from hub.app import create_app
 from hub.audit import Actor
 from hub.auth.domain import ClientKind
 from hub.auth.service import NewClient
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.db import make_engine, unit_of_work
 from hub.migrate import upgrade
 from hub.schemas import agreements

@@ -53,7 +53,7 @@ CITIZEN_ID = "11010519491231002X"  # made up, in the 18-character format
 
 
 def audit_key(secret: str) -> bytes:
-    """The key the hub itself uses (hub.app.build_hub), so the CLI agrees with the tests."""
+    """The key the hub itself uses (hub.composition.build_hub), so the CLI agrees with the tests."""
     return Keyring(secret.encode()).derive("audit-chain")
 
 

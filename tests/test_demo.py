@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from hub.app import Hub, build_hub
 from hub.clock import FixedClock
+from hub.composition import Hub, build_hub
 from hub.db import make_engine, unit_of_work
 from hub.demo import DemoSummary, generate_people, load_demo
 from hub.permits.identity import CitizenId, parse_citizen_id

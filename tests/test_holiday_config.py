@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.app import build_hub
+from hub.composition import build_hub
 from hub.settings import ConfigError, Settings
 from tests.test_cli import _env, run_hub
 

@@ -19,8 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from hub import jobs
-from hub.app import Hub, build_hub, create_app
+from hub.app import create_app
 from hub.audit import AuditEntry
+from hub.composition import Hub, build_hub
 from hub.db import is_postgresql, unit_of_work
 from hub.permits import domain, service
 from hub.permits.store import Outbox, Permit, PermitEvent

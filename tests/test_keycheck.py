@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from hub.app import build_hub, create_app
+from hub.app import create_app
 from hub.audit import AuditEvent, AuditLog
 from hub.clock import FixedClock
+from hub.composition import build_hub
 from hub.db import unit_of_work
 from hub.keycheck import ForeignDatabase, check_master_key
 from hub.keyring import Keyring

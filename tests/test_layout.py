@@ -10,6 +10,8 @@ happens to pull in when imported.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,30 @@ def test_no_router_imports_another() -> None:
         for name, path in routers.items()
     }
     assert {name: imported for name, imported in crossings.items() if imported} == {}
+
+
+def _loaded_after(statement: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after `statement`: what a command pays for
+    at start-up, whatever else this test process has imported."""
+    script = f"import sys\n{statement}\nprint('\\n'.join(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(done.stdout.split())
+
+
+def test_the_command_line_loads_only_click_until_a_command_runs() -> None:
+    """`hub --help` answers at once: no settings, database, schema or web library loaded."""
+    loaded = _loaded_after("import hub.cli")
+    assert {module for module in loaded if module.startswith("hub")} == {"hub", "hub.cli"}
+    assert not loaded & {"sqlalchemy", "pydantic", "fastapi", "jsonschema", "authlib"}
+
+
+def test_a_command_s_hub_loads_no_web_framework_and_no_router() -> None:
+    """`build_hub` (what `hub clients add`, `hub db upgrade` and the jobs start from) lives in
+    hub.composition: no router, no FastAPI, and no IRI parser for formats nobody checks."""
+    loaded = _loaded_after("from hub.composition import build_hub")
+    assert not {
+        module for module in loaded if module.startswith("hub.") and module.endswith(".api")
+    }
+    assert not loaded & {"fastapi", "starlette", "hub.app", "rfc3987_syntax", "lark"}

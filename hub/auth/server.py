@@ -41,9 +41,9 @@ from hub.auth.domain import (
     basic_credentials,
 )
 from hub.auth.failures import FailedAuthentications
-from hub.auth.guard import TokenVerifier
 from hub.auth.state import AuthState, RegisteredClient, secret_matches
 from hub.auth.store import RevokedToken, claim_assertion
+from hub.auth.tokens import TokenVerifier
 from hub.clock import Clock
 from hub.db import unit_of_work
 

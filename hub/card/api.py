@@ -19,7 +19,7 @@ from hub.permits.problems import PERMIT_NOT_FOUND
 from hub.problems import Problem, Text
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.composition import Hub
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit cards"], route_class=GuardedRoute)
 

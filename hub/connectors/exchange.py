@@ -49,7 +49,7 @@ from hub.schemas.store import Agreement, SchemaVersion
 from hub.schemas.validation import CompiledSchema, Issue, schema_uri
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.composition import Hub
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ from hub.db import unit_of_work
 from hub.permits.store import Outbox, PermitEvent
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.composition import Hub
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from hub.connectors.config import DepartmentLink
 from hub.schemas.store import Agreement, SchemaVersion
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.composition import Hub
 
 FRESH_FOR: Final = 1.0
 """Seconds a remembered row is used before it is read again (another process's change)."""

@@ -13,9 +13,9 @@ takes `format_checker()`: the same functions, which make these formats assertion
   any case (`is_uuid`; jsonschema's checker, Python's `UUID`, also takes full-width digits);
   jsonschema-rs checks it natively by the same rule, which tests/schemas/test_formats.py
   holds it to, so that the one format met in every record costs no call into Python.
-  `date-time` needs the optional `rfc3339-validator` package (the `jsonschema[format-nongpl]`
-  extra); without it jsonschema has no date-time checker and lets every string pass, so this
-  module refuses to import rather than run unchecked.
+  `date-time` needs the optional `rfc3339-validator` package (a dependency of the hub);
+  without it jsonschema has no date-time checker and lets every string pass, so this module
+  refuses to import rather than run unchecked.
 - `citizen-id`: an 18-character GB 11643 number in canonical form (upper-case X), with a valid
   region shape, birth date and check digit. The rules are `hub.permits.identity`'s, so a number
   a schema accepts is one the permit service accepts too.
@@ -126,9 +126,7 @@ def _build() -> FormatChecker:
     standard = Draft202012Validator.FORMAT_CHECKER
     missing = STANDARD_FORMATS - {"uuid"} - set(standard.checkers)
     if missing:
-        raise RuntimeError(
-            f"jsonschema cannot check {sorted(missing)}: install jsonschema[format-nongpl]"
-        )
+        raise RuntimeError(f"jsonschema cannot check {sorted(missing)}: install rfc3339-validator")
     checker = FormatChecker(formats=())
     for name in sorted(STANDARD_FORMATS - {"uuid"}):
         function, raises = standard.checkers[name]

@@ -39,7 +39,7 @@ from hub.verification.domain import (
 from hub.verification.service import actor_of, purpose_of
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.composition import Hub
 
 STATUS_LIST_TYPE: Final = "hub-status-list+jws"
 """The `typ` of the status list's JWS header (RFC 8725 §3.11: explicit typing), so nothing

@@ -50,7 +50,7 @@ from hub.verification.domain import (
 )
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.composition import Hub
 
 TAP_ACTION: Final = "verification.tap"
 

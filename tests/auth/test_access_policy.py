@@ -10,13 +10,13 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hub.app import Hub, build_hub
 from hub.audit import AuditEntry
 from hub.auth.domain import SCOPES, ClientKind, Department
 from hub.auth.policy import load_access_policy
 from hub.auth.service import ClientSpecError, NewClient
 from hub.auth.store import OAuthClient
 from hub.cli import cli
+from hub.composition import Hub, build_hub
 from hub.settings import ConfigError, Settings
 from tests.auth.helpers import access_token, bearer, request_token
 from tests.conftest import TEST_SECRET, RegisterClient

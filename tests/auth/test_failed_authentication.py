@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hub.app import Hub
 from hub.audit import AuditEntry
 from hub.auth import state as auth_state
 from hub.auth.service import NewClient
+from hub.composition import Hub
 from hub.settings import Settings
 from tests.auth.helpers import (
     assertion_form,

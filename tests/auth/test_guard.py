@@ -15,9 +15,10 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 from sqlalchemy.engine import Engine
 
-from hub.app import Hub, create_app
+from hub.app import create_app
 from hub.auth.guard import principal_of, requires
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient

@@ -15,9 +15,10 @@ from httpx import Response
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from hub.app import Hub, create_app
+from hub.app import create_app
 from hub.audit import AuditEntry
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.settings import Settings
 from tests.auth.helpers import request_token
 from tests.auth.test_access_policy import SHIPPED

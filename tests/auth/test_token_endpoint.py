@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from hub.app import Hub
+from hub.composition import Hub
 from tests.auth.helpers import (
     assertion_form,
     bearer,

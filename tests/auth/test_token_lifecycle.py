@@ -8,10 +8,10 @@ from fastapi.testclient import TestClient
 from joserfc import jws
 from sqlmodel import select
 
-from hub.app import Hub, build_hub
 from hub.audit import AuditEntry
 from hub.auth.service import rotate_signing_key
 from hub.clock import FixedClock
+from hub.composition import Hub, build_hub
 from hub.db import unit_of_work
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import ISSUER, RegisterClient

@@ -12,7 +12,7 @@ from datetime import timedelta
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
-from hub.app import Hub
+from hub.composition import Hub
 from hub.db import unit_of_work
 from hub.permits.identity import parse_citizen_id
 from hub.permits.store import Permit, Registration

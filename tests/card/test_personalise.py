@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hub.app import Hub
 from hub.audit import AuditEntry
 from hub.card import issuing, layout, protocol
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.permits.store import Card, Permit
 from tests.auth.helpers import access_token, bearer
 from tests.card.helpers import b64, issued_permit, new_card_key, tiny_png

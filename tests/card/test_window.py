@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub import jobs
-from hub.app import Hub, create_app
+from hub.app import create_app
 from hub.auth.domain import ClientKind
 from hub.card import issuing, layout, protocol
 from hub.card.agent import SCOPE, Cache, WindowAgent
@@ -34,6 +34,7 @@ from hub.card.reader import CardLink, command
 from hub.card.writer import SCOPE as WRITER_SCOPE
 from hub.card.writer import personalise_card, refresh_card
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
 from tests.card.helpers import issued_permit, tiny_png

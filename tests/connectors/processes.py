@@ -177,7 +177,7 @@ class Processes:
 
 def _run_relay(args: argparse.Namespace) -> None:
     """A relay with the fault-test policy: short lease, timeout and retry waits, never dead."""
-    from hub.app import build_hub
+    from hub.composition import build_hub
     from hub.connectors.config import RetrySchedule
     from hub.connectors.relay import Relay, RelayPolicy
     from hub.settings import load_settings

@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from sqlmodel import Session, col, select
 
-from hub.app import Hub
 from hub.audit import Actor, AuditEntry
 from hub.auth.domain import ClientKind
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.db import INT_MAX, unit_of_work
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import parse_citizen_id

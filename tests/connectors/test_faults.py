@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from hub.app import Hub
+from hub.composition import Hub
 from hub.connectors.config import PARTNERS
 from hub.connectors.receiver import read_received
 from hub.connectors.relay import RelayPolicy

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hub.app import Hub
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.connectors.exchange import SETTLE, decode_cursor, encode_cursor
 from hub.db import INT_MAX, unit_of_work
 from hub.permits import domain, service

@@ -24,9 +24,9 @@ import pytest
 from fastapi import Request, Response
 from fastapi.testclient import TestClient
 
-from hub.app import Hub
 from hub.auth.domain import Department
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.connectors.config import (
     STANDARD_RETRIES,
     DeliveryMode,

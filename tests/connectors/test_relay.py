@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hub.app import Hub
 from hub.audit import Actor
 from hub.auth.domain import Department
+from hub.composition import Hub
 from hub.connectors.config import DeliveryMode, DepartmentLink
 from hub.connectors.receiver import create_receiver
 from hub.connectors.relay import Relay, RelayPolicy

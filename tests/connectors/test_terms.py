@@ -8,9 +8,9 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import col
 
-from hub.app import Hub
 from hub.audit import Actor
 from hub.auth.domain import Department
+from hub.composition import Hub
 from hub.connectors import exchange
 from hub.connectors.terms import ExchangeTerms
 from hub.db import unit_of_work

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.app import Hub
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.db import unit_of_work
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient

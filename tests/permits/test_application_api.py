@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from hub.app import Hub
 from hub.audit import AuditEntry
 from hub.clock import FixedClock
+from hub.composition import Hub
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
 from tests.permits.test_identity import build

@@ -14,9 +14,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from hub import jobs
-from hub.app import Hub, build_hub
 from hub.audit import AuditEntry
 from hub.clock import Deadline, FixedClock
+from hub.composition import Hub, build_hub
 from hub.permits import domain
 from hub.permits.store import Outbox, Permit, PermitEvent, Registration
 from hub.settings import Settings

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hub.app import Hub
 from hub.audit import AuditEntry
+from hub.composition import Hub
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
 

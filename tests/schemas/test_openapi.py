@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator, FormatChecker  # type: ignore[import-untyped]
 
-from hub.app import Hub
+from hub.composition import Hub
 from hub.db import INT_MAX
 from hub.problems import MEDIA_TYPE
 from hub.schemas import domain

@@ -9,9 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hub.app import Hub, create_app
+from hub.app import create_app
 from hub.audit import AuditEntry
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.db import INT_MAX
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer

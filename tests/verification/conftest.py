@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.app import Hub
 from hub.auth.domain import ClientKind
+from hub.composition import Hub
 from tests.auth.helpers import access_token, bearer
 from tests.card.helpers import issued_permit
 from tests.conftest import RegisterClient, seed_shipped_agreements

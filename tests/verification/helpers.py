@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from hub.app import Hub
 from hub.audit import Actor, AuditEntry
 from hub.card import issuing, layout, protocol
+from hub.composition import Hub
 from hub.db import unit_of_work
 from hub.permits import domain, service
 from hub.permits.store import Card, Permit, Registration

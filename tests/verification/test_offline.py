@@ -16,8 +16,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from sqlmodel import Session, select
 
-from hub.app import Hub
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.permits import domain
 from hub.verification.offline import STATUS_LIST_TYPE
 from hub.verification.store import WindowDecision

@@ -12,9 +12,9 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from hub.app import Hub
 from hub.card import layout
 from hub.clock import FixedClock
+from hub.composition import Hub
 from hub.permits import domain
 from hub.verification.domain import CHALLENGE_TTL
 from hub.verification.store import WindowDecision
