@@ -57,9 +57,9 @@ at half load). bench/common.py's machinery, as bench/registry.py uses it:
   the audit chain verifies.
 
 Part 2, the chain (targets: at most 4 APDUs a tap; the hub's share under 10 ms). One card,
-personalised through the real writer (`hub.card.writer.personalise_card`: a blank
+personalised through the real writer (`hub.window.writer.personalise_card`: a blank
 `hub card emulate` card in pcscd's vsmartcard-vpcd reader, the personalisation route), then
---pcsc-taps taps as the window does them (hub/card/window.py): connect (the card is powered up
+--pcsc-taps taps as the window does them (hub/window/ui.py): connect (the card is powered up
 and answers its ATR), SELECT, `WindowAgent.tap` (a challenge from the hub, READ BINARY,
 INTERNAL AUTHENTICATE, the tap to the hub), disconnect (powered down) - the decision is shown
 before the disconnect, so a tap's time ends there. Timed from outside the hub's code: a
@@ -819,11 +819,11 @@ def measure_chain(setting: Setting) -> ChainResults:
         from smartcard import scard
         from smartcard.System import readers
 
-        from hub.card.agent import Cache, WindowAgent
-        from hub.card.hubclient import HubClient
-        from hub.card.reader import CardLink, connect
-        from hub.card.writer import SCOPE as WRITER_SCOPE
-        from hub.card.writer import personalise_card
+        from hub.window.agent import Cache, WindowAgent
+        from hub.window.hubclient import HubClient
+        from hub.window.reader import CardLink, connect
+        from hub.window.writer import SCOPE as WRITER_SCOPE
+        from hub.window.writer import personalise_card
     except ImportError:
         raise BenchError("part 2 needs pyscard, the `window` extra: make pcscd window") from None
 
@@ -924,7 +924,7 @@ def measure_chain(setting: Setting) -> ChainResults:
             reader = next(r for r in readers() if str(r) == reader_name)
 
             def one_tap() -> ChainTap:
-                """As hub/card/window.py's TapObserver.tap, timed."""
+                """As hub/window/ui.py's TapObserver.tap, timed."""
                 client.spent.clear()
                 connection = reader.createConnection()
                 started, cpu = time.perf_counter(), time.process_time()
@@ -1188,7 +1188,7 @@ def chain_markdown(context: common.Context, chain: ChainResults, taps_setting: i
             f" {chain.reader!r}; `WindowAgent.tap` over pyscard's `CardLink`; the hub a uvicorn"
             " worker on loopback; PostgreSQL",
             f"- Taps: {taps_setting} after {PCSC_WARMUP_TAPS} warm-up taps, one after another,"
-            " each as hub/card/window.py does one: connect (card powered up), SELECT,"
+            " each as hub/window/ui.py does one: connect (card powered up), SELECT,"
             " `agent.tap`, disconnect (powered down, not timed)",
             f"- Pinning: {context.pinning}",
             "",

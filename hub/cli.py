@@ -489,8 +489,8 @@ def card_emulate(
     out. Every write the card accepts is saved to the card file at once."""
     import signal
 
-    from hub.card.applet import Applet, save_card
-    from hub.card.emulator import ReaderUnavailable, VirtualCard
+    from hub.window.applet import Applet, save_card
+    from hub.window.emulator import ReaderUnavailable, VirtualCard
 
     state = _card_state(card_file, issuer_keys)
     virtual = VirtualCard(
@@ -561,9 +561,9 @@ def _write_card(
     hub_url: str, client_id: str, client_secret: str, reader: str | None, write: Any
 ) -> str:
     """Run `write(client, link)` against the card in the reader; one sentence on failure."""
-    from hub.card.hubclient import HubClient, HubRefused, HubUnreachable
-    from hub.card.reader import CardError, connect
-    from hub.card.writer import SCOPE
+    from hub.window.hubclient import HubClient, HubRefused, HubUnreachable
+    from hub.window.reader import CardError, connect
+    from hub.window.writer import SCOPE
 
     client = HubClient(hub_url, client_id, client_secret, SCOPE)
     try:
@@ -595,7 +595,7 @@ def card_personalise(
     photo: Path,
 ) -> None:
     """Write the blank card in the reader for an issued permit."""
-    from hub.card.writer import personalise_card
+    from hub.window.writer import personalise_card
 
     image = photo.read_bytes()
     serial = _write_card(
@@ -615,7 +615,7 @@ def card_refresh(
 ) -> None:
     """Rewrite the permit's card in the reader with the registry's current facts (a new
     validity after endorsement, a new address)."""
-    from hub.card.writer import refresh_card
+    from hub.window.writer import refresh_card
 
     serial = _write_card(
         hub_url,
@@ -655,9 +655,9 @@ def window(
     import signal
     import threading
 
-    from hub.card.agent import SCOPE, Cache, WindowAgent
-    from hub.card.hubclient import HubClient
-    from hub.card.window import run_window
+    from hub.window.agent import SCOPE, Cache, WindowAgent
+    from hub.window.hubclient import HubClient
+    from hub.window.ui import run_window
 
     client = HubClient(hub_url, client_id, client_secret, SCOPE, language=language)
     stop = threading.Event()
@@ -679,7 +679,7 @@ def _card_state(card_file: Path, issuer_keys: Path | None) -> Any:
     """The card saved in `card_file`, or a new blank one trusting `issuer_keys`, saved there."""
     import json
 
-    from hub.card.applet import CardFileError, blank_card, issuing_keys, load_card, save_card
+    from hub.window.applet import CardFileError, blank_card, issuing_keys, load_card, save_card
 
     try:
         if card_file.exists():

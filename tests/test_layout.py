@@ -73,6 +73,31 @@ def test_no_router_imports_another() -> None:
     assert {name: imported for name, imported in crossings.items() if imported} == {}
 
 
+WINDOW_MAY_IMPORT = ("hub.card.layout", "hub.card.protocol")
+"""The card's formats, which both sides speak; and any domain's pure `domain` module."""
+
+
+def test_the_window_imports_no_server_module() -> None:
+    """The window talks to the hub over HTTP: of the hub it imports its own package, the card's
+    formats and pure domain rules, never a service, a store or a router."""
+    modules = {_module(path).removesuffix(".__init__") for path in HUB.rglob("*.py")}
+    crossings = {}
+    for path in sorted((HUB / "window").glob("*.py")):
+        imported = _imported(_tree(path)) & modules
+        outside = {
+            name
+            for name in imported
+            if name.startswith("hub.")
+            and not name.startswith("hub.window")
+            and name not in WINDOW_MAY_IMPORT
+            and not name.endswith(".domain")
+            and not any(other.startswith(f"{name}.") for other in imported)  # a package
+        }
+        if outside:
+            crossings[path.name] = sorted(outside)
+    assert crossings == {}
+
+
 def _loaded_after(statement: str) -> set[str]:
     """The modules a fresh interpreter has loaded after `statement`: what a command pays for
     at start-up, whatever else this test process has imported."""

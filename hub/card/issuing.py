@@ -17,11 +17,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from joserfc.jwk import ECKey
 from sqlmodel import Session, col, select
 
 from hub.auth.keys import decrypt_private_key, new_key_material
 from hub.card import layout, protocol
+from hub.card.layout import public_key_of
 from hub.card.store import CardIssuingKey
 
 PASSWORD_PURPOSE = "card-issuing-key-encryption"  # keyring.derive(...) of the master secret
@@ -64,13 +64,6 @@ def issuing_jwks(session: Session) -> dict[str, Any]:
     check records offline and what a blank card is made to trust."""
     rows = session.exec(select(CardIssuingKey).order_by(col(CardIssuingKey.created_at).desc()))
     return {"keys": [json.loads(row.public_jwk) for row in rows]}
-
-
-def public_key_of(jwk: dict[str, Any]) -> ec.EllipticCurvePublicKey:
-    key = ECKey.import_key(jwk).get_op_key("verify")
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise ValueError("an issuing key is not an EC public key")
-    return key
 
 
 class IssuingKeyCache:

@@ -25,11 +25,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import asn1
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc.jwk import ECKey
 
 CURVE_NAME = "P-256"
 POINT_LENGTH = 65  # 0x04 || X || Y
@@ -193,6 +195,14 @@ def public_key_from_point(point: bytes) -> ec.EllipticCurvePublicKey:
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
     except ValueError:
         raise MalformedRecord(f"not a {CURVE_NAME} public point") from None
+
+
+def public_key_of(jwk: dict[str, Any]) -> ec.EllipticCurvePublicKey:
+    """An issuing key from its public JWK, as the hub publishes them (GET issuing-keys)."""
+    key = ECKey.import_key(jwk).get_op_key("verify")
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError("an issuing key is not an EC public key")
+    return key
 
 
 def point_of(key: ec.EllipticCurvePublicKey) -> bytes:

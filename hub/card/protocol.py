@@ -38,7 +38,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from hub.card.layout import decode_template, encode_template
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from hub.card.layout import decode_template, encode_template, public_key_from_point
 
 AID = bytes.fromhex("F0504855420001")  # F0: proprietary, unregistered RID; "PHUB", version 1
 NONCE_LENGTH = 16
@@ -79,6 +83,17 @@ def auth_message(challenge: bytes) -> bytes:
     """What INTERNAL AUTHENTICATE signs: the hub's challenge under a fixed context, so the
     card key cannot be made to sign anything else usable (a write authorisation, say)."""
     return _AUTH_CONTEXT + challenge
+
+
+def proves_possession(point: bytes, nonce: bytes, signature: bytes) -> bool:
+    """Whether `signature` is the INTERNAL AUTHENTICATE answer to `nonce` of the card whose key
+    is `point`: what the hub asks of every tap, and the window of an offline one."""
+    try:
+        key = public_key_from_point(point)
+        key.verify(signature, auth_message(nonce), ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def write_message(card_point: bytes, nonce: bytes, record: bytes, trusted_keys: bytes) -> bytes:

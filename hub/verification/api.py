@@ -36,7 +36,7 @@ from hub.problems import (
     Text,
     negotiate_language,
 )
-from hub.verification import offline, service, store
+from hub.verification import domain, offline, service, store
 from hub.verification.domain import REASON_TITLES, Decision, Reason, Service
 from hub.verification.problems import OFFLINE_CONFLICT
 
@@ -264,7 +264,7 @@ async def tap(request: Request, body: TapBody, hub: CurrentHub) -> JSONResponse:
     description=(
         "A compact JWS (`application/jose`), ES256 by the hub's active card-issuing key: "
         "verify it with GET /issuing-keys, by the `kid` in its header (`typ` "
-        f"`{offline.STATUS_LIST_TYPE}`). Payload: `iss`, `issued_at`, `next_update` (do not "
+        f"`{domain.STATUS_LIST_TYPE}`). Payload: `iss`, `issued_at`, `next_update` (do not "
         "decide by it after this) and `cards`, each refused serial with the reason code to "
         "show: card-reported-lost, card-replaced, card-cancelled, permit-suspended, "
         "permit-cancelled."

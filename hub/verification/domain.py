@@ -239,3 +239,8 @@ def audit_outcome(decision: str, reasons: Sequence[str]) -> str:
             return f"{text}+{left + 1}"
         text = longer
     return text
+
+
+STATUS_LIST_TYPE: Final = "hub-status-list+jws"
+"""The `typ` of the status list's JWS header (RFC 8725 §3.11: explicit typing), so nothing
+else the issuing key signs can be taken for a status list."""

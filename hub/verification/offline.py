@@ -33,6 +33,7 @@ from hub.schemas.validation import Issue
 from hub.verification import store
 from hub.verification.domain import (
     STATUS_LIST_TTL,
+    STATUS_LIST_TYPE,
     audit_outcome,
     refused_status,
 )
@@ -41,9 +42,6 @@ from hub.verification.service import actor_of, purpose_of
 if TYPE_CHECKING:
     from hub.composition import Hub
 
-STATUS_LIST_TYPE: Final = "hub-status-list+jws"
-"""The `typ` of the status list's JWS header (RFC 8725 §3.11: explicit typing), so nothing
-else the issuing key signs can be taken for a status list."""
 TAP_DECISION: Final = "tap-decision"
 OFFLINE_PURPOSE: Final = "offline-verification"
 

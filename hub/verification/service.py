@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlmodel import Session
 
 from hub.audit import Actor
 from hub.auth.domain import Principal
-from hub.card import layout, protocol
+from hub.card import layout
 from hub.card.issuing import IssuingKeyCache
+from hub.card.protocol import proves_possession
 from hub.connectors import exchange
 from hub.permits.domain import PermitState
 from hub.permits.identity import CitizenIdUnreadable
@@ -124,16 +123,6 @@ class RecordMemo:
 
 
 RECORDS: Final = RecordMemo()
-
-
-def proves_possession(point: bytes, nonce: bytes, signature: bytes) -> bool:
-    """Whether `signature` is the card key's INTERNAL AUTHENTICATE answer to `nonce`."""
-    try:
-        key = layout.public_key_from_point(point)
-        key.verify(signature, protocol.auth_message(nonce), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 # --- taps --------------------------------------------------------------------------------------

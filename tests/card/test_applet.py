@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 
 from hub.card import layout, protocol
-from hub.card.applet import (
+from hub.card.protocol import SW, Ins
+from hub.window.applet import (
     Applet,
     CardFileError,
     CardState,
@@ -26,7 +27,6 @@ from hub.card.applet import (
     parse_apdu,
     save_card,
 )
-from hub.card.protocol import SW, Ins
 from tests.card.apdus import ISSUER, KID, SELECT, apdu, public_jwks, put_data, record_for, split
 
 OTHER_KID = "card-issuing-2"

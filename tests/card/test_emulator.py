@@ -32,9 +32,9 @@ from smartcard.CardConnection import CardConnection
 from smartcard.Exceptions import CardConnectionException
 
 from hub.card import layout, protocol
-from hub.card.applet import Applet, blank_card, load_card
-from hub.card.emulator import ATR, ReaderUnavailable, VirtualCard
 from hub.card.protocol import SW, Ins
+from hub.window.applet import Applet, blank_card, load_card
+from hub.window.emulator import ATR, ReaderUnavailable, VirtualCard
 from tests.card.apdus import ISSUER, KID, SELECT, apdu, put_data, record_for, split, write_jwks
 from tests.card.pcsc import (
     HUB,

@@ -27,15 +27,15 @@ from hub import jobs
 from hub.app import create_app
 from hub.auth.domain import ClientKind
 from hub.card import issuing, layout, protocol
-from hub.card.agent import SCOPE, Cache, WindowAgent
-from hub.card.applet import load_card, save_card
-from hub.card.hubclient import HubClient
-from hub.card.reader import CardLink, command
-from hub.card.writer import SCOPE as WRITER_SCOPE
-from hub.card.writer import personalise_card, refresh_card
 from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.settings import Settings
+from hub.window.agent import SCOPE, Cache, WindowAgent
+from hub.window.applet import load_card, save_card
+from hub.window.hubclient import HubClient
+from hub.window.reader import CardLink, command
+from hub.window.writer import SCOPE as WRITER_SCOPE
+from hub.window.writer import personalise_card, refresh_card
 from tests.auth.helpers import access_token, bearer
 from tests.card.helpers import issued_permit, tiny_png
 from tests.card.pcsc import HUB, Emulator, insert_card, remove_all, wait_for

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.permits import domain
-from hub.verification.offline import STATUS_LIST_TYPE
+from hub.verification.domain import STATUS_LIST_TYPE
 from hub.verification.store import WindowDecision
 from tests.verification.conftest import MakeCard, Window
 from tests.verification.helpers import audit_entries, perform, permit_of, personalise

@@ -29,17 +29,23 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 from hub.auth.domain import Department
-from hub.card import issuing, layout
-from hub.card.hubclient import HubClient, HubRefused, HubUnreachable
-from hub.card.reader import CardLink
+from hub.card import layout
+from hub.card.protocol import proves_possession
 from hub.permits.domain import PermitState
 from hub.verification import domain
-from hub.verification.domain import REASON_TITLES, Reason, Service, Standing, Wording
-from hub.verification.service import proves_possession
+from hub.verification.domain import (
+    REASON_TITLES,
+    STATUS_LIST_TYPE,
+    Reason,
+    Service,
+    Standing,
+    Wording,
+)
+from hub.window.hubclient import HubClient, HubRefused, HubUnreachable
+from hub.window.reader import CardLink
 
 log = logging.getLogger(__name__)
 SCOPE = "verification:tap"
-STATUS_LIST_TYPE = "hub-status-list+jws"
 _STATUS_REFUSALS = {reason.value: reason for reason in domain.CARD_ENDED.values()} | {
     reason.value: reason for reason in domain.PERMIT_REFUSED.values()
 }
@@ -202,7 +208,7 @@ class WindowAgent:
         self, link: CardLink, record_bytes: bytes, now: datetime
     ) -> tuple[list[Reason], str | None]:
         jwks = json.loads(self._cached("issuing-keys.json"))
-        keys = {jwk["kid"]: issuing.public_key_of(jwk) for jwk in jwks["keys"]}
+        keys = {jwk["kid"]: layout.public_key_of(jwk) for jwk in jwks["keys"]}
         try:
             signed = layout.decode(record_bytes)
         except layout.MalformedRecord:

@@ -16,9 +16,9 @@ from typing import Any
 from smartcard.CardMonitoring import CardMonitor, CardObserver
 from smartcard.Exceptions import SmartcardException
 
-from hub.card.agent import WindowAgent
-from hub.card.hubclient import HubRefused, HubUnreachable
-from hub.card.reader import NO_READER, CardError, CardLink, reader_names
+from hub.window.agent import WindowAgent
+from hub.window.hubclient import HubRefused, HubUnreachable
+from hub.window.reader import NO_READER, CardError, CardLink, reader_names
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]

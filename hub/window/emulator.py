@@ -23,7 +23,7 @@ import sys
 import time
 
 from hub.card import protocol
-from hub.card.applet import Applet
+from hub.window.applet import Applet
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 35963

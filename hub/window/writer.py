@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 
-from hub.card.hubclient import HubClient
-from hub.card.reader import CardLink
+from hub.window.hubclient import HubClient
+from hub.window.reader import CardLink
 
 SCOPE = "registry:write"
 
