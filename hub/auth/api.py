@@ -58,7 +58,12 @@ OAUTH_PARAMETERS: Final = frozenset(
 )
 """The parameters the three endpoints read; any other is ignored, as RFC 6749 §3.2 says."""
 _SCOPE_LIST: Final = "|".join(sorted(SCOPES))
-_TOKEN_HINT: dict[str, Any] = {"type": "string", "enum": ["access_token"]}
+_TOKEN_HINT: dict[str, Any] = {
+    "type": "string",
+    "enum": ["access_token", ""],
+    "description": "The only kind of token the hub issues; sent empty, as if omitted"
+    " (RFC 6749 §3.1). Any other hint is unsupported_token_type.",
+}
 _OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "invalid_request, unsupported_grant_type, invalid_scope (RFC 6749 §5.2)"},
     401: {"description": "invalid_client: the client could not be authenticated"},

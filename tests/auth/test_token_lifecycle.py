@@ -45,6 +45,31 @@ def test_introspection_of_own_and_foreign_tokens(
     assert _introspect(app_client, _credentials(owner), "garbage") == {"active": False}
 
 
+def test_a_token_type_hint_is_as_documented(
+    app_client: TestClient, register_client: RegisterClient
+) -> None:
+    """RFC 7662 §2.1: a hint the hub knows, or none; a parameter sent empty is as if omitted
+    (RFC 6749 §3.1); any other hint is unsupported_token_type. The OpenAPI says the same."""
+    owner = register_client()
+    token = access_token(app_client, owner)
+    for hint in ("access_token", ""):
+        response = app_client.post(
+            "/oauth/introspect",
+            data={"token": token, "token_type_hint": hint},
+            auth=_credentials(owner),
+        )
+        assert response.status_code == 200 and response.json()["active"] is True, hint
+    refused = app_client.post(
+        "/oauth/introspect",
+        data={"token": token, "token_type_hint": "refresh_token"},
+        auth=_credentials(owner),
+    )
+    assert refused.status_code == 400
+    body = app_client.get("/openapi.json").json()["paths"]["/oauth/introspect"]["post"]
+    form = body["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert form["properties"]["token_type_hint"]["enum"] == ["access_token", ""]
+
+
 def test_introspection_needs_client_authentication(app_client: TestClient) -> None:
     response = app_client.post("/oauth/introspect", data={"token": "x"})
     assert response.status_code == 401
