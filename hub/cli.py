@@ -527,6 +527,7 @@ def card_issuing_keys() -> None:
 def card_rotate_key() -> None:
     """Sign new card records with a new issuing key; the old ones stay published, and cards
     learn the new key with their next write."""
+    from hub.audit import Actor
     from hub.card.issuing import rotate_issuing_key
     from hub.db import unit_of_work
 
