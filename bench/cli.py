@@ -165,13 +165,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    try:
-        return run(args, argv)
-    except BenchError as exc:
-        print(f"{SCRIPT}: {exc}", file=sys.stderr)
-        return 2
+    return common.run_plain(SCRIPT, parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -850,11 +850,25 @@ def _in_workdir(
     body: Callable[[argparse.Namespace, Sequence[str], Path], int],
     argv: Sequence[str] | None,
 ) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(arguments)
-    try:
+    def in_tmp(args: argparse.Namespace, arguments: Sequence[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
             return body(args, arguments, Path(tmp))
+
+    return run_plain(script, parser.parse_args, in_tmp, argv)
+
+
+def run_plain(
+    script: str,
+    parse: Callable[[Sequence[str]], argparse.Namespace],
+    run: Callable[[argparse.Namespace, Sequence[str]], int],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse the command line (sys.argv's when `argv` is None) and run; a BenchError is one
+    line on stderr and exit 2. For every benchmark, with or without a database."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parse(arguments)
+    try:
+        return run(args, arguments)
     except BenchError as exc:
         print(f"{script}: {exc}", file=sys.stderr)
         return 2
