@@ -93,10 +93,18 @@ def insert_card(context: int, card_file: Path, issuer_keys: Path | None = None) 
     log_path = card_file.with_suffix(".log")
     with log_path.open("ab") as log:
         process = subprocess.Popen([*argv, *extra], stdout=log, stderr=log)
-    wait_for(lambda: process.poll() is not None or card_present(context), f"the card in {READER}")
-    assert process.poll() is None, log_path.read_text()
-    connection = next(r for r in readers() if str(r) == READER).createConnection()
-    connection.connect(CardConnection.T1_protocol)
+    try:
+        wait_for(
+            lambda: process.poll() is not None or card_present(context), f"the card in {READER}"
+        )
+        assert process.poll() is None, log_path.read_text()
+        connection = next(r for r in readers() if str(r) == READER).createConnection()
+        connection.connect(CardConnection.T1_protocol)
+    except BaseException:
+        # A card left in the reader would hold vpcd's one connection and fail every later test.
+        process.kill()
+        process.wait(10)
+        raise
     return Emulator(card_file, process, connection)
 
 

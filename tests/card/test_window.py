@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +38,7 @@ from hub.window.writer import SCOPE as WRITER_SCOPE
 from hub.window.writer import personalise_card, refresh_card
 from tests.auth.helpers import access_token, bearer
 from tests.card.helpers import issued_permit, tiny_png
-from tests.card.pcsc import HUB, Emulator, insert_card, remove_all, wait_for
+from tests.card.pcsc import HUB, READER, Emulator, card_present, insert_card, remove_all, wait_for
 from tests.conftest import RegisterClient, seed_shipped_agreements
 from tests.servers import LoopbackServer
 
@@ -89,23 +89,34 @@ def window(
     client.close()
 
 
+class Cards:
+    """The test's hand at the reader: `cards(card_file)` takes out the card in it, if any,
+    and inserts the card in a file (a new blank card trusting the hub's issuing keys)."""
+
+    def __init__(self, pcsc: int, keys: Path) -> None:
+        self.pcsc, self.keys = pcsc, keys
+        self.inserted: list[Emulator] = []
+
+    def __call__(self, card_file: Path) -> Emulator:
+        self.empty()
+        self.inserted.append(insert_card(self.pcsc, card_file, self.keys))
+        return self.inserted[-1]
+
+    def empty(self) -> None:
+        for emulator in self.inserted:
+            if emulator.process.poll() is None:
+                emulator.remove()
+        wait_for(lambda: not card_present(self.pcsc), f"{READER} to see the last card go")
+
+
 @pytest.fixture
-def cards(pcsc: int, hub: Hub, tmp_path: Path) -> Iterator[Callable[[Path], Emulator]]:
-    """Insert the card in a file (a new blank card trusting the hub's issuing keys)."""
+def cards(pcsc: int, hub: Hub, tmp_path: Path) -> Iterator[Cards]:
     keys = tmp_path / "issuing.jwks"
     with Session(hub.engine) as session:
         keys.write_text(json.dumps(issuing.issuing_jwks(session)))
-    inserted: list[Emulator] = []
-
-    def insert(card_file: Path) -> Emulator:
-        for emulator in inserted:
-            if emulator.process.poll() is None:
-                emulator.remove()
-        inserted.append(insert_card(pcsc, card_file, keys))
-        return inserted[-1]
-
-    yield insert
-    remove_all(pcsc, inserted)
+    hand = Cards(pcsc, keys)
+    yield hand
+    remove_all(pcsc, hand.inserted)
 
 
 def _link(emulator: Emulator) -> CardLink:
@@ -120,7 +131,7 @@ def personalised(
     hub: Hub,
     office: dict[str, str],
     writer: HubClient,
-    cards: Callable[[Path], Emulator],
+    cards: Cards,
     tmp_path: Path,
 ) -> tuple[str, Path]:
     """A permit issued through the registry and its card, personalised through the reader."""
@@ -131,16 +142,14 @@ def personalised(
     return permit_id, card_file
 
 
-def _tap(
-    window: Window, cards: Callable[[Path], Emulator], card_file: Path
-) -> tuple[bool, list[str], int]:
+def _tap(window: Window, cards: Cards, card_file: Path) -> tuple[bool, list[str], int]:
     link = _link(cards(card_file))
     decision = window.agent.tap(link)
     return decision.grant, [code for code, _, _ in decision.reasons], link.apdus
 
 
 def test_a_genuine_card_is_granted_in_three_apdus(
-    window: Window, cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+    window: Window, cards: Cards, personalised: tuple[str, Path]
 ) -> None:
     link = _link(cards(personalised[1]))
     decision = window.agent.tap(link)
@@ -152,7 +161,7 @@ def test_a_genuine_card_is_granted_in_three_apdus(
 
 
 def test_a_forged_record_is_refused(
-    window: Window, cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+    window: Window, cards: Cards, personalised: tuple[str, Path]
 ) -> None:
     """The holder's own card, its record rewritten (a later expiry) and re-signed by a key
     that is not the hub's."""
@@ -172,7 +181,7 @@ def test_a_forged_record_is_refused(
 
 def test_a_cloned_card_is_refused(
     window: Window,
-    cards: Callable[[Path], Emulator],
+    cards: Cards,
     personalised: tuple[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -185,7 +194,7 @@ def test_a_cloned_card_is_refused(
 
 
 def test_a_replayed_challenge_is_refused(
-    window: Window, cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+    window: Window, cards: Cards, personalised: tuple[str, Path]
 ) -> None:
     link = _link(cards(personalised[1]))
     challenge = window.client.post("/verification/v1/challenges", {})
@@ -227,7 +236,7 @@ def test_a_card_ended_by_the_registry_is_refused(
     app_client: TestClient,
     office: dict[str, str],
     window: Window,
-    cards: Callable[[Path], Emulator],
+    cards: Cards,
     personalised: tuple[str, Path],
     action: str,
     body: dict[str, str],
@@ -245,7 +254,7 @@ def test_a_suspended_permit_is_refused_until_endorsed_and_rewritten(
     register_client: RegisterClient,
     window: Window,
     writer: HubClient,
-    cards: Callable[[Path], Emulator],
+    cards: Cards,
     personalised: tuple[str, Path],
 ) -> None:
     permit_id, card_file = personalised
@@ -264,7 +273,7 @@ def test_a_suspended_permit_is_refused_until_endorsed_and_rewritten(
 
 
 def test_a_service_of_another_department_is_not_entitled(
-    window: Window, cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+    window: Window, cards: Cards, personalised: tuple[str, Path]
 ) -> None:
     agent = WindowAgent(window.client, "driving-licence", window.agent.cache)
     decision = agent.tap(_link(cards(personalised[1])))
@@ -274,7 +283,7 @@ def test_a_service_of_another_department_is_not_entitled(
 def test_an_unknown_card_is_refused(
     hub: Hub,
     window: Window,
-    cards: Callable[[Path], Emulator],
+    cards: Cards,
     personalised: tuple[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -292,7 +301,7 @@ def test_an_unknown_card_is_refused(
 
 
 def test_a_write_not_authorised_by_the_hub_is_refused_by_the_card(
-    cards: Callable[[Path], Emulator], personalised: tuple[str, Path]
+    cards: Cards, personalised: tuple[str, Path]
 ) -> None:
     """A window (or anyone at a reader) trying to extend the card's validity itself."""
     card_file = personalised[1]
@@ -323,7 +332,7 @@ def test_offline_decisions_use_the_cached_lists_and_are_reported_later(
     office: dict[str, str],
     live: LoopbackServer,
     window: Window,
-    cards: Callable[[Path], Emulator],
+    cards: Cards,
     personalised: tuple[str, Path],
     hub: Hub,
 ) -> None:
@@ -347,7 +356,7 @@ def test_offline_decisions_use_the_cached_lists_and_are_reported_later(
 def test_the_window_command_shows_decisions_and_survives_a_card_pulled_out(
     live: LoopbackServer,
     window: Window,
-    cards: Callable[[Path], Emulator],
+    cards: Cards,
     personalised: tuple[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -365,6 +374,10 @@ def test_the_window_command_shows_decisions_and_survives_a_card_pulled_out(
         "--cache",
         str(tmp_path / "agent"),
     ]
+    # The agent starts at an empty reader. With the personalised card still in, the agent
+    # would be reading it at start-up while the test swaps it for the next one; vpcd then
+    # hands the new card to pcscd before pcscd has seen the old one go.
+    cards.empty()
     with log.open("w") as output:
         process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
@@ -384,7 +397,7 @@ def test_the_card_writer_commands(
     office: dict[str, str],
     live: LoopbackServer,
     register_client: RegisterClient,
-    cards: Callable[[Path], Emulator],
+    cards: Cards,
     tmp_path: Path,
 ) -> None:
     """`hub card personalise` and `hub card refresh` through the reader; a refusal by the hub
