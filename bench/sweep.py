@@ -47,10 +47,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from hub import bulk, jobs
+from hub import jobs
 from hub.composition import build_hub
 from hub.migrate import upgrade
-from hub.permits.service import PERMIT_FIELDS
+from hub.permits.outbox import snapshot_sql
 from hub.settings import load_settings
 
 if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the path, not the root
@@ -164,7 +164,7 @@ def raw_update(engine: Engine, today: date, expected: int) -> float:
 def raw_writes(engine: Engine, today: date, expected: int) -> float:
     """The floor: the sweep's rows written by four set-based statements, rolled back."""
     payload = json.dumps({"on": today.isoformat(), "from_state": "valid", "by": "expiry-sweep"})
-    snapshot = bulk.json_object(engine.dialect, "permit", (*PERMIT_FIELDS, "version"))
+    snapshot = snapshot_sql(engine.dialect)
     with engine.connect() as connection:
         transaction = connection.begin()
         started = time.perf_counter()

@@ -106,10 +106,11 @@ from sqlmodel import Session
 from hub.auth.domain import ClientKind, Department, Principal
 from hub.auth.service import NewClient
 from hub.card import issuing, layout, protocol
+from hub.card.store import Card
 from hub.composition import Hub, build_hub
 from hub.db import unit_of_work
 from hub.permits.identity import parse_citizen_id
-from hub.permits.store import Card, Permit, Registration
+from hub.permits.store import Permit, Registration
 from hub.settings import load_settings
 from hub.verification.service import issue_challenge
 

@@ -24,13 +24,13 @@ from hub.card import issuing
 from hub.card.issuing import IssuingKeyCache
 from hub.clock import Clock, SystemClock, WorkingCalendar, load_holiday_schedules
 from hub.connectors.config import DepartmentLink, load_departments
-from hub.connectors.terms import ExchangeTerms
 from hub.db import make_engine, unit_of_work
 from hub.keycheck import check_master_key
 from hub.keyring import Keyring, load_keyring
 from hub.permits.domain import LifecycleRules
 from hub.permits.identity import CitizenIdVault
 from hub.permits.jurisdictions import Jurisdiction, load_jurisdictions
+from hub.publishing.publisher import Publisher
 from hub.schemas.agreements import Projections, seed
 from hub.schemas.service import HUB_ACTOR, Incompatible, Registry, register_builtins
 from hub.settings import ConfigError, Settings
@@ -56,8 +56,7 @@ class Hub:
     verifier: TokenVerifier
     authorization_server: HubAuthorizationServer
     schemas: Registry
-    projections: Projections
-    exchange_terms: ExchangeTerms
+    publisher: Publisher
     departments: Mapping[Department, DepartmentLink]
     issuing_keys: IssuingKeyCache
     catalogue: Catalogue
@@ -192,6 +191,7 @@ def build_hub(
     )
     # Derived once per process: requests and jobs ask for these on every call.
     lifecycle = {code: place.lifecycle_rules() for code, place in jurisdictions.items()}
+    vault, schemas = CitizenIdVault.from_keyring(keyring), Registry()
     return Hub(
         settings=settings,
         engine=engine,
@@ -201,13 +201,12 @@ def build_hub(
         lifecycle=lifecycle,
         keyring=keyring,
         audit=audit,
-        vault=CitizenIdVault.from_keyring(keyring),
+        vault=vault,
         auth_state=state,
         verifier=verifier,
         authorization_server=server,
-        schemas=Registry(),
-        projections=Projections(),
-        exchange_terms=ExchangeTerms(),
+        schemas=schemas,
+        publisher=Publisher(schemas, Projections(), vault),
         departments=departments,
         issuing_keys=IssuingKeyCache(),
         catalogue=catalogue,

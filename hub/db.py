@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -138,6 +138,15 @@ def aware(moment: datetime) -> datetime:
 
 def rfc3339(moment: datetime) -> str:
     return aware(moment).isoformat()
+
+
+def json_value(value: Any) -> Any:
+    """Dates as ISO strings; times always with their zone (SQLite returns them naive, in UTC)."""
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 Rfc3339 = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]

@@ -32,13 +32,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from hub.audit import Actor, AuditEntry
+from hub.card.store import Card
 from hub.clock import CHINA
 from hub.db import unit_of_work
 from hub.permits import applications, eligibility, service
 from hub.permits.domain import Action, add_months, add_years
 from hub.permits.identity import CitizenId, CitizenIdVault
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
-from hub.permits.store import Card, Outbox, Permit, PermitEvent, Proof, Registration
+from hub.permits.store import Outbox, Permit, PermitEvent, Proof, Registration
 
 if TYPE_CHECKING:
     from hub.composition import Hub

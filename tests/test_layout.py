@@ -18,6 +18,7 @@ import pytest
 
 HUB = Path(__file__).resolve().parent.parent / "hub"
 PROBLEM_DOMAINS = ("card", "connectors", "permits", "schemas", "verification")
+"""The domains with routes; publishing has problem types but no routes of its own."""
 
 
 def _tree(path: Path) -> ast.Module:
@@ -69,6 +70,21 @@ def test_no_router_imports_another() -> None:
     crossings = {
         name: sorted(_imported(_tree(path)) & set(routers) - {name})
         for name, path in routers.items()
+    }
+    assert {name: imported for name, imported in crossings.items() if imported} == {}
+
+
+@pytest.mark.parametrize("package", ["verification", "publishing"])
+def test_what_builds_or_discloses_a_holder_record_imports_no_exchange_module(package: str) -> None:
+    """A tap discloses what publishing builds, as the relay, the feed and a look-up send it;
+    neither reaches it through the exchange's modules (only the departments' links, config)."""
+    crossings = {
+        path.name: sorted(
+            name
+            for name in _imported(_tree(path))
+            if name.startswith("hub.connectors") and not name.startswith("hub.connectors.config")
+        )
+        for path in sorted((HUB / package).glob("*.py"))
     }
     assert {name: imported for name, imported in crossings.items() if imported} == {}
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from hub.auth.api import Introspected, JsonWebKey, JsonWebKeySet, TokenIssued
-from hub.connectors.views import HolderRecord, RecordEvent
+from hub.publishing.views import HolderRecord, RecordEvent
 from hub.openapi import ClosedView
 
 OPEN_ON_PURPOSE: frozenset[type[BaseModel]] = frozenset(

@@ -18,10 +18,11 @@ from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditLog
 from hub.card import issuing, layout, protocol
+from hub.card.store import Card
 from hub.permits.domain import PermitState
 from hub.permits.identity import CitizenIdVault
 from hub.permits.jurisdictions import Jurisdiction
-from hub.permits.store import Card, Permit, Registration
+from hub.permits.store import Permit, Registration
 
 PHOTO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 

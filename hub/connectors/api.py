@@ -30,10 +30,8 @@ from hub.connectors.problems import (
     PROOF_NOT_OWNED,
     PROOF_REVOKED,
     PULL_NOT_ENABLED,
-    RECORD_UNAVAILABLE,
-    SCHEMA_NOT_IN_USE,
 )
-from hub.connectors.views import FeedPageView, FiledProof, HolderRecord
+from hub.connectors.views import FeedPageView, FiledProof
 from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits import applications
@@ -41,8 +39,12 @@ from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_cit
 from hub.permits.problems import PROOF_CONFLICT, PROOF_NOT_FOUND
 from hub.permits.store import Proof
 from hub.problems import VALIDATION_FAILED, FieldError, Problem, Text, problem_response
+from hub.publishing.problems import RECORD_UNAVAILABLE
+from hub.publishing.records import RecordUnavailable
+from hub.publishing.terms import Refusal
+from hub.publishing.views import HolderRecord
 from hub.schemas import service
-from hub.schemas.problems import VERSION_RETIRED
+from hub.schemas.problems import SCHEMA_NOT_IN_USE, VERSION_RETIRED
 
 router = APIRouter(prefix="/exchange/v1", tags=["Exchange"], route_class=GuardedRoute)
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ def _proof_not_found() -> Problem:
     )
 
 
-def _unavailable(error: exchange.RecordUnavailable) -> Problem:
+def _unavailable(error: RecordUnavailable) -> Problem:
     """Logged in full (event numbers and pointers, never personal data); the caller is told
     only that the hub failed, and which event if it was one."""
     log.error("holder record unavailable: %s", error.en)
@@ -230,7 +232,7 @@ def submit_proof(
                 )
             ],
         ) from None
-    except exchange.SchemaNotInUse as error:
+    except service.SchemaNotInUse as error:
         raise Problem(
             SCHEMA_NOT_IN_USE,
             Text(f"{error.subject} 没有可用于交换的该版本", str(error)),
@@ -380,10 +382,10 @@ def look_up(
         outcome = exchange.look_up(
             session, hub, _actor(request), department, citizen_id, body.purpose
         )
-    except exchange.RecordUnavailable as error:
+    except RecordUnavailable as error:
         raise _unavailable(error) from None
     # Refusals are answered, not raised: the transaction must commit their audit entry.
-    if isinstance(outcome, exchange.Refusal):
+    if isinstance(outcome, Refusal):
         problem = Problem(_REFUSALS[outcome.code], Text(outcome.zh, outcome.en))
         return problem_response(request, problem)
     if isinstance(outcome, exchange.HolderNotFound):
@@ -437,9 +439,9 @@ def read_feed(
     department = principal_of(request).department
     try:
         page = exchange.read_feed(session, hub, _actor(request), department, position, limit)
-    except exchange.RecordUnavailable as error:
+    except RecordUnavailable as error:
         raise _unavailable(error) from None
-    if isinstance(page, exchange.Refusal):
+    if isinstance(page, Refusal):
         problem = Problem(_REFUSALS[page.code], Text(page.zh, page.en))
         return problem_response(request, problem)
     body = {"records": page.records, "next": page.next, "has_more": page.has_more}

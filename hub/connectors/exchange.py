@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -38,22 +38,22 @@ from sqlmodel import Session, col, select
 from hub.audit import Actor
 from hub.auth.domain import Department
 from hub.connectors.config import DepartmentLink
-from hub.connectors.records import holder_record
 from hub.db import INT_MAX, aware
 from hub.permits import applications, eligibility
-from hub.permits.identity import CitizenId, CitizenIdUnreadable, parse_citizen_id
-from hub.permits.service import permit_snapshot
-from hub.permits.store import LIVE_STATES, Outbox, Permit, PermitEvent, Proof, Registration
-from hub.schemas import agreements, domain, service
+from hub.permits.identity import CitizenId, parse_citizen_id
+from hub.permits.store import LIVE_STATES, Permit, PermitEvent, Proof, Registration
+from hub.publishing.publisher import OnDemand, Publisher
+from hub.publishing.records import RecordUnavailable
+from hub.publishing.terms import Refusal, read_agreement_in_force, read_version_in_use
+from hub.schemas import domain, service
 from hub.schemas.store import Agreement, SchemaVersion
-from hub.schemas.validation import CompiledSchema, Issue, schema_uri
+from hub.schemas.validation import Issue
 
 if TYPE_CHECKING:
     from hub.composition import Hub
 
 log = logging.getLogger(__name__)
 
-HOLDER_RECORD: Final = "holder-record"
 PROOF_PURPOSE: Final = "proof-on-file"
 FEED_PURPOSE: Final = "changes-feed"
 """Audit purpose of a feed read refused before an agreement (and its purpose) was found."""
@@ -103,43 +103,12 @@ class DocumentInvalid(ValueError):
         self.issues, self.subject, self.version = issues, schema.subject, schema.version
 
 
-class SchemaNotInUse(LookupError):
-    """No ACTIVE or DEPRECATED version to validate against (a DRAFT is not exchanged yet)."""
-
-    def __init__(self, subject: str, version: int | None) -> None:
-        which = f"version {version}" if version is not None else "no version"
-        super().__init__(f"{subject}: {which} in use")
-        self.subject, self.version = subject, version
-
-
 class ProofNotFound(LookupError):
     """No proof with this id from the caller's department (another's is never shown)."""
 
 
-class RecordUnavailable(RuntimeError):
-    """A holder record cannot be produced: no holder-record version in use, a sealed ID the
-    vault cannot open, or a projection that breaks the schema. A fault of the hub, never of
-    the caller; nothing is sent rather than something wrong or incomplete."""
-
-    def __init__(self, en: str, zh: str, event: str | None = None) -> None:
-        super().__init__(en)
-        self.en, self.zh, self.event = en, zh, event
-
-
 class CursorInvalid(ValueError):
     """A feed cursor the hub did not issue."""
-
-
-RefusalCode = Literal["no-agreement", "pull-not-enabled"]
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why an exchange was refused, worded about the department, never about a holder."""
-
-    code: RefusalCode
-    zh: str
-    en: str
 
 
 @dataclass(frozen=True)
@@ -181,7 +150,7 @@ def submit_proof(
     """File a department's proof; True if it is new, False if the same was filed before.
 
     Raises ProofNotYours (checked first: a department learns nothing about subjects it does not
-    own), SchemaNotInUse, service.VersionNotFound / VersionRetired, DocumentInvalid,
+    own), service.SchemaNotInUse, service.VersionNotFound / VersionRetired, DocumentInvalid,
     InvalidCitizenId (born in the future: the schema's format cannot know today) and
     applications.ProofConflict (the proof id was filed with other content).
     """
@@ -225,16 +194,16 @@ _ENDS_BEFORE_IT_STARTS: Final = Issue(
 
 def _proof_version(session: Session, subject: str, version: int | None) -> SchemaVersion:
     if version is None:
-        found = exchangeable_version(session, subject)
+        found = service.exchangeable_version(session, subject)
         if found is None:
-            raise SchemaNotInUse(subject, None)
+            raise service.SchemaNotInUse(subject, None)
         return found
     try:
         row = service.version_of(session, subject, version)
     except service.SubjectNotFound:
-        raise SchemaNotInUse(subject, version) from None
+        raise service.SchemaNotInUse(subject, version) from None
     if row.state == domain.VersionState.DRAFT:
-        raise SchemaNotInUse(subject, version)
+        raise service.SchemaNotInUse(subject, version)
     return row  # RETIRED: service.validate refuses it
 
 
@@ -260,7 +229,7 @@ def _store(
         existing = _filed(session, data.source_department, data.source_proof_id)
         if existing is None:
             raise
-        _check_same(existing, data)
+        applications.check_repeat(existing, data)
         return existing, False
 
 
@@ -269,19 +238,6 @@ def _filed(session: Session, department: str, proof_id: str, *, lock: bool = Fal
         col(Proof.source_department) == department, col(Proof.source_proof_id) == proof_id
     )
     return session.exec(query.with_for_update() if lock else query).first()
-
-
-def _check_same(existing: Proof, data: applications.ProofInput) -> None:
-    """The rule of `record_proof`: a repeat must carry exactly what was filed."""
-    same = (
-        existing.citizen_id_hash,
-        existing.kind,
-        existing.valid_from,
-        existing.valid_to,
-        existing.details,
-    ) == (data.citizen_id_hash, data.kind, data.valid_from, data.valid_to, data.details)
-    if not same:
-        raise applications.ProofConflict(data.source_proof_id)
 
 
 def own_proof(
@@ -320,112 +276,6 @@ def revoke_proof(
 # --- what goes out -----------------------------------------------------------------------------
 
 
-def exchangeable_version(session: Session, subject: str) -> SchemaVersion | None:
-    """The version exchanged now: the newest ACTIVE or DEPRECATED one (a DRAFT is not in use
-    yet, a RETIRED one no longer), as the relay publishes against."""
-    states = [state.value for state in domain.EXCHANGEABLE]
-    return session.exec(
-        select(SchemaVersion)
-        .where(col(SchemaVersion.subject) == subject, col(SchemaVersion.state).in_(states))
-        .order_by(col(SchemaVersion.version).desc())
-        .limit(1)
-    ).first()
-
-
-@dataclass(frozen=True)
-class Publishing:
-    """What every outgoing record of one request or relay batch is built with, looked up
-    once: the holder-record version in use and its compiled validator."""
-
-    schema: SchemaVersion
-    uri: str
-    validator: CompiledSchema
-
-
-def agreement_in_force(
-    session: Session, link: DepartmentLink | None, department: Department, today: date
-) -> Agreement | Refusal:
-    """The department's agreement, if it has a link, the agreement exists, is its own and is
-    in force today."""
-    row = None if link is None else latest_agreement(session, link.agreement)
-    return in_force(row, link, department, today)
-
-
-def latest_agreement(session: Session, agreement_id: str) -> Agreement | None:
-    try:
-        return agreements.latest(session, agreement_id)
-    except agreements.AgreementNotFound:
-        return None
-
-
-def in_force(
-    row: Agreement | None, link: DepartmentLink | None, department: Department, today: date
-) -> Agreement | Refusal:
-    """`row`, the latest version of the agreement `link` names, if it is the department's own
-    and in force today; else why not."""
-    if link is None:
-        return Refusal(
-            "no-agreement",
-            f"{department.value} 未接入数据交换",
-            f"{department.value} has no exchange link with the hub",
-        )
-    if row is None or row.department != department.value:
-        return Refusal(
-            "no-agreement",
-            f"{department.value} 没有数据共享协议",
-            f"{department.value} has no data-sharing agreement",
-        )
-    if not agreements.terms_of(row).in_force(today):
-        return Refusal(
-            "no-agreement",
-            f"数据共享协议 {row.id} 今日不在有效期内（{row.status}）",
-            f"The data-sharing agreement {row.id} is not in force today ({row.status})",
-        )
-    return row
-
-
-def publishing(session: Session, hub: Hub) -> Publishing:
-    schema = exchangeable_version(session, HOLDER_RECORD)
-    if schema is None:
-        raise RecordUnavailable(
-            "no holder-record version is ACTIVE or DEPRECATED", "持证人记录没有在用的模式版本"
-        )
-    hub.schemas.remember(session, schema)
-    validator = hub.schemas.validators.get(schema.subject, schema.version)
-    uri = schema_uri(schema.subject, schema.version)
-    return Publishing(schema, uri, validator)
-
-
-def projected(
-    hub: Hub,
-    publishing: Publishing,
-    agreement: Agreement,
-    record: dict[str, Any],
-    today: date,
-    event: str,
-) -> dict[str, Any]:
-    """The agreement's view of `record` (its fields and the fixed envelope, nothing a schema
-    requires besides), valid against the version in use, or nothing: RecordUnavailable if the
-    version requires a field the agreement does not allow, or the view is invalid anyway."""
-    projected = hub.projections.project(
-        agreement, publishing.schema, record, today, hub.schemas.resolve
-    )
-    if projected.shortfall is not None:
-        en, zh = projected.shortfall.describe()
-        raise RecordUnavailable(f"event {event}: {en}", f"事件 {event}：{zh}", event)
-    view = projected.record
-    if not publishing.validator.is_valid(view):
-        issues = publishing.validator.errors(view)
-        where = ", ".join(issue.pointer or "/" for issue in issues[:5])
-        name = f"{publishing.schema.subject}:{publishing.schema.version}"
-        raise RecordUnavailable(
-            f"the record of event {event} is invalid against {name} at {where}",
-            f"事件 {event} 的记录不符合 {name}（{where}）",
-            event,
-        )
-    return view
-
-
 def look_up(
     session: Session,
     hub: Hub,
@@ -444,8 +294,7 @@ def look_up(
     def audited(outcome: str) -> None:
         hub.audit.record(session, actor.did("exchange.lookup", outcome, id_hash, purpose), now)
 
-    terms = hub.exchange_terms
-    agreement = terms.agreement_in_force(
+    agreement = hub.publisher.terms.remembered_agreement_in_force(
         session, hub.departments.get(department), department, today
     )
     if isinstance(agreement, Refusal):
@@ -463,45 +312,12 @@ def look_up(
         audited("not-found")
         return HolderNotFound()
     permit, registration = found
-    on_demand = OnDemand("lookup", f"lookup-{uuid.uuid4()}", now, today)
-    view = on_demand.record(hub, session, agreement, permit, registration, citizen_id.value)
+    request = OnDemand("lookup", f"lookup-{uuid.uuid4()}", now, today)
+    view = hub.publisher.on_demand(
+        session, request, agreement, permit, registration, citizen_id.value
+    )
     audited("found")
     return Found(view, agreement)
-
-
-@dataclass(frozen=True)
-class OnDemand:
-    """A holder record asked for now (a look-up, a tap), not published for a permit event:
-    its `event` names the request (`event_id`, `kind`), its facts are the permit's as they are."""
-
-    kind: str
-    event_id: str
-    at: datetime
-    today: date
-
-    def record(
-        self,
-        hub: Hub,
-        session: Session,
-        agreement: Agreement,
-        permit: Permit,
-        registration: Registration,
-        citizen_id: str,
-    ) -> dict[str, Any]:
-        """The agreement's view of the holder's record, valid against the version in use."""
-        schema = hub.exchange_terms.publishing(session, hub)
-        record = holder_record(
-            schema_uri=schema.uri,
-            schema_version=schema.schema.version,
-            event_seq=0,
-            event_type=self.kind,
-            at=self.at,
-            snapshot=permit_snapshot(permit),
-            registration=registration,
-            citizen_id=citizen_id,
-        )
-        record["event"]["id"] = self.event_id  # not a permit event: an id of its own
-        return projected(hub, schema, agreement, record, self.today, self.event_id)
 
 
 # --- the changes feed --------------------------------------------------------------------------
@@ -590,7 +406,7 @@ def read_feed(
             f"{department.value} 未开通变更数据拉取",
             f"{department.value} has no changes feed (its link does not pull)",
         )
-    agreement = agreement_in_force(session, link, department, today)
+    agreement = read_agreement_in_force(session, link, department, today)
     if isinstance(agreement, Refusal):
         audited("refused", FEED_PURPOSE)
         return agreement
@@ -602,60 +418,21 @@ def read_feed(
         .limit(scan)
     ).all()
     chosen, last, has_more = _examine(examined, after, link, limit, len(examined) < scan, now)
-    records = _records(session, hub, agreement, chosen, today) if chosen else []
+    records = _records(session, hub.publisher, agreement, chosen, today) if chosen else []
     subject = f"permit_event:{chosen[0]}..{chosen[-1]}" if chosen else None
     audited(str(len(records)), agreement.purpose, subject)
     return FeedPage(records, last, has_more, agreement)
 
 
 def _records(
-    session: Session, hub: Hub, agreement: Agreement, seqs: Sequence[int], today: date
+    session: Session, publisher: Publisher, agreement: Agreement, seqs: Sequence[int], today: date
 ) -> list[dict[str, Any]]:
-    schema = publishing(session, hub)
-    built = event_records(session, hub, schema, seqs)
+    version = read_version_in_use(session, publisher.schemas)
+    built = publisher.event_records(session, version, seqs)
     out = []
     for seq in sorted(built):
         record = built[seq]
         if isinstance(record, RecordUnavailable):
             raise record
-        out.append(projected(hub, schema, agreement, record, today, str(seq)))
-    return out
-
-
-def event_records(
-    session: Session, hub: Hub, schema: Publishing, seqs: Sequence[int]
-) -> dict[int, dict[str, Any] | RecordUnavailable]:
-    """The whole holder record of each permit event (before any agreement's projection), in
-    one query for the events, their outbox snapshots, permits and registrations; the feed and
-    the relay both publish these. A record whose sealed ID cannot be opened is its
-    RecordUnavailable instead: never a record without its holder."""
-    rows = session.execute(
-        sa.select(PermitEvent, col(Outbox.snapshot), Permit, Registration)
-        .join(Permit, col(Permit.id) == col(PermitEvent.permit_id))
-        .join(Registration, col(Registration.id) == col(Permit.registration_id))
-        .outerjoin(Outbox, col(Outbox.event_seq) == col(PermitEvent.seq))
-        .where(col(PermitEvent.seq).in_(list(seqs)))
-    ).all()
-    out: dict[int, dict[str, Any] | RecordUnavailable] = {}
-    for event, snapshot, permit, registration in rows:
-        seq = event.seq or 0
-        try:
-            citizen_id = hub.vault.open(registration.citizen_id_sealed).value
-        except CitizenIdUnreadable as unreadable:
-            out[seq] = RecordUnavailable(
-                f"the citizen ID of event {seq} cannot be read ({unreadable})",
-                f"事件 {seq} 的身份证号无法解密",
-                str(seq),
-            )
-            continue
-        out[seq] = holder_record(
-            schema_uri=schema.uri,
-            schema_version=schema.schema.version,
-            event_seq=seq,
-            event_type=event.type,
-            at=event.at,
-            snapshot=snapshot or permit_snapshot(permit),
-            registration=registration,
-            citizen_id=citizen_id,
-        )
+        out.append(publisher.for_department(version, agreement, record, today, str(seq)))
     return out

@@ -1,9 +1,8 @@
-"""The exchange's problem types: proofs the departments file, look-ups, the changes feed,
-holder records and dead letters.
+"""The exchange's problem types: proofs the departments file, look-ups, the changes feed and
+dead letters (a holder record the hub cannot build is publishing's, hub.publishing.problems).
 
 Each is a public contract (`/problems/<slug>`, registered once at import); the exchange's
-routes raise or answer them, and verification, which hands out holder records and takes
-tap-decision documents, imports the ones it shares from here.
+routes raise or answer them.
 """
 
 from __future__ import annotations
@@ -16,9 +15,6 @@ PROOF_NOT_OWNED = problem_type(
 PROOF_INVALID = problem_type(
     "proof-invalid", 422, "证明文件不符合数据模式", "The proof does not match its schema"
 )
-SCHEMA_NOT_IN_USE = problem_type(
-    "schema-version-not-in-use", 409, "该模式版本未启用", "The schema version is not in use"
-)
 NO_AGREEMENT = problem_type(
     "no-agreement", 403, "没有生效的数据共享协议", "No data-sharing agreement in force"
 )
@@ -28,9 +24,6 @@ PULL_NOT_ENABLED = problem_type(
 HOLDER_NOT_FOUND = problem_type("holder-not-found", 404, "持证人不存在", "Holder not found")
 CURSOR_INVALID = problem_type("cursor-invalid", 400, "游标无效", "Invalid cursor")
 PROOF_REVOKED = problem_type("proof-revoked", 410, "证明已撤销", "Proof revoked")
-RECORD_UNAVAILABLE = problem_type(
-    "holder-record-unavailable", 500, "暂时无法生成持证人记录", "The holder record is unavailable"
-)
 DEAD_LETTER_NOT_FOUND = problem_type(
     "dead-letter-not-found", 404, "死信不存在", "No such dead letter"
 )

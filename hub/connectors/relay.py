@@ -49,12 +49,15 @@ from sqlmodel import Session, col
 
 from hub import bulk
 from hub.auth.domain import Department
-from hub.connectors import circuit, exchange
+from hub.connectors import circuit
 from hub.connectors.config import STANDARD_RETRIES, DepartmentLink, RetrySchedule
 from hub.connectors.signing import Signer
 from hub.connectors.store import DEAD, DELIVERED, PENDING, Delivery
 from hub.db import unit_of_work
+from hub.permits.outbox import OUTBOX
 from hub.permits.store import Outbox, PermitEvent
+from hub.publishing.records import RecordUnavailable
+from hub.publishing.terms import Refusal, read_agreement_in_force, read_version_in_use
 
 if TYPE_CHECKING:
     from hub.composition import Hub
@@ -63,7 +66,6 @@ log = logging.getLogger(__name__)
 
 NOT_AGREED = "no data-sharing agreement in force"
 DELIVERY: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
-OUTBOX: sa.Table = Outbox.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -224,19 +226,19 @@ class Relay:
         """Each leased delivery's body: the event's holder record (built as the feed builds
         it), projected by the department's agreement and valid against the version in use;
         or the reason it cannot be sent."""
-        today = self.hub.clock.today()
+        today, publisher = self.hub.clock.today(), self.hub.publisher
         try:
-            schema = exchange.publishing(session, self.hub)
-        except exchange.RecordUnavailable as unavailable:
+            version = read_version_in_use(session, publisher.schemas)
+        except RecordUnavailable as unavailable:
             return [
                 Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.en)
                 for row in claimed
             ]
-        records = exchange.event_records(
-            session, self.hub, schema, sorted({row.event_seq for row in claimed})
+        records = publisher.event_records(
+            session, version, sorted({row.event_seq for row in claimed})
         )
         agreed = {
-            department: exchange.agreement_in_force(
+            department: read_agreement_in_force(
                 session, self.links[department], Department(department), today
             )
             for department in {row.department for row in claimed}
@@ -245,14 +247,14 @@ class Relay:
         for row in claimed:
             agreement, record = agreed[row.department], records[row.event_seq]
             try:
-                if isinstance(agreement, exchange.Refusal):
-                    raise exchange.RecordUnavailable(NOT_AGREED, "没有在有效期内的数据共享协议")
-                if isinstance(record, exchange.RecordUnavailable):
+                if isinstance(agreement, Refusal):
+                    raise RecordUnavailable(NOT_AGREED, "没有在有效期内的数据共享协议")
+                if isinstance(record, RecordUnavailable):
                     raise record
-                view = exchange.projected(
-                    self.hub, schema, agreement, record, today, str(row.event_seq)
+                view = publisher.for_department(
+                    version, agreement, record, today, str(row.event_seq)
                 )
-            except exchange.RecordUnavailable as unavailable:
+            except RecordUnavailable as unavailable:
                 out.append(
                     Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.en)
                 )

@@ -1,23 +1,23 @@
 """What the exchange's routes answer: proofs as their department sees them, holder records,
 pages of the changes feed, and the delivery administration's circuits and dead letters.
 
-Each answer is a `ClosedView` (no field more than it promises), but a holder record: its whole
-schema is the registry's `holder-record` version it names, and which of its fields appear is
-the department's agreement, so the model states the envelope and leaves the rest open.
+Each answer is a `ClosedView` (no field more than it promises), but a holder record
+(hub.publishing.views).
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from hub.auth.domain import Department
 from hub.connectors import exchange
 from hub.db import Rfc3339, rfc3339
 from hub.openapi import ClosedView
 from hub.permits.store import Proof
+from hub.publishing.views import HolderRecord
 
 
 class FiledProof(ClosedView):
@@ -42,31 +42,6 @@ class FiledProof(ClosedView):
             recorded_at=rfc3339(proof.recorded_at),
             revoked_at=rfc3339(proof.revoked_at) if proof.revoked_at else None,
         )
-
-
-class RecordEvent(BaseModel):
-    """What a holder record reports: a permit event, or the look-up or tap that asked for it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(min_length=1, description="The event's number; lookup-… or tap-… otherwise")
-    type: str = Field(pattern=r"^[a-z]+(?:-[a-z]+)*$", description="issue, endorse, …, lookup, tap")
-    at: Rfc3339
-
-
-class HolderRecord(BaseModel):
-    """A holder record as your department's agreement lets it see it. Its whole schema is the
-    registry's `holder-record` version it names (`$schema`, `schema_version`: GET
-    /schemas/v1/subjects/holder-record/versions/{version}); which fields of `permit` and
-    `holder` appear is your agreement's allow-list."""
-
-    model_config = ConfigDict(extra="allow")
-
-    schema_uri: str = Field(alias="$schema", min_length=1)
-    schema_version: int = Field(ge=1)
-    event: RecordEvent
-    permit: dict[str, Any] = Field(default_factory=dict, description="The agreed permit fields")
-    holder: dict[str, Any] = Field(default_factory=dict, description="The agreed holder fields")
 
 
 class FeedPageView(ClosedView):

@@ -182,6 +182,20 @@ class ProofConflict(Exception):
     """The department's proof id was recorded before with other content."""
 
 
+def check_repeat(existing: Proof, data: ProofInput) -> None:
+    """A proof filed again under its (department, proof id) must carry exactly what was filed;
+    ProofConflict otherwise. The one rule for repeats, whoever files them."""
+    same = (
+        existing.citizen_id_hash,
+        existing.kind,
+        existing.valid_from,
+        existing.valid_to,
+        existing.details,
+    ) == (data.citizen_id_hash, data.kind, data.valid_from, data.valid_to, data.details)
+    if not same:
+        raise ProofConflict(data.source_proof_id)
+
+
 def record_proof(
     session: Session, audit: AuditLog, data: ProofInput, *, actor: Actor, now: datetime
 ) -> tuple[Proof, bool]:
@@ -213,15 +227,7 @@ def record_proof(
         )
     ).first()
     if existing is not None:
-        same = (
-            existing.citizen_id_hash,
-            existing.kind,
-            existing.valid_from,
-            existing.valid_to,
-            existing.details,
-        ) == (data.citizen_id_hash, data.kind, data.valid_from, data.valid_to, data.details)
-        if not same:
-            raise ProofConflict(data.source_proof_id)
+        check_repeat(existing, data)
         return existing, False
     proof = Proof(
         id=str(uuid.uuid4()),

@@ -20,11 +20,13 @@ from sqlmodel import Session, col, select
 
 from hub import bulk
 from hub.audit import Actor, AuditLog
+from hub.card.store import Card
 from hub.clock import WorkingCalendar
-from hub.db import rfc3339
+from hub.db import json_value
 from hub.permits import domain, jurisdictions
 from hub.permits.identity import CitizenId, CitizenIdVault
-from hub.permits.store import LIVE_STATES, Card, Outbox, Permit, PermitEvent, Registration
+from hub.permits.outbox import OUTBOX, permit_snapshot, snapshot_sql
+from hub.permits.store import LIVE_STATES, Outbox, Permit, PermitEvent, Registration
 
 
 class PermitNotFound(LookupError):
@@ -129,26 +131,6 @@ def _change_cards(
         permit.card_serial = serial
         change["new_card"] = {"serial": serial, "reason": reason, "fee": fee, "cite": cite}
     return change
-
-
-PERMIT_FIELDS = (
-    "id",
-    "jurisdiction",
-    "state",
-    "card_serial",
-    "valid_from",
-    "expires_on",
-    "suspended_on",
-    "residence_start",
-    "cancel_reason",
-)
-
-
-def permit_snapshot(permit: Permit) -> dict[str, Any]:
-    """What the outbox keeps of the permit after an event, so the record published later
-    says what was true then (JSON-ready; with the permit's version). The bulk path builds the
-    same object in SQL (`perform_claimed`)."""
-    return {name: _json_value(getattr(permit, name)) for name in (*PERMIT_FIELDS, "version")}
 
 
 def record_event(
@@ -259,7 +241,6 @@ def _event_payload(
 
 PERMIT: sa.Table = Permit.__table__  # type: ignore[attr-defined]
 EVENT: sa.Table = PermitEvent.__table__  # type: ignore[attr-defined]
-OUTBOX: sa.Table = Outbox.__table__  # type: ignore[attr-defined]
 
 FACT_FIELDS = [field.name for field in fields(domain.PermitFacts)]
 
@@ -355,11 +336,7 @@ def perform_claimed(
         OUTBOX,
         [{"event_seq": new.seq, "permit_id": new.permit_id} for new in written],
         constants={"created_at": now},
-        computed={
-            "snapshot": bulk.json_object(
-                session.get_bind().dialect, "permit", (*PERMIT_FIELDS, "version")
-            )
-        },
+        computed={"snapshot": snapshot_sql(session.get_bind().dialect)},
         join="JOIN permit ON permit.id = v.permit_id",
     )
     entries = [
@@ -712,16 +689,7 @@ def registration_view(registration: Registration, vault: CitizenIdVault) -> dict
     hidden = {"citizen_id_hash", "citizen_id_sealed", "declarant_id_hash"}
     fields = registration.model_dump(exclude=hidden)
     fields["citizen_id"] = citizen_id.masked()
-    return {key: _json_value(value) for key, value in fields.items()}
-
-
-def _json_value(value: Any) -> Any:
-    """Dates as ISO strings; times always with their zone (SQLite returns them naive, in UTC)."""
-    if isinstance(value, datetime):
-        return rfc3339(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+    return {key: json_value(value) for key, value in fields.items()}
 
 
 # --- address change and residence ----------------------------------------------------------

@@ -117,24 +117,6 @@ class Permit(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
-class Card(SQLModel, table=True):
-    """Every card ever made for a permit; only one per permit is live."""
-
-    __tablename__ = "card"
-
-    serial: str = Field(primary_key=True, max_length=32)
-    permit_id: str = Field(foreign_key="permit.id", max_length=36, index=True)
-    status: str = Field(max_length=16)  # live, lost, returned, cancelled
-    reason: str = Field(max_length=16)  # first-issuance, replacement, renewal
-    fee: str = Field(max_length=16)  # free, card-cost
-    issued_on: date
-    ended_on: date | None = None
-    # The card's own public key (P-256 point), registered when the card is personalised: a
-    # tap must prove possession of its private half, which never leaves the card.
-    public_key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
-    personalised_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-
-
 class PermitEvent(SQLModel, table=True):
     __tablename__ = "permit_event"
 
@@ -158,7 +140,7 @@ class Outbox(SQLModel, table=True):
     permit_id: str = Field(max_length=36)
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     published_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    # The permit's facts after the event (hub.permits.service.permit_snapshot).
+    # The permit's facts after the event (hub.permits.outbox).
     snapshot: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 

@@ -809,7 +809,9 @@ def project_record(
     except (service.SubjectNotFound, service.VersionNotFound) as error:
         raise _not_found(error) from None
     resolve = hub.schemas.resolve_through(session)
-    projected = hub.projections.project(row, schema, body.record, hub.clock.today(), resolve)
+    projected = hub.publisher.projections.project(
+        row, schema, body.record, hub.clock.today(), resolve
+    )
     return views.ProjectionView(
         agreement=row.id,
         agreement_version=row.version,

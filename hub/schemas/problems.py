@@ -23,6 +23,9 @@ SCHEMA_INCOMPATIBLE = problem_type(
 ILLEGAL_STATE_CHANGE = problem_type(
     "schema-state-change-illegal", 409, "版本状态不能如此变更", "Illegal version state change"
 )
+SCHEMA_NOT_IN_USE = problem_type(
+    "schema-version-not-in-use", 409, "该模式版本未启用", "The schema version is not in use"
+)
 VERSION_RETIRED = problem_type(
     "schema-version-retired", 409, "该版本已停用", "The schema version is retired"
 )

@@ -71,6 +71,15 @@ class Incompatible(ValueError):
         self.mode, self.violations = mode, violations
 
 
+class SchemaNotInUse(LookupError):
+    """No ACTIVE or DEPRECATED version to validate against (a DRAFT is not exchanged yet)."""
+
+    def __init__(self, subject: str, version: int | None) -> None:
+        which = f"version {version}" if version is not None else "no version"
+        super().__init__(f"{subject}: {which} in use")
+        self.subject, self.version = subject, version
+
+
 class VersionRetired(ValueError):
     """Nothing is validated, published or accepted against a RETIRED version."""
 
@@ -196,6 +205,18 @@ def versions_in_use(session: Session, subject: str) -> list[SchemaVersion]:
         for row in versions_of(session, subject)
         if domain.VersionState(row.state) in domain.EXCHANGEABLE
     ]
+
+
+def exchangeable_version(session: Session, subject: str) -> SchemaVersion | None:
+    """The version exchanged now: the newest ACTIVE or DEPRECATED one (a DRAFT is not in use
+    yet, a RETIRED one no longer), as the relay publishes against."""
+    states = [state.value for state in domain.EXCHANGEABLE]
+    return session.exec(
+        select(SchemaVersion)
+        .where(col(SchemaVersion.subject) == subject, col(SchemaVersion.state).in_(states))
+        .order_by(col(SchemaVersion.version).desc())
+        .limit(1)
+    ).first()
 
 
 def by_id(session: Session, schema_id: int) -> SchemaVersion:

@@ -21,9 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, principal_of, public, requires
 from hub.card import issuing
-from hub.connectors import exchange
-from hub.connectors.problems import RECORD_UNAVAILABLE, SCHEMA_NOT_IN_USE
-from hub.connectors.views import HolderRecord
 from hub.db import Rfc3339, rfc3339
 from hub.deps import CurrentHub, DbSession, StandardBase64, in_unit_of_work
 from hub.openapi import ClosedView
@@ -36,6 +33,11 @@ from hub.problems import (
     Text,
     negotiate_language,
 )
+from hub.publishing.problems import RECORD_UNAVAILABLE
+from hub.publishing.records import RecordUnavailable
+from hub.publishing.views import HolderRecord
+from hub.schemas.problems import SCHEMA_NOT_IN_USE
+from hub.schemas.service import SchemaNotInUse
 from hub.verification import domain, offline, service, store
 from hub.verification.domain import REASON_TITLES, Decision, Reason, Service
 from hub.verification.problems import OFFLINE_CONFLICT
@@ -232,7 +234,7 @@ async def tap(request: Request, body: TapBody, hub: CurrentHub) -> JSONResponse:
                 )
             ],
         ) from None
-    except exchange.RecordUnavailable as error:
+    except RecordUnavailable as error:
         log.error("holder record unavailable: %s", error.en)
         raise Problem(
             RECORD_UNAVAILABLE, Text("平台暂时无法生成该记录，已记录此故障", error.en)
@@ -462,7 +464,7 @@ def report_offline(
 ) -> dict[str, Any]:
     try:
         fresh = offline.report(session, hub, principal_of(request), body.decisions)
-    except exchange.SchemaNotInUse as error:
+    except SchemaNotInUse as error:
         raise Problem(
             SCHEMA_NOT_IN_USE, Text(f"{error.subject} 没有在用的版本", str(error))
         ) from None

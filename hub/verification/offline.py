@@ -26,9 +26,9 @@ from sqlmodel import Session
 
 from hub.auth.domain import Principal
 from hub.card import issuing
-from hub.connectors import exchange
 from hub.db import aware, rfc3339
 from hub.permits.domain import PermitState
+from hub.schemas import service as schemas_service
 from hub.schemas.validation import Issue
 from hub.verification import store
 from hub.verification.domain import (
@@ -108,7 +108,7 @@ class Reported:
 
 def report(session: Session, hub: Hub, caller: Principal, documents: Sequence[Any]) -> list[bool]:
     """Store and audit the reported decisions not stored yet: True for each new one, False for
-    a repeat. Raises exchange.SchemaNotInUse, ReportInvalid or ReportConflict.
+    a repeat. Raises SchemaNotInUse, ReportInvalid or ReportConflict.
 
     In a savepoint: two deliveries of one report may race past the "not stored yet" check on
     PostgreSQL; the loser's insert fails on the primary key, and it then compares again."""
@@ -123,9 +123,9 @@ def report(session: Session, hub: Hub, caller: Principal, documents: Sequence[An
 def _parse(
     session: Session, hub: Hub, caller: Principal, documents: Sequence[Any]
 ) -> list[Reported]:
-    version = exchange.exchangeable_version(session, TAP_DECISION)
+    version = schemas_service.exchangeable_version(session, TAP_DECISION)
     if version is None:
-        raise exchange.SchemaNotInUse(TAP_DECISION, None)
+        raise schemas_service.SchemaNotInUse(TAP_DECISION, None)
     hub.schemas.remember(session, version)
     validator = hub.schemas.validators.get(TAP_DECISION, version.version)  # compiled once
     issues: list[tuple[int, Issue]] = []

@@ -1,8 +1,8 @@
 """Verification's own problem types (a denied tap is an answer, not a problem).
 
 Each is a public contract (`/problems/<slug>`, registered once at import); the window routes
-raise them, beside the exchange's (`hub.connectors.problems`) for holder records and
-tap-decision documents.
+raise them, beside publishing's for holder records (`hub.publishing.problems`) and the
+registry's for tap-decision documents (`hub.schemas.problems`).
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ remembered by its SHA-256 (`RecordMemo`). The card's signature over the challeng
 every time: that is the proof the card is not a copy.
 
 What is disclosed on a grant is exactly what the exchange would send the department: the
-holder record a look-up would give (`exchange.OnDemand`), projected by the department's
+holder record a look-up would give (`hub.publishing`), projected by the department's
 agreement in force and validated against the holder-record version in use, both as this
-process remembers them (`hub.connectors.terms`); without an agreement in force nothing is
+process remembers them (`hub.publishing.terms`); without an agreement in force nothing is
 disclosed, and the decision stands.
 """
 
@@ -33,10 +33,12 @@ from hub.auth.domain import Principal
 from hub.card import layout
 from hub.card.issuing import IssuingKeyCache
 from hub.card.protocol import proves_possession
-from hub.connectors import exchange
 from hub.permits.domain import PermitState
 from hub.permits.identity import CitizenIdUnreadable
 from hub.permits.store import Permit, Registration
+from hub.publishing.publisher import OnDemand
+from hub.publishing.records import RecordUnavailable
+from hub.publishing.terms import Refusal
 from hub.verification import challenges, store
 from hub.verification.domain import (
     Decision,
@@ -237,19 +239,19 @@ def disclosed(
     now: datetime,
 ) -> dict[str, Any] | None:
     """The holder record as the caller's department's agreement in force lets it see it;
-    None without one. Raises exchange.RecordUnavailable when the hub cannot build it."""
+    None without one. Raises RecordUnavailable when the hub cannot build it."""
     department, today = caller.department, hub.clock.today()
-    agreement = hub.exchange_terms.agreement_in_force(
+    agreement = hub.publisher.terms.remembered_agreement_in_force(
         session, hub.departments.get(department), department, today
     )
-    if isinstance(agreement, exchange.Refusal):
+    if isinstance(agreement, Refusal):
         return None
     try:
         citizen_id = hub.vault.open(registration.citizen_id_sealed).value
     except CitizenIdUnreadable as unreadable:
-        raise exchange.RecordUnavailable(
+        raise RecordUnavailable(
             f"the citizen ID of tap {tap_id} cannot be read ({unreadable})",
             f"核验 {tap_id} 的身份证号无法解密",
         ) from None
-    on_demand = exchange.OnDemand("tap", f"tap-{tap_id}", now, today)
-    return on_demand.record(hub, session, agreement, permit, registration, citizen_id)
+    request = OnDemand("tap", f"tap-{tap_id}", now, today)
+    return hub.publisher.on_demand(session, request, agreement, permit, registration, citizen_id)

@@ -19,12 +19,13 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from hub import bulk
-from hub.permits.store import Card, Permit, Registration
+from hub.card.store import Card
+from hub.permits.store import Permit, Registration
 from hub.verification import challenges
 from hub.verification.domain import PERMIT_REFUSED
 
 SERIAL_MAX: Final = 32
-"""As long as a card serial can be (hub.permits.store.Card)."""
+"""As long as a card serial can be (hub.card.store.Card)."""
 
 
 class Challenge(SQLModel, table=True):

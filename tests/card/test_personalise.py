@@ -17,9 +17,10 @@ from sqlmodel import Session, col, select
 
 from hub.audit import AuditEntry
 from hub.card import issuing, layout, protocol
+from hub.card.store import Card
 from hub.clock import FixedClock
 from hub.composition import Hub
-from hub.permits.store import Card, Permit
+from hub.permits.store import Permit
 from tests.auth.helpers import access_token, bearer
 from tests.card.helpers import b64, issued_permit, new_card_key, tiny_png
 from tests.conftest import RegisterClient

@@ -9,10 +9,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from hub.audit import Actor, AuditEntry, AuditLog
+from hub.card.store import Card
 from hub.db import unit_of_work
 from hub.permits import domain, service
 from hub.permits.jurisdictions import load_jurisdictions
-from hub.permits.store import Card, Outbox, Permit, PermitEvent
+from hub.permits.store import Outbox, Permit, PermitEvent
 from tests.permits.test_jurisdictions import SHIPPED
 from tests.permits.test_store import _permit, _registration
 

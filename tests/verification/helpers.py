@@ -19,10 +19,11 @@ from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditEntry
 from hub.card import issuing, layout, protocol
+from hub.card.store import Card
 from hub.composition import Hub
 from hub.db import unit_of_work
 from hub.permits import domain, service
-from hub.permits.store import Card, Permit, Registration
+from hub.permits.store import Permit, Registration
 from tests.card.helpers import b64, new_card_key, tiny_png
 
 OFFICE = Actor("office-1", "public-security")

@@ -10,13 +10,16 @@ built, the latest a department can have.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 from hub.db import rfc3339
-from hub.permits.service import PERMIT_FIELDS
+from hub.permits.outbox import PERMIT_FIELDS
 from hub.permits.store import Registration
 
-HOLDER_FIELDS = (
+HOLDER_RECORD: Final = "holder-record"
+"""The subject of the record every department receives."""
+
+HOLDER_FIELDS: Final = (
     "name",
     "sex",
     "ethnicity",
@@ -28,6 +31,16 @@ HOLDER_FIELDS = (
     "workplace",
     "contact",
 )
+
+
+class RecordUnavailable(RuntimeError):
+    """A holder record cannot be produced: no holder-record version in use, a sealed ID the
+    vault cannot open, or a projection that breaks the schema. A fault of the hub, never of
+    the caller; nothing is sent rather than something wrong or incomplete."""
+
+    def __init__(self, en: str, zh: str, event: str | None = None) -> None:
+        super().__init__(en)
+        self.en, self.zh, self.event = en, zh, event
 
 
 def _plain(value: Any) -> Any:
