@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from hub.auth.api import Introspected, JsonWebKey, JsonWebKeySet, TokenIssued
-from hub.publishing.views import HolderRecord, RecordEvent
 from hub.openapi import ClosedView
+from hub.publishing.views import HolderRecord, RecordEvent
 
 OPEN_ON_PURPOSE: frozenset[type[BaseModel]] = frozenset(
     {
