@@ -6,7 +6,10 @@ itself so a person can look it up) and a title in Chinese and English. The langu
 
 The types (`Text`, `ProblemType`, `Problem`, `FieldError`) are what every domain raises and
 imports; the web framework is imported only where a problem becomes a response, so a command
-that raises or reads problems does not load it.
+that raises or reads problems does not load it. A domain exception that is a problem for the
+caller subclasses `DomainProblem` and says which; one handler answers it, and no route
+translates it (so far: permit and registration not found, card refusals, a holder record the
+hub cannot build).
 """
 
 from __future__ import annotations
@@ -134,6 +137,18 @@ class Problem(Exception):
         for name, value in self.extensions.items():  # RFC 9457 §3.2: extensions add, never replace
             body.setdefault(name, value)
         return body
+
+
+class DomainProblem(Exception):
+    """A domain exception that is a problem for the caller and knows which: the one handler
+    (`install`) answers it with `problem()`, so no route translates it. Domain modules raise
+    it without knowing HTTP (this module loads no web framework until it answers).
+
+    A refusal that must still be audited is not raised: it is returned, for the caller to
+    commit its audit entry and then answer."""
+
+    def problem(self) -> Problem:
+        raise NotImplementedError(f"{type(self).__name__} names no problem")
 
 
 _PRIMARY_LANGUAGES: dict[str, Language] = {"zh": "zh-CN", "en": "en"}
@@ -347,6 +362,11 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, exc)
 
 
+async def _on_domain_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainProblem)
+    return problem_response(request, exc.problem())
+
+
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     from fastapi.exceptions import RequestValidationError
 
@@ -490,6 +510,7 @@ def install(app: FastAPI) -> None:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(DomainProblem, _on_domain_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(DataError, _on_data_error)

@@ -12,11 +12,8 @@ from pydantic import BaseModel, Field
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, principal_of, requires
 from hub.card import layout, protocol, service
-from hub.card.problems import REFUSED
 from hub.deps import CurrentHub, DbSession, StandardBase64, base64_length
 from hub.openapi import ClosedView
-from hub.permits.problems import PERMIT_NOT_FOUND
-from hub.problems import Problem, Text
 
 if TYPE_CHECKING:
     from hub.composition import Hub
@@ -91,10 +88,6 @@ def _answer(written: service.Written) -> CardWrite:
     )
 
 
-def _refused(refused: service.CardRefused) -> Problem:
-    return Problem(REFUSED[refused.code], Text(refused.zh, refused.en))
-
-
 def _writer(body: CardInReader) -> service.CardWriter:
     return service.CardWriter(body.card_key, body.nonce, tuple(body.trusted_kids))
 
@@ -106,15 +99,9 @@ def _issuer(hub: Hub) -> service.Issuer:
 
 
 def _written(request: Request, write: Callable[[Actor], service.Written]) -> CardWrite:
-    """Run `write` for the caller; its refusals as problems."""
+    """Run `write` for the caller (its refusals are problems of their own)."""
     principal = principal_of(request)
-    try:
-        written = write(Actor(principal.client_id, principal.department.value))
-    except LookupError:
-        raise Problem(PERMIT_NOT_FOUND) from None
-    except service.CardRefused as refused:
-        raise _refused(refused) from None
-    return _answer(written)
+    return _answer(write(Actor(principal.client_id, principal.department.value)))
 
 
 @router.post(

@@ -18,21 +18,27 @@ from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditLog
 from hub.card import issuing, layout, protocol
+from hub.card.problems import REFUSED
 from hub.card.store import Card
 from hub.permits.domain import PermitState
 from hub.permits.identity import CitizenIdVault
 from hub.permits.jurisdictions import Jurisdiction
+from hub.permits.service import PermitNotFound
 from hub.permits.store import Permit, Registration
+from hub.problems import DomainProblem, Problem, Text
 
 PHOTO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 
-class CardRefused(Exception):
+class CardRefused(DomainProblem):
     """The card cannot be written now; `code` names the rule (a problem type slug)."""
 
     def __init__(self, code: str, en: str, zh: str) -> None:
         super().__init__(en)
         self.code, self.en, self.zh = code, en, zh
+
+    def problem(self) -> Problem:
+        return Problem(REFUSED[self.code], Text(self.zh, self.en))
 
 
 @dataclass(frozen=True)
@@ -168,7 +174,7 @@ def _live_card(session: Session, permit_id: str) -> tuple[Permit, Card, Registra
     ).first()
     if row is None:
         if session.get(Permit, permit_id) is None:
-            raise LookupError(permit_id)
+            raise PermitNotFound(permit_id)
         raise CardRefused(
             "card-not-issued", "the permit has no card issued yet", "该居住证尚未发卡"
         )

@@ -39,8 +39,6 @@ from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_cit
 from hub.permits.problems import PROOF_CONFLICT, PROOF_NOT_FOUND
 from hub.permits.store import Proof
 from hub.problems import VALIDATION_FAILED, FieldError, Problem, Text, problem_response
-from hub.publishing.problems import RECORD_UNAVAILABLE
-from hub.publishing.records import RecordUnavailable
 from hub.publishing.terms import Refusal
 from hub.publishing.views import HolderRecord
 from hub.schemas import service
@@ -74,18 +72,6 @@ def _proof_not_found() -> Problem:
     return Problem(
         PROOF_NOT_FOUND,
         Text("本部门没有该编号的证明", "Your department filed no proof with this id"),
-    )
-
-
-def _unavailable(error: RecordUnavailable) -> Problem:
-    """Logged in full (event numbers and pointers, never personal data); the caller is told
-    only that the hub failed, and which event if it was one."""
-    log.error("holder record unavailable: %s", error.en)
-    extensions = {"event": error.event} if error.event else {}
-    return Problem(
-        RECORD_UNAVAILABLE,
-        Text("平台暂时无法生成该记录，已记录此故障", "The hub could not produce the record"),
-        extensions=extensions,
     )
 
 
@@ -378,12 +364,7 @@ def look_up(
     except InvalidCitizenId as error:
         raise citizen_id_problem(error, "/citizen_id") from None
     department = principal_of(request).department
-    try:
-        outcome = exchange.look_up(
-            session, hub, _actor(request), department, citizen_id, body.purpose
-        )
-    except RecordUnavailable as error:
-        raise _unavailable(error) from None
+    outcome = exchange.look_up(session, hub, _actor(request), department, citizen_id, body.purpose)
     # Refusals are answered, not raised: the transaction must commit their audit entry.
     if isinstance(outcome, Refusal):
         problem = Problem(_REFUSALS[outcome.code], Text(outcome.zh, outcome.en))
@@ -437,10 +418,7 @@ def read_feed(
             errors=[FieldError(Text("游标无效", "not a cursor of this feed"), parameter="after")],
         ) from None
     department = principal_of(request).department
-    try:
-        page = exchange.read_feed(session, hub, _actor(request), department, position, limit)
-    except RecordUnavailable as error:
-        raise _unavailable(error) from None
+    page = exchange.read_feed(session, hub, _actor(request), department, position, limit)
     if isinstance(page, Refusal):
         problem = Problem(_REFUSALS[page.code], Text(page.zh, page.en))
         return problem_response(request, problem)

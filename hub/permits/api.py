@@ -26,10 +26,8 @@ from hub.permits.problems import (
     CLAIM_INVALID,
     INELIGIBLE,
     PERMIT_EXISTS,
-    PERMIT_NOT_FOUND,
     PROOF_CONFLICT,
     REFUSED,
-    REGISTRATION_NOT_FOUND,
     REGISTRATION_REFUSED,
 )
 from hub.permits.store import Permit
@@ -226,12 +224,9 @@ def create_registration(
 def get_registration(
     request: Request, registration_id: str, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
-    try:
-        registration = service.read_registration(
-            session, hub.audit, registration_id, actor=_actor(request), now=hub.clock.now()
-        )
-    except service.RegistrationNotFound:
-        raise _registration_not_found() from None
+    registration = service.read_registration(
+        session, hub.audit, registration_id, actor=_actor(request), now=hub.clock.now()
+    )
     return JSONResponse(service.registration_view(registration, hub.vault))
 
 
@@ -248,11 +243,6 @@ class CancelBody(BaseModel):
     )
 
 
-def _not_found() -> Problem:
-    """The identifier asked for is not repeated: a caller may have typed a citizen ID."""
-    return Problem(PERMIT_NOT_FOUND, Text("没有这个编号的居住证", "There is no permit by this id"))
-
-
 def _refused(refusal: domain.Refusal) -> Problem:
     return Problem(
         REFUSED[refusal.code],
@@ -266,12 +256,9 @@ def _audited_permit(what: str) -> Any:
     in the request's unit of work. It runs after the route's scope guard."""
 
     def read(request: Request, permit_id: str, session: DbSession, hub: CurrentHub) -> Permit:
-        try:
-            return service.read_permit(
-                session, hub.audit, permit_id, what, actor=_actor(request), now=hub.clock.now()
-            )
-        except service.PermitNotFound:
-            raise _not_found() from None
+        return service.read_permit(
+            session, hub.audit, permit_id, what, actor=_actor(request), now=hub.clock.now()
+        )
 
     return Depends(read)
 
@@ -415,8 +402,6 @@ def apply(
             now=hub.clock.now(),
             today=hub.clock.today(),
         )
-    except service.RegistrationNotFound:
-        raise _registration_not_found() from None
     except eligibility.ClaimInvalid as invalid:
         text = Text(invalid.zh, invalid.en)
         errors = [FieldError(text, pointer=invalid.pointer)] if invalid.pointer else []
@@ -468,14 +453,6 @@ def overdue(request: Request, session: DbSession, hub: CurrentHub) -> JSONRespon
         session, hub.audit, hub.clock.today(), actor=_actor(request), now=hub.clock.now()
     )
     return JSONResponse([service.view(permit) for permit in permits])
-
-
-def _registration_not_found() -> Problem:
-    """The identifier asked for is not repeated: a caller may have typed a citizen ID."""
-    return Problem(
-        REGISTRATION_NOT_FOUND,
-        Text("没有这个编号的居住登记", "There is no registration by this id"),
-    )
 
 
 def _proof_sources(schema: dict[str, Any]) -> None:
@@ -594,7 +571,7 @@ def change_address(
 ) -> JSONResponse:
     permit = session.get(Permit, permit_id)
     if permit is None:
-        raise _not_found()
+        raise service.PermitNotFound(permit_id)
     today = hub.clock.today()
     if body.moved_on > today:
         raise Problem(
@@ -697,8 +674,6 @@ def _act(
             rules_for=hub.lifecycle_rules,
             details=details,
         )
-    except service.PermitNotFound:
-        raise _not_found() from None
     except service.StaleWrite as stale:
         raise _stale(stale) from None
     except domain.MoveRefused as refused:
@@ -747,7 +722,7 @@ def cancel_permit(
 ) -> JSONResponse:
     current = session.get(Permit, permit_id)
     if current is None:
-        raise _not_found()
+        raise service.PermitNotFound(permit_id)
     reason = body.reason if body else None
     _check_cancellation_reason(hub.jurisdictions[current.jurisdiction], reason)
     details = {"reason": reason} if reason else None

@@ -26,15 +26,29 @@ from hub.db import json_value
 from hub.permits import domain, jurisdictions
 from hub.permits.identity import CitizenId, CitizenIdVault
 from hub.permits.outbox import OUTBOX, permit_snapshot, snapshot_sql
+from hub.permits.problems import PERMIT_NOT_FOUND, REGISTRATION_NOT_FOUND
 from hub.permits.store import LIVE_STATES, Outbox, Permit, PermitEvent, Registration
+from hub.problems import DomainProblem, Problem, Text
 
 
-class PermitNotFound(LookupError):
-    pass
+class PermitNotFound(DomainProblem, LookupError):
+    """No permit by this id. The id is not repeated to the caller: it may be a citizen ID
+    typed in the wrong place."""
+
+    def problem(self) -> Problem:
+        return Problem(
+            PERMIT_NOT_FOUND, Text("没有这个编号的居住证", "There is no permit by this id")
+        )
 
 
-class RegistrationNotFound(LookupError):
-    pass
+class RegistrationNotFound(DomainProblem, LookupError):
+    """No registration by this id (not repeated, as for a permit)."""
+
+    def problem(self) -> Problem:
+        return Problem(
+            REGISTRATION_NOT_FOUND,
+            Text("没有这个编号的居住登记", "There is no registration by this id"),
+        )
 
 
 REGISTRY_PURPOSE: Final = "registry"

@@ -9,12 +9,17 @@ built, the latest a department can have.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from typing import Any, Final
 
 from hub.db import rfc3339
 from hub.permits.outbox import PERMIT_FIELDS
 from hub.permits.store import Registration
+from hub.problems import DomainProblem, Problem, Text
+from hub.publishing.problems import RECORD_UNAVAILABLE
+
+log = logging.getLogger(__name__)
 
 HOLDER_RECORD: Final = "holder-record"
 """The subject of the record every department receives."""
@@ -33,7 +38,7 @@ HOLDER_FIELDS: Final = (
 )
 
 
-class RecordUnavailable(RuntimeError):
+class RecordUnavailable(DomainProblem):
     """A holder record cannot be produced: no holder-record version in use, a sealed ID the
     vault cannot open, or a projection that breaks the schema. A fault of the hub, never of
     the caller; nothing is sent rather than something wrong or incomplete."""
@@ -41,6 +46,17 @@ class RecordUnavailable(RuntimeError):
     def __init__(self, en: str, zh: str, event: str | None = None) -> None:
         super().__init__(en)
         self.en, self.zh, self.event = en, zh, event
+
+    def problem(self) -> Problem:
+        """Logged in full (event numbers and pointers, never personal data); the caller is
+        told only that the hub failed, and which event if it was one."""
+        log.error("holder record unavailable: %s", self.en)
+        extensions = {"event": self.event} if self.event else {}
+        return Problem(
+            RECORD_UNAVAILABLE,
+            Text("平台暂时无法生成该记录，已记录此故障", "The hub could not produce the record"),
+            extensions=extensions,
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -33,8 +33,6 @@ from hub.problems import (
     Text,
     negotiate_language,
 )
-from hub.publishing.problems import RECORD_UNAVAILABLE
-from hub.publishing.records import RecordUnavailable
 from hub.publishing.views import HolderRecord
 from hub.schemas.problems import SCHEMA_NOT_IN_USE
 from hub.schemas.service import SchemaNotInUse
@@ -233,11 +231,6 @@ async def tap(request: Request, body: TapBody, hub: CurrentHub) -> JSONResponse:
                     Text("服务目录中没有该服务", "not a service of the catalogue"), "/service"
                 )
             ],
-        ) from None
-    except RecordUnavailable as error:
-        log.error("holder record unavailable: %s", error.en)
-        raise Problem(
-            RECORD_UNAVAILABLE, Text("平台暂时无法生成该记录，已记录此故障", error.en)
         ) from None
     language = _language(request)
     answer = {

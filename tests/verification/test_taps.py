@@ -5,17 +5,21 @@ permit's live standing and the service's conditions applied, every tap audited."
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from hub.card import layout
 from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.permits import domain
+from hub.schemas.store import SchemaVersion
 from hub.verification.domain import CHALLENGE_TTL
 from hub.verification.store import WindowDecision
 from tests.auth.helpers import access_token, bearer
@@ -80,6 +84,33 @@ def test_a_grant_without_an_agreement_discloses_nothing(
     the decision, not the data."""
     granted = tap(app_client, window("public-security"), make_card(), "driving-licence")
     assert reasons(granted) == [] and granted.json()["holder"] is None
+
+
+def test_a_record_the_hub_cannot_build_is_its_own_fault_told_without_the_internals(
+    app_client: TestClient,
+    hub: Hub,
+    window: Window,
+    make_card: MakeCard,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No holder-record version in use: the tap is a 500 holder-record-unavailable, answered
+    by the one handler as the exchange's look-up and feed are; why is logged, not told."""
+    card = make_card()
+    with Session(hub.engine) as session:
+        session.execute(
+            sa.update(SchemaVersion)
+            .where(col(SchemaVersion.subject) == "holder-record")
+            .values(state="RETIRED")
+        )
+        session.commit()
+    with caplog.at_level(logging.ERROR):
+        failed = tap(app_client, window("education"), card, language="en")
+    assert failed.status_code == 500
+    problem = failed.json()
+    assert problem["type"] == "/problems/holder-record-unavailable"
+    assert problem["detail"] == "The hub could not produce the record"
+    assert "ACTIVE" not in failed.text and card.permit_id not in failed.text
+    assert "no holder-record version is ACTIVE or DEPRECATED" in caplog.text
 
 
 def test_a_record_not_signed_by_the_hub_is_forged(
