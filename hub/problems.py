@@ -18,31 +18,22 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic_core.core_schema import ErrorType
 from sqlalchemy.exc import DataError
+
+from hub.text import Language as Language  # re-exported: the routes import both from here
+from hub.text import Text as Text
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-Language = Literal["zh-CN", "en"]
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
 _PHRASES = {status.value for status in HTTPStatus}
-
-
-@dataclass(frozen=True)
-class Text:
-    """A sentence in both languages the hub speaks."""
-
-    zh: str
-    en: str
-
-    def in_(self, language: Language) -> str:
-        return self.zh if language == "zh-CN" else self.en
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,9 @@ def test_what_builds_or_discloses_a_holder_record_imports_no_exchange_module(pac
     assert {name: imported for name, imported in crossings.items() if imported} == {}
 
 
-WINDOW_MAY_IMPORT = ("hub.card.layout", "hub.card.protocol")
-"""The card's formats, which both sides speak; and any domain's pure `domain` module."""
+WINDOW_MAY_IMPORT = ("hub.card.layout", "hub.card.protocol", "hub.text")
+"""The card's formats, which both sides speak, the bilingual `Text`; and any domain's pure
+`domain` module."""
 
 
 def test_the_window_imports_no_server_module() -> None:

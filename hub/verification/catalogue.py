@@ -24,7 +24,8 @@ from hub.auth.domain import Department
 from hub.permits.domain import PermitState
 from hub.permits.jurisdictions import Cite, Code, Count, Jurisdiction, Names
 from hub.settings import ConfigError
-from hub.verification.domain import Catalogue, Service, Wording
+from hub.text import Text
+from hub.verification.domain import Catalogue, Service
 
 _SOURCE_TAG = re.compile(r"\[([A-Z]{2,4})")
 _FORMS = {
@@ -50,12 +51,12 @@ class _Service(_Model):
     def to_service(self, code: str) -> Service:
         return Service(
             code=code,
-            name=Wording(self.name.zh, self.name.en),
+            name=Text(self.name.zh, self.name.en),
             department=self.department,
             permit_states=frozenset(PermitState(state) for state in self.permit_states),
             minimum_residence_months=self.minimum_residence_months,
             jurisdictions=frozenset(self.jurisdictions) if self.jurisdictions else None,
-            conditions=tuple(Wording(text.zh, text.en) for text in self.conditions),
+            conditions=tuple(Text(text.zh, text.en) for text in self.conditions),
             cite=self.cite,
         )
 

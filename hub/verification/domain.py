@@ -28,6 +28,7 @@ from typing import Final
 
 from hub.auth.domain import Department
 from hub.permits.domain import PermitState, add_months
+from hub.text import Text
 
 CHALLENGE_BYTES: Final = 32
 """What the card signs: the hub's nonce, 32 bytes no one without the hub's key can predict
@@ -67,55 +68,40 @@ class Reason(StrEnum):
     the service needs a fact the card does not carry (continuous residence)."""
 
 
-@dataclass(frozen=True)
-class Wording:
-    """A sentence or name in both languages."""
-
-    zh: str
-    en: str
-
-    def in_(self, language: str) -> str:
-        return self.zh if language == "zh-CN" else self.en
-
-
-REASON_TITLES: Mapping[Reason, Wording] = {
-    Reason.CHALLENGE_UNKNOWN: Wording("核验挑战码不存在", "Unknown challenge"),
-    Reason.CHALLENGE_EXPIRED: Wording(
-        "核验挑战码已过期，请重新读卡", "Challenge expired; tap again"
-    ),
-    Reason.CHALLENGE_USED: Wording(
+REASON_TITLES: Mapping[Reason, Text] = {
+    Reason.CHALLENGE_UNKNOWN: Text("核验挑战码不存在", "Unknown challenge"),
+    Reason.CHALLENGE_EXPIRED: Text("核验挑战码已过期，请重新读卡", "Challenge expired; tap again"),
+    Reason.CHALLENGE_USED: Text(
         "核验挑战码已使用，请重新读卡", "Challenge already used; tap again"
     ),
-    Reason.RECORD_MALFORMED: Wording("卡内数据无法读取", "The card's record cannot be read"),
-    Reason.RECORD_FORGED: Wording(
+    Reason.RECORD_MALFORMED: Text("卡内数据无法读取", "The card's record cannot be read"),
+    Reason.RECORD_FORGED: Text(
         "卡内数据非本平台签发", "The card's record was not signed by the hub"
     ),
-    Reason.CARD_UNKNOWN: Wording("该卡未在平台登记", "The card is not registered with the hub"),
-    Reason.CARD_KEY_MISMATCH: Wording(
+    Reason.CARD_UNKNOWN: Text("该卡未在平台登记", "The card is not registered with the hub"),
+    Reason.CARD_KEY_MISMATCH: Text(
         "卡片密钥与登记不符", "The card's key is not the registered one"
     ),
-    Reason.CARD_NOT_GENUINE: Wording(
+    Reason.CARD_NOT_GENUINE: Text(
         "卡片认证失败，疑为复制卡", "The card failed authentication (a copy?)"
     ),
-    Reason.CARD_REPORTED_LOST: Wording("该卡已挂失", "The card was reported lost"),
-    Reason.CARD_REPLACED: Wording(
-        "该卡已换领，请使用新卡", "The card was replaced; use the new card"
-    ),
-    Reason.CARD_CANCELLED: Wording("该卡已注销", "The card was cancelled"),
-    Reason.PERMIT_SUSPENDED: Wording(
+    Reason.CARD_REPORTED_LOST: Text("该卡已挂失", "The card was reported lost"),
+    Reason.CARD_REPLACED: Text("该卡已换领，请使用新卡", "The card was replaced; use the new card"),
+    Reason.CARD_CANCELLED: Text("该卡已注销", "The card was cancelled"),
+    Reason.PERMIT_SUSPENDED: Text(
         "居住证使用功能已中止，请办理签注", "The permit is suspended; endorse it"
     ),
-    Reason.PERMIT_CANCELLED: Wording("居住证已注销", "The permit was cancelled"),
-    Reason.PERMIT_NOT_VALID: Wording("居住证尚未生效", "The permit is not in force"),
-    Reason.PERMIT_EXPIRED: Wording("居住证已过有效期", "The permit has expired"),
-    Reason.SERVICE_NOT_ENTITLED: Wording(
+    Reason.PERMIT_CANCELLED: Text("居住证已注销", "The permit was cancelled"),
+    Reason.PERMIT_NOT_VALID: Text("居住证尚未生效", "The permit is not in force"),
+    Reason.PERMIT_EXPIRED: Text("居住证已过有效期", "The permit has expired"),
+    Reason.SERVICE_NOT_ENTITLED: Text(
         "本窗口不办理该项服务", "This window's department does not provide the service"
     ),
-    Reason.RESIDENCE_TOO_SHORT: Wording("居住年限不足", "Residence too short for the service"),
-    Reason.WRONG_JURISDICTION: Wording(
+    Reason.RESIDENCE_TOO_SHORT: Text("居住年限不足", "Residence too short for the service"),
+    Reason.WRONG_JURISDICTION: Text(
         "该项服务不在持证人居住地提供", "The service is not offered where the permit was issued"
     ),
-    Reason.OFFLINE_UNVERIFIABLE: Wording(
+    Reason.OFFLINE_UNVERIFIABLE: Text(
         "离线状态下无法核验，请待联网后办理", "Cannot be verified off line; wait for the hub"
     ),
 }
@@ -132,7 +118,7 @@ class Service:
     (config/catalogue.toml), with what the hub checks before granting it."""
 
     code: str
-    name: Wording
+    name: Text
     department: Department
     """The responsible department: only its windows provide the service."""
     permit_states: frozenset[PermitState]
@@ -140,7 +126,7 @@ class Service:
     """Continuous residence the service needs, counted from the permit's residence start."""
     jurisdictions: frozenset[str] | None
     """Where the service is offered (jurisdiction codes); None: wherever a permit is issued."""
-    conditions: tuple[Wording, ...]
+    conditions: tuple[Text, ...]
     """What the window checks itself (documents, the child's schooling, ...): shown, not
     decided by the hub."""
     cite: str

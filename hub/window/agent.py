@@ -32,6 +32,7 @@ from hub.auth.domain import Department
 from hub.card import layout
 from hub.card.protocol import proves_possession
 from hub.permits.domain import PermitState
+from hub.text import Text
 from hub.verification import domain
 from hub.verification.domain import (
     REASON_TITLES,
@@ -39,7 +40,6 @@ from hub.verification.domain import (
     Reason,
     Service,
     Standing,
-    Wording,
 )
 from hub.window.hubclient import HubClient, HubRefused, HubUnreachable
 from hub.window.reader import CardLink
@@ -279,12 +279,12 @@ def service_from_view(view: dict[str, Any]) -> Service:
     """A catalogue entry as GET /verification/v1/catalogue shows it."""
     return Service(
         code=view["code"],
-        name=Wording(view["name"]["zh-CN"], view["name"]["en"]),
+        name=Text(view["name"]["zh-CN"], view["name"]["en"]),
         department=Department(view["department"]),
         permit_states=frozenset(PermitState(state) for state in view["permit_states"]),
         minimum_residence_months=view["minimum_residence_months"],
         jurisdictions=frozenset(view["jurisdictions"]) if view["jurisdictions"] else None,
-        conditions=tuple(Wording(c["zh-CN"], c["en"]) for c in view["conditions"]),
+        conditions=tuple(Text(c["zh-CN"], c["en"]) for c in view["conditions"]),
         cite=view["cite"],
     )
 

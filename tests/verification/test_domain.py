@@ -6,13 +6,13 @@ from datetime import date
 
 from hub.auth.domain import Department
 from hub.permits.domain import PermitState
+from hub.text import Text
 from hub.verification.domain import (
     AUDIT_OUTCOME_MAX,
     REASON_TITLES,
     Reason,
     Service,
     Standing,
-    Wording,
     assess,
     audit_outcome,
     refused_status,
@@ -20,7 +20,7 @@ from hub.verification.domain import (
 
 SETTLEMENT = Service(
     code="household-registration",
-    name=Wording("申请在居住地落户", "Household registration"),
+    name=Text("申请在居住地落户", "Household registration"),
     department=Department.PUBLIC_SECURITY,
     permit_states=frozenset({PermitState.VALID}),
     minimum_residence_months=36,
