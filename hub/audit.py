@@ -37,6 +37,8 @@ from hub import bulk
 if TYPE_CHECKING:
     from sqlalchemy.sql.type_api import _ResultProcessorType
 
+    from hub.auth.domain import Principal
+
 GENESIS = "0" * 64
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: bulk appends
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # U+0000 and lone surrogates
@@ -126,6 +128,11 @@ class Actor:
 
     client_id: str
     department: str
+
+    @classmethod
+    def of(cls, caller: Principal) -> Actor:
+        """The verified caller of a request, as the audit log names it."""
+        return cls(caller.client_id, caller.department.value)
 
     def did(self, action: str, outcome: str, subject: str | None, purpose: str) -> AuditEvent:
         """The audit entry of this actor's action (on a holder: subject is the keyed ID

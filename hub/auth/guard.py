@@ -10,6 +10,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from hub.audit import Actor
 from hub.auth.domain import (
     Principal,
     TokenFault,
@@ -104,6 +105,11 @@ def principal_of(request: Request) -> Principal:
     """The caller a GuardedRoute admitted."""
     principal: Principal = request.scope[PRINCIPAL_KEY]
     return principal
+
+
+def actor_of(request: Request) -> Actor:
+    """The caller a GuardedRoute admitted, as the audit log names it."""
+    return Actor.of(principal_of(request))
 
 
 def authorize(request: Request, needed: frozenset[str]) -> Principal:

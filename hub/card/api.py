@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from hub.audit import Actor
-from hub.auth.guard import GuardedRoute, principal_of, requires
+from hub.auth.guard import GuardedRoute, actor_of, requires
 from hub.card import layout, protocol, service
 from hub.deps import CurrentHub, DbSession, StandardBase64, base64_length
 from hub.openapi import ClosedView
@@ -100,8 +100,7 @@ def _issuer(hub: Hub) -> service.Issuer:
 
 def _written(request: Request, write: Callable[[Actor], service.Written]) -> CardWrite:
     """Run `write` for the caller (its refusals are problems of their own)."""
-    principal = principal_of(request)
-    return _answer(write(Actor(principal.client_id, principal.department.value)))
+    return _answer(write(actor_of(request)))
 
 
 @router.post(

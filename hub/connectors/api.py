@@ -19,8 +19,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
-from hub.audit import Actor
-from hub.auth.guard import GuardedRoute, principal_of, requires
+from hub.auth.guard import GuardedRoute, actor_of, principal_of, requires
 from hub.connectors import exchange
 from hub.connectors.problems import (
     CURSOR_INVALID,
@@ -56,11 +55,6 @@ ProofId = Annotated[
 CITIZEN_ID: Final = r"^[0-9]{17}[0-9X]$"
 """A citizen ID as the exchange takes it: 18 characters, an upper-case X. The GB 11643 check
 character, the birth date and the region are checked beyond what a pattern can say."""
-
-
-def _actor(request: Request) -> Actor:
-    principal = principal_of(request)
-    return Actor(principal.client_id, principal.department.value)
 
 
 def _proof_url(proof: Proof) -> str:
@@ -197,7 +191,7 @@ def submit_proof(
         proof, new = exchange.submit_proof(
             session,
             hub,
-            _actor(request),
+            actor_of(request),
             principal.department,
             body.subject,
             body.schema_version,
@@ -285,7 +279,7 @@ def get_proof(
 ) -> FiledProof | JSONResponse:
     department = principal_of(request).department
     try:
-        proof = exchange.own_proof(session, hub, _actor(request), department, proof_id)
+        proof = exchange.own_proof(session, hub, actor_of(request), department, proof_id)
     except exchange.ProofNotFound:
         raise _proof_not_found() from None
     if proof.revoked_at is not None:  # answered, not raised: the read's audit entry commits
@@ -313,7 +307,7 @@ def revoke_proof(
 ) -> FiledProof:
     department = principal_of(request).department
     try:
-        proof = exchange.revoke_proof(session, hub, _actor(request), department, proof_id)
+        proof = exchange.revoke_proof(session, hub, actor_of(request), department, proof_id)
     except exchange.ProofNotFound:
         raise _proof_not_found() from None
     return FiledProof.of(proof)
@@ -364,7 +358,9 @@ def look_up(
     except InvalidCitizenId as error:
         raise citizen_id_problem(error, "/citizen_id") from None
     department = principal_of(request).department
-    outcome = exchange.look_up(session, hub, _actor(request), department, citizen_id, body.purpose)
+    outcome = exchange.look_up(
+        session, hub, actor_of(request), department, citizen_id, body.purpose
+    )
     # Refusals are answered, not raised: the transaction must commit their audit entry.
     if isinstance(outcome, Refusal):
         problem = Problem(_REFUSALS[outcome.code], Text(outcome.zh, outcome.en))
@@ -418,7 +414,7 @@ def read_feed(
             errors=[FieldError(Text("游标无效", "not a cursor of this feed"), parameter="after")],
         ) from None
     department = principal_of(request).department
-    page = exchange.read_feed(session, hub, _actor(request), department, position, limit)
+    page = exchange.read_feed(session, hub, actor_of(request), department, position, limit)
     if isinstance(page, Refusal):
         problem = Problem(_REFUSALS[page.code], Text(page.zh, page.en))
         return problem_response(request, problem)

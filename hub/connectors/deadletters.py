@@ -22,9 +22,8 @@ from sqlalchemy import Select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from hub.audit import Actor
 from hub.auth.domain import Department
-from hub.auth.guard import GuardedRoute, principal_of, requires
+from hub.auth.guard import GuardedRoute, actor_of, principal_of, requires
 from hub.connectors import circuit
 from hub.connectors.problems import DEAD_LETTER_NOT_FOUND
 from hub.connectors.store import DEAD, PENDING, Delivery
@@ -199,7 +198,6 @@ def _replay(
     )
     count = int(result.rowcount)  # type: ignore[attr-defined]
     circuit.probe_now(session, {department for _, department in keys}, now)
-    principal = principal_of(request)
-    actor = Actor(principal.client_id, principal.department.value)
+    actor = actor_of(request)
     hub.audit.record(session, actor.did("delivery.replay", str(count), None, "dead-letters"), now)
     return count

@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from hub import etags
-from hub.audit import Actor
-from hub.auth.guard import GuardedRoute, principal_of, requires
+from hub.auth.guard import GuardedRoute, actor_of, requires
 from hub.db import rfc3339
 from hub.deps import CurrentHub, DbSession, IsoDate
 from hub.etags import ETAG_HEADER, PRECONDITION_RESPONSES, expected_version, with_etag
@@ -118,11 +117,6 @@ class RegistrationBody(BaseModel):
     declarant: DeclarantBody | None = None
 
 
-def _actor(request: Request) -> Actor:
-    principal = principal_of(request)
-    return Actor(principal.client_id, principal.department.value)
-
-
 def _citizen_id(text: str, today: date, pointer: str) -> CitizenId:
     try:
         return parse_citizen_id(text, today=today)
@@ -194,7 +188,7 @@ def create_registration(
             hub.jurisdictions,
             hub.calendar,
             data,
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
             today=today,
         )
@@ -225,7 +219,7 @@ def get_registration(
     request: Request, registration_id: str, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
     registration = service.read_registration(
-        session, hub.audit, registration_id, actor=_actor(request), now=hub.clock.now()
+        session, hub.audit, registration_id, actor=actor_of(request), now=hub.clock.now()
     )
     return JSONResponse(service.registration_view(registration, hub.vault))
 
@@ -257,7 +251,7 @@ def _audited_permit(what: str) -> Any:
 
     def read(request: Request, permit_id: str, session: DbSession, hub: CurrentHub) -> Permit:
         return service.read_permit(
-            session, hub.audit, permit_id, what, actor=_actor(request), now=hub.clock.now()
+            session, hub.audit, permit_id, what, actor=actor_of(request), now=hub.clock.now()
         )
 
     return Depends(read)
@@ -398,7 +392,7 @@ def apply(
             applications.Claim(
                 body.condition, body.form, body.exemption, frozenset(body.materials)
             ),
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
             today=hub.clock.today(),
         )
@@ -450,7 +444,7 @@ def apply(
 @requires("registry:read")
 def overdue(request: Request, session: DbSession, hub: CurrentHub) -> JSONResponse:
     permits = applications.overdue_issuance(
-        session, hub.audit, hub.clock.today(), actor=_actor(request), now=hub.clock.now()
+        session, hub.audit, hub.clock.today(), actor=actor_of(request), now=hub.clock.now()
     )
     return JSONResponse([service.view(permit) for permit in permits])
 
@@ -516,7 +510,7 @@ def record_proof(
             session,
             hub.audit,
             data,
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
         )
     except applications.ProofInvalid as invalid:
@@ -590,7 +584,7 @@ def change_address(
             moved_on=body.moved_on,
             new_address=body.new_address,
             new_region=body.new_region,
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
             today=today,
         )
@@ -668,7 +662,7 @@ def _act(
             permit_id,
             action,
             expected_version=expected_version(request),
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
             today=hub.clock.today(),
             rules_for=hub.lifecycle_rules,

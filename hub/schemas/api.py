@@ -21,9 +21,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from hub import etags
-from hub.audit import Actor
 from hub.auth.domain import Department, Principal
-from hub.auth.guard import GuardedRoute, principal_of, requires
+from hub.auth.guard import GuardedRoute, actor_of, principal_of, requires
 from hub.db import INT_MAX
 from hub.deps import CurrentHub, DbSession, IsoDate
 from hub.problems import FieldError, Problem, Text
@@ -129,11 +128,6 @@ HOLDER_RECORD_EXAMPLE: Final[dict[str, Any]] = {
     },
 }
 """Wang Fang of README's worked flow, as published after her permit is issued."""
-
-
-def _actor(request: Request) -> Actor:
-    principal = principal_of(request)
-    return Actor(principal.client_id, principal.department.value)
 
 
 def _version_ref(text: str) -> int | str:
@@ -287,7 +281,7 @@ def register_version(
             subject,
             body.schema_,
             state=domain.VersionState(body.state),
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
         )
     except service.SchemaInvalid as error:
@@ -346,7 +340,7 @@ def change_state(
             subject,
             version,
             body.state,
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
         )
     except (service.SubjectNotFound, service.VersionNotFound) as error:
@@ -511,7 +505,7 @@ def set_default_mode(
     request: Request, body: DefaultModeBody, session: DbSession, hub: CurrentHub
 ) -> views.DefaultMode:
     mode = service.set_compatibility(
-        session, hub.audit, None, body.compatibility, actor=_actor(request), now=hub.clock.now()
+        session, hub.audit, None, body.compatibility, actor=actor_of(request), now=hub.clock.now()
     )
     return views.DefaultMode(compatibility=mode)
 
@@ -542,7 +536,7 @@ def set_subject_mode(
             hub.audit,
             subject,
             body.compatibility,
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
         )
     except service.SubjectNotFound as error:
@@ -712,7 +706,7 @@ def create_agreement(
             hub.schemas,
             hub.audit,
             body.terms(),
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
         )
     except agreements.AgreementRefused as error:
@@ -769,7 +763,7 @@ def amend_agreement(
             agreement_id,
             body.terms(),
             expected_version=expected,
-            actor=_actor(request),
+            actor=actor_of(request),
             now=hub.clock.now(),
         )
     except agreements.StaleAgreement as stale:

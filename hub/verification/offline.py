@@ -24,6 +24,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 from sqlmodel import Session
 
+from hub.audit import Actor
 from hub.auth.domain import Principal
 from hub.card import issuing
 from hub.db import aware, rfc3339
@@ -37,7 +38,7 @@ from hub.verification.domain import (
     audit_outcome,
     refused_status,
 )
-from hub.verification.service import actor_of, purpose_of
+from hub.verification.service import purpose_of
 
 if TYPE_CHECKING:
     from hub.composition import Hub
@@ -68,7 +69,7 @@ def status_list(session: Session, hub: Hub, caller: Principal) -> str:
     header = {"alg": "ES256", "kid": kid, "typ": STATUS_LIST_TYPE}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     token = jws.serialize_compact(header, body, ECKey.import_key(private))
-    event = actor_of(caller).did("verification.status-list", str(len(cards)), None, OFFLINE_PURPOSE)
+    event = Actor.of(caller).did("verification.status-list", str(len(cards)), None, OFFLINE_PURPOSE)
     hub.audit.record(session, event, now)
     return token
 
@@ -200,7 +201,7 @@ def _store(session: Session, hub: Hub, caller: Principal, decisions: list[Report
     now = hub.clock.now()
     store.add_decisions(session, [_row(item, caller, now) for item in new.values()])
     holders = store.holders_of_cards(session, {item.card_serial for item in new.values()})
-    actor = actor_of(caller)
+    actor = Actor.of(caller)
     events = [
         actor.did(
             "verification.offline",

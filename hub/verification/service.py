@@ -60,10 +60,6 @@ class UnknownService(LookupError):
     """A service code the catalogue does not list: a fault of the request, not a denial."""
 
 
-def actor_of(caller: Principal) -> Actor:
-    return Actor(caller.client_id, caller.department.value)
-
-
 def purpose_of(service: str) -> str:
     """The audit purpose of a decision: the service the holder asked for."""
     return f"service:{service}"
@@ -183,7 +179,7 @@ def tap(session: Session, hub: Hub, caller: Principal, request: Tap) -> TapDecis
     }
     subject = found.permit.citizen_id_hash if found.permit else None
     outcome = audit_outcome(decision, found.reasons)
-    event = actor_of(caller).did(TAP_ACTION, outcome, subject, purpose_of(service.code))
+    event = Actor.of(caller).did(TAP_ACTION, outcome, subject, purpose_of(service.code))
     hub.audit.record(session, event, now, alongside=store.decision_insert(session, row, now))
     return TapDecision(tap_id, decision, found.reasons, service, now, holder)
 
