@@ -11,7 +11,6 @@ are POSTed so the ID never sits in a URL or an access log; answers with personal
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
@@ -44,7 +43,6 @@ from hub.schemas import service
 from hub.schemas.problems import SCHEMA_NOT_IN_USE, VERSION_RETIRED
 
 router = APIRouter(prefix="/exchange/v1", tags=["Exchange"], route_class=GuardedRoute)
-log = logging.getLogger(__name__)
 
 _REFUSALS = {"no-agreement": NO_AGREEMENT, "pull-not-enabled": PULL_NOT_ENABLED}
 _NO_STORE = {"Cache-Control": "no-store"}

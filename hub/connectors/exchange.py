@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -52,7 +51,6 @@ from hub.schemas.validation import Issue
 if TYPE_CHECKING:
     from hub.composition import Hub
 
-log = logging.getLogger(__name__)
 
 PROOF_PURPOSE: Final = "proof-on-file"
 FEED_PURPOSE: Final = "changes-feed"

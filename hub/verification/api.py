@@ -10,7 +10,6 @@ field), and an unknown service code is one. Answers that disclose holder data ar
 from __future__ import annotations
 
 import base64
-import logging
 import uuid
 from typing import Annotated, Any, Final, Literal
 
@@ -41,7 +40,6 @@ from hub.verification.domain import REASON_TITLES, Decision, Reason, Service
 from hub.verification.problems import OFFLINE_CONFLICT
 
 router = APIRouter(prefix="/verification/v1", tags=["Verification"], route_class=GuardedRoute)
-log = logging.getLogger(__name__)
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _SCOPE = "verification:tap"
