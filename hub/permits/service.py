@@ -411,10 +411,7 @@ def view(permit: Permit) -> dict[str, Any]:
         "card_serial": permit.card_serial,
         "cancel_reason": permit.cancel_reason,
         "version": permit.version,
-        **{
-            key: (value.isoformat() if isinstance(value, date) else value)
-            for key, value in facts.items()
-        },
+        **{key: json_value(value) for key, value in facts.items()},
         "allowed_actions": [a.value for a in domain.allowed_actions(facts_of(permit).state)],
     }
 

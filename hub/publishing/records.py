@@ -10,10 +10,10 @@ built, the latest a department can have.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final
 
-from hub.db import rfc3339
+from hub.db import json_value, rfc3339
 from hub.permits.outbox import PERMIT_FIELDS
 from hub.permits.store import Registration
 from hub.problems import DomainProblem, Problem, Text
@@ -59,10 +59,6 @@ class RecordUnavailable(DomainProblem):
         )
 
 
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
-
-
 def holder_record(
     *,
     schema_uri: str,
@@ -76,7 +72,7 @@ def holder_record(
 ) -> dict[str, Any]:
     """The whole record; each department gets its agreement's projection of it."""
     permit = {name: snapshot.get(name) for name in PERMIT_FIELDS}
-    holder = {name: _plain(getattr(registration, name)) for name in HOLDER_FIELDS}
+    holder = {name: json_value(getattr(registration, name)) for name in HOLDER_FIELDS}
     event: dict[str, Any] = {"id": str(event_seq), "type": event_type, "at": rfc3339(at)}
     if snapshot.get("version"):
         event["permit_version"] = snapshot["version"]
