@@ -27,9 +27,9 @@ from hub.connectors.config import DepartmentLink, load_departments
 from hub.db import make_engine, unit_of_work
 from hub.keycheck import check_master_key
 from hub.keyring import Keyring, load_keyring
-from hub.permits.domain import LifecycleRules
 from hub.permits.identity import CitizenIdVault
 from hub.permits.jurisdictions import Jurisdiction, load_jurisdictions
+from hub.permits.service import Lifecycle
 from hub.publishing.publisher import Publisher
 from hub.schemas.agreements import Projections, seed
 from hub.schemas.service import HUB_ACTOR, Incompatible, Registry, register_builtins
@@ -48,7 +48,7 @@ class Hub:
     clock: Clock
     calendar: WorkingCalendar
     jurisdictions: Mapping[str, Jurisdiction]
-    lifecycle: Mapping[str, LifecycleRules]
+    lifecycle: Lifecycle
     keyring: Keyring
     audit: AuditLog
     vault: CitizenIdVault
@@ -83,9 +83,6 @@ class Hub:
     def card_key_password(self) -> bytes:
         """Encrypts the card-issuing keys: a purpose of its own, never the token keys'."""
         return self.keyring.derive(issuing.PASSWORD_PURPOSE)
-
-    def lifecycle_rules(self, jurisdiction: str) -> LifecycleRules:
-        return self.lifecycle[jurisdiction]
 
     def check_database(self) -> None:
         """Reachable and migrated: the tables this process needs exist."""
@@ -190,7 +187,7 @@ def build_hub(
         assertion_max_age=settings.client_assertion_max_age_seconds,
     )
     # Derived once per process: requests and jobs ask for these on every call.
-    lifecycle = {code: place.lifecycle_rules() for code, place in jurisdictions.items()}
+    rules = {code: place.lifecycle_rules() for code, place in jurisdictions.items()}
     vault, schemas = CitizenIdVault.from_keyring(keyring), Registry()
     return Hub(
         settings=settings,
@@ -198,7 +195,7 @@ def build_hub(
         clock=clock,
         calendar=calendar,
         jurisdictions=jurisdictions,
-        lifecycle=lifecycle,
+        lifecycle=Lifecycle(audit, rules.__getitem__, calendar),
         keyring=keyring,
         audit=audit,
         vault=vault,

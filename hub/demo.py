@@ -590,10 +590,9 @@ class _History:
         }.get(person.plan)
         return service.register(
             self.session,
-            self.hub.audit,
+            self.hub.lifecycle,
             self.vault,
             self.hub.jurisdictions,
-            calendar,
             service.RegistrationInput(
                 citizen_id=citizen_id,
                 name=person.name,
@@ -667,9 +666,8 @@ class _History:
         def go() -> Permit | None:
             _, permit = applications.apply_for_permit(
                 self.session,
-                self.hub.audit,
+                self.hub.lifecycle,
                 self.hub.jurisdictions,
-                self.hub.calendar,
                 registration.id,
                 claim,
                 actor=self.office,
@@ -810,14 +808,13 @@ class _History:
         assert self.permit is not None
         self.permit, _ = service.perform(
             self.session,
-            self.hub.audit,
+            self.hub.lifecycle,
             self.permit.id,
             action,
             expected_version=self.permit.version,
             actor=self.office,
             now=self.now(day),
             today=day,
-            rules_for=self.hub.lifecycle_rules,
             details=details,
         )
 
@@ -934,9 +931,8 @@ class _History:
         moved = max(day - timedelta(days=delay), self.permit.valid_from or day)
         self.permit, _ = service.change_address(
             self.session,
-            self.hub.audit,
+            self.hub.lifecycle,
             self.place,
-            self.hub.calendar,
             self.permit.id,
             expected_version=self.permit.version,
             moved_on=moved,

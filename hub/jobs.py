@@ -165,13 +165,12 @@ def _suspend_batches(hub: Hub, batches: _Batches) -> int:
                 claimed = batches.claim(session)
                 refused = service.perform_claimed(
                     session,
-                    hub.audit,
+                    hub.lifecycle,
                     claimed,
                     domain.Action.SUSPEND,
                     actor=SCHEDULER,
                     now=hub.clock.now(),
                     today=batches.today,
-                    rules_for=hub.lifecycle_rules,
                     details={"by": "expiry-sweep"},
                 )
             for permit_id, refusal in refused:
@@ -217,7 +216,7 @@ def remind_endorsement(hub: Hub, today: date, batch_size: int = DEFAULT_BATCH) -
 
     def remind(session: Session, permit: Permit, now: datetime) -> bool:
         assert permit.expires_on is not None
-        rules = hub.lifecycle_rules(permit.jurisdiction)
+        rules = hub.lifecycle.rules_for(permit.jurisdiction)
         opens, closes = domain.endorsement_window(permit.expires_on, rules)
         expires_on = permit.expires_on.isoformat()
         if not opens <= today <= closes or _has_event(
@@ -294,9 +293,8 @@ def settle_declarations(hub: Hub, today: date, batch_size: int = DEFAULT_BATCH) 
     def settle(session: Session, registration: Registration, now: datetime) -> bool:
         return service.settle_declaration(
             session,
-            hub.audit,
+            hub.lifecycle,
             hub.jurisdictions[registration.jurisdiction],
-            hub.calendar,
             registration,
             actor=SCHEDULER,
             now=now,

@@ -129,14 +129,13 @@ def test_the_bulk_sweep_writes_what_one_suspension_at_a_window_writes(hub: Hub) 
     with unit_of_work(hub.engine) as session:
         service.perform(
             session,
-            hub.audit,
+            hub.lifecycle,
             one,
             domain.Action.SUSPEND,
             expected_version=1,
             actor=jobs.SCHEDULER,
             now=hub.clock.now(),
             today=TODAY,
-            rules_for=hub.lifecycle_rules,
             details={"by": "expiry-sweep"},
         )
     assert jobs.sweep_expired(hub, TODAY) == 1
@@ -176,25 +175,23 @@ def test_bulk_moves_leave_refused_permits_untouched(hub: Hub) -> None:
         claimed = session.execute(query).all()
         refused = service.perform_claimed(
             session,
-            hub.audit,
+            hub.lifecycle,
             claimed,
             domain.Action.SUSPEND,
             actor=jobs.SCHEDULER,
             now=hub.clock.now(),
             today=TODAY,
-            rules_for=hub.lifecycle_rules,
             details={},
         )
         with pytest.raises(ValueError, match="changes cards"):
             service.perform_claimed(
                 session,
-                hub.audit,
+                hub.lifecycle,
                 claimed,
                 domain.Action.REPLACE,
                 actor=jobs.SCHEDULER,
                 now=hub.clock.now(),
                 today=TODAY,
-                rules_for=hub.lifecycle_rules,
                 details={},
             )
     assert [(found, refusal.refusal.code) for found, refusal in refused] == [

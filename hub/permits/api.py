@@ -183,10 +183,9 @@ def create_registration(
     try:
         registration = service.register(
             session,
-            hub.audit,
+            hub.lifecycle,
             hub.vault,
             hub.jurisdictions,
-            hub.calendar,
             data,
             actor=actor_of(request),
             now=hub.clock.now(),
@@ -385,9 +384,8 @@ def apply(
     try:
         outcome, permit = applications.apply_for_permit(
             session,
-            hub.audit,
+            hub.lifecycle,
             hub.jurisdictions,
-            hub.calendar,
             body.registration_id,
             applications.Claim(
                 body.condition, body.form, body.exemption, frozenset(body.materials)
@@ -576,9 +574,8 @@ def change_address(
     try:
         changed, _ = service.change_address(
             session,
-            hub.audit,
+            hub.lifecycle,
             hub.jurisdictions[permit.jurisdiction],
-            hub.calendar,
             permit_id,
             expected_version=expected_version(request),
             moved_on=body.moved_on,
@@ -658,14 +655,13 @@ def _act(
     try:
         permit, _ = service.perform(
             session,
-            hub.audit,
+            hub.lifecycle,
             permit_id,
             action,
             expected_version=expected_version(request),
             actor=actor_of(request),
             now=hub.clock.now(),
             today=hub.clock.today(),
-            rules_for=hub.lifecycle_rules,
             details=details,
         )
     except service.StaleWrite as stale:

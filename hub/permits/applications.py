@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditLog
-from hub.clock import WorkingCalendar
 from hub.permits import eligibility
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
 from hub.permits.service import (
     REGISTRY_PURPOSE,
+    Lifecycle,
     RegistrationNotFound,
     audit_disclosure,
     record_event,
@@ -79,9 +79,8 @@ def _receipt_number(place: Jurisdiction, today: date) -> str:
 
 def apply_for_permit(
     session: Session,
-    audit: AuditLog,
+    lifecycle: Lifecycle,
     places: Mapping[str, Jurisdiction],
-    calendar: WorkingCalendar,
     registration_id: str,
     claim: Claim,
     *,
@@ -113,7 +112,7 @@ def apply_for_permit(
         event = actor.did(
             "application.assess", f"refused:{kind}", registration.citizen_id_hash, REGISTRY_PURPOSE
         )
-        audit.record(session, event, now)
+        lifecycle.audit.record(session, event, now)
         return outcome, None
     live = session.exec(
         select(Permit.id).where(
@@ -123,7 +122,7 @@ def apply_for_permit(
     ).first()
     if live is not None:
         raise PermitExists(live)
-    deadline = place.issuance.deadline.within.due_after(today, calendar)
+    deadline = place.issuance.deadline.within.due_after(today, lifecycle.calendar)
     permit = Permit(
         id=str(uuid.uuid4()),
         registration_id=registration.id,
@@ -151,7 +150,7 @@ def apply_for_permit(
         "exemption": outcome.exemption,
         "residence_start": permit.residence_start.isoformat(),
     }
-    record_event(session, audit, permit, "accept", payload, actor, now)
+    record_event(session, lifecycle.audit, permit, "accept", payload, actor, now)
     return outcome, permit
 
 

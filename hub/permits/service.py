@@ -58,6 +58,18 @@ no purpose is asked of the caller: the same for every route, whose audited actio
 was done or read."""
 
 
+@dataclass(frozen=True)
+class Lifecycle:
+    """What the registry's use cases need of the process besides a session and the caller:
+    the audit log every change is entered in, each jurisdiction's lifecycle rules (derived
+    once per process) and the official working-day calendar deadlines are counted on. The
+    composition root builds one (`Hub.lifecycle`); a test builds one from rules of its own."""
+
+    audit: AuditLog
+    rules_for: Callable[[str], domain.LifecycleRules]
+    calendar: WorkingCalendar
+
+
 class StaleWrite(Exception):
     """The caller changed a version of the permit that is no longer the current one."""
 
@@ -182,7 +194,7 @@ def record_event(
 
 def perform(
     session: Session,
-    audit: AuditLog,
+    lifecycle: Lifecycle,
     permit_id: str,
     action: domain.Action,
     *,
@@ -190,7 +202,6 @@ def perform(
     actor: Actor,
     now: datetime,
     today: date,
-    rules_for: Callable[[str], domain.LifecycleRules],
     details: dict[str, Any] | None = None,
 ) -> tuple[Permit, PermitEvent]:
     """Apply one lifecycle action under the rules of the permit's jurisdiction; raise
@@ -198,11 +209,11 @@ def perform(
     permit = _lock(session, permit_id)
     if permit.version != expected_version:
         raise StaleWrite(permit.version)
-    rules = rules_for(permit.jurisdiction)
+    rules = lifecycle.rules_for(permit.jurisdiction)
     transition = domain.move(facts_of(permit), action, today, rules)
     return _commit_transition(
         session,
-        audit,
+        lifecycle.audit,
         permit,
         transition,
         rules.card_fees,
@@ -278,14 +289,13 @@ CLAIM_COLUMNS = (
 
 def perform_claimed(
     session: Session,
-    audit: AuditLog,
+    lifecycle: Lifecycle,
     claimed: Sequence[sa.Row[Any]],
     action: domain.Action,
     *,
     actor: Actor,
     now: datetime,
     today: date,
-    rules_for: Callable[[str], domain.LifecycleRules],
     details: Mapping[str, Any],
 ) -> list[tuple[str, domain.MoveRefused]]:
     """`perform` for many permits at once, for jobs: the same state machine and the same
@@ -304,7 +314,11 @@ def perform_claimed(
         before = facts_of(row)
         try:
             moves.append(
-                (row, before, domain.move(before, action, today, rules_for(row.jurisdiction)))
+                (
+                    row,
+                    before,
+                    domain.move(before, action, today, lifecycle.rules_for(row.jurisdiction)),
+                )
             )
         except domain.MoveRefused as refusal:
             refused.append((row.id, refusal))
@@ -359,7 +373,7 @@ def perform_claimed(
         )
         for row, _, t in moves
     ]
-    audit.record_many(session, entries, now)
+    lifecycle.audit.record_many(session, entries, now)
     return refused
 
 
@@ -551,10 +565,9 @@ def _declaration(
 
 def register(
     session: Session,
-    audit: AuditLog,
+    lifecycle: Lifecycle,
     vault: CitizenIdVault,
     places: Mapping[str, jurisdictions.Jurisdiction],
-    calendar: WorkingCalendar,
     data: RegistrationInput,
     *,
     actor: Actor,
@@ -574,7 +587,11 @@ def register(
     _check_dates(data, place.registration, today)
     _check_declarant(data, place.registration, today)
     declared = _declaration(
-        place, calendar, data.arrived_on, today, temporary_permit_since=data.temporary_permit_since
+        place,
+        lifecycle.calendar,
+        data.arrived_on,
+        today,
+        temporary_permit_since=data.temporary_permit_since,
     )
     registration = Registration(
         id=str(uuid.uuid4()),
@@ -607,7 +624,7 @@ def register(
     )
     session.add(registration)
     outcome = "late" if registration.declared_late else "registered"
-    audit.record(
+    lifecycle.audit.record(
         session,
         actor.did("registration.create", outcome, registration.citizen_id_hash, REGISTRY_PURPOSE),
         now,
@@ -621,16 +638,15 @@ RESIDENCE_CORRECTED = "residence-corrected"
 
 def settle_declaration(
     session: Session,
-    audit: AuditLog,
+    lifecycle: Lifecycle,
     place: jurisdictions.Jurisdiction,
-    calendar: WorkingCalendar,
     registration: Registration,
     *,
     actor: Actor,
     now: datetime,
     today: date,
 ) -> bool:
-    """Judge a provisional declaration again on `calendar`; False while its deadline still runs
+    """Judge a provisional declaration again on the calendar; False while its deadline still runs
     into a year the calendar does not know. Once known, the registration's deadline, lateness
     and residence start are replaced, and a live permit whose residence started where the
     registration's did (no restart since) moves with it, by a "residence-corrected" event and
@@ -638,7 +654,7 @@ def settle_declaration(
     imported = registration.residence_start if registration.imported_from_temporary_permit else None
     declared = _declaration(
         place,
-        calendar,
+        lifecycle.calendar,
         registration.arrived_on,
         registration.registered_on,
         temporary_permit_since=imported,
@@ -654,7 +670,7 @@ def settle_declaration(
     event = actor.did(
         "registration.settle", outcome, registration.citizen_id_hash, REGISTRY_PURPOSE
     )
-    audit.record(session, event, now)
+    lifecycle.audit.record(session, event, now)
     if declared.residence_start == was:
         return True
     permits = session.exec(
@@ -678,7 +694,7 @@ def settle_declaration(
         permit.version += 1
         permit.updated_at = now
         session.add(permit)
-        record_event(session, audit, permit, RESIDENCE_CORRECTED, payload, actor, now)
+        record_event(session, lifecycle.audit, permit, RESIDENCE_CORRECTED, payload, actor, now)
     return True
 
 
@@ -714,9 +730,8 @@ class AddressRefused(Exception):
 
 def change_address(
     session: Session,
-    audit: AuditLog,
+    lifecycle: Lifecycle,
     place: jurisdictions.Jurisdiction,
-    calendar: WorkingCalendar,
     permit_id: str,
     *,
     expected_version: int,
@@ -738,7 +753,7 @@ def change_address(
             f"新居住地 {new_region} 不在本证有效范围内，请重新办理居住登记",
             f"{new_region} is outside the permit's area: register the residence anew",
         )
-    rules = place.lifecycle_rules()
+    rules = lifecycle.rules_for(place.code)
     address = place.address_rules()
     details: dict[str, Any] = {"moved_on": moved_on.isoformat(), "new_region": new_region}
     if address is None:  # no document we hold sets a time limit: record, never late
@@ -749,7 +764,7 @@ def change_address(
             moved_on=moved_on,
             reported_on=today,
             address=address,
-            calendar=calendar,
+            calendar=lifecycle.calendar,
             rules=rules,
         )
         transition = change.transition
@@ -765,7 +780,7 @@ def change_address(
     session.add(registration)
     return _commit_transition(
         session,
-        audit,
+        lifecycle.audit,
         permit,
         transition,
         rules.card_fees,

@@ -117,10 +117,9 @@ def register(hub: Hub, number: str, region: str = CHIFENG) -> str:
     with unit_of_work(hub.engine) as session:
         registration = service.register(
             session,
-            hub.audit,
+            hub.lifecycle,
             hub.vault,
             hub.jurisdictions,
-            hub.calendar,
             service.RegistrationInput(
                 citizen_id=parse_citizen_id(number, today=REGISTERED_AT.date()),
                 name=f"王芳{number[-4:]}",
@@ -150,9 +149,8 @@ def make_holders(hub: Hub, first: int, count: int, *, issue: bool = True) -> lis
         for n, registration_id in zip(range(first, first + count), registrations, strict=True):
             outcome, permit = applications.apply_for_permit(
                 session,
-                hub.audit,
+                hub.lifecycle,
                 hub.jurisdictions,
-                hub.calendar,
                 registration_id,
                 applications.Claim(
                     "residence", "rented", None, frozenset({"id-card", "photo", "lease-contract"})
@@ -165,14 +163,13 @@ def make_holders(hub: Hub, first: int, count: int, *, issue: bool = True) -> lis
             if issue:
                 service.perform(
                     session,
-                    hub.audit,
+                    hub.lifecycle,
                     permit.id,
                     domain.Action.ISSUE,
                     expected_version=1,
                     actor=OFFICE,
                     now=NOW,
                     today=NOW.date(),
-                    rules_for=hub.lifecycle_rules,
                 )
             number = parse_citizen_id(citizen_id(n), today=NOW.date())
             made.append(Holder(permit.id, number.value, hub.vault.lookup_hash(number)))
@@ -475,9 +472,8 @@ def test_a_revoked_proof_no_longer_meets_a_condition(
         with Session(seeded.engine) as session:  # assessed, then rolled back: nothing applied
             outcome, _ = applications.apply_for_permit(
                 session,
-                seeded.audit,
+                seeded.lifecycle,
                 seeded.jurisdictions,
-                seeded.calendar,
                 registration_id,
                 applications.Claim("residence", "rented", None, frozenset({"id-card", "photo"})),
                 actor=OFFICE,
@@ -632,14 +628,13 @@ def test_the_live_permit_is_preferred_to_a_cancelled_one(
     with unit_of_work(seeded.engine) as session:
         service.perform(
             session,
-            seeded.audit,
+            seeded.lifecycle,
             holder.permit_id,
             domain.Action.CANCEL,
             expected_version=2,
             actor=OFFICE,
             now=NOW,
             today=NOW.date(),
-            rules_for=seeded.lifecycle_rules,
             details={"reason": "false-materials"},
         )
     cancelled = lookup(app_client, education, holder.citizen_id, "核验").json()

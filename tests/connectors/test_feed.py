@@ -143,14 +143,13 @@ def test_a_cursor_is_stable_and_later_events_follow_with_their_own_facts(
     with unit_of_work(seeded.engine) as session:
         service.perform(
             session,
-            seeded.audit,
+            seeded.lifecycle,
             holders[0].permit_id,
             domain.Action.CANCEL,
             expected_version=2,
             actor=OFFICE,
             now=NOW,
             today=NOW.date(),
-            rules_for=seeded.lifecycle_rules,
             details={"reason": "false-materials"},
         )
     later = read(app_client, education, end).json()

@@ -110,14 +110,13 @@ def _act(hub: Hub, permit_id: str, action: domain.Action, version: int) -> None:
     with unit_of_work(hub.engine) as session:
         service.perform(
             session,
-            hub.audit,
+            hub.lifecycle,
             permit_id,
             action,
             expected_version=version,
             actor=Actor("office", "public-security"),
             now=hub.clock.now(),
             today=hub.clock.today(),
-            rules_for=hub.lifecycle_rules,
             details={"reason": "false-materials"} if action is domain.Action.CANCEL else None,
         )
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from hub.audit import Actor, AuditEntry, AuditLog
 from hub.card.store import Card
+from hub.clock import WorkingCalendar
 from hub.db import unit_of_work
 from hub.permits import domain, service
 from hub.permits.jurisdictions import load_jurisdictions
@@ -22,6 +23,7 @@ TODAY = date(2026, 11, 25)
 ACTOR = Actor("chifeng-office-1", "public-security")
 RULES = domain.LifecycleRules(settlement_years=3)
 AUDIT = AuditLog(b"k" * 32)
+LIFECYCLE = service.Lifecycle(AUDIT, lambda _: RULES, WorkingCalendar())
 
 
 @pytest.fixture
@@ -39,14 +41,13 @@ def perform(
     with unit_of_work(engine) as session:
         permit, _ = service.perform(
             session,
-            AUDIT,
+            LIFECYCLE,
             permit_id,
             action,
             expected_version=version,
             actor=ACTOR,
             now=NOW,
             today=kw.pop("today", TODAY),  # type: ignore[arg-type]
-            rules_for=lambda _: RULES,
             details=kw or None,  # type: ignore[arg-type]
         )
         return permit
@@ -122,14 +123,13 @@ def test_card_fees_follow_the_jurisdiction(engine: Engine, permit_id: str) -> No
         with unit_of_work(engine) as session:
             permit, event = service.perform(
                 session,
-                AUDIT,
+                service.Lifecycle(AUDIT, lambda _: rules, WorkingCalendar()),
                 permit_id,
                 action,
                 expected_version=version,
                 actor=ACTOR,
                 now=NOW,
                 today=TODAY,
-                rules_for=lambda _: rules,
             )
             events.append(event.payload)
     assert events[1]["new_card"]["fee"] == "free"

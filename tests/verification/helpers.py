@@ -95,14 +95,13 @@ def perform(hub: Hub, permit_id: str, action: domain.Action, **kwargs: Any) -> N
         assert permit is not None
         service.perform(
             session,
-            hub.audit,
+            hub.lifecycle,
             permit_id,
             action,
             expected_version=permit.version,
             actor=OFFICE,
             now=hub.clock.now(),
             today=kwargs.get("today", hub.clock.today()),
-            rules_for=hub.lifecycle_rules,
         )
 
 
