@@ -26,7 +26,7 @@ import time as timer
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -34,15 +34,13 @@ from sqlmodel import Session, col
 from hub.audit import Actor, AuditEntry
 from hub.card.store import Card
 from hub.clock import CHINA
+from hub.composition import Hub
 from hub.db import unit_of_work
 from hub.permits import applications, eligibility, service
 from hub.permits.domain import Action, add_months, add_years
 from hub.permits.identity import CitizenId, CitizenIdVault
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
 from hub.permits.store import Outbox, Permit, PermitEvent, Proof, Registration
-
-if TYPE_CHECKING:
-    from hub.composition import Hub
 
 BATCH_SIZE = 200
 """Holders per transaction: large enough to be fast, small enough to report progress."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,10 +18,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, PydanticKnownError, core_schema
 from sqlmodel import Session
 
+from hub.composition import Hub
 from hub.db import unit_of_work
-
-if TYPE_CHECKING:
-    from hub.composition import Hub
 
 
 def current_hub(request: Request) -> Hub:
@@ -41,7 +39,7 @@ def request_session(request: Request) -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(request_session, scope="function")]
-CurrentHub = Annotated["Hub", Depends(current_hub)]
+CurrentHub = Annotated[Hub, Depends(current_hub)]
 
 
 Result = TypeVar("Result")

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
@@ -29,12 +29,10 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor
+from hub.composition import Hub
 from hub.db import unit_of_work
 from hub.permits import domain, service
 from hub.permits.store import Permit, PermitEvent, Registration
-
-if TYPE_CHECKING:
-    from hub.composition import Hub
 
 log = logging.getLogger(__name__)
 

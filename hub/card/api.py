@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -12,11 +12,9 @@ from pydantic import BaseModel, Field
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, actor_of, requires
 from hub.card import layout, protocol, service
+from hub.composition import Hub
 from hub.deps import CurrentHub, DbSession, StandardBase64, base64_length
 from hub.openapi import ClosedView
-
-if TYPE_CHECKING:
-    from hub.composition import Hub
 
 router = APIRouter(prefix="/registry/v1", tags=["Permit cards"], route_class=GuardedRoute)
 

@@ -29,13 +29,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor
 from hub.auth.domain import Department
+from hub.composition import Hub
 from hub.connectors.config import DepartmentLink
 from hub.db import INT_MAX, aware
 from hub.permits import applications, eligibility
@@ -47,10 +48,6 @@ from hub.publishing.terms import Refusal, read_agreement_in_force, read_version_
 from hub.schemas import domain, service
 from hub.schemas.store import Agreement, SchemaVersion
 from hub.schemas.validation import Issue
-
-if TYPE_CHECKING:
-    from hub.composition import Hub
-
 
 PROOF_PURPOSE: Final = "proof-on-file"
 FEED_PURPOSE: Final = "changes-feed"

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -49,6 +49,7 @@ from sqlmodel import Session, col
 
 from hub import bulk
 from hub.auth.domain import Department
+from hub.composition import Hub
 from hub.connectors import circuit
 from hub.connectors.config import STANDARD_RETRIES, DepartmentLink, RetrySchedule
 from hub.connectors.signing import Signer
@@ -58,9 +59,6 @@ from hub.permits.outbox import OUTBOX
 from hub.permits.store import Outbox, PermitEvent
 from hub.publishing.records import RecordUnavailable
 from hub.publishing.terms import Refusal, read_agreement_in_force, read_version_in_use
-
-if TYPE_CHECKING:
-    from hub.composition import Hub
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from hub import etags
-from hub.auth.guard import GuardedRoute, actor_of, requires
+from hub.audit import Actor
+from hub.auth.guard import CurrentActor, GuardedRoute, requires
+from hub.composition import Hub
 from hub.db import rfc3339
 from hub.deps import CurrentHub, DbSession, IsoDate
 from hub.etags import ETAG_HEADER, PRECONDITION_RESPONSES, expected_version, with_etag
@@ -155,7 +158,11 @@ def _citizen_id(text: str, today: date, pointer: str) -> CitizenId:
 )
 @requires("registry:write")
 def create_registration(
-    request: Request, body: RegistrationBody, session: DbSession, hub: CurrentHub
+    request: Request,
+    actor: CurrentActor,
+    body: RegistrationBody,
+    session: DbSession,
+    hub: CurrentHub,
 ) -> JSONResponse:
     today = hub.clock.today()
     declarant = body.declarant
@@ -187,7 +194,7 @@ def create_registration(
             hub.vault,
             hub.jurisdictions,
             data,
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
             today=today,
         )
@@ -215,10 +222,10 @@ def create_registration(
 )
 @requires("registry:read")
 def get_registration(
-    request: Request, registration_id: str, session: DbSession, hub: CurrentHub
+    actor: CurrentActor, registration_id: str, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
     registration = service.read_registration(
-        session, hub.audit, registration_id, actor=actor_of(request), now=hub.clock.now()
+        session, hub.audit, registration_id, actor=actor, now=hub.clock.now()
     )
     return JSONResponse(service.registration_view(registration, hub.vault))
 
@@ -248,14 +255,24 @@ def _audited_permit(what: str) -> Any:
     """A dependency: the permit named in the path (404 if none), its read of `what` audited
     in the request's unit of work. It runs after the route's scope guard."""
 
-    def read(request: Request, permit_id: str, session: DbSession, hub: CurrentHub) -> Permit:
+    def read(actor: CurrentActor, permit_id: str, session: DbSession, hub: CurrentHub) -> Permit:
         return service.read_permit(
-            session, hub.audit, permit_id, what, actor=actor_of(request), now=hub.clock.now()
+            session, hub.audit, permit_id, what, actor=actor, now=hub.clock.now()
         )
 
     return Depends(read)
 
 
+def _permit_to_change(permit_id: str, session: DbSession) -> Permit:
+    """A dependency: the permit named in the path (404 if none), for a change, which audits
+    itself."""
+    permit = session.get(Permit, permit_id)
+    if permit is None:
+        raise service.PermitNotFound(permit_id)
+    return permit
+
+
+PermitToChange = Annotated[Permit, Depends(_permit_to_change)]
 PermitRead = Annotated[Permit, _audited_permit("permit")]
 EventsRead = Annotated[Permit, _audited_permit("permit.events")]
 ResidenceRead = Annotated[Permit, _audited_permit("permit.residence")]
@@ -379,7 +396,11 @@ class ApplicationBody(BaseModel):
 )
 @requires("registry:write")
 def apply(
-    request: Request, body: ApplicationBody, session: DbSession, hub: CurrentHub
+    request: Request,
+    actor: CurrentActor,
+    body: ApplicationBody,
+    session: DbSession,
+    hub: CurrentHub,
 ) -> JSONResponse:
     try:
         outcome, permit = applications.apply_for_permit(
@@ -390,7 +411,7 @@ def apply(
             applications.Claim(
                 body.condition, body.form, body.exemption, frozenset(body.materials)
             ),
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
             today=hub.clock.today(),
         )
@@ -440,9 +461,9 @@ def apply(
     responses={200: {"model": list[PermitView]}},
 )
 @requires("registry:read")
-def overdue(request: Request, session: DbSession, hub: CurrentHub) -> JSONResponse:
+def overdue(actor: CurrentActor, session: DbSession, hub: CurrentHub) -> JSONResponse:
     permits = applications.overdue_issuance(
-        session, hub.audit, hub.clock.today(), actor=actor_of(request), now=hub.clock.now()
+        session, hub.audit, hub.clock.today(), actor=actor, now=hub.clock.now()
     )
     return JSONResponse([service.view(permit) for permit in permits])
 
@@ -491,7 +512,7 @@ class ProofBody(BaseModel):
 )
 @requires("registry:write")
 def record_proof(
-    request: Request, body: ProofBody, session: DbSession, hub: CurrentHub
+    actor: CurrentActor, body: ProofBody, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
     citizen_id = _citizen_id(body.citizen_id, hub.clock.today(), "/citizen_id")
     data = applications.ProofInput(
@@ -508,7 +529,7 @@ def record_proof(
             session,
             hub.audit,
             data,
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
         )
     except applications.ProofInvalid as invalid:
@@ -556,14 +577,12 @@ class AddressChangeBody(BaseModel):
 @requires("registry:write")
 def change_address(
     request: Request,
-    permit_id: str,
+    actor: CurrentActor,
+    permit: PermitToChange,
     body: AddressChangeBody,
     session: DbSession,
     hub: CurrentHub,
 ) -> JSONResponse:
-    permit = session.get(Permit, permit_id)
-    if permit is None:
-        raise service.PermitNotFound(permit_id)
     today = hub.clock.today()
     if body.moved_on > today:
         raise Problem(
@@ -576,12 +595,12 @@ def change_address(
             session,
             hub.lifecycle,
             hub.jurisdictions[permit.jurisdiction],
-            permit_id,
+            permit.id,
             expected_version=expected_version(request),
             moved_on=body.moved_on,
             new_address=body.new_address,
             new_region=body.new_region,
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
             today=today,
         )
@@ -646,8 +665,9 @@ _ACTIONS: Mapping[domain.Action, str] = {
 
 def _act(
     request: Request,
-    session: DbSession,
-    hub: CurrentHub,
+    actor: Actor,
+    session: Session,
+    hub: Hub,
     permit_id: str,
     action: domain.Action,
     details: dict[str, Any] | None = None,
@@ -659,7 +679,7 @@ def _act(
             permit_id,
             action,
             expected_version=expected_version(request),
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
             today=hub.clock.today(),
             details=details,
@@ -673,8 +693,10 @@ def _act(
 
 def _action_route(action: domain.Action) -> Callable[..., JSONResponse]:
     @requires("registry:write")
-    def act(request: Request, session: DbSession, hub: CurrentHub, permit_id: str) -> JSONResponse:
-        return _act(request, session, hub, permit_id, action)
+    def act(
+        request: Request, actor: CurrentActor, session: DbSession, hub: CurrentHub, permit_id: str
+    ) -> JSONResponse:
+        return _act(request, actor, session, hub, permit_id, action)
 
     return act
 
@@ -705,15 +727,13 @@ for _action, _summary in _ACTIONS.items():
 @requires("registry:write")
 def cancel_permit(
     request: Request,
+    actor: CurrentActor,
+    permit: PermitToChange,
     session: DbSession,
     hub: CurrentHub,
-    permit_id: str,
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> JSONResponse:
-    current = session.get(Permit, permit_id)
-    if current is None:
-        raise service.PermitNotFound(permit_id)
     reason = body.reason if body else None
-    _check_cancellation_reason(hub.jurisdictions[current.jurisdiction], reason)
+    _check_cancellation_reason(hub.jurisdictions[permit.jurisdiction], reason)
     details = {"reason": reason} if reason else None
-    return _act(request, session, hub, permit_id, domain.Action.CANCEL, details)
+    return _act(request, actor, session, hub, permit.id, domain.Action.CANCEL, details)

@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from hub import etags
 from hub.auth.domain import Department, Principal
-from hub.auth.guard import GuardedRoute, actor_of, principal_of, requires
+from hub.auth.guard import CurrentActor, GuardedRoute, principal_of, requires
 from hub.db import INT_MAX
 from hub.deps import CurrentHub, DbSession, IsoDate
 from hub.problems import FieldError, Problem, Text
@@ -267,7 +267,7 @@ def _located(description: str) -> dict[str, Any]:
 )
 @requires("schemas:admin")
 def register_version(
-    request: Request,
+    actor: CurrentActor,
     subject: NewSubjectName,
     body: RegisterBody,
     session: DbSession,
@@ -281,7 +281,7 @@ def register_version(
             subject,
             body.schema_,
             state=domain.VersionState(body.state),
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
         )
     except service.SchemaInvalid as error:
@@ -325,7 +325,7 @@ class StateBody(BaseModel):
 )
 @requires("schemas:admin")
 def change_state(
-    request: Request,
+    actor: CurrentActor,
     subject: NewSubjectName,
     version: VersionNumber,
     body: StateBody,
@@ -340,7 +340,7 @@ def change_state(
             subject,
             version,
             body.state,
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
         )
     except (service.SubjectNotFound, service.VersionNotFound) as error:
@@ -502,10 +502,10 @@ def get_default_mode(session: DbSession) -> views.DefaultMode:
 @router.put("/config", summary="Set the registry's default compatibility mode")
 @requires("schemas:admin")
 def set_default_mode(
-    request: Request, body: DefaultModeBody, session: DbSession, hub: CurrentHub
+    actor: CurrentActor, body: DefaultModeBody, session: DbSession, hub: CurrentHub
 ) -> views.DefaultMode:
     mode = service.set_compatibility(
-        session, hub.audit, None, body.compatibility, actor=actor_of(request), now=hub.clock.now()
+        session, hub.audit, None, body.compatibility, actor=actor, now=hub.clock.now()
     )
     return views.DefaultMode(compatibility=mode)
 
@@ -524,7 +524,7 @@ def get_subject_mode(subject: SubjectName, session: DbSession) -> views.SubjectM
 @router.put("/config/{subject}", summary="Set (or, with null, unset) a subject's mode")
 @requires("schemas:admin")
 def set_subject_mode(
-    request: Request,
+    actor: CurrentActor,
     subject: NewSubjectName,
     body: SubjectModeBody,
     session: DbSession,
@@ -536,7 +536,7 @@ def set_subject_mode(
             hub.audit,
             subject,
             body.compatibility,
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
         )
     except service.SubjectNotFound as error:
@@ -698,7 +698,7 @@ def list_agreements(
 )
 @requires("schemas:admin")
 def create_agreement(
-    request: Request, body: AgreementBody, session: DbSession, hub: CurrentHub
+    actor: CurrentActor, body: AgreementBody, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
     try:
         row = agreements.create(
@@ -706,7 +706,7 @@ def create_agreement(
             hub.schemas,
             hub.audit,
             body.terms(),
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
         )
     except agreements.AgreementRefused as error:
@@ -748,6 +748,7 @@ def agreement_history(
 @requires("schemas:admin")
 def amend_agreement(
     request: Request,
+    actor: CurrentActor,
     agreement_id: AgreementId,
     body: AgreementBody,
     session: DbSession,
@@ -763,7 +764,7 @@ def amend_agreement(
             agreement_id,
             body.terms(),
             expected_version=expected,
-            actor=actor_of(request),
+            actor=actor,
             now=hub.clock.now(),
         )
     except agreements.StaleAgreement as stale:

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from joserfc import jws
@@ -27,6 +27,7 @@ from sqlmodel import Session
 from hub.audit import Actor
 from hub.auth.domain import Principal
 from hub.card import issuing
+from hub.composition import Hub
 from hub.db import aware, rfc3339
 from hub.permits.domain import PermitState
 from hub.schemas import service as schemas_service
@@ -39,9 +40,6 @@ from hub.verification.domain import (
     refused_status,
 )
 from hub.verification.service import purpose_of
-
-if TYPE_CHECKING:
-    from hub.composition import Hub
 
 TAP_DECISION: Final = "tap-decision"
 OFFLINE_PURPOSE: Final = "offline-verification"

@@ -23,7 +23,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlmodel import Session
@@ -33,6 +33,7 @@ from hub.auth.domain import Principal
 from hub.card import layout
 from hub.card.issuing import IssuingKeyCache
 from hub.card.protocol import proves_possession
+from hub.composition import Hub
 from hub.permits.domain import PermitState
 from hub.permits.identity import CitizenIdUnreadable
 from hub.permits.store import Permit, Registration
@@ -49,9 +50,6 @@ from hub.verification.domain import (
     audit_outcome,
     decision_of,
 )
-
-if TYPE_CHECKING:
-    from hub.composition import Hub
 
 TAP_ACTION: Final = "verification.tap"
 
