@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-import psycopg
 from pydantic import WithJsonSchema
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine, ExceptionContext, make_url
@@ -59,6 +58,9 @@ def _without_server_text(context: ExceptionContext) -> exc.DBAPIError | None:
     Errors raised before the server answered (a refused connection, a NUL the driver will not
     send) are psycopg's own words, without data, and stay as they are.
     """
+    import psycopg  # loaded already by the PostgreSQL engine this is attached to; a command on
+    # SQLite does not pay for it
+
     orig = context.original_exception
     wrapped = context.sqlalchemy_exception
     if not isinstance(orig, psycopg.Error) or orig.pgresult is None:
