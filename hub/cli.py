@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -701,9 +702,10 @@ def _card_state(card_file: Path, issuer_keys: Path | None) -> Any:
     return state
 
 
-def main() -> None:
+def main(args: Sequence[str] | None = None) -> None:
+    """The console script (`args`: the command line after `hub`, sys.argv's by default)."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=args, prog_name="hub", standalone_mode=False)
     except click.UsageError as exc:
         _fail(exc.format_message())
     except click.ClickException as exc:

@@ -1,12 +1,12 @@
-"""The `hub` command as an operator meets it: the real console script in a subprocess."""
+"""The `hub` command as an operator meets it. Most tests run it in this process through
+click's CliRunner (`run_hub`); the operator's journey through every command group, and the
+demo, run the installed console script in a subprocess (`run_console_script`)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,40 +16,9 @@ import pytest
 
 from hub.db import make_engine
 from tests.auth.helpers import client_key, public_jwks
-from tests.conftest import TEST_SECRET
+from tests.commands import HUB, ROOT, assert_one_sentence, hub_env, run_console_script, run_hub
+from tests.factories import OTHER_SECRET, SENTENCE, rows_of
 from tests.servers import free_port
-from tests.test_keycheck import OTHER_SECRET, SENTENCE, rows_of
-
-ROOT = Path(__file__).resolve().parent.parent
-HUB = str(Path(sys.executable).parent / "hub")
-
-
-def _env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(
-        HUB_CONFIG=str(ROOT / "config" / "hub.toml"),
-        HUB_DATABASE_URL=database_url,
-        HUB_SECRET_KEY=TEST_SECRET,
-        HUB_RELAY_ENABLED="false",  # the relay has tests of its own, with receivers
-    )
-    env.update(extra)
-    return env
-
-
-def run_hub(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [HUB, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-
-
-def _assert_one_sentence(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("hub: ") and lines[0].endswith(".")
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[0]
 
 
 @pytest.mark.parametrize(
@@ -80,8 +49,8 @@ def test_bad_command_lines(
 ) -> None:
     """On a migrated database: a command checks it before it reads its own arguments."""
     shutil.copy(sqlite_template, tmp_path / "hub.db")
-    result = run_hub(*args, env=_env(f"sqlite:///{tmp_path}/hub.db"))
-    _assert_one_sentence(result, *words)
+    result = run_hub(*args, env=hub_env(f"sqlite:///{tmp_path}/hub.db"))
+    assert_one_sentence(result, *words)
 
 
 @pytest.mark.parametrize(
@@ -96,14 +65,14 @@ def test_bad_command_lines(
     ],
 )
 def test_bad_configuration(extra: dict[str, str], words: tuple[str, ...], tmp_path: Path) -> None:
-    env = _env(f"sqlite:///{tmp_path}/hub.db", **extra)
-    _assert_one_sentence(run_hub("db", "upgrade", env=env), *words)
+    env = hub_env(f"sqlite:///{tmp_path}/hub.db", **extra)
+    assert_one_sentence(run_hub("db", "upgrade", env=env), *words)
 
 
 def test_the_relay_needs_the_departments_secrets(tmp_path: Path) -> None:
-    env = _env(f"sqlite:///{tmp_path}/hub.db", HUB_RELAY_ENABLED="true")
+    env = hub_env(f"sqlite:///{tmp_path}/hub.db", HUB_RELAY_ENABLED="true")
     assert run_hub("db", "upgrade", env=env).returncode == 0
-    _assert_one_sentence(
+    assert_one_sentence(
         run_hub("serve", "--port", "1", env=env), "HUB_WEBHOOK_SECRET_", "relay_enabled"
     )
 
@@ -111,15 +80,15 @@ def test_the_relay_needs_the_departments_secrets(tmp_path: Path) -> None:
 def test_malformed_config_file(tmp_path: Path) -> None:
     config = tmp_path / "hub.toml"
     config.write_text("port = [unclosed\n")
-    env = _env(f"sqlite:///{tmp_path}/hub.db", HUB_CONFIG=str(config))
-    _assert_one_sentence(run_hub("db", "upgrade", env=env), str(config))
+    env = hub_env(f"sqlite:///{tmp_path}/hub.db", HUB_CONFIG=str(config))
+    assert_one_sentence(run_hub("db", "upgrade", env=env), str(config))
 
 
 def test_a_jwks_with_a_private_key_is_refused(tmp_path: Path) -> None:
     jwks = tmp_path / "client.jwks"
     key = client_key("ES256")
     jwks.write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
-    env = _env(f"sqlite:///{tmp_path}/hub.db")
+    env = hub_env(f"sqlite:///{tmp_path}/hub.db")
     assert run_hub("db", "upgrade", env=env).returncode == 0
     result = run_hub(
         "clients",
@@ -132,18 +101,18 @@ def test_a_jwks_with_a_private_key_is_refused(tmp_path: Path) -> None:
         str(jwks),
         env=env,
     )
-    _assert_one_sentence(result)
+    assert_one_sentence(result)
 
 
 def test_operator_journey(database_url: str, tmp_path: Path) -> None:
     """db upgrade, clients add (secret and JWKS), keys rotate, audit verify, jobs run, card
     issuing keys rotated and published."""
-    env = _env(database_url)
-    upgraded = run_hub("db", "upgrade", env=env)
+    env = hub_env(database_url)
+    upgraded = run_console_script("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "database at head" in upgraded.stdout
 
-    added = run_hub(
+    added = run_console_script(
         "clients",
         "add",
         "--department",
@@ -160,28 +129,28 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
     terminal = ["clients", "add", "--department", "education", "--terminal"]
     terminal += ["--scopes", "verification:tap", "--jwks-file", str(jwks)]
     terminal += ["--client-id", "edu-window-7"]
-    keyed = run_hub(*terminal, env=env)
+    keyed = run_console_script(*terminal, env=env)
     assert keyed.returncode == 0, keyed.stderr
     assert keyed.stdout.strip() == "client_id: edu-window-7"
-    again = run_hub(*terminal, env=env)
-    _assert_one_sentence(again, "exists")
+    again = run_console_script(*terminal, env=env)
+    assert_one_sentence(again, "exists")
 
-    rotated = run_hub("keys", "rotate", env=env)
+    rotated = run_console_script("keys", "rotate", env=env)
     assert rotated.returncode == 0 and rotated.stdout.startswith("signing key: ")
 
-    verified = run_hub("audit", "verify", env=env)
+    verified = run_console_script("audit", "verify", env=env)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.strip() == "audit log intact: 16 rows"  # 8 schemas, 5 agreements
 
-    daily = run_hub("jobs", "run", env=env)
+    daily = run_console_script("jobs", "run", env=env)
     assert daily.returncode == 0, daily.stderr
     assert daily.stdout.strip() == (
         "expiry-sweep: 0, endorsement-reminders: 0, overdue-issuance: 0, declaration-deadlines: 0"
     )
 
-    card_key = run_hub("card", "rotate-key", env=env)
+    card_key = run_console_script("card", "rotate-key", env=env)
     assert card_key.returncode == 0 and card_key.stdout.startswith("card-issuing key: ")
-    published = run_hub("card", "issuing-keys", env=env)
+    published = run_console_script("card", "issuing-keys", env=env)
     assert published.returncode == 0, published.stderr
     kids = [key["kid"] for key in json.loads(published.stdout)["keys"]]
     assert len(kids) == 2 and kids[0] == card_key.stdout.split(": ")[1].strip()
@@ -190,7 +159,7 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
 @pytest.fixture
 def served_hub(database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
-    env = _env(database_url, HUB_ISSUER=f"http://127.0.0.1:{port}")
+    env = hub_env(database_url, HUB_ISSUER=f"http://127.0.0.1:{port}")
     assert run_hub("db", "upgrade", env=env).returncode == 0
     server = subprocess.Popen(
         [HUB, "serve", "--port", str(port)],
@@ -242,14 +211,16 @@ def test_served_hub_issues_and_checks_tokens_over_real_http(
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    result = run_hub("serve", "--port", str(free_port()), env=_env(f"sqlite:///{tmp_path}/new.db"))
-    _assert_one_sentence(result, "hub db upgrade")
+    result = run_hub(
+        "serve", "--port", str(free_port()), env=hub_env(f"sqlite:///{tmp_path}/new.db")
+    )
+    assert_one_sentence(result, "hub db upgrade")
 
 
 def test_only_db_upgrade_creates_the_master_secret(tmp_path: Path) -> None:
-    env = _env(f"sqlite:///{tmp_path}/hub.db", HUB_SECRET_KEY_FILE=str(tmp_path / "hub.key"))
+    env = hub_env(f"sqlite:///{tmp_path}/hub.db", HUB_SECRET_KEY_FILE=str(tmp_path / "hub.key"))
     del env["HUB_SECRET_KEY"]
-    _assert_one_sentence(run_hub("audit", "verify", env=env), "HUB_SECRET_KEY")
+    assert_one_sentence(run_hub("audit", "verify", env=env), "HUB_SECRET_KEY")
     assert not (tmp_path / "hub.key").exists()
     assert run_hub("db", "upgrade", env=env).returncode == 0
     assert (tmp_path / "hub.key").stat().st_mode & 0o777 == 0o600
@@ -257,11 +228,11 @@ def test_only_db_upgrade_creates_the_master_secret(tmp_path: Path) -> None:
 
 
 def test_demo_loads_once(database_url: str) -> None:
-    env = _env(database_url)
-    loaded = run_hub("demo", "--holders", "12", env=env)
+    env = hub_env(database_url)
+    loaded = run_console_script("demo", "--holders", "12", env=env)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.startswith("holders: 12 (")
-    _assert_one_sentence(run_hub("demo", "--holders", "12", env=env), "already")
+    assert_one_sentence(run_console_script("demo", "--holders", "12", env=env), "already")
 
 
 def test_another_master_secret_stops_every_command_before_it_writes(
@@ -269,13 +240,13 @@ def test_another_master_secret_stops_every_command_before_it_writes(
 ) -> None:
     """A second host with a secret of its own: every command that opens the database says in
     one sentence whose it is (exit 2, no traceback), and no row changes."""
-    env = _env(database_url)
+    env = hub_env(database_url)
     assert run_hub("db", "upgrade", env=env).returncode == 0
     engine = make_engine(database_url)
     before = rows_of(engine)
     schema = tmp_path / "schema.json"
     schema.write_text('{"type": "object"}')
-    other = _env(database_url, HUB_SECRET_KEY=OTHER_SECRET)
+    other = hub_env(database_url, HUB_SECRET_KEY=OTHER_SECRET)
     commands = [
         ("serve", "--port", str(free_port())),
         ("db", "upgrade"),
@@ -295,7 +266,7 @@ def test_another_master_secret_stops_every_command_before_it_writes(
     try:
         for command in commands:
             result = run_hub(*command, env=other)
-            _assert_one_sentence(result, SENTENCE, "HUB_SECRET_KEY", "copy")
+            assert_one_sentence(result, SENTENCE, "HUB_SECRET_KEY", "copy")
             assert rows_of(engine) == before, command
     finally:
         engine.dispose()
@@ -306,15 +277,15 @@ def test_db_upgrade_on_another_hosts_database_mints_no_secret(
 ) -> None:
     """The second host has no key file and no HUB_SECRET_KEY: it is told to bring the first
     host's secret, and neither a key file nor a row is written."""
-    assert run_hub("db", "upgrade", env=_env(database_url)).returncode == 0
+    assert run_hub("db", "upgrade", env=hub_env(database_url)).returncode == 0
     engine = make_engine(database_url)
     before = rows_of(engine)
     key_file = tmp_path / "second-host" / "hub.key"
-    env = _env(database_url, HUB_SECRET_KEY_FILE=str(key_file))
+    env = hub_env(database_url, HUB_SECRET_KEY_FILE=str(key_file))
     del env["HUB_SECRET_KEY"]
     try:
         result = run_hub("db", "upgrade", env=env)
-        _assert_one_sentence(result, "belongs to another master secret this host lacks")
+        assert_one_sentence(result, "belongs to another master secret this host lacks")
         assert f"to {key_file}, or set HUB_SECRET_KEY" in result.stderr
         assert not key_file.exists()
         assert rows_of(engine) == before
@@ -325,7 +296,7 @@ def test_db_upgrade_on_another_hosts_database_mints_no_secret(
 def test_the_same_secret_on_a_second_host_is_accepted(database_url: str, tmp_path: Path) -> None:
     """The first host's key file copied to the second host: its commands run."""
     first = tmp_path / "first.key"
-    env = _env(database_url, HUB_SECRET_KEY_FILE=str(first))
+    env = hub_env(database_url, HUB_SECRET_KEY_FILE=str(first))
     del env["HUB_SECRET_KEY"]
     assert run_hub("db", "upgrade", env=env).returncode == 0
     second = tmp_path / "second" / "hub.key"

@@ -18,7 +18,7 @@ from hub.demo import DemoSummary, generate_people, load_demo
 from hub.permits.identity import CitizenId, parse_citizen_id
 from hub.permits.store import Outbox, Permit, PermitEvent, Registration
 from hub.settings import Settings
-from tests.test_cli import _assert_one_sentence, _env, run_hub
+from tests.commands import assert_one_sentence, hub_env, run_hub
 
 SMALL = 120
 
@@ -158,7 +158,7 @@ def test_person_ids_carry_sex_and_birth(hub: Hub) -> None:
 
 
 def _hub_demo(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_hub("demo", "--holders", "12", "--seed", "3", *args, env=_env(database_url))
+    return run_hub("demo", "--holders", "12", "--seed", "3", *args, env=hub_env(database_url))
 
 
 def _registrations(database_url: str) -> int:
@@ -190,7 +190,5 @@ def test_a_demo_into_a_database_with_registrations_names_make_reset(database_url
     assert _hub_demo(database_url).returncode == 0
 
     refused = _hub_demo(database_url)
-    _assert_one_sentence(
-        refused, "already has 12 registrations", "`make reset`", "HUB_DATABASE_URL"
-    )
+    assert_one_sentence(refused, "already has 12 registrations", "`make reset`", "HUB_DATABASE_URL")
     assert _registrations(database_url) == 12

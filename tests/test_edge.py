@@ -33,8 +33,7 @@ from hub.permits.store import PermitEvent, Registration
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
-from tests.permits.test_identity import build
-from tests.test_problems import assert_problem
+from tests.factories import assert_problem, build
 
 MARK = "110101199003077777"  # a citizen ID beside the NUL: the refusal must not repeat it
 ANY_LOCATION = object()

@@ -9,7 +9,7 @@ import pytest
 
 from hub.composition import build_hub
 from hub.settings import ConfigError, Settings
-from tests.test_cli import _env, run_hub
+from tests.commands import hub_env, run_hub
 
 
 def test_a_configured_year_is_no_longer_provisional(settings: Settings, tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_the_cli_names_the_bad_file(tmp_path: Path) -> None:
     holidays = tmp_path / "holidays"
     holidays.mkdir()
     (holidays / "next-year.toml").write_text("holidays = []\n")
-    env = _env(f"sqlite:///{tmp_path}/hub.db", HUB_HOLIDAY_SCHEDULES_DIR=str(holidays))
+    env = hub_env(f"sqlite:///{tmp_path}/hub.db", HUB_HOLIDAY_SCHEDULES_DIR=str(holidays))
     result = run_hub("db", "upgrade", env=env)
     assert result.returncode == 2
     assert "next-year.toml" in result.stderr and len(result.stderr.strip().splitlines()) == 1

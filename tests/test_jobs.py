@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,33 +26,9 @@ from hub.permits import domain, service
 from hub.permits.store import Outbox, Permit, PermitEvent
 from hub.settings import Settings
 from tests.conftest import ISSUER, TEST_SECRET
-from tests.permits.test_store import _permit, _registration
+from tests.factories import add_permits
 
 TODAY = date(2027, 3, 1)
-
-
-def _add(
-    hub: Hub,
-    state: str,
-    *,
-    expires_on: date | None = None,
-    issue_due_on: date | None = None,
-    count: int = 1,
-) -> list[str]:
-    """Permits in `state`, each of its own holder, with the dates given set directly."""
-    ids = []
-    with unit_of_work(hub.engine) as session:
-        for _ in range(count):
-            holder = uuid.uuid4().hex * 2
-            permit = _permit(_registration(session, holder), holder, state)
-            if expires_on is not None:
-                permit.valid_from = expires_on - timedelta(days=365)
-                permit.expires_on = expires_on
-            if issue_due_on is not None:
-                permit.issue_due_on = issue_due_on
-            session.add(permit)
-            ids.append(permit.id)
-    return ids
 
 
 def _permits(hub: Hub, ids: list[str]) -> list[Permit]:
@@ -84,13 +59,13 @@ def _chain_intact(hub: Hub) -> bool:
 
 
 def test_sweep_suspends_exactly_the_expired_valid_permits(hub: Hub) -> None:
-    expired = _add(hub, "valid", expires_on=TODAY - timedelta(days=1))
-    expired += _add(hub, "valid", expires_on=TODAY - timedelta(days=40), count=2)
-    last_day = _add(hub, "valid", expires_on=TODAY)  # still valid today [CF §20]
-    future = _add(hub, "valid", expires_on=TODAY + timedelta(days=100))
-    suspended = _add(hub, "suspended", expires_on=TODAY - timedelta(days=10))
-    cancelled = _add(hub, "cancelled", expires_on=TODAY - timedelta(days=10))
-    accepted = _add(hub, "accepted")
+    expired = add_permits(hub, "valid", expires_on=TODAY - timedelta(days=1))
+    expired += add_permits(hub, "valid", expires_on=TODAY - timedelta(days=40), count=2)
+    last_day = add_permits(hub, "valid", expires_on=TODAY)  # still valid today [CF §20]
+    future = add_permits(hub, "valid", expires_on=TODAY + timedelta(days=100))
+    suspended = add_permits(hub, "suspended", expires_on=TODAY - timedelta(days=10))
+    cancelled = add_permits(hub, "cancelled", expires_on=TODAY - timedelta(days=10))
+    accepted = add_permits(hub, "accepted")
 
     assert jobs.sweep_expired(hub, TODAY, batch_size=2) == 3
 
@@ -125,7 +100,7 @@ def test_sweep_suspends_exactly_the_expired_valid_permits(hub: Hub) -> None:
 
 def test_the_bulk_sweep_writes_what_one_suspension_at_a_window_writes(hub: Hub) -> None:
     """The sweep's set-based path and `service.perform` must leave identical traces."""
-    one, other = _add(hub, "valid", expires_on=TODAY - timedelta(days=3), count=2)
+    one, other = add_permits(hub, "valid", expires_on=TODAY - timedelta(days=3), count=2)
     with unit_of_work(hub.engine) as session:
         service.perform(
             session,
@@ -169,7 +144,7 @@ def test_the_bulk_sweep_writes_what_one_suspension_at_a_window_writes(hub: Hub) 
 
 
 def test_bulk_moves_leave_refused_permits_untouched(hub: Hub) -> None:
-    (permit_id,) = _add(hub, "valid", expires_on=TODAY)  # its last valid day: not expired
+    (permit_id,) = add_permits(hub, "valid", expires_on=TODAY)  # its last valid day: not expired
     with unit_of_work(hub.engine) as session:
         query = sa.select(*service.CLAIM_COLUMNS).where(col(Permit.id) == permit_id)
         claimed = session.execute(query).all()
@@ -204,12 +179,12 @@ def test_bulk_moves_leave_refused_permits_untouched(hub: Hub) -> None:
 
 def test_endorsement_reminder_once_per_expiry(hub: Hub) -> None:
     # Chifeng: endorsement in the 30 days before expiry, and on it [CF §20].
-    opens_today = _add(hub, "valid", expires_on=TODAY + timedelta(days=30))
-    inside = _add(hub, "valid", expires_on=TODAY + timedelta(days=10))
-    closes_today = _add(hub, "valid", expires_on=TODAY)
-    not_yet = _add(hub, "valid", expires_on=TODAY + timedelta(days=31))
-    expired = _add(hub, "valid", expires_on=TODAY - timedelta(days=1))
-    suspended = _add(hub, "suspended", expires_on=TODAY + timedelta(days=5))
+    opens_today = add_permits(hub, "valid", expires_on=TODAY + timedelta(days=30))
+    inside = add_permits(hub, "valid", expires_on=TODAY + timedelta(days=10))
+    closes_today = add_permits(hub, "valid", expires_on=TODAY)
+    not_yet = add_permits(hub, "valid", expires_on=TODAY + timedelta(days=31))
+    expired = add_permits(hub, "valid", expires_on=TODAY - timedelta(days=1))
+    suspended = add_permits(hub, "suspended", expires_on=TODAY + timedelta(days=5))
 
     assert jobs.remind_endorsement(hub, TODAY, batch_size=2) == 3
 
@@ -243,9 +218,9 @@ def test_endorsement_reminder_once_per_expiry(hub: Hub) -> None:
 
 
 def test_overdue_issuance_flagged_once(hub: Hub) -> None:
-    overdue = _add(hub, "accepted", issue_due_on=TODAY - timedelta(days=1), count=3)
-    due_today = _add(hub, "accepted", issue_due_on=TODAY)
-    issued = _add(
+    overdue = add_permits(hub, "accepted", issue_due_on=TODAY - timedelta(days=1), count=3)
+    due_today = add_permits(hub, "accepted", issue_due_on=TODAY)
+    issued = add_permits(
         hub, "valid", issue_due_on=TODAY - timedelta(days=20), expires_on=date(2028, 1, 1)
     )
 
@@ -266,9 +241,9 @@ def test_overdue_issuance_flagged_once(hub: Hub) -> None:
 
 def test_run_daily_jobs_runs_each_for_the_clock_s_day(hub: Hub) -> None:
     today = hub.clock.today()
-    _add(hub, "valid", expires_on=today - timedelta(days=1))
-    _add(hub, "valid", expires_on=today + timedelta(days=3))
-    _add(hub, "accepted", issue_due_on=today - timedelta(days=3))
+    add_permits(hub, "valid", expires_on=today - timedelta(days=1))
+    add_permits(hub, "valid", expires_on=today + timedelta(days=3))
+    add_permits(hub, "accepted", issue_due_on=today - timedelta(days=3))
     expected = {
         "expiry-sweep": 1,
         "endorsement-reminders": 1,
@@ -292,7 +267,7 @@ def test_scheduler_runs_each_job_daily_at_five_past_midnight_china_time(hub: Hub
             run_at = job.next_run_time
             assert (run_at.hour, run_at.minute, run_at.utcoffset()) == (0, 5, timedelta(hours=8))
             assert run_at > datetime.now(UTC) >= run_at - timedelta(days=1)
-        _add(hub, "valid", expires_on=hub.clock.today() - timedelta(days=1))
+        add_permits(hub, "valid", expires_on=hub.clock.today() - timedelta(days=1))
         assert found["expiry-sweep"].func() == 1  # the job asks the hub's clock for the day
     finally:
         scheduler.shutdown(wait=False)
@@ -304,8 +279,8 @@ def test_scheduler_runs_each_job_daily_at_five_past_midnight_china_time(hub: Hub
 def test_sweep_skips_rows_another_transaction_holds(hub: Hub) -> None:
     """PostgreSQL: a permit locked elsewhere is skipped at once, not waited for."""
     assert is_postgresql(hub.engine)
-    held = _add(hub, "valid", expires_on=TODAY - timedelta(days=1), count=2)
-    free = _add(hub, "valid", expires_on=TODAY - timedelta(days=1), count=3)
+    held = add_permits(hub, "valid", expires_on=TODAY - timedelta(days=1), count=2)
+    free = add_permits(hub, "valid", expires_on=TODAY - timedelta(days=1), count=3)
     with hub.engine.connect() as other:
         locking = other.begin()
         locked = sa.select(Permit.id).where(col(Permit.id).in_(held)).with_for_update()  # type: ignore[call-overload]
@@ -360,8 +335,8 @@ def _run_twice_at_once(settings: Settings, job: str, batch_size: int = 20) -> li
 
 
 def test_two_processes_never_suspend_a_permit_twice(hub: Hub, settings: Settings) -> None:
-    expired = _add(hub, "valid", expires_on=TODAY - timedelta(days=1), count=300)
-    current = _add(hub, "valid", expires_on=TODAY + timedelta(days=60), count=5)
+    expired = add_permits(hub, "valid", expires_on=TODAY - timedelta(days=1), count=300)
+    current = add_permits(hub, "valid", expires_on=TODAY + timedelta(days=60), count=5)
 
     counts = _run_twice_at_once(settings, "expiry-sweep")
 
@@ -389,8 +364,8 @@ def test_two_processes_never_notify_twice(
     hub: Hub, settings: Settings, job: str, event_type: str
 ) -> None:
     """These jobs change no state, so only the lock and the re-check under it stop a repeat."""
-    due = _add(hub, "valid", expires_on=TODAY + timedelta(days=5), count=150)
-    due += _add(hub, "accepted", issue_due_on=TODAY - timedelta(days=2), count=150)
+    due = add_permits(hub, "valid", expires_on=TODAY + timedelta(days=5), count=150)
+    due += add_permits(hub, "accepted", issue_due_on=TODAY - timedelta(days=2), count=150)
 
     counts = _run_twice_at_once(settings, job)
 

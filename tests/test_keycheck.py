@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,22 +21,7 @@ from hub.keycheck import ForeignDatabase, check_master_key
 from hub.keyring import Keyring
 from hub.settings import ConfigError, Settings
 from tests.conftest import TEST_SECRET
-
-OTHER_SECRET = "another-hosts-master-secret-0123456789abcdef"
-SENTENCE = "belongs to another master secret than this host's (HUB_SECRET_KEY)"
-
-
-def rows_of(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, to show that a refused process changed nothing."""
-    metadata = sa.MetaData()
-    metadata.reflect(engine)
-    with engine.connect() as connection:
-        return {
-            name: sorted(
-                (tuple(map(repr, row)) for row in connection.execute(table.select())),
-            )
-            for name, table in metadata.tables.items()
-        }
+from tests.factories import OTHER_SECRET, SENTENCE, rows_of
 
 
 def stored_check(engine: Engine) -> list[str]:

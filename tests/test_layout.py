@@ -74,6 +74,22 @@ def test_no_router_imports_another() -> None:
     assert {name: imported for name, imported in crossings.items() if imported} == {}
 
 
+def test_no_test_module_imports_another() -> None:
+    """Shared builders live in tests/factories.py and the packages' helpers modules: a test
+    module importing another's runs that module's fixtures and tests' imports, and ties two
+    files that change for different reasons."""
+    tests = HUB.parent / "tests"
+    modules = {
+        ".".join(path.relative_to(HUB.parent).with_suffix("").parts): path
+        for path in tests.rglob("test_*.py")
+    }
+    assert len(modules) > 50
+    crossings = {
+        name: sorted(_imported(_tree(path)) & set(modules)) for name, path in modules.items()
+    }
+    assert {name: imported for name, imported in crossings.items() if imported} == {}
+
+
 @pytest.mark.parametrize("package", ["verification", "publishing"])
 def test_what_builds_or_discloses_a_holder_record_imports_no_exchange_module(package: str) -> None:
     """A tap discloses what publishing builds, as the relay, the feed and a look-up send it;

@@ -38,6 +38,7 @@ from hub.problems import (
     negotiate_language,
 )
 from hub.settings import Settings
+from tests.factories import assert_problem
 from tests.servers import LoopbackServer
 
 SMALL_LIMIT = 1_024
@@ -154,18 +155,6 @@ def small_client(build_app: BuildApp) -> Iterator[TestClient]:
     """An app whose body limit is small enough to cross in a test."""
     with TestClient(build_app(max_body_bytes=SMALL_LIMIT)) as client:
         yield client
-
-
-def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
-    """The response is an RFC 9457 document of the given type; returns its members."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == MEDIA_TYPE
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"/problems/{slug}"
-    assert body["status"] == status
-    assert isinstance(body["title"], str) and body["title"]
-    assert response.headers["content-language"] in ("zh-CN", "en")
-    return body
 
 
 JSON = {"Content-Type": "application/json"}

@@ -21,8 +21,8 @@ from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.settings import Settings
 from tests.auth.helpers import request_token
-from tests.auth.test_access_policy import SHIPPED
 from tests.conftest import RegisterClient
+from tests.factories import SHIPPED_ACCESS_POLICY
 
 WINDOW, PER_CLIENT, PER_ADDRESS = 60, 3, 5
 FORM = {"grant_type": "client_credentials"}
@@ -31,7 +31,7 @@ FORM = {"grant_type": "client_credentials"}
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     """The shipped policy with small limits, so a test reaches them in a few requests."""
-    text = SHIPPED.read_text(encoding="utf-8")
+    text = SHIPPED_ACCESS_POLICY.read_text(encoding="utf-8")
     for name, value in (
         ("window_seconds", WINDOW),
         ("per_client", PER_CLIENT),

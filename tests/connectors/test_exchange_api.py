@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from hub.audit import Actor, AuditEntry
+from hub.audit import Actor
 from hub.auth.domain import ClientKind
 from hub.clock import FixedClock
 from hub.composition import Hub
@@ -28,66 +26,29 @@ from hub.db import INT_MAX, unit_of_work
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.identity import parse_citizen_id
 from hub.permits.store import Proof
-from hub.schemas import agreements
 from hub.schemas import domain as schema_domain
 from hub.schemas import service as schema_service
 from hub.schemas.formats import format_checker
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
 from tests.card.helpers import issued_permit
-from tests.conftest import RegisterClient, seed_shipped_agreements
-from tests.permits.test_identity import build
+from tests.conftest import RegisterClient
+from tests.connectors.helpers import (
+    CHIFENG,
+    NINGBO,
+    NOW,
+    OFFICE,
+    citizen_id,
+    department,
+    exchange_audit,
+    make_holders,
+    register,
+    seed_agreements,
+    set_agreement_status,
+    with_departments,
+)
+from tests.factories import build
 from tests.verification.helpers import personalise, tap, tap_body
-
-REGISTERED_AT = datetime(2026, 3, 3, 2, tzinfo=UTC)
-NOW = datetime(2026, 10, 13, 2, tzinfo=UTC)  # seven months on: 10:00 in China
-OFFICE = Actor("office-1", "public-security")
-CHIFENG, NINGBO = "150429", "330203"  # 宁城县, 海曙区
-
-DEPARTMENTS = """
-[departments.education]
-endpoint = "http://127.0.0.1:9/webhooks/holder-records"
-secret_env = "HUB_TEST_UNUSED_SECRET"
-agreement = "education-holders"
-delivery = "pull"
-events = ["issue", "cancel"]
-
-[departments.hr-social-security]
-endpoint = "http://127.0.0.1:9/webhooks/holder-records"
-secret_env = "HUB_TEST_UNUSED_SECRET"
-agreement = "hr-social-security-holders"
-delivery = "both"
-events = ["*"]
-
-[departments.housing]
-endpoint = "http://127.0.0.1:9/webhooks/holder-records"
-secret_env = "HUB_TEST_UNUSED_SECRET"
-agreement = "housing-holders"
-delivery = "push"
-events = ["*"]
-
-[departments.health]
-endpoint = "http://127.0.0.1:9/webhooks/holder-records"
-secret_env = "HUB_TEST_UNUSED_SECRET"
-agreement = "no-such-agreement"
-delivery = "pull"
-events = ["*"]
-"""
-"""Education pulls issues and cancellations; HR takes everything; housing only pushes; health
-names an agreement that does not exist; civil affairs has no link at all."""
-
-
-def with_departments(settings: Settings, tmp_path: Path) -> Settings:
-    path = tmp_path / "departments.toml"
-    path.write_text(DEPARTMENTS, encoding="utf-8")
-    return settings.model_copy(update={"departments_file": path})
-
-
-def seed_agreements(hub: Hub, clock: FixedClock) -> Hub:
-    """The shipped agreements, as on a first start with config/agreements; the clock at NOW."""
-    clock.set(NOW)
-    seed_shipped_agreements(hub)
-    return hub
 
 
 @pytest.fixture
@@ -98,112 +59,6 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
 @pytest.fixture
 def seeded(hub: Hub, clock: FixedClock) -> Hub:
     return seed_agreements(hub, clock)
-
-
-@dataclass(frozen=True)
-class Holder:
-    permit_id: str
-    citizen_id: str
-    id_hash: str
-
-
-def citizen_id(n: int) -> str:
-    """Person n: a valid number, household registered in Shenyang, born 1990."""
-    return build("210102", "19900115", f"{n:03d}")
-
-
-def register(hub: Hub, number: str, region: str = CHIFENG) -> str:
-    """A residence registration by the registry's use case, made on REGISTERED_AT."""
-    with unit_of_work(hub.engine) as session:
-        registration = service.register(
-            session,
-            hub.lifecycle,
-            hub.vault,
-            hub.jurisdictions,
-            service.RegistrationInput(
-                citizen_id=parse_citizen_id(number, today=REGISTERED_AT.date()),
-                name=f"王芳{number[-4:]}",
-                ethnicity="汉族",
-                household_address="辽宁省沈阳市和平区某街1号",
-                household_region="210102",
-                current_address="某小区2号楼",
-                current_region=region,
-                reason="employment",
-                workplace="某建材有限公司",
-                contact="13800000000",
-                arrived_on=date(2026, 3, 2),
-            ),
-            actor=OFFICE,
-            now=REGISTERED_AT,
-            today=REGISTERED_AT.date(),
-        )
-    return registration.id
-
-
-def make_holders(hub: Hub, first: int, count: int, *, issue: bool = True) -> list[Holder]:
-    """Holders first..first+count-1 with accepted (and issued) permits, by the real use cases:
-    each has an `accept` (and an `issue`) event with its outbox snapshot."""
-    registrations = [register(hub, citizen_id(n)) for n in range(first, first + count)]
-    made = []
-    with unit_of_work(hub.engine) as session:
-        for n, registration_id in zip(range(first, first + count), registrations, strict=True):
-            outcome, permit = applications.apply_for_permit(
-                session,
-                hub.lifecycle,
-                hub.jurisdictions,
-                registration_id,
-                applications.Claim(
-                    "residence", "rented", None, frozenset({"id-card", "photo", "lease-contract"})
-                ),
-                actor=OFFICE,
-                now=NOW,
-                today=NOW.date(),
-            )
-            assert isinstance(outcome, eligibility.Accepted) and permit is not None, outcome
-            if issue:
-                service.perform(
-                    session,
-                    hub.lifecycle,
-                    permit.id,
-                    domain.Action.ISSUE,
-                    expected_version=1,
-                    actor=OFFICE,
-                    now=NOW,
-                    today=NOW.date(),
-                )
-            number = parse_citizen_id(citizen_id(n), today=NOW.date())
-            made.append(Holder(permit.id, number.value, hub.vault.lookup_hash(number)))
-    return made
-
-
-def department(
-    app_client: TestClient, register_client: RegisterClient, name: str, *scopes: str
-) -> dict[str, str]:
-    return bearer(access_token(app_client, register_client(name, scopes)))
-
-
-def exchange_audit(hub: Hub, action: str) -> list[AuditEntry]:
-    with Session(hub.engine) as session:
-        query = select(AuditEntry).where(col(AuditEntry.action) == action)
-        return list(session.exec(query.order_by(col(AuditEntry.seq))).all())
-
-
-def set_agreement_status(
-    hub: Hub, agreement_id: str, status: schema_domain.AgreementStatus
-) -> None:
-    with unit_of_work(hub.engine) as session:
-        current = agreements.latest(session, agreement_id)
-        terms = agreements.terms_of(current)
-        agreements.amend(
-            session,
-            hub.schemas,
-            hub.audit,
-            agreement_id,
-            schema_domain.AgreementTerms(**{**terms.__dict__, "status": status}),
-            expected_version=current.version,
-            actor=Actor("governance", "public-security"),
-            now=hub.clock.now(),
-        )
 
 
 # --- proofs ------------------------------------------------------------------------------------

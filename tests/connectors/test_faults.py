@@ -37,10 +37,10 @@ from hub.connectors.store import CLOSED, DELIVERED, OPEN, PENDING, Delivery, Dep
 from hub.db import is_postgresql, unit_of_work
 from hub.permits import domain
 from hub.permits.store import Outbox, Permit, PermitEvent
+from tests.commands import hub_env
 from tests.conftest import seed_shipped_agreements
+from tests.connectors.helpers import act_on, holders
 from tests.connectors.processes import HUB, Process, Processes, free_port, wait_for
-from tests.connectors.test_relay import _act, holders
-from tests.test_cli import _env
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_EVENTS = ["issue", "endorse", "suspend", "replace", "renew", "change-address", "cancel"]
@@ -215,7 +215,7 @@ def exchange(hub: Hub, database_url: str, tmp_path: Path) -> Iterator[Exchange]:
         ]
     departments_file = tmp_path / "departments.toml"
     departments_file.write_text("\n".join(lines), encoding="utf-8")
-    environment = _env(
+    environment = hub_env(
         database_url,
         HUB_DEPARTMENTS_FILE=str(departments_file),
         HUB_AGREEMENTS_DIR=str(ROOT / "config" / "agreements"),
@@ -237,7 +237,7 @@ def live(hub: Hub, permits: Sequence[str], first: int = 0) -> None:
     endorsed in the window before expiry; every fourth then cancelled."""
     for n, permit_id in enumerate(permits, start=first):
         version = 1
-        _act(hub, permit_id, domain.Action.ISSUE, version)
+        act_on(hub, permit_id, domain.Action.ISSUE, version)
         version += 1
         if n % 3 == 0:
             with unit_of_work(hub.engine) as session:  # the window opens 30 days before expiry
@@ -245,10 +245,10 @@ def live(hub: Hub, permits: Sequence[str], first: int = 0) -> None:
                 assert permit is not None
                 permit.expires_on = hub.clock.today() + timedelta(days=10)
                 session.add(permit)
-            _act(hub, permit_id, domain.Action.ENDORSE, version)
+            act_on(hub, permit_id, domain.Action.ENDORSE, version)
             version += 1
         if n % 4 == 0:
-            _act(hub, permit_id, domain.Action.CANCEL, version)
+            act_on(hub, permit_id, domain.Action.CANCEL, version)
 
 
 def test_a_department_answering_500_is_probed_not_hammered_and_gets_everything_once_back(

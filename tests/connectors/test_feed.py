@@ -31,7 +31,7 @@ from hub.schemas import agreements
 from hub.schemas import domain as schema_domain
 from hub.settings import Settings
 from tests.conftest import RegisterClient
-from tests.connectors.test_exchange_api import (
+from tests.connectors.helpers import (
     NOW,
     OFFICE,
     Holder,

@@ -41,7 +41,7 @@ from hub.db import INT_MAX, aware
 from hub.permits import domain
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient, seed_shipped_agreements
-from tests.connectors.test_relay import Receiver, _act, _deliveries, holders
+from tests.connectors.helpers import Receiver, act_on, deliveries_of, holders
 
 POLICY = RelayPolicy(timeout_seconds=2.0)
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ def test_a_department_down_for_twelve_hours_gets_everything_in_order_with_no_sta
 ) -> None:
     permits = holders(agreed, 6)
     for permit_id in permits[:3]:
-        _act(agreed, permit_id, domain.Action.ISSUE, 1)
+        act_on(agreed, permit_id, domain.Action.ISSUE, 1)
     relay = Relay(agreed, links={Department.EDUCATION: education.link}, policy=POLICY)
     # Life goes on during the outage: (time after it began, permit, action, permit version).
     story = [
@@ -188,7 +188,7 @@ def test_a_department_down_for_twelve_hours_gets_everything_in_order_with_no_sta
         for after, permit_id, action, version in story:
             if clock.now() <= went_down + after <= went_down + until:
                 run_until(relay, clock, went_down + after, step)
-                _act(agreed, permit_id, action, version)
+                act_on(agreed, permit_id, action, version)
         run_until(relay, clock, went_down + until, step)
 
     try:
@@ -222,7 +222,7 @@ def test_a_department_down_for_twelve_hours_gets_everything_in_order_with_no_sta
     assert came_back - probes[-1] <= timedelta(hours=1.1)
 
     # Then everything, once, in per-holder order, within the hour; no dead letter, no replay.
-    deliveries = _deliveries(agreed)
+    deliveries = deliveries_of(agreed)
     assert len(deliveries) == 3 + len(story)
     assert {d.status for d in deliveries} == {"delivered"}
     last = max(aware(d.delivered_at) for d in deliveries if d.delivered_at is not None)
@@ -259,7 +259,7 @@ def test_a_delivery_is_dead_only_after_its_whole_schedule(
     link = education.link.model_copy(update={"retry_schedule": schedule})
     education.switch.down = True
     (permit_id,) = holders(agreed, 1)
-    _act(agreed, permit_id, domain.Action.ISSUE, 1)
+    act_on(agreed, permit_id, domain.Action.ISSUE, 1)
     relay = Relay(agreed, links={Department.EDUCATION: link}, policy=POLICY)
     first = clock.now()
 
@@ -268,9 +268,9 @@ def test_a_delivery_is_dead_only_after_its_whole_schedule(
 
     try:
         relay.run_once()
-        _act(agreed, permit_id, domain.Action.CANCEL, 2)
+        act_on(agreed, permit_id, domain.Action.CANCEL, 2)
         run_until(relay, clock, first + timedelta(hours=23, minutes=30), step)
-        assert [d.status for d in _deliveries(agreed)] == ["pending", "pending"]
+        assert [d.status for d in deliveries_of(agreed)] == ["pending", "pending"]
         run_until(relay, clock, first + timedelta(hours=30), step)
     finally:
         relay.close()
@@ -279,7 +279,7 @@ def test_a_delivery_is_dead_only_after_its_whole_schedule(
     assert len(tried) == schedule.attempts == 3
     for before, after in itertools.pairwise(tried):
         assert timedelta(hours=12) <= after - before <= timedelta(hours=13.2, minutes=30)
-    issue, cancel = _deliveries(agreed)
+    issue, cancel = deliveries_of(agreed)
     assert (issue.status, issue.attempts) == ("dead", 3)
     assert (cancel.status, cancel.attempts) == ("pending", 0)
 
@@ -297,7 +297,7 @@ def test_a_delivery_is_dead_only_after_its_whole_schedule(
         relay.run_once()  # the replay is probed at once, not twelve hours later
     finally:
         relay.close()
-    assert [d.status for d in _deliveries(agreed)] == ["delivered", "delivered"]
+    assert [d.status for d in deliveries_of(agreed)] == ["delivered", "delivered"]
     types = [row["record"]["event"]["type"] for row in education.receiver.received()]
     assert types == ["issue", "cancel"]
 
@@ -309,7 +309,7 @@ def test_an_open_circuit_lets_one_probe_at_a_time_across_relays(
     probe is in flight, the other sends the department nothing, though deliveries are due."""
     education.switch.down = True
     for permit_id in holders(agreed, 3):
-        _act(agreed, permit_id, domain.Action.ISSUE, 1)
+        act_on(agreed, permit_id, domain.Action.ISSUE, 1)
     links = {Department.EDUCATION: education.link}
     first = Relay(agreed, links=links, policy=POLICY)
     second = Relay(agreed, links=links, policy=POLICY)
@@ -335,7 +335,7 @@ def test_an_open_circuit_lets_one_probe_at_a_time_across_relays(
     finally:
         first.close()
         second.close()
-    assert {d.status for d in _deliveries(agreed)} == {"delivered"}
+    assert {d.status for d in deliveries_of(agreed)} == {"delivered"}
 
 
 def test_staff_of_a_department_see_and_replay_only_its_own_deliveries(
@@ -353,7 +353,7 @@ def test_staff_of_a_department_see_and_replay_only_its_own_deliveries(
     for department in served.values():
         department.switch.down = True
     for permit_id in holders(agreed, 2):
-        _act(agreed, permit_id, domain.Action.ISSUE, 1)
+        act_on(agreed, permit_id, domain.Action.ISSUE, 1)
     brief = RelayPolicy(timeout_seconds=2.0, retry_schedule=RetrySchedule.model_validate([1]))
     relay = Relay(agreed, links={name: d.link for name, d in served.items()}, policy=brief)
     try:
@@ -364,7 +364,7 @@ def test_staff_of_a_department_see_and_replay_only_its_own_deliveries(
         relay.close()
         for department in served.values():
             department.receiver.stop()
-    dead = {(d.department, d.event_seq) for d in _deliveries(agreed) if d.status == "dead"}
+    dead = {(d.department, d.event_seq) for d in deliveries_of(agreed) if d.status == "dead"}
     assert len(dead) == 4
     housing = staff(app_client, register_client, "housing")
     operator = staff(app_client, register_client, "public-security")
@@ -397,7 +397,7 @@ def test_staff_of_a_department_see_and_replay_only_its_own_deliveries(
     assert app_client.post(every, headers=housing).json() == {"replayed": 2}
     other = app_client.post(f"{every}?department=education", headers=housing)
     assert other.json() == {"replayed": 0}
-    after = {(d.department, d.status) for d in _deliveries(agreed)}
+    after = {(d.department, d.status) for d in deliveries_of(agreed)}
     assert after == {("education", "dead"), ("housing", "pending")}
     assert app_client.post(replay, headers=operator).json() == {"replayed": 1}
 

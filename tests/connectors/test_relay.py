@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, col, select
 
 from hub.audit import Actor
 from hub.auth.domain import Department
@@ -19,26 +16,15 @@ from hub.connectors.config import DeliveryMode, DepartmentLink
 from hub.connectors.receiver import create_receiver
 from hub.connectors.relay import Relay, RelayPolicy
 from hub.connectors.signing import new_secret
-from hub.connectors.store import Delivery
 from hub.db import unit_of_work
-from hub.permits import domain, service
-from hub.permits.identity import parse_citizen_id
-from hub.permits.store import Permit, Registration
+from hub.permits import domain
 from hub.schemas import agreements
 from hub.schemas import domain as schema_domain
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient, seed_shipped_agreements
-from tests.servers import LoopbackServer
-from tests.test_jobs import _add
+from tests.connectors.helpers import Receiver, act_on, deliveries_of, holders
 
 FAST = RelayPolicy(timeout_seconds=2.0)
-
-
-class Receiver(LoopbackServer):
-    """A reference department server in a thread of this process, on its own port."""
-
-    def received(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.url}/received").json())
 
 
 @pytest.fixture
@@ -76,55 +62,11 @@ def receivers(
         receiver.stop()
 
 
-def citizen_id(n: int) -> str:
-    """A valid GB 11643 number for person n (born 1990, Chifeng)."""
-    first = f"15040219900101{n:03d}"
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    total = sum(int(digit) * weight for digit, weight in zip(first, weights, strict=True))
-    return first + "10X98765432"[total % 11]
-
-
-def holders(hub: Hub, count: int) -> list[str]:
-    """Accepted permits of real people: their registrations hold sealed, valid IDs."""
-    ids = _add(hub, "accepted", count=count)
-    with unit_of_work(hub.engine) as session:
-        for n, permit_id in enumerate(ids, start=1):
-            permit = session.get(Permit, permit_id)
-            assert permit is not None
-            registration = session.get(Registration, permit.registration_id)
-            assert registration is not None
-            number = parse_citizen_id(citizen_id(n), today=hub.clock.today())
-            registration.citizen_id_sealed = hub.vault.seal(number)
-            session.add(registration)
-    return ids
-
-
 def _issue(hub: Hub, count: int) -> list[str]:
     ids = holders(hub, count)
     for permit_id in ids:
-        _act(hub, permit_id, domain.Action.ISSUE, 1)
+        act_on(hub, permit_id, domain.Action.ISSUE, 1)
     return ids
-
-
-def _act(hub: Hub, permit_id: str, action: domain.Action, version: int) -> None:
-    with unit_of_work(hub.engine) as session:
-        service.perform(
-            session,
-            hub.lifecycle,
-            permit_id,
-            action,
-            expected_version=version,
-            actor=Actor("office", "public-security"),
-            now=hub.clock.now(),
-            today=hub.clock.today(),
-            details={"reason": "false-materials"} if action is domain.Action.CANCEL else None,
-        )
-
-
-def _deliveries(hub: Hub) -> list[Delivery]:
-    with Session(hub.engine) as session:
-        query = select(Delivery).order_by(col(Delivery.event_seq), col(Delivery.department))
-        return list(session.exec(query).all())
 
 
 def test_every_event_reaches_every_subscriber_with_only_agreed_fields(
@@ -132,7 +74,7 @@ def test_every_event_reaches_every_subscriber_with_only_agreed_fields(
 ) -> None:
     links, running = receivers
     permits = _issue(seeded, 3)
-    _act(seeded, permits[0], domain.Action.CANCEL, 2)
+    act_on(seeded, permits[0], domain.Action.CANCEL, 2)
     relay = Relay(seeded, links=links, policy=FAST)
     try:
         assert relay.run_once() == 3 + 1 + 3  # education: 3 issues + 1 cancel; housing: issues
@@ -159,7 +101,7 @@ def test_every_event_reaches_every_subscriber_with_only_agreed_fields(
     assert cancelled[0]["permit"]["state"] == "cancelled"
     issued = [r["record"] for r in education if r["record"]["permit"]["id"] == permits[0]]
     assert [r["permit"]["state"] for r in issued] == ["valid", "cancelled"]  # as of each event
-    assert {d.status for d in _deliveries(seeded)} == {"delivered"}
+    assert {d.status for d in deliveries_of(seeded)} == {"delivered"}
     relay = Relay(seeded, links=links, policy=FAST)
     try:
         assert relay.run_once() == 0  # nothing is sent twice
@@ -198,7 +140,7 @@ def test_without_an_agreement_in_force_nothing_is_sent_until_replayed(
         relay.close()
     assert running["education"].received() == []
     assert len(running["housing"].received()) == 1
-    education = [d for d in _deliveries(seeded) if d.department == "education"]
+    education = [d for d in deliveries_of(seeded) if d.department == "education"]
     assert [(d.status, d.last_error) for d in education] == [
         ("dead", "no data-sharing agreement in force")
     ]

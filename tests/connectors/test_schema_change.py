@@ -37,7 +37,7 @@ from hub.schemas.store import SchemaVersion
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import SHIPPED_AGREEMENTS, RegisterClient, seed_shipped_agreements
-from tests.connectors.test_exchange_api import Holder, make_holders
+from tests.connectors.helpers import Holder, make_holders
 from tests.servers import LoopbackServer
 
 PARTNERS = [

@@ -12,15 +12,15 @@ from hub.composition import Hub
 from hub.db import unit_of_work
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
-from tests.permits.test_store import _permit, _registration
+from tests.factories import add_registration, new_permit
 
 
 @pytest.fixture
 def permit_id(hub: Hub, clock: FixedClock) -> str:
     clock.set(datetime(2026, 11, 25, 2, 0, tzinfo=UTC))  # 10:00 in China
     with unit_of_work(hub.engine) as session:
-        registration = _registration(session, "b" * 64)
-        permit = _permit(registration, "b" * 64, "accepted")
+        registration = add_registration(session, "b" * 64)
+        permit = new_permit(registration, "b" * 64, "accepted")
         session.add(permit)
     return permit.id
 

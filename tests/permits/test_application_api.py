@@ -14,8 +14,8 @@ from hub.clock import FixedClock
 from hub.composition import Hub
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
-from tests.permits.test_identity import build
-from tests.permits.test_registration_api import body as registration_body
+from tests.factories import build
+from tests.factories import registration_body as registration_body
 
 HOLDER = build("210102", "19900115")
 

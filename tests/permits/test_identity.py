@@ -27,25 +27,13 @@ from hub.permits.identity import (
     citizen_id_problem,
     parse_citizen_id,
 )
+from tests.factories import build, with_check
 
 TODAY = date(2024, 5, 20)
 GB_EXAMPLE = "11010519491231002X"  # GB 11643-1999's example: Beijing Chaoyang, 1949-12-31, female
 GB_EXAMPLE_1880 = "440524188001010014"  # the standard's other example, born 1880
 ENCRYPTION_KEY = bytes(range(32))
 HASH_KEY = bytes(range(32, 64))
-
-
-def with_check(first17: str) -> str:
-    """Append the ISO 7064 MOD 11-2 check character, computed from the definition."""
-    assert len(first17) == 17 and first17.isascii() and first17.isdigit()
-    total = sum(int(digit) * (2 ** (17 - i) % 11) for i, digit in enumerate(first17))
-    check = (12 - total % 11) % 11  # the value that brings the full sum to 1 mod 11
-    return first17 + ("X" if check == 10 else str(check))
-
-
-def build(region: str, born: str, sequence: str = "001") -> str:
-    """A number with a correct check digit, so a test isolates the rule it is about."""
-    return with_check(region + born + sequence)
 
 
 def with_x_check(region: str, born: str) -> str:

@@ -15,10 +15,7 @@ from hub.composition import Hub
 from hub.permits.store import Registration
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
-from tests.permits.test_identity import build
-
-ADULT = build("210102", "19900115")
-CHILD = build("210102", "20150301")
+from tests.factories import ADULT, CHILD, registration_body
 
 
 @pytest.fixture
@@ -28,24 +25,6 @@ def office(
     clock.set(datetime(2026, 10, 13, 2, 0, tzinfo=UTC))  # Tuesday 13 October 2026, China
     new = register_client("public-security", ("registry:read", "registry:write"))
     return bearer(access_token(app_client, new))
-
-
-def body(**changes: Any) -> dict[str, Any]:
-    base = {
-        "citizen_id": ADULT,
-        "name": "王芳",
-        "ethnicity": "汉族",
-        "household_address": "辽宁省沈阳市和平区某街1号",
-        "household_region": "210102",
-        "current_address": "赤峰市红山区某小区2号楼",
-        "current_region": "150402",
-        "reason": "employment",
-        "workplace": "赤峰某建材有限公司",
-        "contact": "13800000000",
-        "arrived_on": "2026-09-28",
-    }
-    base.update(changes)
-    return {key: value for key, value in base.items() if value is not None}
 
 
 @pytest.mark.parametrize(
@@ -61,7 +40,7 @@ def test_registration_records_lateness_on_the_official_calendar(
     app_client: TestClient, office: dict[str, str], arrived_on: str, due: str, late: bool
 ) -> None:
     response = app_client.post(
-        "/registry/v1/registrations", headers=office, json=body(arrived_on=arrived_on)
+        "/registry/v1/registrations", headers=office, json=registration_body(arrived_on=arrived_on)
     )
     assert response.status_code == 201, response.text
     view = response.json()
@@ -77,7 +56,7 @@ def test_registration_records_lateness_on_the_official_calendar(
 def test_the_clear_id_is_stored_nowhere(
     app_client: TestClient, office: dict[str, str], hub: Hub
 ) -> None:
-    app_client.post("/registry/v1/registrations", headers=office, json=body())
+    app_client.post("/registry/v1/registrations", headers=office, json=registration_body())
     with Session(hub.engine) as session:
         row = session.exec(select(Registration)).one()
         assert ADULT.encode() not in row.citizen_id_sealed
@@ -91,7 +70,9 @@ def test_the_clear_id_is_stored_nowhere(
 
 def test_imported_temporary_permit_years(app_client: TestClient, office: dict[str, str]) -> None:
     response = app_client.post(
-        "/registry/v1/registrations", headers=office, json=body(temporary_permit_since="2019-05-01")
+        "/registry/v1/registrations",
+        headers=office,
+        json=registration_body(temporary_permit_since="2019-05-01"),
     )
     assert response.status_code == 201
     assert response.json()["residence_start"] == "2019-05-01"
@@ -103,7 +84,9 @@ def test_a_guardian_declares_for_a_minor(app_client: TestClient, office: dict[st
     response = app_client.post(
         "/registry/v1/registrations",
         headers=office,
-        json=body(citizen_id=CHILD, declarant=declarant, reason="family", workplace=None),
+        json=registration_body(
+            citizen_id=CHILD, declarant=declarant, reason="family", workplace=None
+        ),
     )
     assert response.status_code == 201, response.text
     assert response.json()["declarant_relation"] == "guardian"
@@ -185,7 +168,9 @@ def test_refusals_point_at_the_field(
     slug: str,
     pointer: str,
 ) -> None:
-    response = app_client.post("/registry/v1/registrations", headers=office, json=body(**changes))
+    response = app_client.post(
+        "/registry/v1/registrations", headers=office, json=registration_body(**changes)
+    )
     assert response.status_code == status, response.text
     problem = response.json()
     assert problem["type"] == f"/problems/{slug}"

@@ -22,7 +22,7 @@ from hub.permits.store import Outbox, Permit, PermitEvent, Registration
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
-from tests.permits.test_registration_api import body as registration_body
+from tests.factories import registration_body as registration_body
 
 RENTED = {
     "condition": "residence",

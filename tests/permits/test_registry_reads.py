@@ -18,8 +18,8 @@ from hub.permits.store import Registration
 from hub.problems import Problem
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
-from tests.permits.test_identity import build
-from tests.permits.test_registration_api import body as registration_body
+from tests.factories import build
+from tests.factories import registration_body as registration_body
 
 A_CITIZEN_ID = build("110105", "19491231", "002")
 RENTED = {

@@ -15,8 +15,7 @@ from hub.db import unit_of_work
 from hub.permits import domain, service
 from hub.permits.jurisdictions import load_jurisdictions
 from hub.permits.store import Outbox, Permit, PermitEvent
-from tests.permits.test_jurisdictions import SHIPPED
-from tests.permits.test_store import _permit, _registration
+from tests.factories import SHIPPED_JURISDICTIONS, add_registration, new_permit
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 25)
@@ -29,8 +28,8 @@ LIFECYCLE = service.Lifecycle(AUDIT, lambda _: RULES, WorkingCalendar())
 @pytest.fixture
 def permit_id(engine: Engine) -> str:
     with unit_of_work(engine) as session:
-        registration = _registration(session, "a" * 64)
-        permit = _permit(registration, "a" * 64, "accepted")
+        registration = add_registration(session, "a" * 64)
+        permit = new_permit(registration, "a" * 64, "accepted")
         session.add(permit)
     return permit.id
 
@@ -139,7 +138,7 @@ def test_card_fees_follow_the_jurisdiction(engine: Engine, permit_id: str) -> No
 
 
 def test_shipped_fees_reach_the_lifecycle() -> None:
-    places = load_jurisdictions(SHIPPED)
+    places = load_jurisdictions(SHIPPED_JURISDICTIONS)
     chifeng = places["chifeng"].lifecycle_rules().card_fees
     assert chifeng.charges["renewal"] == ("card-cost", "[CF §21]")
     assert chifeng.old_card_returned_on_renewal

@@ -17,7 +17,7 @@ from hub.schemas import domain as schema_domain
 from hub.schemas import service as schema_service
 from hub.schemas.store import Agreement
 from tests.conftest import seed_shipped_agreements
-from tests.connectors.test_exchange_api import set_agreement_status
+from tests.connectors.helpers import set_agreement_status
 
 EDUCATION = Department.EDUCATION
 TODAY = date(2026, 11, 26)

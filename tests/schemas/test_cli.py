@@ -8,39 +8,43 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hub.schemas.service import builtin_schemas
-from tests.test_cli import _env, run_hub
+from tests.commands import hub_env, run_console_script, run_hub
 
 PERSON = {"type": "object", "properties": {"name": {"type": "string"}}}
 
 
 def test_governance_at_the_console(database_url: str, tmp_path: Path) -> None:
-    env = _env(database_url)
-    assert run_hub("db", "upgrade", env=env).returncode == 0
-    listed = run_hub("schemas", "list", env=env)
+    env = hub_env(database_url)
+    assert run_console_script("db", "upgrade", env=env).returncode == 0
+    listed = run_console_script("schemas", "list", env=env)
     assert listed.returncode == 0, listed.stderr
     assert "holder-record  [BACKWARD]  1 ACTIVE" in listed.stdout.splitlines()
 
     first = tmp_path / "person.json"
     first.write_text(json.dumps(PERSON))
-    registered = run_hub("schemas", "register", "person", str(first), "--active", env=env)
+    registered = run_console_script(
+        "schemas", "register", "person", str(first), "--active", env=env
+    )
     assert registered.returncode == 0, registered.stderr
     assert registered.stdout.startswith("person version 1 (id ")
     assert registered.stdout.rstrip().endswith("ACTIVE")
 
     narrowed = tmp_path / "narrowed.json"
     narrowed.write_text(json.dumps({**PERSON, "required": ["name"]}))
-    checked = run_hub("schemas", "check", "person", str(narrowed), env=env)
+    checked = run_console_script("schemas", "check", "person", str(narrowed), env=env)
     assert checked.returncode == 1
     assert "required-added at /properties/name" in checked.stdout
     assert checked.stderr.strip() == f"hub: {narrowed} breaks person's BACKWARD compatibility."
-    refused = run_hub("schemas", "register", "person", str(narrowed), env=env)
+    refused = run_console_script("schemas", "register", "person", str(narrowed), env=env)
     assert refused.returncode == 1
 
     widened = tmp_path / "widened.json"
     widened.write_text(json.dumps({**PERSON, "properties": {"name": {"type": ["string", "null"]}}}))
-    assert run_hub("schemas", "check", "person", str(widened), env=env).returncode == 0
-    assert run_hub("schemas", "register", "person", str(widened), env=env).returncode == 0
-    diff = run_hub("schemas", "diff", "person", "1", "latest", env=env)
+    assert run_console_script("schemas", "check", "person", str(widened), env=env).returncode == 0
+    assert (
+        run_console_script("schemas", "register", "person", str(widened), env=env).returncode == 0
+    )
+    diff = run_console_script("schemas", "diff", "person", "1", "latest", env=env)
     assert diff.returncode == 0, diff.stderr
     assert diff.stdout.splitlines()[:2] == [
         "person 1 -> 2",
@@ -50,7 +54,7 @@ def test_governance_at_the_console(database_url: str, tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_sentence(database_url: str, tmp_path: Path) -> None:
-    env = _env(database_url)
+    env = hub_env(database_url)
     assert run_hub("db", "upgrade", env=env).returncode == 0
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
@@ -69,7 +73,7 @@ def test_bad_input_is_one_sentence(database_url: str, tmp_path: Path) -> None:
 def test_a_version_is_an_object_and_goes_live_only_if_the_agreements_allow_it(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = _env(database_url)
+    env = hub_env(database_url)
     assert run_hub("db", "upgrade", env=env).returncode == 0  # seeds config/agreements
     boolean = tmp_path / "true.json"
     boolean.write_text("true")
