@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Self, get_args
 
 from pydantic_core.core_schema import ErrorType
 from sqlalchemy.exc import DataError
@@ -137,6 +137,19 @@ class DomainProblem(Exception):
 
     A refusal that must still be audited is not raised: it is returned, for the caller to
     commit its audit entry and then answer."""
+
+    pointer: str | None = None
+    """The member of the request the problem is about (RFC 6901), where the code that raised
+    it knows which: set by `at`, answered as the problem's one `errors` entry."""
+
+    def at(self, pointer: str) -> Self:
+        """This problem, about the request member at `pointer`."""
+        self.pointer = pointer
+        return self
+
+    def field_errors(self, text: Text) -> list[FieldError]:
+        """`text` at the member the problem is about; none where no member is named."""
+        return [FieldError(text, pointer=self.pointer)] if self.pointer is not None else []
 
     def problem(self) -> Problem:
         raise NotImplementedError(f"{type(self).__name__} names no problem")

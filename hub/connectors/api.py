@@ -24,23 +24,18 @@ from hub.connectors.problems import (
     CURSOR_INVALID,
     HOLDER_NOT_FOUND,
     NO_AGREEMENT,
-    PROOF_INVALID,
-    PROOF_NOT_OWNED,
     PROOF_REVOKED,
     PULL_NOT_ENABLED,
 )
 from hub.connectors.views import FeedPageView, FiledProof
 from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession
-from hub.permits import applications
 from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_citizen_id
-from hub.permits.problems import PROOF_CONFLICT, PROOF_NOT_FOUND
+from hub.permits.problems import PROOF_NOT_FOUND
 from hub.permits.store import Proof
-from hub.problems import VALIDATION_FAILED, FieldError, Problem, Text, problem_response
+from hub.problems import FieldError, Problem, Text, problem_response
 from hub.publishing.terms import Refusal
 from hub.publishing.views import HolderRecord
-from hub.schemas import service
-from hub.schemas.problems import SCHEMA_NOT_IN_USE, VERSION_RETIRED
 
 router = APIRouter(prefix="/exchange/v1", tags=["Exchange"], route_class=GuardedRoute)
 
@@ -184,76 +179,15 @@ _PROOF_LINKS: Final = {
 def submit_proof(
     request: Request, body: ProofSubmission, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
-    principal = principal_of(request)
-    try:
-        proof, new = exchange.submit_proof(
-            session,
-            hub,
-            actor_of(request),
-            principal.department,
-            body.subject,
-            body.schema_version,
-            body.proof,
-        )
-    except exchange.ProofNotYours as refused:
-        what = refused.kind or refused.subject
-        raise Problem(
-            PROOF_NOT_OWNED,
-            Text(
-                f"{principal.department.value} 不能报送 {what}",
-                f"{principal.department.value} does not file {what}",
-            ),
-            errors=[
-                FieldError(
-                    Text("不是本部门主管的证明", "not your department's"),
-                    pointer="/proof/kind" if refused.kind else "/subject",
-                )
-            ],
-        ) from None
-    except service.SchemaNotInUse as error:
-        raise Problem(
-            SCHEMA_NOT_IN_USE,
-            Text(f"{error.subject} 没有可用于交换的该版本", str(error)),
-            errors=[FieldError(Text("版本未启用", "not in use"), pointer="/schema_version")],
-        ) from None
-    except service.VersionNotFound:
-        raise Problem(
-            VALIDATION_FAILED,
-            errors=[FieldError(Text("该版本不存在", "no such version"), pointer="/schema_version")],
-        ) from None
-    except service.VersionRetired as retired:
-        raise Problem(
-            VERSION_RETIRED,
-            Text(f"{retired} 已停用", f"{retired} is retired"),
-            errors=[FieldError(Text("版本已停用", "retired"), pointer="/schema_version")],
-        ) from None
-    except exchange.DocumentInvalid as invalid:
-        raise Problem(
-            PROOF_INVALID,
-            Text(
-                f"证明文件有 {len(invalid.issues)} 处不符合 "
-                f"{invalid.subject} 第 {invalid.version} 版",
-                f"{len(invalid.issues)} issue(s) against {invalid.subject} version "
-                f"{invalid.version}",
-            ),
-            errors=[
-                FieldError(Text(issue.zh, issue.en), pointer="/proof" + issue.pointer)
-                for issue in invalid.issues
-            ],
-            extensions={"subject": invalid.subject, "schema_version": invalid.version},
-        ) from None
-    except InvalidCitizenId as error:
-        raise citizen_id_problem(error, "/proof/citizen_id") from None
-    except applications.ProofConflict:
-        proof_id = str(body.proof.get("proof_id"))
-        raise Problem(
-            PROOF_CONFLICT,
-            Text(
-                f"证明编号 {proof_id} 已以其他内容报送",
-                f"Proof {proof_id} was filed before with other content",
-            ),
-            errors=[FieldError(Text("编号已使用", "already used"), pointer="/proof/proof_id")],
-        ) from None
+    proof, new = exchange.submit_proof(
+        session,
+        hub,
+        actor_of(request),
+        principal_of(request).department,
+        body.subject,
+        body.schema_version,
+        body.proof,
+    )
     return JSONResponse(
         FiledProof.of(proof).model_dump(mode="json"),
         status_code=201 if new else 200,

@@ -38,10 +38,12 @@ from hub.audit import Actor
 from hub.auth.domain import Department
 from hub.composition import Hub
 from hub.connectors.config import DepartmentLink
+from hub.connectors.problems import PROOF_INVALID, PROOF_NOT_OWNED
 from hub.db import INT_MAX, aware
 from hub.permits import applications, eligibility
-from hub.permits.identity import CitizenId, parse_citizen_id
+from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
 from hub.permits.store import LIVE_STATES, Permit, PermitEvent, Proof, Registration
+from hub.problems import VALIDATION_FAILED, DomainProblem, FieldError, Problem, Text
 from hub.publishing.publisher import OnDemand, Publisher
 from hub.publishing.records import RecordUnavailable
 from hub.publishing.terms import Refusal, read_agreement_in_force, read_version_in_use
@@ -81,21 +83,45 @@ gaps. A transaction that writes events for longer than this could still be overt
 # --- outcomes and refusals ---------------------------------------------------------------------
 
 
-class ProofNotYours(Exception):
+class ProofNotYours(DomainProblem):
     """The caller's department is not the authority for this subject (or kind)."""
 
     def __init__(self, subject: str, department: Department, kind: str | None = None) -> None:
         super().__init__(f"{department.value} may not file {kind or subject}")
         self.subject, self.department, self.kind = subject, department, kind
+        self.at(f"{PROOF}/kind" if kind else "/subject")
+
+    def problem(self) -> Problem:
+        what, who = self.kind or self.subject, self.department.value
+        return Problem(
+            PROOF_NOT_OWNED,
+            Text(f"{who} 不能报送 {what}", f"{who} does not file {what}"),
+            errors=self.field_errors(Text("不是本部门主管的证明", "not your department's")),
+        )
 
 
-class DocumentInvalid(ValueError):
+class DocumentInvalid(DomainProblem, ValueError):
     """The proof document breaks its schema (or a rule the schema cannot state); every issue,
     with pointers into the document and no value from it."""
 
     def __init__(self, issues: list[Issue], schema: SchemaVersion) -> None:
         super().__init__(f"{len(issues)} problem(s) in the document")
         self.issues, self.subject, self.version = issues, schema.subject, schema.version
+
+    def problem(self) -> Problem:
+        count, subject, version = len(self.issues), self.subject, self.version
+        return Problem(
+            PROOF_INVALID,
+            Text(
+                f"证明文件有 {count} 处不符合 {subject} 第 {version} 版",
+                f"{count} issue(s) against {subject} version {version}",
+            ),
+            errors=[
+                FieldError(Text(issue.zh, issue.en), pointer=PROOF + issue.pointer)
+                for issue in self.issues
+            ],
+            extensions={"subject": subject, "schema_version": version},
+        )
 
 
 class ProofNotFound(LookupError):
@@ -144,15 +170,20 @@ def submit_proof(
 ) -> tuple[Proof, bool]:
     """File a department's proof; True if it is new, False if the same was filed before.
 
-    Raises ProofNotYours (checked first: a department learns nothing about subjects it does not
-    own), service.SchemaNotInUse, service.VersionNotFound / VersionRetired, DocumentInvalid,
-    InvalidCitizenId (born in the future: the schema's format cannot know today) and
-    applications.ProofConflict (the proof id was filed with other content).
+    The arguments are the members of a submission (`subject`, `schema_version`, `proof`), and
+    each refusal is a problem about one of them: ProofNotYours (checked first: a department
+    learns nothing about subjects it does not own), service.SchemaNotInUse or VersionRetired,
+    a 422 for a version that does not exist, DocumentInvalid, a refused citizen ID (born in
+    the future: the schema's format cannot know today) and applications.ProofConflict (the
+    proof id was filed with other content).
     """
     if PROOF_SUBJECTS.get(subject) is not department:
         raise ProofNotYours(subject, department)
-    chosen = _proof_version(session, subject, version)
-    row, issues = service.validate(session, hub.schemas, subject, chosen.version, document)
+    try:
+        chosen = _proof_version(session, subject, version)
+        row, issues = service.validate(session, hub.schemas, subject, chosen.version, document)
+    except (service.SchemaNotInUse, service.VersionRetired) as refused:
+        raise refused.at("/schema_version") from None
     if issues:
         raise DocumentInvalid(issues, row)
     kind = str(document["kind"])
@@ -163,7 +194,10 @@ def submit_proof(
     valid_to = date.fromisoformat(document["valid_to"]) if document.get("valid_to") else None
     if valid_to is not None and valid_to < valid_from:
         raise DocumentInvalid([_ENDS_BEFORE_IT_STARTS], row)
-    citizen_id = parse_citizen_id(document["citizen_id"], today=hub.clock.today())
+    try:
+        citizen_id = parse_citizen_id(document["citizen_id"], today=hub.clock.today())
+    except InvalidCitizenId as error:
+        raise citizen_id_problem(error, f"{PROOF}/citizen_id") from None
     id_hash = hub.vault.lookup_hash(citizen_id)
     data = applications.ProofInput(
         citizen_id_hash=id_hash,
@@ -175,11 +209,17 @@ def submit_proof(
         details=dict(document["details"]),
     )
     now = hub.clock.now()
-    proof, new = _store(session, hub, data, actor, now)
+    try:
+        proof, new = _store(session, hub, data, actor, now)
+    except applications.ProofConflict as conflict:
+        raise conflict.at(f"{PROOF}/proof_id") from None
     outcome = f"stored:{kind}" if new else f"repeat:{kind}"
     hub.audit.record(session, actor.did("exchange.proof", outcome, id_hash, PROOF_PURPOSE), now)
     return proof, new
 
+
+PROOF: Final = "/proof"
+"""Where a submission holds the proof document: the prefix of the pointers into it."""
 
 _ENDS_BEFORE_IT_STARTS: Final = Issue(
     "/valid_to", "valid_to", "must not be before valid_from", "不得早于 valid_from"
@@ -197,6 +237,11 @@ def _proof_version(session: Session, subject: str, version: int | None) -> Schem
         row = service.version_of(session, subject, version)
     except service.SubjectNotFound:
         raise service.SchemaNotInUse(subject, version) from None
+    except service.VersionNotFound:
+        raise Problem(
+            VALIDATION_FAILED,
+            errors=[FieldError(Text("该版本不存在", "no such version"), pointer="/schema_version")],
+        ) from None
     if row.state == domain.VersionState.DRAFT:
         raise service.SchemaNotInUse(subject, version)
     return row  # RETIRED: service.validate refuses it

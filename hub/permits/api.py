@@ -28,7 +28,6 @@ from hub.permits.problems import (
     CLAIM_INVALID,
     INELIGIBLE,
     PERMIT_EXISTS,
-    PROOF_CONFLICT,
     REFUSED,
     REGISTRATION_REFUSED,
 )
@@ -536,14 +535,6 @@ def record_proof(
         text = Text(invalid.zh, invalid.en)
         raise Problem(
             CLAIM_INVALID, text, errors=[FieldError(text, pointer=invalid.pointer)]
-        ) from None
-    except applications.ProofConflict:
-        # The proof id is not repeated: a social-insurance number is the citizen ID.
-        raise Problem(
-            PROOF_CONFLICT,
-            Text(
-                "该证明编号已登记为其他内容", "This proof id was recorded before with other content"
-            ),
         ) from None
     view = {
         "id": proof.id,

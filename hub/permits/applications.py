@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from hub.audit import Actor, AuditLog
 from hub.permits import eligibility
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
+from hub.permits.problems import PROOF_CONFLICT
 from hub.permits.service import (
     REGISTRY_PURPOSE,
     Lifecycle,
@@ -29,6 +30,7 @@ from hub.permits.service import (
     record_event,
 )
 from hub.permits.store import LIVE_STATES, Permit, Proof, Registration
+from hub.problems import DomainProblem, Problem, Text
 
 
 class PermitExists(Exception):
@@ -177,8 +179,17 @@ class ProofInput:
     details: dict[str, Any]
 
 
-class ProofConflict(Exception):
-    """The department's proof id was recorded before with other content."""
+class ProofConflict(DomainProblem):
+    """The department's proof id was recorded before with other content. The id is not
+    repeated to the caller: a social-insurance number is the citizen ID."""
+
+    def problem(self) -> Problem:
+        text = Text(
+            "该证明编号已登记为其他内容", "This proof id was recorded before with other content"
+        )
+        return Problem(
+            PROOF_CONFLICT, text, errors=self.field_errors(Text("编号已使用", "already used"))
+        )
 
 
 def check_repeat(existing: Proof, data: ProofInput) -> None:

@@ -37,7 +37,6 @@ from hub.schemas.problems import (
     SCHEMA_INVALID,
     SUBJECT_NOT_FOUND,
     VERSION_NOT_FOUND,
-    VERSION_RETIRED,
 )
 from hub.schemas.store import Agreement, SchemaSubject, current_agreements
 from hub.schemas.validation import Issue
@@ -381,11 +380,6 @@ def validate_document(
         )
     except (service.SubjectNotFound, service.VersionNotFound) as error:
         raise _not_found(error) from None
-    except service.VersionRetired:
-        raise Problem(
-            VERSION_RETIRED,
-            Text(f"{subject} 第 {version} 版已停用", f"{subject} version {version} is retired"),
-        ) from None
     return views.ValidationReport(
         subject=row.subject,
         version=row.version,

@@ -24,8 +24,10 @@ from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditLog
 from hub.clock import china_date
+from hub.problems import DomainProblem, Problem, Text
 from hub.schemas import domain
 from hub.schemas.compat import CompatibilityMode, Violation, check, diff
+from hub.schemas.problems import SCHEMA_NOT_IN_USE, VERSION_RETIRED
 from hub.schemas.projection import Resolve, unkept_required
 from hub.schemas.store import (
     Agreement,
@@ -71,7 +73,7 @@ class Incompatible(ValueError):
         self.mode, self.violations = mode, violations
 
 
-class SchemaNotInUse(LookupError):
+class SchemaNotInUse(DomainProblem, LookupError):
     """No ACTIVE or DEPRECATED version to validate against (a DRAFT is not exchanged yet)."""
 
     def __init__(self, subject: str, version: int | None) -> None:
@@ -79,9 +81,28 @@ class SchemaNotInUse(LookupError):
         super().__init__(f"{subject}: {which} in use")
         self.subject, self.version = subject, version
 
+    def problem(self) -> Problem:
+        which = f"第 {self.version} 版" if self.version is not None else "任何版本"
+        return Problem(
+            SCHEMA_NOT_IN_USE,
+            Text(f"{self.subject} 没有在用的{which}", str(self)),
+            errors=self.field_errors(Text("版本未启用", "not in use")),
+        )
 
-class VersionRetired(ValueError):
+
+class VersionRetired(DomainProblem, ValueError):
     """Nothing is validated, published or accepted against a RETIRED version."""
+
+    def __init__(self, subject: str, version: int) -> None:
+        super().__init__(f"{subject} version {version} is retired")
+        self.subject, self.version = subject, version
+
+    def problem(self) -> Problem:
+        return Problem(
+            VERSION_RETIRED,
+            Text(f"{self.subject} 第 {self.version} 版已停用", str(self)),
+            errors=self.field_errors(Text("版本已停用", "retired")),
+        )
 
 
 class Registry:
@@ -463,7 +484,7 @@ def validate(
     refuses (VersionRetired); a use of a DEPRECATED one is counted."""
     row = version_of(session, subject, version)
     if row.state == domain.VersionState.RETIRED:
-        raise VersionRetired(_name(row))
+        raise VersionRetired(row.subject, row.version)
     registry.remember(session, row)
     issues = registry.validators.get(row.subject, row.version).errors(document)
     if row.state == domain.VersionState.DEPRECATED:

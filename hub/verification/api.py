@@ -33,8 +33,6 @@ from hub.problems import (
     negotiate_language,
 )
 from hub.publishing.views import HolderRecord
-from hub.schemas.problems import SCHEMA_NOT_IN_USE
-from hub.schemas.service import SchemaNotInUse
 from hub.verification import domain, offline, service, store
 from hub.verification.domain import REASON_TITLES, Decision, Reason, Service
 from hub.verification.problems import OFFLINE_CONFLICT
@@ -455,10 +453,6 @@ def report_offline(
 ) -> dict[str, Any]:
     try:
         fresh = offline.report(session, hub, principal_of(request), body.decisions)
-    except SchemaNotInUse as error:
-        raise Problem(
-            SCHEMA_NOT_IN_USE, Text(f"{error.subject} 没有在用的版本", str(error))
-        ) from None
     except offline.ReportInvalid as invalid:
         raise Problem(
             VALIDATION_FAILED,

@@ -105,6 +105,7 @@ def test_a_proof_is_filed_once_repeated_idempotently_and_never_rewritten(
     assert changed.status_code == 409, changed.text
     assert changed.json()["type"] == "/problems/proof-conflict"
     assert changed.json()["errors"][0]["pointer"] == "/proof/proof_id"
+    assert "HRSS-150429-2026-000123" not in changed.text  # a proof id may be a citizen ID
 
     read = app_client.get(first.headers["location"], headers=hr)
     assert read.status_code == 200 and read.json() == filed
