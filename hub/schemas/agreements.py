@@ -25,7 +25,9 @@ from sqlmodel import Session, col, select
 from hub.audit import Actor, AuditLog
 from hub.auth.domain import Department
 from hub.clock import china_date
+from hub.problems import DomainProblem, Problem, Text
 from hub.schemas import domain, service
+from hub.schemas.problems import AGREEMENT_REFUSED
 from hub.schemas.projection import Projection, Resolve, missing_fields
 from hub.schemas.service import Registry
 from hub.schemas.store import Agreement, SchemaVersion
@@ -37,13 +39,23 @@ class AgreementNotFound(LookupError):
     pass
 
 
-class AgreementRefused(ValueError):
+class AgreementRefused(DomainProblem, ValueError):
     """Terms the registry cannot accept, naming the field (JSON pointer into the body)."""
 
     def __init__(self, pointer: str, zh: str, en: str, fields: list[str] | None = None) -> None:
         super().__init__(en)
-        self.pointer, self.zh, self.en = pointer, zh, en
+        self.zh, self.en = zh, en
         self.fields = fields or []
+        self.at(pointer)
+
+    def problem(self) -> Problem:
+        text = Text(self.zh, self.en)
+        return Problem(
+            AGREEMENT_REFUSED,
+            text,
+            errors=self.field_errors(text),
+            extensions={"unknown_fields": self.fields} if self.fields else {},
+        )
 
 
 class StaleAgreement(Exception):
@@ -124,7 +136,7 @@ def _write(
         resolve = registry.resolve_through(session)
         found = service.shortfalls(resolve, [row], terms.subject, versions)
         if found:
-            raise domain.AgreementTooNarrow(found)
+            raise domain.AgreementTooNarrow(found).at("/fields")
     session.add(row)
     session.flush()
     action = "agreement.create" if version == 1 else "agreement.amend"

@@ -25,21 +25,13 @@ from hub.auth.domain import Department, Principal
 from hub.auth.guard import CurrentActor, GuardedRoute, principal_of, requires
 from hub.db import INT_MAX
 from hub.deps import CurrentHub, DbSession, IsoDate
-from hub.problems import FieldError, Problem, Text
+from hub.problems import Problem, Text
 from hub.schemas import agreements, domain, service, views
 from hub.schemas.compat import CompatibilityMode
 from hub.schemas.problems import (
     AGREEMENT_NOT_FOUND,
-    AGREEMENT_REFUSED,
-    AGREEMENT_TOO_NARROW,
-    ILLEGAL_STATE_CHANGE,
-    SCHEMA_INCOMPATIBLE,
-    SCHEMA_INVALID,
-    SUBJECT_NOT_FOUND,
-    VERSION_NOT_FOUND,
 )
 from hub.schemas.store import Agreement, SchemaSubject, current_agreements
-from hub.schemas.validation import Issue
 
 router = APIRouter(prefix="/schemas/v1", tags=["Schema registry"], route_class=GuardedRoute)
 
@@ -134,77 +126,6 @@ def _version_ref(text: str) -> int | str:
     return text if text == "latest" else int(text)
 
 
-def _not_found(error: LookupError) -> Problem:
-    kind = SUBJECT_NOT_FOUND if isinstance(error, service.SubjectNotFound) else VERSION_NOT_FOUND
-    return Problem(kind, Text(f"未找到：{error}", f"Not found: {error}"))
-
-
-def _issues(issues: list[Issue], prefix: str) -> list[FieldError]:
-    return [
-        FieldError(Text(issue.zh, issue.en), pointer=prefix + issue.pointer) for issue in issues
-    ]
-
-
-def _incompatible(error: service.Incompatible) -> Problem:
-    return Problem(
-        SCHEMA_INCOMPATIBLE,
-        Text(
-            f"按 {error.mode} 规则，有 {len(error.violations)} 处不兼容的变更",
-            f"{len(error.violations)} change(s) break {error.mode}",
-        ),
-        errors=[
-            FieldError(
-                Text(
-                    f"与第 {v.against_version} 版相比（{v.direction}）：{v.change.zh}",
-                    f"against version {v.against_version} ({v.direction}): {v.change.en}",
-                ),
-                pointer="/schema" + v.change.pointer,
-            )
-            for v in error.violations
-        ],
-        extensions={
-            "compatibility": error.mode.value,
-            "violations": [
-                views.violation_view(v).model_dump(mode="json") for v in error.violations
-            ],
-        },
-    )
-
-
-def _too_narrow(error: domain.AgreementTooNarrow, pointer: str | None = None) -> Problem:
-    """Each agreement to amend first and the fields it must allow; with `pointer` (the body's
-    field list, when the change is an agreement's), one error per field."""
-    lines = [shortfall.describe() for shortfall in error.shortfalls]
-    return Problem(
-        AGREEMENT_TOO_NARROW,
-        Text(
-            "；".join(zh for _, zh in lines) + "。请先修订协议，或改用不要求这些字段的版本",
-            "; ".join(en for en, _ in lines)
-            + ". Amend the agreements first, or use a version that does not require them",
-        ),
-        errors=[
-            FieldError(Text(f"须允许 {field}", f"must allow {field}"), pointer=pointer)
-            for shortfall in error.shortfalls
-            for field in shortfall.fields
-        ]
-        if pointer is not None
-        else [],
-        extensions={
-            "agreements": [
-                {
-                    "id": shortfall.agreement,
-                    "version": shortfall.agreement_version,
-                    "department": shortfall.department,
-                    "subject": shortfall.subject,
-                    "schema_version": shortfall.schema_version,
-                    "fields": list(shortfall.fields),
-                }
-                for shortfall in error.shortfalls
-            ]
-        },
-    )
-
-
 # --- subjects and versions ----------------------------------------------------------------
 
 
@@ -222,10 +143,7 @@ def list_subjects(session: DbSession) -> list[views.SubjectView]:
 @router.get("/subjects/{subject}/versions", summary="The versions of a subject")
 @requires("schemas:read")
 def list_versions(subject: SubjectName, session: DbSession) -> list[views.VersionSummary]:
-    try:
-        rows = service.versions_of(session, subject)
-    except service.SubjectNotFound as error:
-        raise _not_found(error) from None
+    rows = service.versions_of(session, subject)
     return [views.version_summary(row) for row in rows]
 
 
@@ -272,23 +190,16 @@ def register_version(
     session: DbSession,
     hub: CurrentHub,
 ) -> JSONResponse:
-    try:
-        done = service.register(
-            session,
-            hub.schemas,
-            hub.audit,
-            subject,
-            body.schema_,
-            state=domain.VersionState(body.state),
-            actor=actor,
-            now=hub.clock.now(),
-        )
-    except service.SchemaInvalid as error:
-        raise Problem(SCHEMA_INVALID, errors=_issues(error.issues, "/schema")) from None
-    except service.Incompatible as error:
-        raise _incompatible(error) from None
-    except domain.AgreementTooNarrow as error:
-        raise _too_narrow(error) from None
+    done = service.register(
+        session,
+        hub.schemas,
+        hub.audit,
+        subject,
+        body.schema_,
+        state=domain.VersionState(body.state),
+        actor=actor,
+        now=hub.clock.now(),
+    )
     row = done.version
     return JSONResponse(
         views.version_view(row).model_dump(mode="json", by_alias=True),
@@ -300,10 +211,7 @@ def register_version(
 @router.get("/subjects/{subject}/versions/{version}", summary="One version, with its schema")
 @requires("schemas:read")
 def get_version(subject: SubjectName, version: VersionRef, session: DbSession) -> views.VersionView:
-    try:
-        return views.version_view(service.version_of(session, subject, _version_ref(version)))
-    except (service.SubjectNotFound, service.VersionNotFound) as error:
-        raise _not_found(error) from None
+    return views.version_view(service.version_of(session, subject, _version_ref(version)))
 
 
 class StateBody(BaseModel):
@@ -331,27 +239,16 @@ def change_state(
     session: DbSession,
     hub: CurrentHub,
 ) -> views.VersionSummary:
-    try:
-        row = service.set_state(
-            session,
-            hub.schemas,
-            hub.audit,
-            subject,
-            version,
-            body.state,
-            actor=actor,
-            now=hub.clock.now(),
-        )
-    except (service.SubjectNotFound, service.VersionNotFound) as error:
-        raise _not_found(error) from None
-    except domain.IllegalStateChange as error:
-        raise Problem(
-            ILLEGAL_STATE_CHANGE,
-            Text(f"{error.current} 版本不能变为 {error.wanted}", str(error)),
-            extensions={"state": error.current.value},
-        ) from None
-    except domain.AgreementTooNarrow as error:
-        raise _too_narrow(error) from None
+    row = service.set_state(
+        session,
+        hub.schemas,
+        hub.audit,
+        subject,
+        version,
+        body.state,
+        actor=actor,
+        now=hub.clock.now(),
+    )
     return views.version_summary(row)
 
 
@@ -374,12 +271,9 @@ def validate_document(
     session: DbSession,
     hub: CurrentHub,
 ) -> views.ValidationReport:
-    try:
-        row, issues = service.validate(
-            session, hub.schemas, subject, _version_ref(version), body.document
-        )
-    except (service.SubjectNotFound, service.VersionNotFound) as error:
-        raise _not_found(error) from None
+    row, issues = service.validate(
+        session, hub.schemas, subject, _version_ref(version), body.document
+    )
     return views.ValidationReport(
         subject=row.subject,
         version=row.version,
@@ -410,12 +304,9 @@ def diff_versions(
         ),
     ],
 ) -> views.DiffView:
-    try:
-        first, second, changes = service.difference(
-            session, subject, _version_ref(older), _version_ref(newer)
-        )
-    except (service.SubjectNotFound, service.VersionNotFound) as error:
-        raise _not_found(error) from None
+    first, second, changes = service.difference(
+        session, subject, _version_ref(older), _version_ref(newer)
+    )
     return views.DiffView(
         subject=subject,
         from_=first.version,
@@ -442,10 +333,7 @@ class CandidateBody(BaseModel):
 def check_compatibility(
     subject: NewSubjectName, body: CandidateBody, session: DbSession, hub: CurrentHub
 ) -> views.CompatibilityReport:
-    try:
-        service.checked_schema(session, hub.schemas, body.schema_)
-    except service.SchemaInvalid as error:
-        raise Problem(SCHEMA_INVALID, errors=_issues(error.issues, "/schema")) from None
+    service.checked_schema(session, hub.schemas, body.schema_)
     try:
         existing: SchemaSubject | None = service.subject_row(session, subject)
     except service.SubjectNotFound:
@@ -464,10 +352,7 @@ def check_compatibility(
 def get_by_id(
     schema_id: Annotated[int, Path(ge=1, le=INT_MAX, examples=[1])], session: DbSession
 ) -> views.VersionView:
-    try:
-        return views.version_view(service.by_id(session, schema_id))
-    except service.VersionNotFound as error:
-        raise _not_found(error) from None
+    return views.version_view(service.by_id(session, schema_id))
 
 
 # --- compatibility modes ------------------------------------------------------------------
@@ -507,10 +392,7 @@ def set_default_mode(
 @router.get("/config/{subject}", summary="A subject's compatibility mode")
 @requires("schemas:read")
 def get_subject_mode(subject: SubjectName, session: DbSession) -> views.SubjectMode:
-    try:
-        row = service.subject_row(session, subject)
-    except service.SubjectNotFound as error:
-        raise _not_found(error) from None
+    row = service.subject_row(session, subject)
     mode = service.compatibility_of(session, row)
     return views.SubjectMode(compatibility=mode, is_default=row.compatibility is None)
 
@@ -524,17 +406,14 @@ def set_subject_mode(
     session: DbSession,
     hub: CurrentHub,
 ) -> views.SubjectMode:
-    try:
-        mode = service.set_compatibility(
-            session,
-            hub.audit,
-            subject,
-            body.compatibility,
-            actor=actor,
-            now=hub.clock.now(),
-        )
-    except service.SubjectNotFound as error:
-        raise _not_found(error) from None
+    mode = service.set_compatibility(
+        session,
+        hub.audit,
+        subject,
+        body.compatibility,
+        actor=actor,
+        now=hub.clock.now(),
+    )
     return views.SubjectMode(compatibility=mode, is_default=body.compatibility is None)
 
 
@@ -614,15 +493,6 @@ class AgreementBody(BaseModel):
         )
 
 
-def _refused(error: agreements.AgreementRefused) -> Problem:
-    return Problem(
-        AGREEMENT_REFUSED,
-        Text(error.zh, error.en),
-        errors=[FieldError(Text(error.zh, error.en), pointer=error.pointer)],
-        extensions={"unknown_fields": error.fields} if error.fields else {},
-    )
-
-
 def _is_admin(principal: Principal) -> bool:
     return "schemas:admin" in principal.scopes
 
@@ -694,19 +564,14 @@ def list_agreements(
 def create_agreement(
     actor: CurrentActor, body: AgreementBody, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
-    try:
-        row = agreements.create(
-            session,
-            hub.schemas,
-            hub.audit,
-            body.terms(),
-            actor=actor,
-            now=hub.clock.now(),
-        )
-    except agreements.AgreementRefused as error:
-        raise _refused(error) from None
-    except domain.AgreementTooNarrow as error:
-        raise _too_narrow(error, "/fields") from None
+    row = agreements.create(
+        session,
+        hub.schemas,
+        hub.audit,
+        body.terms(),
+        actor=actor,
+        now=hub.clock.now(),
+    )
     return _with_etag(row, 201, Location=f"/schemas/v1/agreements/{row.id}")
 
 
@@ -767,10 +632,6 @@ def amend_agreement(
             f"协议已是第 {stale.current_version} 版，请重新读取",
             f"The agreement is now at version {stale.current_version}: read it again",
         ) from None
-    except agreements.AgreementRefused as error:
-        raise _refused(error) from None
-    except domain.AgreementTooNarrow as error:
-        raise _too_narrow(error, "/fields") from None
     return _with_etag(row)
 
 
@@ -793,10 +654,7 @@ def project_record(
     hub: CurrentHub,
 ) -> views.ProjectionView:
     row = _visible(request, session, agreement_id)
-    try:
-        schema = service.version_of(session, row.subject, "latest")
-    except (service.SubjectNotFound, service.VersionNotFound) as error:
-        raise _not_found(error) from None
+    schema = service.version_of(session, row.subject, "latest")
     resolve = hub.schemas.resolve_through(session)
     projected = hub.publisher.projections.project(
         row, schema, body.record, hub.clock.today(), resolve

@@ -26,7 +26,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, Final
 
+from hub.problems import DomainProblem, FieldError, Problem, Text
 from hub.schemas.compat import CompatibilityMode
+from hub.schemas.problems import AGREEMENT_TOO_NARROW, ILLEGAL_STATE_CHANGE
 
 DEFAULT_COMPATIBILITY: Final = CompatibilityMode.BACKWARD
 SUBJECT_NAME: Final = re.compile(r"^[a-z][a-z0-9]*(?:[.-][a-z0-9]+)*$")
@@ -52,11 +54,18 @@ NEXT_STATES: Mapping[VersionState, frozenset[VersionState]] = {
 EXCHANGEABLE: Final = frozenset({VersionState.ACTIVE, VersionState.DEPRECATED})
 
 
-class IllegalStateChange(ValueError):
+class IllegalStateChange(DomainProblem, ValueError):
     def __init__(self, current: VersionState, wanted: VersionState) -> None:
         allowed = ", ".join(sorted(NEXT_STATES[current])) or "none"
         super().__init__(f"a {current} version cannot become {wanted} (allowed: {allowed})")
         self.current, self.wanted = current, wanted
+
+    def problem(self) -> Problem:
+        return Problem(
+            ILLEGAL_STATE_CHANGE,
+            Text(f"{self.current} 版本不能变为 {self.wanted}", str(self)),
+            extensions={"state": self.current.value},
+        )
 
 
 def change_state(current: VersionState, wanted: VersionState) -> VersionState:
@@ -142,10 +151,42 @@ class Shortfall:
         )
 
 
-class AgreementTooNarrow(ValueError):
+class AgreementTooNarrow(DomainProblem, ValueError):
     """A change refused because, after it, some agreement binding on a subject would not let
-    through what a version in use requires: amend each agreement first (`shortfalls`)."""
+    through what a version in use requires: amend each agreement first (`shortfalls`). At an
+    agreement's field list (`at`), one error per field it must allow."""
 
     def __init__(self, shortfalls: Sequence[Shortfall]) -> None:
         super().__init__("; ".join(shortfall.describe()[0] for shortfall in shortfalls))
         self.shortfalls = list(shortfalls)
+
+    def problem(self) -> Problem:
+        lines = [shortfall.describe() for shortfall in self.shortfalls]
+        return Problem(
+            AGREEMENT_TOO_NARROW,
+            Text(
+                "；".join(zh for _, zh in lines) + "。请先修订协议，或改用不要求这些字段的版本",
+                "; ".join(en for en, _ in lines)
+                + ". Amend the agreements first, or use a version that does not require them",
+            ),
+            errors=[
+                FieldError(Text(f"须允许 {field}", f"must allow {field}"), pointer=self.pointer)
+                for shortfall in self.shortfalls
+                for field in shortfall.fields
+            ]
+            if self.pointer is not None
+            else [],
+            extensions={
+                "agreements": [
+                    {
+                        "id": shortfall.agreement,
+                        "version": shortfall.agreement_version,
+                        "department": shortfall.department,
+                        "subject": shortfall.subject,
+                        "schema_version": shortfall.schema_version,
+                        "fields": list(shortfall.fields),
+                    }
+                    for shortfall in self.shortfalls
+                ]
+            },
+        )

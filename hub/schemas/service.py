@@ -17,17 +17,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditLog
 from hub.clock import china_date
-from hub.problems import DomainProblem, Problem, Text
+from hub.problems import DomainProblem, FieldError, Problem, Text
 from hub.schemas import domain
 from hub.schemas.compat import CompatibilityMode, Violation, check, diff
-from hub.schemas.problems import SCHEMA_NOT_IN_USE, VERSION_RETIRED
+from hub.schemas.problems import (
+    SCHEMA_INCOMPATIBLE,
+    SCHEMA_INVALID,
+    SCHEMA_NOT_IN_USE,
+    SUBJECT_NOT_FOUND,
+    VERSION_NOT_FOUND,
+    VERSION_RETIRED,
+)
 from hub.schemas.projection import Resolve, unkept_required
 from hub.schemas.store import (
     Agreement,
@@ -49,28 +56,70 @@ HUB_ACTOR = Actor("hub", "public-security")
 PURPOSE = "schema-governance"
 
 
-class SubjectNotFound(LookupError):
-    pass
+class SubjectNotFound(DomainProblem, LookupError):
+    def problem(self) -> Problem:
+        return Problem(SUBJECT_NOT_FOUND, Text(f"未找到：{self}", f"Not found: {self}"))
 
 
-class VersionNotFound(LookupError):
-    pass
+class VersionNotFound(DomainProblem, LookupError):
+    def problem(self) -> Problem:
+        return Problem(VERSION_NOT_FOUND, Text(f"未找到：{self}", f"Not found: {self}"))
 
 
 class SubjectNameInvalid(ValueError):
     pass
 
 
-class SchemaInvalid(ValueError):
+SCHEMA: Final = "/schema"
+"""Where the registry's requests carry a schema: the prefix of the pointers into it."""
+
+
+class SchemaInvalid(DomainProblem, ValueError):
     def __init__(self, issues: list[Issue]) -> None:
         super().__init__(f"{len(issues)} problem(s) in the schema")
         self.issues = issues
 
+    def problem(self) -> Problem:
+        return Problem(
+            SCHEMA_INVALID,
+            errors=[
+                FieldError(Text(issue.zh, issue.en), pointer=SCHEMA + issue.pointer)
+                for issue in self.issues
+            ],
+        )
 
-class Incompatible(ValueError):
+
+class Incompatible(DomainProblem, ValueError):
     def __init__(self, mode: CompatibilityMode, violations: list[Violation]) -> None:
         super().__init__(f"{len(violations)} change(s) break {mode}")
         self.mode, self.violations = mode, violations
+
+    def problem(self) -> Problem:
+        # Asked only by the web handler: the views' models load the OpenAPI layer, which a
+        # command building the hub does not need.
+        from hub.schemas import views
+
+        count, mode = len(self.violations), self.mode
+        return Problem(
+            SCHEMA_INCOMPATIBLE,
+            Text(f"按 {mode} 规则，有 {count} 处不兼容的变更", f"{count} change(s) break {mode}"),
+            errors=[
+                FieldError(
+                    Text(
+                        f"与第 {v.against_version} 版相比（{v.direction}）：{v.change.zh}",
+                        f"against version {v.against_version} ({v.direction}): {v.change.en}",
+                    ),
+                    pointer=SCHEMA + v.change.pointer,
+                )
+                for v in self.violations
+            ],
+            extensions={
+                "compatibility": mode.value,
+                "violations": [
+                    views.violation_view(v).model_dump(mode="json") for v in self.violations
+                ],
+            },
+        )
 
 
 class SchemaNotInUse(DomainProblem, LookupError):
