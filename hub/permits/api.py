@@ -27,9 +27,7 @@ from hub.permits.problems import (
     CANCEL_REASON,
     CLAIM_INVALID,
     INELIGIBLE,
-    PERMIT_EXISTS,
     REFUSED,
-    REGISTRATION_REFUSED,
 )
 from hub.permits.store import Permit
 from hub.permits.views import (
@@ -186,25 +184,16 @@ def create_registration(
         if declarant
         else None,
     )
-    try:
-        registration = service.register(
-            session,
-            hub.lifecycle,
-            hub.vault,
-            hub.jurisdictions,
-            data,
-            actor=actor,
-            now=hub.clock.now(),
-            today=today,
-        )
-    except service.RegistrationRefused as refused:
-        extensions = {"cite": refused.cite} if refused.cite else {}
-        raise Problem(
-            REGISTRATION_REFUSED,
-            Text(refused.zh, refused.en),
-            errors=[FieldError(Text(refused.zh, refused.en), pointer=refused.pointer)],
-            extensions=extensions,
-        ) from None
+    registration = service.register(
+        session,
+        hub.lifecycle,
+        hub.vault,
+        hub.jurisdictions,
+        data,
+        actor=actor,
+        now=hub.clock.now(),
+        today=today,
+    )
     view = service.registration_view(registration, hub.vault)
     return JSONResponse(
         view, status_code=201, headers={"Location": f"{request.url}/{registration.id}"}
@@ -420,12 +409,6 @@ def apply(
         raise Problem(
             CLAIM_INVALID, text, errors=errors, extensions={"forms": invalid.forms}
         ) from None
-    except applications.PermitExists as exists:
-        raise Problem(
-            PERMIT_EXISTS,
-            Text("一人一证：此人已持有有效居住证", "One person, one permit: a live one exists"),
-            extensions={"permit_id": exists.permit_id, "cite": "[CF §17]"},
-        ) from None
     # Refusals are answered, not raised: the transaction must commit their audit entry.
     if isinstance(outcome, eligibility.Incomplete):
         missing = [{"code": m.code, "zh": m.zh, "en": m.en} for m in outcome.missing]
@@ -523,19 +506,13 @@ def record_proof(
         valid_to=body.valid_to,
         details=body.details,
     )
-    try:
-        proof, new = applications.record_proof(
-            session,
-            hub.audit,
-            data,
-            actor=actor,
-            now=hub.clock.now(),
-        )
-    except applications.ProofInvalid as invalid:
-        text = Text(invalid.zh, invalid.en)
-        raise Problem(
-            CLAIM_INVALID, text, errors=[FieldError(text, pointer=invalid.pointer)]
-        ) from None
+    proof, new = applications.record_proof(
+        session,
+        hub.audit,
+        data,
+        actor=actor,
+        now=hub.clock.now(),
+    )
     view = {
         "id": proof.id,
         "kind": proof.kind,
@@ -597,11 +574,6 @@ def change_address(
         )
     except service.StaleWrite as stale:
         raise _stale(stale) from None
-    except service.AddressRefused as refused:
-        text = Text(refused.zh, refused.en)
-        raise Problem(
-            ADDRESS_REFUSED, text, errors=[FieldError(text, pointer=refused.pointer)]
-        ) from None
     except domain.MoveRefused as refused:
         raise _refused(refused.refusal) from None
     return with_etag(service.view(changed))

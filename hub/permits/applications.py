@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from hub.audit import Actor, AuditLog
 from hub.permits import eligibility
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
-from hub.permits.problems import PROOF_CONFLICT
+from hub.permits.problems import CLAIM_INVALID, PERMIT_EXISTS, PROOF_CONFLICT
 from hub.permits.service import (
     REGISTRY_PURPOSE,
     Lifecycle,
@@ -33,20 +33,32 @@ from hub.permits.store import LIVE_STATES, Permit, Proof, Registration
 from hub.problems import DomainProblem, Problem, Text
 
 
-class PermitExists(Exception):
+class PermitExists(DomainProblem):
     """One person, one permit [CF §17]: the holder already has a live permit."""
 
     def __init__(self, permit_id: str) -> None:
         super().__init__(permit_id)
         self.permit_id = permit_id
 
+    def problem(self) -> Problem:
+        return Problem(
+            PERMIT_EXISTS,
+            Text("一人一证：此人已持有有效居住证", "One person, one permit: a live one exists"),
+            extensions={"permit_id": self.permit_id, "cite": "[CF §17]"},
+        )
 
-class ProofInvalid(ValueError):
+
+class ProofInvalid(DomainProblem, ValueError):
     """A proof the registry cannot record as sent, in both languages, naming the field."""
 
     def __init__(self, pointer: str, zh: str, en: str) -> None:
         super().__init__(en)
-        self.pointer, self.zh, self.en = pointer, zh, en
+        self.zh, self.en = zh, en
+        self.at(pointer)
+
+    def problem(self) -> Problem:
+        text = Text(self.zh, self.en)
+        return Problem(CLAIM_INVALID, text, errors=self.field_errors(text))
 
 
 @dataclass(frozen=True)

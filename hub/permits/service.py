@@ -26,7 +26,12 @@ from hub.db import json_value
 from hub.permits import domain, jurisdictions
 from hub.permits.identity import CitizenId, CitizenIdVault
 from hub.permits.outbox import OUTBOX, permit_snapshot, snapshot_sql
-from hub.permits.problems import PERMIT_NOT_FOUND, REGISTRATION_NOT_FOUND
+from hub.permits.problems import (
+    ADDRESS_REFUSED,
+    PERMIT_NOT_FOUND,
+    REGISTRATION_NOT_FOUND,
+    REGISTRATION_REFUSED,
+)
 from hub.permits.store import LIVE_STATES, Outbox, Permit, PermitEvent, Registration
 from hub.problems import DomainProblem, Problem, Text
 
@@ -462,12 +467,22 @@ class RegistrationInput:
     declarant: Declarant | None = None
 
 
-class RegistrationRefused(Exception):
+class RegistrationRefused(DomainProblem):
     """A registration the rules do not allow, naming the field a person must correct."""
 
     def __init__(self, pointer: str, zh: str, en: str, cite: str | None = None) -> None:
         super().__init__(en)
-        self.pointer, self.zh, self.en, self.cite = pointer, zh, en, cite
+        self.zh, self.en, self.cite = zh, en, cite
+        self.at(pointer)
+
+    def problem(self) -> Problem:
+        text = Text(self.zh, self.en)
+        return Problem(
+            REGISTRATION_REFUSED,
+            text,
+            errors=self.field_errors(text),
+            extensions={"cite": self.cite} if self.cite else {},
+        )
 
 
 def _age_on(birth: date, day: date) -> int:
@@ -722,10 +737,15 @@ def registration_view(registration: Registration, vault: CitizenIdVault) -> dict
 # --- address change and residence ----------------------------------------------------------
 
 
-class AddressRefused(Exception):
+class AddressRefused(DomainProblem):
     def __init__(self, pointer: str, zh: str, en: str) -> None:
         super().__init__(en)
-        self.pointer, self.zh, self.en = pointer, zh, en
+        self.zh, self.en = zh, en
+        self.at(pointer)
+
+    def problem(self) -> Problem:
+        text = Text(self.zh, self.en)
+        return Problem(ADDRESS_REFUSED, text, errors=self.field_errors(text))
 
 
 def change_address(
