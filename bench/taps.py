@@ -354,7 +354,7 @@ class Deck:
         """`count` new cards, then a fresh challenge for each (the window's, through the
         service layer), answered by the card: the JSON bodies of taps."""
         dealt = self.cards(count)
-        issued = [issue_challenge(self.hub, window) for _ in dealt]
+        issued = [issue_challenge(self.hub.verification, window) for _ in dealt]
         bodies = []
         for card, challenge in zip(dealt, issued, strict=True):
             assert card.key is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -38,6 +39,10 @@ from hub.verification import challenges
 from hub.verification.catalogue import load_catalogue
 from hub.verification.domain import Catalogue
 
+if TYPE_CHECKING:
+    from hub.connectors.exchange import Exchange
+    from hub.verification.service import Verification
+
 
 @dataclass(frozen=True)
 class Hub:
@@ -60,6 +65,29 @@ class Hub:
     departments: Mapping[Department, DepartmentLink]
     issuing_keys: IssuingKeyCache
     catalogue: Catalogue
+
+    @functools.cached_property
+    def verification(self) -> Verification:
+        """What deciding a tap needs (hub.verification.service); made on first use, so a
+        command that decides no tap does not load that code."""
+        from hub.verification.service import Verification
+
+        return Verification(
+            self.clock,
+            self.audit,
+            self.challenge_key,
+            self.catalogue,
+            self.issuing_keys,
+            self.publisher,
+            self.vault,
+        )
+
+    @functools.cached_property
+    def exchange(self) -> Exchange:
+        """What the exchange's use cases need (hub.connectors.exchange); made on first use."""
+        from hub.connectors.exchange import Exchange
+
+        return Exchange(self.clock, self.audit, self.schemas, self.vault, self.publisher)
 
     @property
     def key_password(self) -> bytes:
@@ -203,7 +231,7 @@ def build_hub(
         verifier=verifier,
         authorization_server=server,
         schemas=schemas,
-        publisher=Publisher(schemas, Projections(), vault),
+        publisher=Publisher(schemas, Projections(), vault, departments),
         departments=departments,
         issuing_keys=IssuingKeyCache(),
         catalogue=catalogue,

@@ -181,7 +181,7 @@ def submit_proof(
 ) -> JSONResponse:
     proof, new = exchange.submit_proof(
         session,
-        hub,
+        hub.exchange,
         actor_of(request),
         principal_of(request).department,
         body.subject,
@@ -211,7 +211,7 @@ def get_proof(
 ) -> FiledProof | JSONResponse:
     department = principal_of(request).department
     try:
-        proof = exchange.own_proof(session, hub, actor_of(request), department, proof_id)
+        proof = exchange.own_proof(session, hub.exchange, actor_of(request), department, proof_id)
     except exchange.ProofNotFound:
         raise _proof_not_found() from None
     if proof.revoked_at is not None:  # answered, not raised: the read's audit entry commits
@@ -239,7 +239,9 @@ def revoke_proof(
 ) -> FiledProof:
     department = principal_of(request).department
     try:
-        proof = exchange.revoke_proof(session, hub, actor_of(request), department, proof_id)
+        proof = exchange.revoke_proof(
+            session, hub.exchange, actor_of(request), department, proof_id
+        )
     except exchange.ProofNotFound:
         raise _proof_not_found() from None
     return FiledProof.of(proof)
@@ -291,7 +293,7 @@ def look_up(
         raise citizen_id_problem(error, "/citizen_id") from None
     department = principal_of(request).department
     outcome = exchange.look_up(
-        session, hub, actor_of(request), department, citizen_id, body.purpose
+        session, hub.exchange, actor_of(request), department, citizen_id, body.purpose
     )
     # Refusals are answered, not raised: the transaction must commit their audit entry.
     if isinstance(outcome, Refusal):
@@ -346,7 +348,7 @@ def read_feed(
             errors=[FieldError(Text("游标无效", "not a cursor of this feed"), parameter="after")],
         ) from None
     department = principal_of(request).department
-    page = exchange.read_feed(session, hub, actor_of(request), department, position, limit)
+    page = exchange.read_feed(session, hub.exchange, actor_of(request), department, position, limit)
     if isinstance(page, Refusal):
         problem = Problem(_REFUSALS[page.code], Text(page.zh, page.en))
         return problem_response(request, problem)

@@ -34,20 +34,27 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from hub.audit import Actor
+from hub.audit import Actor, AuditLog
 from hub.auth.domain import Department
-from hub.composition import Hub
+from hub.clock import Clock
 from hub.connectors.config import DepartmentLink
 from hub.connectors.problems import PROOF_INVALID, PROOF_NOT_OWNED
 from hub.db import INT_MAX, aware
 from hub.permits import applications, eligibility
-from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
+from hub.permits.identity import (
+    CitizenId,
+    CitizenIdVault,
+    InvalidCitizenId,
+    citizen_id_problem,
+    parse_citizen_id,
+)
 from hub.permits.store import LIVE_STATES, Permit, PermitEvent, Proof, Registration
 from hub.problems import VALIDATION_FAILED, DomainProblem, FieldError, Problem, Text
 from hub.publishing.publisher import OnDemand, Publisher
 from hub.publishing.records import RecordUnavailable
 from hub.publishing.terms import Refusal, read_agreement_in_force, read_version_in_use
 from hub.schemas import domain, service
+from hub.schemas.service import Registry
 from hub.schemas.store import Agreement, SchemaVersion
 from hub.schemas.validation import Issue
 
@@ -159,9 +166,23 @@ class FeedPage:
 # --- proofs in ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """What the exchange's use cases need of the hub, and nothing else: the clock, the audit
+    log, the schema registry proofs are validated against, the vault that keys and seals
+    citizen IDs, and the publisher of holder records (with each department's link). Built
+    once per process (`Hub.exchange`)."""
+
+    clock: Clock
+    audit: AuditLog
+    schemas: Registry
+    vault: CitizenIdVault
+    publisher: Publisher
+
+
 def submit_proof(
     session: Session,
-    hub: Hub,
+    desk: Exchange,
     actor: Actor,
     department: Department,
     subject: str,
@@ -181,7 +202,7 @@ def submit_proof(
         raise ProofNotYours(subject, department)
     try:
         chosen = _proof_version(session, subject, version)
-        row, issues = service.validate(session, hub.schemas, subject, chosen.version, document)
+        row, issues = service.validate(session, desk.schemas, subject, chosen.version, document)
     except (service.SchemaNotInUse, service.VersionRetired) as refused:
         raise refused.at("/schema_version") from None
     if issues:
@@ -195,10 +216,10 @@ def submit_proof(
     if valid_to is not None and valid_to < valid_from:
         raise DocumentInvalid([_ENDS_BEFORE_IT_STARTS], row)
     try:
-        citizen_id = parse_citizen_id(document["citizen_id"], today=hub.clock.today())
+        citizen_id = parse_citizen_id(document["citizen_id"], today=desk.clock.today())
     except InvalidCitizenId as error:
         raise citizen_id_problem(error, f"{PROOF}/citizen_id") from None
-    id_hash = hub.vault.lookup_hash(citizen_id)
+    id_hash = desk.vault.lookup_hash(citizen_id)
     data = applications.ProofInput(
         citizen_id_hash=id_hash,
         kind=kind,
@@ -208,13 +229,13 @@ def submit_proof(
         valid_to=valid_to,
         details=dict(document["details"]),
     )
-    now = hub.clock.now()
+    now = desk.clock.now()
     try:
-        proof, new = _store(session, hub, data, actor, now)
+        proof, new = _store(session, desk, data, actor, now)
     except applications.ProofConflict as conflict:
         raise conflict.at(f"{PROOF}/proof_id") from None
     outcome = f"stored:{kind}" if new else f"repeat:{kind}"
-    hub.audit.record(session, actor.did("exchange.proof", outcome, id_hash, PROOF_PURPOSE), now)
+    desk.audit.record(session, actor.did("exchange.proof", outcome, id_hash, PROOF_PURPOSE), now)
     return proof, new
 
 
@@ -249,7 +270,7 @@ def _proof_version(session: Session, subject: str, version: int | None) -> Schem
 
 def _store(
     session: Session,
-    hub: Hub,
+    desk: Exchange,
     data: applications.ProofInput,
     actor: Actor,
     now: datetime,
@@ -262,7 +283,7 @@ def _store(
     """
     try:
         with session.begin_nested():
-            stored = applications.record_proof(session, hub.audit, data, actor=actor, now=now)
+            stored = applications.record_proof(session, desk.audit, data, actor=actor, now=now)
             session.flush()
             return stored
     except sa.exc.IntegrityError:
@@ -281,19 +302,19 @@ def _filed(session: Session, department: str, proof_id: str, *, lock: bool = Fal
 
 
 def own_proof(
-    session: Session, hub: Hub, actor: Actor, department: Department, proof_id: str
+    session: Session, desk: Exchange, actor: Actor, department: Department, proof_id: str
 ) -> Proof:
     """The caller's own proof (ProofNotFound for anyone else's); the read is audited."""
     proof = _filed(session, department.value, proof_id)
     if proof is None:
         raise ProofNotFound(proof_id)
     event = actor.did("exchange.proof.read", "found", proof.citizen_id_hash, PROOF_PURPOSE)
-    hub.audit.record(session, event, hub.clock.now())
+    desk.audit.record(session, event, desk.clock.now())
     return proof
 
 
 def revoke_proof(
-    session: Session, hub: Hub, actor: Actor, department: Department, proof_id: str
+    session: Session, desk: Exchange, actor: Actor, department: Department, proof_id: str
 ) -> Proof:
     """Withdraw the caller's proof: it stays on file (what was relied on, and when, can be
     shown) but no longer counts (`applications.proofs_on_file` skips revoked rows). Revoking
@@ -301,7 +322,7 @@ def revoke_proof(
     proof = _filed(session, department.value, proof_id, lock=True)
     if proof is None:
         raise ProofNotFound(proof_id)
-    now = hub.clock.now()
+    now = desk.clock.now()
     outcome = "already-revoked"
     if proof.revoked_at is None:
         proof.revoked_at = now
@@ -309,7 +330,7 @@ def revoke_proof(
         session.flush()
         outcome = "revoked"
     event = actor.did("exchange.proof.revoke", outcome, proof.citizen_id_hash, PROOF_PURPOSE)
-    hub.audit.record(session, event, now)
+    desk.audit.record(session, event, now)
     return proof
 
 
@@ -318,7 +339,7 @@ def revoke_proof(
 
 def look_up(
     session: Session,
-    hub: Hub,
+    desk: Exchange,
     actor: Actor,
     department: Department,
     citizen_id: CitizenId,
@@ -328,15 +349,13 @@ def look_up(
     permit (else of the latest one). The look-up is audited with the caller's purpose and its
     outcome (found, not-found, refused), refusals included: the caller must commit them.
     Without an agreement in force nothing about the person is even queried."""
-    today, now = hub.clock.today(), hub.clock.now()
-    id_hash = hub.vault.lookup_hash(citizen_id)
+    today, now = desk.clock.today(), desk.clock.now()
+    id_hash = desk.vault.lookup_hash(citizen_id)
 
     def audited(outcome: str) -> None:
-        hub.audit.record(session, actor.did("exchange.lookup", outcome, id_hash, purpose), now)
+        desk.audit.record(session, actor.did("exchange.lookup", outcome, id_hash, purpose), now)
 
-    agreement = hub.publisher.terms.remembered_agreement_in_force(
-        session, hub.departments.get(department), department, today
-    )
+    agreement = desk.publisher.agreement_in_force(session, department, today)
     if isinstance(agreement, Refusal):
         audited("refused")
         return agreement
@@ -353,7 +372,7 @@ def look_up(
         return HolderNotFound()
     permit, registration = found
     request = OnDemand("lookup", f"lookup-{uuid.uuid4()}", now, today)
-    view = hub.publisher.on_demand(
+    view = desk.publisher.on_demand(
         session, request, agreement, permit, registration, citizen_id.value
     )
     audited("found")
@@ -419,7 +438,7 @@ def _examine(
 
 
 def read_feed(
-    session: Session, hub: Hub, actor: Actor, department: Department, after: int, limit: int
+    session: Session, desk: Exchange, actor: Actor, department: Department, after: int, limit: int
 ) -> FeedPage | Refusal:
     """One page of the department's changes feed: the projected holder record of each event
     after `after` that it subscribes to, oldest first, at most `limit`.
@@ -433,12 +452,12 @@ def read_feed(
     """
     if not 1 <= limit <= FEED_LIMIT_MAX:
         raise ValueError(f"limit must be 1..{FEED_LIMIT_MAX}")
-    today, now = hub.clock.today(), hub.clock.now()
+    today, now = desk.clock.today(), desk.clock.now()
 
     def audited(outcome: str, purpose: str, subject: str | None = None) -> None:
-        hub.audit.record(session, actor.did("exchange.feed", outcome, subject, purpose), now)
+        desk.audit.record(session, actor.did("exchange.feed", outcome, subject, purpose), now)
 
-    link = hub.departments.get(department)
+    link = desk.publisher.departments.get(department)
     if link is None or not link.pulls:
         audited("refused", FEED_PURPOSE)
         return Refusal(
@@ -458,7 +477,7 @@ def read_feed(
         .limit(scan)
     ).all()
     chosen, last, has_more = _examine(examined, after, link, limit, len(examined) < scan, now)
-    records = _records(session, hub.publisher, agreement, chosen, today) if chosen else []
+    records = _records(session, desk.publisher, agreement, chosen, today) if chosen else []
     subject = f"permit_event:{chosen[0]}..{chosen[-1]}" if chosen else None
     audited(str(len(records)), agreement.purpose, subject)
     return FeedPage(records, last, has_more, agreement)

@@ -9,7 +9,7 @@ a fault of the hub that is reported, never a record sent wrong or incomplete.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -17,11 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from hub.auth.domain import Department
+from hub.connectors.config import DepartmentLink
 from hub.permits.identity import CitizenIdUnreadable, CitizenIdVault
 from hub.permits.outbox import permit_snapshot
 from hub.permits.store import Outbox, Permit, PermitEvent, Registration
 from hub.publishing.records import RecordUnavailable, holder_record
-from hub.publishing.terms import Terms, VersionInUse
+from hub.publishing.terms import Refusal, Terms, VersionInUse
 from hub.schemas.agreements import Projections
 from hub.schemas.service import Registry
 from hub.schemas.store import Agreement
@@ -41,13 +43,21 @@ class OnDemand:
 @dataclass(frozen=True)
 class Publisher:
     """What building an outgoing record needs, and nothing else of the hub: the schema
-    registry, the compiled projections, the vault that opens sealed IDs, and this process's
-    memo of the terms."""
+    registry, the compiled projections, the vault that opens sealed IDs, each department's
+    link (which names its agreement), and this process's memo of the terms."""
 
     schemas: Registry
     projections: Projections
     vault: CitizenIdVault
+    departments: Mapping[Department, DepartmentLink]
     terms: Terms = field(default_factory=Terms)
+
+    def agreement_in_force(
+        self, session: Session, department: Department, today: date
+    ) -> Agreement | Refusal:
+        """The department's agreement in force today (remembered), or why it has none."""
+        link = self.departments.get(department)
+        return self.terms.remembered_agreement_in_force(session, link, department, today)
 
     def for_department(
         self,

@@ -101,7 +101,7 @@ class ChallengeAnswer(ClosedView):
 )
 @requires(_SCOPE)
 async def new_challenge(request: Request, hub: CurrentHub) -> JSONResponse:
-    issued = service.issue_challenge(hub, principal_of(request))
+    issued = service.issue_challenge(hub.verification, principal_of(request))
     body = {
         "challenge_id": str(issued.id),
         "challenge": base64.urlsafe_b64encode(issued.nonce).decode().rstrip("="),
@@ -217,7 +217,7 @@ async def tap(request: Request, body: TapBody, hub: CurrentHub) -> JSONResponse:
     caller = principal_of(request)
     try:
         decided = await in_unit_of_work(
-            hub, lambda session: service.tap(session, hub, caller, asked)
+            hub, lambda session: service.tap(session, hub.verification, caller, asked)
         )
     except service.UnknownService:
         raise Problem(

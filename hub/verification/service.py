@@ -28,20 +28,21 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlmodel import Session
 
-from hub.audit import Actor
+from hub.audit import Actor, AuditLog
 from hub.auth.domain import Principal
 from hub.card import layout
 from hub.card.issuing import IssuingKeyCache
 from hub.card.protocol import proves_possession
-from hub.composition import Hub
+from hub.clock import Clock
 from hub.permits.domain import PermitState
-from hub.permits.identity import CitizenIdUnreadable
+from hub.permits.identity import CitizenIdUnreadable, CitizenIdVault
 from hub.permits.store import Permit, Registration
-from hub.publishing.publisher import OnDemand
+from hub.publishing.publisher import OnDemand, Publisher
 from hub.publishing.records import RecordUnavailable
 from hub.publishing.terms import Refusal
 from hub.verification import challenges, store
 from hub.verification.domain import (
+    Catalogue,
     Decision,
     Reason,
     Service,
@@ -66,10 +67,26 @@ def purpose_of(service: str) -> str:
 # --- challenges --------------------------------------------------------------------------------
 
 
-def issue_challenge(hub: Hub, caller: Principal) -> challenges.Challenge:
+@dataclass(frozen=True)
+class Verification:
+    """What deciding a tap needs of the hub, and nothing else: the clock, the audit log, the
+    key challenges are made and checked with, the service catalogue, the card-issuing keys,
+    the publisher of holder records and the vault that opens a holder's sealed ID. Built
+    once per process (`Hub.verification`)."""
+
+    clock: Clock
+    audit: AuditLog
+    challenge_key: bytes
+    catalogue: Catalogue
+    issuing_keys: IssuingKeyCache
+    publisher: Publisher
+    vault: CitizenIdVault
+
+
+def issue_challenge(desk: Verification, caller: Principal) -> challenges.Challenge:
     """A fresh challenge for the caller's next tap; good once, for CHALLENGE_TTL. Nothing is
     stored (hub.verification.challenges)."""
-    return challenges.make(hub.challenge_key, caller.client_id, hub.clock.now())
+    return challenges.make(desk.challenge_key, caller.client_id, desk.clock.now())
 
 
 # --- the card record ---------------------------------------------------------------------------
@@ -152,19 +169,19 @@ class TapDecision:
     holder: dict[str, Any] | None = None
 
 
-def tap(session: Session, hub: Hub, caller: Principal, request: Tap) -> TapDecision:
+def tap(session: Session, desk: Verification, caller: Principal, request: Tap) -> TapDecision:
     """Decide a tap, record the decision and audit it. Denials are answers, not errors:
     the challenge stays consumed and the audit entry commits with them."""
-    service = hub.catalogue.services.get(request.service)
+    service = desk.catalogue.services.get(request.service)
     if service is None:
         raise UnknownService(request.service)
-    now, today = hub.clock.now(), hub.clock.today()
+    now, today = desk.clock.now(), desk.clock.today()
     tap_id = str(uuid.uuid4())
-    found = examine(session, hub, caller, service, request, now, today)
+    found = examine(session, desk, caller, service, request, now, today)
     decision = decision_of(found.reasons)
     holder = None
     if decision is Decision.GRANT and found.permit and found.registration:
-        holder = disclosed(session, hub, caller, found.permit, found.registration, tap_id, now)
+        holder = disclosed(session, desk, caller, found.permit, found.registration, tap_id, now)
     row = {
         "id": tap_id,
         "client_id": caller.client_id,
@@ -178,13 +195,13 @@ def tap(session: Session, hub: Hub, caller: Principal, request: Tap) -> TapDecis
     subject = found.permit.citizen_id_hash if found.permit else None
     outcome = audit_outcome(decision, found.reasons)
     event = Actor.of(caller).did(TAP_ACTION, outcome, subject, purpose_of(service.code))
-    hub.audit.record(session, event, now, alongside=store.decision_insert(session, row, now))
+    desk.audit.record(session, event, now, alongside=store.decision_insert(session, row, now))
     return TapDecision(tap_id, decision, found.reasons, service, now, holder)
 
 
 def examine(
     session: Session,
-    hub: Hub,
+    desk: Verification,
     caller: Principal,
     service: Service,
     request: Tap,
@@ -192,13 +209,13 @@ def examine(
     today: date,
 ) -> Examined:
     """The checks of a tap in their order (see hub.verification.domain)."""
-    challenge = challenges.check(hub.challenge_key, caller.client_id, request.challenge_id, now)
+    challenge = challenges.check(desk.challenge_key, caller.client_id, request.challenge_id, now)
     if isinstance(challenge, Reason):
         return Examined([challenge])
     if not store.use_challenge(session, challenge, caller.client_id, now):
         return Examined([Reason.CHALLENGE_USED])
     nonce = challenge.nonce
-    vouched = RECORDS.check(session, hub.issuing_keys, request.record)
+    vouched = RECORDS.check(session, desk.issuing_keys, request.record)
     if isinstance(vouched, Reason):
         return Examined([vouched])
     serial = vouched.serial
@@ -225,7 +242,7 @@ def examine(
 
 def disclosed(
     session: Session,
-    hub: Hub,
+    desk: Verification,
     caller: Principal,
     permit: Permit,
     registration: Registration,
@@ -234,18 +251,16 @@ def disclosed(
 ) -> dict[str, Any] | None:
     """The holder record as the caller's department's agreement in force lets it see it;
     None without one. Raises RecordUnavailable when the hub cannot build it."""
-    department, today = caller.department, hub.clock.today()
-    agreement = hub.publisher.terms.remembered_agreement_in_force(
-        session, hub.departments.get(department), department, today
-    )
+    department, today = caller.department, desk.clock.today()
+    agreement = desk.publisher.agreement_in_force(session, department, today)
     if isinstance(agreement, Refusal):
         return None
     try:
-        citizen_id = hub.vault.open(registration.citizen_id_sealed).value
+        citizen_id = desk.vault.open(registration.citizen_id_sealed).value
     except CitizenIdUnreadable as unreadable:
         raise RecordUnavailable(
             f"the citizen ID of tap {tap_id} cannot be read ({unreadable})",
             f"核验 {tap_id} 的身份证号无法解密",
         ) from None
     request = OnDemand("tap", f"tap-{tap_id}", now, today)
-    return hub.publisher.on_demand(session, request, agreement, permit, registration, citizen_id)
+    return desk.publisher.on_demand(session, request, agreement, permit, registration, citizen_id)
