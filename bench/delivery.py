@@ -189,7 +189,7 @@ def expired_holders(hub: Hub, count: int, first: int) -> None:
 
 
 def relay_round(hub: Hub, links: dict[str, DepartmentLink], expected: int) -> float:
-    relay = Relay(hub, links={Department(name): link for name, link in links.items()})
+    relay = Relay(hub.outbound, links={Department(name): link for name, link in links.items()})
     try:
         started = time.perf_counter()
         sent = 0

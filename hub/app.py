@@ -108,6 +108,6 @@ def create_app(
 
 def _start_relay(hub: Hub) -> tuple[Relay, threading.Event, threading.Thread]:
     try:
-        return start_relay(hub)
+        return start_relay(hub.outbound)
     except ValueError as error:  # a department's secret is missing from the environment
         raise ConfigError(f"the relay cannot start: {error}") from None

@@ -450,7 +450,7 @@ def relay() -> None:
 
     hub = _hub()
     try:
-        worker = Relay(hub)
+        worker = Relay(hub.outbound)
     except ValueError as exc:
         _fail(f"the relay cannot start: {exc}")
     stop = threading.Event()

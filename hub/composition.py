@@ -41,6 +41,8 @@ from hub.verification.domain import Catalogue
 
 if TYPE_CHECKING:
     from hub.connectors.exchange import Exchange
+    from hub.connectors.relay import Outbound
+    from hub.verification.offline import Offline
     from hub.verification.service import Verification
 
 
@@ -88,6 +90,27 @@ class Hub:
         from hub.connectors.exchange import Exchange
 
         return Exchange(self.clock, self.audit, self.schemas, self.vault, self.publisher)
+
+    @functools.cached_property
+    def outbound(self) -> Outbound:
+        """What the relay needs (hub.connectors.relay); made on first use."""
+        from hub.connectors.relay import Outbound
+
+        return Outbound(self.engine, self.clock, self.publisher)
+
+    @functools.cached_property
+    def offline(self) -> Offline:
+        """What the off-line side needs (hub.verification.offline); made on first use."""
+        from hub.verification.offline import Offline
+
+        return Offline(
+            self.clock,
+            self.audit,
+            self.schemas,
+            self.catalogue,
+            self.settings.issuer,
+            self.card_key_password,
+        )
 
     @property
     def key_password(self) -> bytes:

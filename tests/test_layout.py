@@ -74,6 +74,25 @@ def test_no_router_imports_another() -> None:
     assert {name: imported for name, imported in crossings.items() if imported} == {}
 
 
+ENTRY_POINTS = ("hub.app", "hub.cli", "hub.deps", "hub.jobs", "hub.demo")
+"""What may take the whole Hub besides the routers: the app, the command line, the routers'
+dependencies, the scheduled jobs and the demo loader, which each start a unit of work."""
+
+
+def test_services_take_bundles_not_the_hub() -> None:
+    """A service names what it needs (permits' Lifecycle, Verification, Offline, Exchange,
+    Outbound, card's Issuer), built by the composition root; only entry points see the Hub."""
+    routers = {_module(path) for path in _routers(HUB)}
+    takers = {
+        _module(path)
+        for path in HUB.rglob("*.py")
+        if "hub.composition" in _imported(_tree(path))
+        or "hub.composition.Hub" in _imported(_tree(path))
+    }
+    assert "hub.permits.api" in takers
+    assert takers - routers - set(ENTRY_POINTS) == set()
+
+
 def test_no_test_module_imports_another() -> None:
     """Shared builders live in tests/factories.py and the packages' helpers modules: a test
     module importing another's runs that module's fixtures and tests' imports, and ties two

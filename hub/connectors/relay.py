@@ -44,12 +44,13 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from hub import bulk
 from hub.auth.domain import Department
-from hub.composition import Hub
+from hub.clock import Clock
 from hub.connectors import circuit
 from hub.connectors.config import STANDARD_RETRIES, DepartmentLink, RetrySchedule
 from hub.connectors.signing import Signer
@@ -57,6 +58,7 @@ from hub.connectors.store import DEAD, DELIVERED, PENDING, Delivery
 from hub.db import unit_of_work
 from hub.permits.outbox import OUTBOX
 from hub.permits.store import Outbox, PermitEvent
+from hub.publishing.publisher import Publisher
 from hub.publishing.records import RecordUnavailable
 from hub.publishing.terms import Refusal, read_agreement_in_force, read_version_in_use
 
@@ -109,20 +111,32 @@ class Outcome:
         return self.tried and self.item.body is not None
 
 
+@dataclass(frozen=True)
+class Outbound:
+    """What the relay needs of the hub, and nothing else: the database its outbox is in, the
+    clock, and the publisher of holder records (with each department's link). Built once per
+    process (`Hub.outbound`)."""
+
+    engine: Engine
+    clock: Clock
+    publisher: Publisher
+
+
 class Relay:
-    """One process's relay. `links` are the departments it pushes to, with their secrets."""
+    """One process's relay. `links` are the departments it pushes to, with their secrets (by
+    default every department that takes pushes)."""
 
     def __init__(
         self,
-        hub: Hub,
+        outbound: Outbound,
         *,
         policy: RelayPolicy | None = None,
         links: Mapping[Department, DepartmentLink] | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        self.hub = hub
+        self.outbound = outbound
         self.policy = policy or RelayPolicy()
-        every = hub.departments if links is None else links
+        every = outbound.publisher.departments if links is None else links
         self.links = {dept.value: link for dept, link in every.items() if link.pushes}
         self.signers = {dept: Signer(link.secret()) for dept, link in self.links.items()}
         self.schedules = {
@@ -144,8 +158,8 @@ class Relay:
 
     def fan_out(self) -> int:
         """Turn unpublished outbox rows into deliveries; returns how many rows it published."""
-        now = self.hub.clock.now()
-        with unit_of_work(self.hub.engine) as session:
+        now = self.outbound.clock.now()
+        with unit_of_work(self.outbound.engine) as session:
             rows = session.execute(
                 sa.select(col(Outbox.event_seq), col(Outbox.permit_id), col(PermitEvent.type))
                 .join(PermitEvent, col(PermitEvent.seq) == col(Outbox.event_seq))
@@ -195,9 +209,9 @@ class Relay:
     def _lease(self) -> list[Outgoing]:
         """A batch to the departments whose circuit is closed, and one probe to each open
         department that is due one."""
-        now = self.hub.clock.now()
+        now = self.outbound.clock.now()
         lease_until = now + timedelta(seconds=self.policy.lease_seconds)
-        with unit_of_work(self.hub.engine) as session:
+        with unit_of_work(self.outbound.engine) as session:
             held = circuit.open_circuits(session, self.links)
             flowing = [department for department in self.links if department not in held]
             claimed = []
@@ -224,7 +238,7 @@ class Relay:
         """Each leased delivery's body: the event's holder record (built as the feed builds
         it), projected by the department's agreement and valid against the version in use;
         or the reason it cannot be sent."""
-        today, publisher = self.hub.clock.today(), self.hub.publisher
+        today, publisher = self.outbound.clock.today(), self.outbound.publisher
         try:
             version = read_version_in_use(session, publisher.schemas)
         except RecordUnavailable as unavailable:
@@ -270,7 +284,7 @@ class Relay:
             return Outcome(item, False, None)
         link = self.links[item.department]
         headers = self.signers[item.department].headers(
-            f"evt_{item.event_seq}", item.body, self.hub.clock.now()
+            f"evt_{item.event_seq}", item.body, self.outbound.clock.now()
         )
         try:
             answer = self.client.post(link.endpoint, content=item.body, headers=headers)
@@ -286,10 +300,10 @@ class Relay:
     def _record(self, outcomes: Sequence[Outcome]) -> None:
         """Each outcome on its delivery, then each department's round on its circuit (in
         department order, the order every relay locks circuit rows in)."""
-        now = self.hub.clock.now()
+        now = self.outbound.clock.now()
         delivered = [(o.item.event_seq, o.item.department) for o in outcomes if o.delivered]
         untried = [(o.item.event_seq, o.item.department) for o in outcomes if not o.tried]
-        with unit_of_work(self.hub.engine) as session:
+        with unit_of_work(self.outbound.engine) as session:
             if delivered:
                 session.execute(
                     self._leased(delivered)
@@ -411,9 +425,9 @@ def _due(departments: Sequence[str], now: datetime, limit: int) -> sa.Select[int
     )
 
 
-def start_relay(hub: Hub) -> tuple[Relay, threading.Event, threading.Thread]:
+def start_relay(outbound: Outbound) -> tuple[Relay, threading.Event, threading.Thread]:
     """A relay thread for the app's lifespan; stop it with `stop_relay`."""
-    relay = Relay(hub)
+    relay = Relay(outbound)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True)
     thread.start()

@@ -267,7 +267,7 @@ async def tap(request: Request, body: TapBody, hub: CurrentHub) -> JSONResponse:
 )
 @requires(_SCOPE)
 def status_list(request: Request, session: DbSession, hub: CurrentHub) -> Response:
-    token = offline.status_list(session, hub, principal_of(request))
+    token = offline.status_list(session, hub.offline, principal_of(request))
     return Response(token, media_type="application/jose", headers=_NO_STORE)
 
 
@@ -452,7 +452,7 @@ def report_offline(
     request: Request, body: OfflineReportBody, session: DbSession, hub: CurrentHub
 ) -> dict[str, Any]:
     try:
-        fresh = offline.report(session, hub, principal_of(request), body.decisions)
+        fresh = offline.report(session, hub.offline, principal_of(request), body.decisions)
     except offline.ReportInvalid as invalid:
         raise Problem(
             VALIDATION_FAILED,

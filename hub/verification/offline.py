@@ -24,18 +24,20 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 from sqlmodel import Session
 
-from hub.audit import Actor
+from hub.audit import Actor, AuditLog
 from hub.auth.domain import Principal
 from hub.card import issuing
-from hub.composition import Hub
+from hub.clock import Clock
 from hub.db import aware, rfc3339
 from hub.permits.domain import PermitState
 from hub.schemas import service as schemas_service
+from hub.schemas.service import Registry
 from hub.schemas.validation import Issue
 from hub.verification import store
 from hub.verification.domain import (
     STATUS_LIST_TTL,
     STATUS_LIST_TYPE,
+    Catalogue,
     audit_outcome,
     refused_status,
 )
@@ -45,30 +47,45 @@ TAP_DECISION: Final = "tap-decision"
 OFFLINE_PURPOSE: Final = "offline-verification"
 
 
+@dataclass(frozen=True)
+class Offline:
+    """What the off-line side needs of the hub, and nothing else: the clock, the audit log,
+    the schema registry reports are validated against, the service catalogue, the issuer the
+    status list names and the password of the card-issuing keys that sign it. Built once per
+    process (`Hub.offline`)."""
+
+    clock: Clock
+    audit: AuditLog
+    schemas: Registry
+    catalogue: Catalogue
+    issuer: str
+    card_key_password: bytes
+
+
 # --- the status list ---------------------------------------------------------------------------
 
 
-def status_list(session: Session, hub: Hub, caller: Principal) -> str:
+def status_list(session: Session, desk: Offline, caller: Principal) -> str:
     """The signed list as of now (a compact JWS), in one query; the fetch is audited with its
     size."""
-    now = hub.clock.now()
+    now = desk.clock.now()
     cards = {}
     for row in store.refused_cards(session):
         reason = refused_status(row.status, PermitState(row.state))
         if reason is not None:
             cards[row.serial] = reason.value
     payload = {
-        "iss": hub.settings.issuer,
+        "iss": desk.issuer,
         "issued_at": rfc3339(now),
         "next_update": rfc3339(now + STATUS_LIST_TTL),
         "cards": cards,
     }
-    kid, private = issuing.active_signer(session, hub.card_key_password)
+    kid, private = issuing.active_signer(session, desk.card_key_password)
     header = {"alg": "ES256", "kid": kid, "typ": STATUS_LIST_TYPE}
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     token = jws.serialize_compact(header, body, ECKey.import_key(private))
     event = Actor.of(caller).did("verification.status-list", str(len(cards)), None, OFFLINE_PURPOSE)
-    hub.audit.record(session, event, now)
+    desk.audit.record(session, event, now)
     return token
 
 
@@ -105,32 +122,34 @@ class Reported:
     decided_at: datetime
 
 
-def report(session: Session, hub: Hub, caller: Principal, documents: Sequence[Any]) -> list[bool]:
+def report(
+    session: Session, desk: Offline, caller: Principal, documents: Sequence[Any]
+) -> list[bool]:
     """Store and audit the reported decisions not stored yet: True for each new one, False for
     a repeat. Raises SchemaNotInUse, ReportInvalid or ReportConflict.
 
     In a savepoint: two deliveries of one report may race past the "not stored yet" check on
     PostgreSQL; the loser's insert fails on the primary key, and it then compares again."""
-    decisions = _parse(session, hub, caller, documents)
+    decisions = _parse(session, desk, caller, documents)
     try:
         with session.begin_nested():
-            return _store(session, hub, caller, decisions)
+            return _store(session, desk, caller, decisions)
     except sa.exc.IntegrityError:  # the other delivery committed first: its rows show now
-        return _store(session, hub, caller, decisions)
+        return _store(session, desk, caller, decisions)
 
 
 def _parse(
-    session: Session, hub: Hub, caller: Principal, documents: Sequence[Any]
+    session: Session, desk: Offline, caller: Principal, documents: Sequence[Any]
 ) -> list[Reported]:
     version = schemas_service.exchangeable_version(session, TAP_DECISION)
     if version is None:
         raise schemas_service.SchemaNotInUse(TAP_DECISION, None)
-    hub.schemas.remember(session, version)
-    validator = hub.schemas.validators.get(TAP_DECISION, version.version)  # compiled once
+    desk.schemas.remember(session, version)
+    validator = desk.schemas.validators.get(TAP_DECISION, version.version)  # compiled once
     issues: list[tuple[int, Issue]] = []
     parsed = []
     for index, document in enumerate(documents):
-        found = validator.errors(document) or _rules(hub, caller, document)
+        found = validator.errors(document) or _rules(desk, caller, document)
         issues.extend((index, issue) for issue in found)
         if not found:
             parsed.append(
@@ -154,7 +173,7 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.upper()).astimezone(UTC)
 
 
-def _rules(hub: Hub, caller: Principal, document: dict[str, Any]) -> list[Issue]:
+def _rules(desk: Offline, caller: Principal, document: dict[str, Any]) -> list[Issue]:
     """What the schema cannot say: a report is of decisions made off line, by the caller's
     own department, for services of the catalogue, of cards the hub could have issued."""
     issues = []
@@ -162,7 +181,7 @@ def _rules(hub: Hub, caller: Principal, document: dict[str, Any]) -> list[Issue]
         issues.append(Issue("/offline", "const", "must be true", "须为 true"))
     if document.get("department", caller.department.value) != caller.department.value:
         issues.append(Issue("/department", "const", "must be your department", "须为本部门"))
-    if document["service_code"] not in hub.catalogue.services:
+    if document["service_code"] not in desk.catalogue.services:
         issues.append(
             Issue("/service_code", "enum", "not a service of the catalogue", "不是服务目录中的服务")
         )
@@ -178,7 +197,9 @@ def _rules(hub: Hub, caller: Principal, document: dict[str, Any]) -> list[Issue]
     return issues
 
 
-def _store(session: Session, hub: Hub, caller: Principal, decisions: list[Reported]) -> list[bool]:
+def _store(
+    session: Session, desk: Offline, caller: Principal, decisions: list[Reported]
+) -> list[bool]:
     earlier = store.decisions_by_id(session, {item.id for item in decisions})
     new: dict[str, Reported] = {}
     fresh, conflicts = [], []
@@ -196,7 +217,7 @@ def _store(session: Session, hub: Hub, caller: Principal, decisions: list[Report
             conflicts.append(index)
     if conflicts:
         raise ReportConflict(conflicts)
-    now = hub.clock.now()
+    now = desk.clock.now()
     store.add_decisions(session, [_row(item, caller, now) for item in new.values()])
     holders = store.holders_of_cards(session, {item.card_serial for item in new.values()})
     actor = Actor.of(caller)
@@ -209,7 +230,7 @@ def _store(session: Session, hub: Hub, caller: Principal, decisions: list[Report
         )
         for item in new.values()
     ]
-    hub.audit.record_many(session, events, now)
+    desk.audit.record_many(session, events, now)
     return fresh
 
 

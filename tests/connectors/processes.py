@@ -191,7 +191,7 @@ def _run_relay(args: argparse.Namespace) -> None:
         # Faults here last seconds: probes within a second, and no dead letter for half an hour.
         retry_schedule=RetrySchedule.model_validate([0.1, 0.2, 0.4, *[0.8] * 2000]),
     )
-    relay = Relay(hub, policy=policy)
+    relay = Relay(hub.outbound, policy=policy)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"{RELAY_READY}: {relay.worker}", file=sys.stderr, flush=True)

@@ -166,7 +166,7 @@ def test_a_department_down_for_twelve_hours_gets_everything_in_order_with_no_sta
     permits = holders(agreed, 6)
     for permit_id in permits[:3]:
         act_on(agreed, permit_id, domain.Action.ISSUE, 1)
-    relay = Relay(agreed, links={Department.EDUCATION: education.link}, policy=POLICY)
+    relay = Relay(agreed.outbound, links={Department.EDUCATION: education.link}, policy=POLICY)
     # Life goes on during the outage: (time after it began, permit, action, permit version).
     story = [
         (timedelta(minutes=1), permits[0], domain.Action.CANCEL, 2),
@@ -260,7 +260,7 @@ def test_a_delivery_is_dead_only_after_its_whole_schedule(
     education.switch.down = True
     (permit_id,) = holders(agreed, 1)
     act_on(agreed, permit_id, domain.Action.ISSUE, 1)
-    relay = Relay(agreed, links={Department.EDUCATION: link}, policy=POLICY)
+    relay = Relay(agreed.outbound, links={Department.EDUCATION: link}, policy=POLICY)
     first = clock.now()
 
     def step() -> timedelta:
@@ -292,7 +292,7 @@ def test_a_delivery_is_dead_only_after_its_whole_schedule(
     education.switch.down = False
     replay = f"/exchange/v1/dead-letters/{issue.event_seq}/education/replay"
     assert app_client.post(replay, headers=headers).json() == {"replayed": 1}
-    relay = Relay(agreed, links={Department.EDUCATION: link}, policy=POLICY)
+    relay = Relay(agreed.outbound, links={Department.EDUCATION: link}, policy=POLICY)
     try:
         relay.run_once()  # the replay is probed at once, not twelve hours later
     finally:
@@ -311,8 +311,8 @@ def test_an_open_circuit_lets_one_probe_at_a_time_across_relays(
     for permit_id in holders(agreed, 3):
         act_on(agreed, permit_id, domain.Action.ISSUE, 1)
     links = {Department.EDUCATION: education.link}
-    first = Relay(agreed, links=links, policy=POLICY)
-    second = Relay(agreed, links=links, policy=POLICY)
+    first = Relay(agreed.outbound, links=links, policy=POLICY)
+    second = Relay(agreed.outbound, links=links, policy=POLICY)
     try:
         first.run_once()  # the round that finds the department down opens the circuit
         opened = len(education.switch.seen)
@@ -355,7 +355,7 @@ def test_staff_of_a_department_see_and_replay_only_its_own_deliveries(
     for permit_id in holders(agreed, 2):
         act_on(agreed, permit_id, domain.Action.ISSUE, 1)
     brief = RelayPolicy(timeout_seconds=2.0, retry_schedule=RetrySchedule.model_validate([1]))
-    relay = Relay(agreed, links={name: d.link for name, d in served.items()}, policy=brief)
+    relay = Relay(agreed.outbound, links={name: d.link for name, d in served.items()}, policy=brief)
     try:
         for _ in range(8):  # two attempts each; one probe per department a round
             relay.run_once()

@@ -75,7 +75,7 @@ def test_every_event_reaches_every_subscriber_with_only_agreed_fields(
     links, running = receivers
     permits = _issue(seeded, 3)
     act_on(seeded, permits[0], domain.Action.CANCEL, 2)
-    relay = Relay(seeded, links=links, policy=FAST)
+    relay = Relay(seeded.outbound, links=links, policy=FAST)
     try:
         assert relay.run_once() == 3 + 1 + 3  # education: 3 issues + 1 cancel; housing: issues
     finally:
@@ -102,7 +102,7 @@ def test_every_event_reaches_every_subscriber_with_only_agreed_fields(
     issued = [r["record"] for r in education if r["record"]["permit"]["id"] == permits[0]]
     assert [r["permit"]["state"] for r in issued] == ["valid", "cancelled"]  # as of each event
     assert {d.status for d in deliveries_of(seeded)} == {"delivered"}
-    relay = Relay(seeded, links=links, policy=FAST)
+    relay = Relay(seeded.outbound, links=links, policy=FAST)
     try:
         assert relay.run_once() == 0  # nothing is sent twice
     finally:
@@ -133,7 +133,7 @@ def test_without_an_agreement_in_force_nothing_is_sent_until_replayed(
             now=seeded.clock.now(),
         )
     _issue(seeded, 1)
-    relay = Relay(seeded, links=links, policy=FAST)
+    relay = Relay(seeded.outbound, links=links, policy=FAST)
     try:
         relay.run_once()
     finally:
@@ -166,7 +166,7 @@ def test_without_an_agreement_in_force_nothing_is_sent_until_replayed(
         )
     assert app_client.post(replay, headers=staff).json() == {"replayed": 1}
     assert app_client.post(replay, headers=staff).status_code == 404
-    relay = Relay(seeded, links=links, policy=FAST)
+    relay = Relay(seeded.outbound, links=links, policy=FAST)
     try:
         relay.run_once()
     finally:

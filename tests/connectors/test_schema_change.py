@@ -181,7 +181,7 @@ def test_a_version_requiring_holder_sends_no_department_a_field_outside_its_agre
     holders = make_holders(seeded, 1, 2)
 
     links, running = receivers
-    relay = Relay(seeded, links=links)
+    relay = Relay(seeded.outbound, links=links)
     try:
         assert relay.run_once() == len(PARTNERS) * 2 * len(holders)  # accept, issue
     finally:
@@ -352,7 +352,7 @@ def test_a_version_made_active_before_these_checks_sends_nothing_wider(
 
     links, running = receivers
     relay = Relay(
-        seeded,
+        seeded.outbound,
         links={
             Department.EDUCATION: links[Department.EDUCATION],
             Department.HEALTH: links[Department.HEALTH],
@@ -409,7 +409,7 @@ def test_a_boolean_schema_cannot_go_live_and_the_exchange_keeps_working(
 
     holders = make_holders(seeded, 1, 1)
     links, running = receivers
-    relay = Relay(seeded, links={Department.EDUCATION: links[Department.EDUCATION]})
+    relay = Relay(seeded.outbound, links={Department.EDUCATION: links[Department.EDUCATION]})
     try:
         assert relay.run_once() == 2
     finally:
