@@ -379,7 +379,16 @@ class CompiledSchema:
     `errors` and `is_valid` always agree: `is_valid(document) == (errors(document) == [])`.
     """
 
-    __slots__ = ("_keywords", "_located", "_validator", "schema", "subject", "uri", "version")
+    __slots__ = (
+        "_keywords",
+        "_located",
+        "_plain",
+        "_validator",
+        "schema",
+        "subject",
+        "uri",
+        "version",
+    )
 
     def __init__(
         self,
@@ -397,9 +406,12 @@ class CompiledSchema:
         self._validator = validator
         self._located = located
         """Each schema resource the validator may report a location in, by its URI."""
-        self._keywords: dict[tuple[str | None, str], _Keyword] = {}
-        """`_keyword`'s answers by (location, keyword): a schema has few keywords, and a
-        racing thread at worst computes the same answer twice."""
+        self._plain: dict[tuple[str | None, str], Issue] = {}
+        """The issue of a common kind of error at a schema location and a document pointer:
+        documents refused in bulk tend to fail alike. Bounded by _PLAIN_ISSUES."""
+        self._keywords: dict[str, _Keyword] = {}
+        """`_keyword`'s answers by absolute keyword location: a schema has few keywords, and
+        a racing thread at worst computes the same answer twice."""
 
     def is_valid(self, document: Any) -> bool:
         try:
@@ -416,70 +428,88 @@ class CompiledSchema:
             errors = list(self._validator.iter_errors(patterns.without_surrogates(document)))
         if not errors:
             return []
-        return _sorted(issue for error in errors for issue in self._issues(error, ""))
+        issues = [issue for error in errors for issue in self._issues(error, "")]
+        return issues if len(issues) == 1 else _sorted(issues)
 
-    def _issues(self, error: jsonschema_rs.ValidationError, below: str) -> Iterator[Issue]:
+    def _issues(self, error: jsonschema_rs.ValidationError, below: str) -> list[Issue]:
         """The issues of one of jsonschema-rs's errors, from its kind, where it points in the
         document and the schema's value at the keyword it names; `.message` is never read.
         `below`: the pointer of the object whose property names a `propertyNames` error is
         about (such an error points into a name, not the document)."""
         kind = error.kind
         pointer = below or _pointer(error.instance_path)
+        if not isinstance(kind, _PARTICULAR_KINDS):  # most errors: the keyword's own message
+            key = (error.absolute_keyword_location, pointer)
+            issue = self._plain.get(key)
+            if issue is None:
+                at = self._keyword(error)
+                issue = Issue(pointer, at.keyword, at.en, at.zh)
+                if len(self._plain) >= _PLAIN_ISSUES:
+                    self._plain.clear()
+                self._plain[key] = issue
+            return [issue]
         at = self._keyword(error)
         location, keyword, value = at.location, at.keyword, at.value
         match kind:
             case jsonschema_rs.ValidationErrorKind.PropertyNames(inner):
-                yield from self._issues(inner, pointer)
+                return self._issues(inner, pointer)
             case jsonschema_rs.ValidationErrorKind.Required(name):
                 if keyword == "dependentRequired" and isinstance(error.instance, dict):
-                    for present, needed in value.items():
-                        if present in error.instance and name in needed:
-                            yield Issue(
-                                f"{pointer}/{_escape(name)}",
-                                keyword,
-                                f"property {name} is required when {present} is present",
-                                f"存在属性 {present} 时必须有属性 {name}",
-                            )
-                else:
-                    yield Issue(
+                    return [
+                        Issue(
+                            f"{pointer}/{_escape(name)}",
+                            keyword,
+                            f"property {name} is required when {present} is present",
+                            f"存在属性 {present} 时必须有属性 {name}",
+                        )
+                        for present, needed in value.items()
+                        if present in error.instance and name in needed
+                    ]
+                return [
+                    Issue(
                         f"{pointer}/{_escape(name)}",
                         "required",
                         f"required property {name} is missing",
                         f"缺少必填属性 {name}",
                     )
+                ]
             case jsonschema_rs.ValidationErrorKind.AdditionalProperties(
                 names
             ) | jsonschema_rs.ValidationErrorKind.UnevaluatedProperties(names):
-                for name in names:
-                    yield Issue(
+                return [
+                    Issue(
                         f"{pointer}/{_escape(name)}",
                         keyword,
                         f"property {name} is not allowed",
                         f"不允许出现属性 {name}",
                     )
+                    for name in names
+                ]
             case jsonschema_rs.ValidationErrorKind.FalseSchema() if _is_items(location):
                 allowed = len(self._at(location[:-1]).get("prefixItems", []))
-                yield Issue(
-                    _pointer(error.instance_path[:-1]),
-                    "items",
-                    f"must have at most {allowed} items",
-                    f"应至多包含 {allowed} 项",
-                )
-            case jsonschema_rs.ValidationErrorKind.FalseSchema():
-                yield Issue(pointer, "false", *_describe("false", False))
-            case _:
-                yield Issue(pointer, keyword, at.en, at.zh)
+                return [
+                    Issue(
+                        _pointer(error.instance_path[:-1]),
+                        "items",
+                        f"must have at most {allowed} items",
+                        f"应至多包含 {allowed} 项",
+                    )
+                ]
+            case _:  # FalseSchema
+                return [Issue(pointer, "false", *_describe("false", False))]
 
     def _keyword(self, error: jsonschema_rs.ValidationError) -> _Keyword:
         """The keyword an error names, from its absolute keyword location, e.g.
         `urn:...:1#/properties/a/type`. A `dependentRequired` error's location names an index
         below the keyword, whose value (the whole map) says which present property needed it.
         """
-        keyword = str(error.schema_path[-1]) if error.schema_path else "false"
-        key = (error.absolute_keyword_location, keyword)
-        found = self._keywords.get(key)
+        location = error.absolute_keyword_location
+        found = self._keywords.get(location) if location is not None else None
         if found is None:
-            found = self._keywords[key] = self._resolve(*key)
+            keyword = str(error.schema_path[-1]) if error.schema_path else "false"
+            found = self._resolve(location, keyword)
+            if location is not None:  # a location names one keyword: the key is enough
+                self._keywords[location] = found
         return found
 
     def _resolve(self, location: str | None, keyword: str) -> _Keyword:
@@ -499,6 +529,19 @@ class CompiledSchema:
         for token in path[1:]:
             node = node[int(token)] if isinstance(node, list) else node.get(token)
         return node
+
+
+_PLAIN_ISSUES: Final = 4_096
+
+_PARTICULAR_KINDS: Final = (
+    jsonschema_rs.ValidationErrorKind.PropertyNames,
+    jsonschema_rs.ValidationErrorKind.Required,
+    jsonschema_rs.ValidationErrorKind.AdditionalProperties,
+    jsonschema_rs.ValidationErrorKind.UnevaluatedProperties,
+    jsonschema_rs.ValidationErrorKind.FalseSchema,
+)
+"""The error kinds `_issues` words from the error itself; every other kind gets its keyword's
+message, made once per schema location."""
 
 
 @dataclass(frozen=True)
@@ -626,7 +669,15 @@ def _shown(value: Any) -> str:
 
 
 def _pointer(path: Iterable[str | int]) -> str:
-    return "".join(f"/{_escape(str(token))}" for token in path)
+    """The RFC 6901 pointer of a path. Asked for every error of every document, so the usual
+    case, no token with a `/` or `~` to escape, joins the tokens once."""
+    tokens = [str(token) for token in path]
+    if not tokens:
+        return ""
+    joined = "/".join(tokens)
+    if "~" in joined or joined.count("/") != len(tokens) - 1:
+        return "".join(f"/{_escape(token)}" for token in tokens)
+    return f"/{joined}"
 
 
 def _describe(keyword: str, value: Any) -> tuple[str, str]:

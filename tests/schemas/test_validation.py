@@ -372,6 +372,23 @@ def test_a_ref_to_a_registered_version_with_a_fragment_resolves() -> None:
     }
 
 
+def test_issues_remembered_by_location_and_pointer_stay_each_documents_own() -> None:
+    """Refusals in bulk reuse an issue made at the same schema location and document pointer;
+    a document failing the same keyword elsewhere, or another keyword there, gets its own."""
+    person = Validators(references()).get("person", 1)
+    holder = holder_example()["holder"]
+    short = {"name": "", "region": "150402", "holder": holder}
+    elsewhere = {"name": "王", "region": "150000", "holder": holder}
+    for _ in range(2):
+        assert pairs(person.errors(short)) == {("/name", "minLength")}
+        assert pairs(person.errors(elsewhere)) == {("/region", "format")}
+    bad_id = {**short, "holder": {**holder, "citizen_id": BAD_CITIZEN_ID}}
+    assert pairs(person.errors(bad_id)) == {
+        ("/name", "minLength"),
+        ("/holder/citizen_id", "format"),
+    }
+
+
 def test_references_resolve_transitively_each_version_fetched_once() -> None:
     store = references()
     validators = Validators(store)
