@@ -33,7 +33,7 @@ from hub.permits.store import PermitEvent, Registration
 from hub.settings import Settings
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
-from tests.factories import assert_problem, build
+from tests.factories import assert_problem, registration_body
 
 MARK = "110101199003077777"  # a citizen ID beside the NUL: the refusal must not repeat it
 ANY_LOCATION = object()
@@ -282,34 +282,19 @@ def office(
     return bearer(access_token(app_client, new))
 
 
-def registration(**changes: str) -> dict[str, str]:
-    return {
-        "citizen_id": build("210102", "19900115"),
-        "name": "王芳",
-        "ethnicity": "汉族",
-        "household_address": "辽宁省沈阳市和平区某街1号",
-        "household_region": "210102",
-        "current_address": "赤峰市红山区某小区2号楼",
-        "current_region": "150402",
-        "reason": "employment",
-        "workplace": "赤峰某建材有限公司",
-        "contact": "13800000000",
-        "arrived_on": "2026-09-28",
-        **changes,
-    }
-
-
 def test_a_registration_with_nul_in_a_name_is_refused_and_nothing_stored(
     app_client: TestClient, office: dict[str, str], engine: Engine
 ) -> None:
     response = app_client.post(
-        "/registry/v1/registrations", headers=office, json=registration(name="王\x00芳")
+        "/registry/v1/registrations", headers=office, json=registration_body(name="王\x00芳")
     )
     body = assert_problem(response, 422, "validation-failed")
     assert body["errors"][0]["pointer"] == "/name"
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(Registration)).one() == 0
-    accepted = app_client.post("/registry/v1/registrations", headers=office, json=registration())
+    accepted = app_client.post(
+        "/registry/v1/registrations", headers=office, json=registration_body()
+    )
     assert accepted.status_code == 201, accepted.text
 
 
@@ -412,7 +397,7 @@ def test_a_text_longer_than_its_column_is_a_422_on_postgresql(
 
 # --- what a database error logs --------------------------------------------------------------
 
-PERSONAL = registration(
+PERSONAL = registration_body(
     name="欧阳娜娜", household_address="沈阳市和平区南京街17号", workplace="赤峰隆盛建材厂"
 )
 
