@@ -13,13 +13,10 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from hub.db import INT_MAX
-from hub.problems import Problem, Text, problem_type
+from hub.problems import STALE_WRITE, Problem, Text, problem_type
 
 PRECONDITION_REQUIRED = problem_type(
     "precondition-required", 428, "须携带 If-Match 版本号", "If-Match required"
-)
-STALE_WRITE = problem_type(
-    "stale-write", 412, "已被他人修改", "Changed by someone else since it was read"
 )
 
 
@@ -66,10 +63,6 @@ def expected_version(request: Request) -> int:
             Text("If-Match 不是本资源的版本号", "If-Match is not a version of this resource"),
         )
     return int(tag)
-
-
-def stale(current_version: int, zh: str, en: str) -> Problem:
-    return Problem(STALE_WRITE, Text(zh, en), extensions={"current_version": current_version})
 
 
 def with_etag(body: dict[str, Any], status_code: int = 200, **headers: str) -> JSONResponse:

@@ -61,6 +61,9 @@ def problem_type(slug: str, status: int, zh: str, en: str) -> ProblemType:
 
 MALFORMED_JSON = problem_type("malformed-json", 400, "请求体不是有效的 JSON", "Malformed JSON body")
 VALIDATION_FAILED = problem_type("validation-failed", 422, "请求内容校验失败", "Validation failed")
+STALE_WRITE = problem_type(
+    "stale-write", 412, "已被他人修改", "Changed by someone else since it was read"
+)
 NOT_FOUND = problem_type("not-found", 404, "资源不存在", "Not found")
 METHOD_NOT_ALLOWED = problem_type(
     "method-not-allowed", 405, "不支持该请求方法", "Method not allowed"
@@ -153,6 +156,26 @@ class DomainProblem(Exception):
 
     def problem(self) -> Problem:
         raise NotImplementedError(f"{type(self).__name__} names no problem")
+
+
+class Stale(DomainProblem):
+    """A change made to a version that is no longer the current one (its If-Match was read
+    before someone else's change): a 412 naming the current version, worded by each kind of
+    resource in `wording` ({version} stands for it)."""
+
+    wording: Text
+
+    def __init__(self, current_version: int) -> None:
+        super().__init__(f"now at version {current_version}")
+        self.current_version = current_version
+
+    def problem(self) -> Problem:
+        version = self.current_version
+        return Problem(
+            STALE_WRITE,
+            Text(self.wording.zh.format(version=version), self.wording.en.format(version=version)),
+            extensions={"current_version": version},
+        )
 
 
 _PRIMARY_LANGUAGES: dict[str, Language] = {"zh": "zh-CN", "en": "en"}

@@ -25,9 +25,7 @@ from hub.permits.problems import (
     ADDRESS_REFUSED,
     APPLICATION_INCOMPLETE,
     CANCEL_REASON,
-    CLAIM_INVALID,
     INELIGIBLE,
-    REFUSED,
 )
 from hub.permits.store import Permit
 from hub.permits.views import (
@@ -231,14 +229,6 @@ class CancelBody(BaseModel):
     )
 
 
-def _refused(refusal: domain.Refusal) -> Problem:
-    return Problem(
-        REFUSED[refusal.code],
-        Text(refusal.zh, refusal.en),
-        extensions={"reason": refusal.code, "cite": refusal.cite},
-    )
-
-
 def _audited_permit(what: str) -> Any:
     """A dependency: the permit named in the path (404 if none), its read of `what` audited
     in the request's unit of work. It runs after the route's scope guard."""
@@ -274,14 +264,6 @@ ResidenceRead = Annotated[Permit, _audited_permit("permit.residence")]
 @requires("registry:read")
 def get_permit(permit: PermitRead) -> JSONResponse:
     return with_etag(service.view(permit))
-
-
-def _stale(stale: service.StaleWrite) -> Problem:
-    return etags.stale(
-        stale.current_version,
-        f"居住证已是第 {stale.current_version} 版，请重新读取后再办理",
-        f"The permit is now at version {stale.current_version}: read it again",
-    )
 
 
 def _check_cancellation_reason(place: Jurisdiction, reason: str | None) -> None:
@@ -390,25 +372,16 @@ def apply(
     session: DbSession,
     hub: CurrentHub,
 ) -> JSONResponse:
-    try:
-        outcome, permit = applications.apply_for_permit(
-            session,
-            hub.lifecycle,
-            hub.jurisdictions,
-            body.registration_id,
-            applications.Claim(
-                body.condition, body.form, body.exemption, frozenset(body.materials)
-            ),
-            actor=actor,
-            now=hub.clock.now(),
-            today=hub.clock.today(),
-        )
-    except eligibility.ClaimInvalid as invalid:
-        text = Text(invalid.zh, invalid.en)
-        errors = [FieldError(text, pointer=invalid.pointer)] if invalid.pointer else []
-        raise Problem(
-            CLAIM_INVALID, text, errors=errors, extensions={"forms": invalid.forms}
-        ) from None
+    outcome, permit = applications.apply_for_permit(
+        session,
+        hub.lifecycle,
+        hub.jurisdictions,
+        body.registration_id,
+        applications.Claim(body.condition, body.form, body.exemption, frozenset(body.materials)),
+        actor=actor,
+        now=hub.clock.now(),
+        today=hub.clock.today(),
+    )
     # Refusals are answered, not raised: the transaction must commit their audit entry.
     if isinstance(outcome, eligibility.Incomplete):
         missing = [{"code": m.code, "zh": m.zh, "en": m.en} for m in outcome.missing]
@@ -558,24 +531,19 @@ def change_address(
             Text("迁入日期晚于今天", "The move is in the future"),
             errors=[FieldError(Text("迁入日期晚于今天", "in the future"), pointer="/moved_on")],
         )
-    try:
-        changed, _ = service.change_address(
-            session,
-            hub.lifecycle,
-            hub.jurisdictions[permit.jurisdiction],
-            permit.id,
-            expected_version=expected_version(request),
-            moved_on=body.moved_on,
-            new_address=body.new_address,
-            new_region=body.new_region,
-            actor=actor,
-            now=hub.clock.now(),
-            today=today,
-        )
-    except service.StaleWrite as stale:
-        raise _stale(stale) from None
-    except domain.MoveRefused as refused:
-        raise _refused(refused.refusal) from None
+    changed, _ = service.change_address(
+        session,
+        hub.lifecycle,
+        hub.jurisdictions[permit.jurisdiction],
+        permit.id,
+        expected_version=expected_version(request),
+        moved_on=body.moved_on,
+        new_address=body.new_address,
+        new_region=body.new_region,
+        actor=actor,
+        now=hub.clock.now(),
+        today=today,
+    )
     return with_etag(service.view(changed))
 
 
@@ -635,22 +603,17 @@ def _act(
     action: domain.Action,
     details: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    try:
-        permit, _ = service.perform(
-            session,
-            hub.lifecycle,
-            permit_id,
-            action,
-            expected_version=expected_version(request),
-            actor=actor,
-            now=hub.clock.now(),
-            today=hub.clock.today(),
-            details=details,
-        )
-    except service.StaleWrite as stale:
-        raise _stale(stale) from None
-    except domain.MoveRefused as refused:
-        raise _refused(refused.refusal) from None
+    permit, _ = service.perform(
+        session,
+        hub.lifecycle,
+        permit_id,
+        action,
+        expected_version=expected_version(request),
+        actor=actor,
+        now=hub.clock.now(),
+        today=hub.clock.today(),
+        details=details,
+    )
     return with_etag(service.view(permit))
 
 

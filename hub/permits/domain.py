@@ -16,6 +16,8 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from hub.clock import Deadline, WorkingCalendar
+from hub.permits.problems import REFUSAL_TITLES, REFUSED
+from hub.problems import DomainProblem, Problem, Text
 
 
 class PermitState(StrEnum):
@@ -121,19 +123,6 @@ class PermitFacts:
     suspended_on: date | None = None
 
 
-# Every refusal's stable code with a title in both languages; the API turns each into its own
-# problem type, so a client can tell "too early to endorse" from "already expired".
-REFUSAL_TITLES: Mapping[str, tuple[str, str]] = {
-    "illegal-transition": ("居住证当前状态不允许该操作", "Not allowed in the permit's state"),
-    "endorsement-window-not-open": ("签注期尚未开始", "Endorsement window not open yet"),
-    "permit-expired": ("居住证已过有效期", "Permit expired"),
-    "permit-not-expired": ("居住证尚未到期", "Permit not expired"),
-    "settlement-not-configured": ("本地无按居住年限落户的规定", "No settlement rule here"),
-    "settlement-residence-too-short": ("连续居住年限不足", "Continuous residence too short"),
-    "moved-after-report": ("迁入日期晚于申报日期", "Move dated after its report"),
-}
-
-
 @dataclass(frozen=True)
 class Refusal:
     """Why a move is not allowed: a stable code, the rule in both languages, and its seed."""
@@ -148,10 +137,18 @@ class Refusal:
             raise ValueError(f"refusal code {self.code!r} has no entry in REFUSAL_TITLES")
 
 
-class MoveRefused(Exception):
+class MoveRefused(DomainProblem):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.en)
         self.refusal = refusal
+
+    def problem(self) -> Problem:
+        refusal = self.refusal
+        return Problem(
+            REFUSED[refusal.code],
+            Text(refusal.zh, refusal.en),
+            extensions={"reason": refusal.code, "cite": refusal.cite},
+        )
 
 
 @dataclass(frozen=True)

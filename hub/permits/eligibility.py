@@ -60,6 +60,8 @@ from hub.permits.jurisdictions import (
     Jurisdiction,
     SocialInsurance,
 )
+from hub.permits.problems import CLAIM_INVALID, INELIGIBILITY_TITLES
+from hub.problems import DomainProblem, Problem, Text
 
 MetBy = Literal["record-on-file", "documents", "exemption"]
 
@@ -176,20 +178,6 @@ class Incomplete:
     form: str | None = None
 
 
-INELIGIBILITY_TITLES: Mapping[str, tuple[str, str]] = {
-    "excluded-move": ("不予办理居住证的迁移", "Move excluded from permits"),
-    "household-not-outside": ("户籍不在居住地以外", "Household registered where you live"),
-    "unknown-exemption": ("不适用的免除条件", "Exemption not recognised here"),
-    "residence-too-short": ("居住时间不足", "Residence too short"),
-    "insurance-too-short": ("社会保险缴费时间不足", "Social insurance too short"),
-    "insurance-not-continuous": ("社会保险未连续缴纳", "Social insurance not continuous"),
-    "study-too-short": ("就读时间不足", "Study too short"),
-    "condition-too-short": ("就业或住所时间不足", "Employment or residence too short"),
-    "no-condition-met": ("不符合任一申领条件", "No condition met"),
-}
-"""Every ineligibility's stable code with a title in both languages."""
-
-
 @dataclass(frozen=True)
 class Ineligible:
     """Not eligible, by one rule, with the jurisdiction's cite for it [CF §16]."""
@@ -207,7 +195,7 @@ class Ineligible:
 Outcome = Accepted | Incomplete | Ineligible
 
 
-class ClaimInvalid(ValueError):
+class ClaimInvalid(DomainProblem, ValueError):
     """A claim the jurisdiction cannot hear, which no assessment can answer: a condition or form
     it does not have (or stored facts it does not cover). It says so in both languages and
     carries `forms`, every form code one may claim there by condition, so that the window can
@@ -217,11 +205,19 @@ class ClaimInvalid(ValueError):
         self, jurisdiction: Jurisdiction, zh: str, en: str, pointer: str | None = None
     ) -> None:
         super().__init__(en)
-        self.zh, self.en, self.pointer = zh, en, pointer
+        self.zh, self.en = zh, en
+        if pointer is not None:
+            self.at(pointer)
         self.forms: dict[str, list[str]] = {
             kind: [form.code for form in condition.forms]
             for kind, condition in jurisdiction.application.conditions.items()
         }
+
+    def problem(self) -> Problem:
+        text = Text(self.zh, self.en)
+        return Problem(
+            CLAIM_INVALID, text, errors=self.field_errors(text), extensions={"forms": self.forms}
+        )
 
 
 # --- the assessment ----------------------------------------------------------------------------

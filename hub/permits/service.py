@@ -33,7 +33,7 @@ from hub.permits.problems import (
     REGISTRATION_REFUSED,
 )
 from hub.permits.store import LIVE_STATES, Outbox, Permit, PermitEvent, Registration
-from hub.problems import DomainProblem, Problem, Text
+from hub.problems import DomainProblem, Problem, Stale, Text
 
 
 class PermitNotFound(DomainProblem, LookupError):
@@ -75,12 +75,13 @@ class Lifecycle:
     calendar: WorkingCalendar
 
 
-class StaleWrite(Exception):
+class StaleWrite(Stale):
     """The caller changed a version of the permit that is no longer the current one."""
 
-    def __init__(self, current_version: int) -> None:
-        super().__init__(f"the permit is at version {current_version}")
-        self.current_version = current_version
+    wording = Text(
+        "居住证已是第 {version} 版，请重新读取后再办理",
+        "The permit is now at version {version}: read it again",
+    )
 
 
 # The card each action makes (the reason recorded on it) and what becomes of the live one.

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from hub.audit import Actor, AuditLog
 from hub.auth.domain import Department
 from hub.clock import china_date
-from hub.problems import DomainProblem, Problem, Text
+from hub.problems import DomainProblem, Problem, Stale, Text
 from hub.schemas import domain, service
 from hub.schemas.problems import AGREEMENT_REFUSED
 from hub.schemas.projection import Projection, Resolve, missing_fields
@@ -58,10 +58,11 @@ class AgreementRefused(DomainProblem, ValueError):
         )
 
 
-class StaleAgreement(Exception):
-    def __init__(self, current_version: int) -> None:
-        super().__init__(f"the agreement is at version {current_version}")
-        self.current_version = current_version
+class StaleAgreement(Stale):
+    wording = Text(
+        "协议已是第 {version} 版，请重新读取",
+        "The agreement is now at version {version}: read it again",
+    )
 
 
 def terms_of(row: Agreement) -> domain.AgreementTerms:

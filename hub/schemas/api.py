@@ -615,23 +615,16 @@ def amend_agreement(
 ) -> JSONResponse:
     expected = etags.expected_version(request)
     _visible(request, session, agreement_id)
-    try:
-        row = agreements.amend(
-            session,
-            hub.schemas,
-            hub.audit,
-            agreement_id,
-            body.terms(),
-            expected_version=expected,
-            actor=actor,
-            now=hub.clock.now(),
-        )
-    except agreements.StaleAgreement as stale:
-        raise etags.stale(
-            stale.current_version,
-            f"协议已是第 {stale.current_version} 版，请重新读取",
-            f"The agreement is now at version {stale.current_version}: read it again",
-        ) from None
+    row = agreements.amend(
+        session,
+        hub.schemas,
+        hub.audit,
+        agreement_id,
+        body.terms(),
+        expected_version=expected,
+        actor=actor,
+        now=hub.clock.now(),
+    )
     return _with_etag(row)
 
 
