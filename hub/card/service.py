@@ -33,12 +33,12 @@ PHOTO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 class CardRefused(DomainProblem):
     """The card cannot be written now; `code` names the rule (a problem type slug)."""
 
-    def __init__(self, code: str, en: str, zh: str) -> None:
-        super().__init__(en)
-        self.code, self.en, self.zh = code, en, zh
+    def __init__(self, code: str, text: Text) -> None:
+        super().__init__(text.en)
+        self.code, self.text = code, text
 
     def problem(self) -> Problem:
-        return Problem(REFUSED[self.code], Text(self.zh, self.en))
+        return Problem(REFUSED[self.code], self.text)
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,17 @@ def photo_type(image: bytes) -> str:
     if len(image) > layout.MAX_PHOTO_BYTES:
         raise CardRefused(
             "card-photo-invalid",
-            f"the photo is over {layout.MAX_PHOTO_BYTES} bytes",
-            f"照片超过 {layout.MAX_PHOTO_BYTES} 字节",
+            Text(
+                f"照片超过 {layout.MAX_PHOTO_BYTES} 字节",
+                f"the photo is over {layout.MAX_PHOTO_BYTES} bytes",
+            ),
         )
     for magic, media_type in PHOTO_TYPES.items():
         if image.startswith(magic):
             return media_type
-    raise CardRefused("card-photo-invalid", "the photo is not PNG or JPEG", "照片不是 PNG 或 JPEG")
+    raise CardRefused(
+        "card-photo-invalid", Text("照片不是 PNG 或 JPEG", "the photo is not PNG or JPEG")
+    )
 
 
 def personalise(
@@ -101,8 +105,10 @@ def personalise(
     if card.public_key is not None and card.public_key != writer.card_key:
         raise CardRefused(
             "card-already-personalised",
-            f"card {card.serial} was personalised with another card",
-            f"卡号 {card.serial} 已写入另一张卡",
+            Text(
+                f"卡号 {card.serial} 已写入另一张卡",
+                f"card {card.serial} was personalised with another card",
+            ),
         )
     photo_group = layout.Photo(photo_type(photo), photo)  # checked before anything is written
     session.execute(
@@ -138,23 +144,23 @@ def refresh(
     if card.public_key is None or card.public_key != writer.card_key:
         raise CardRefused(
             "card-not-registered",
-            f"this card is not the one registered for serial {card.serial}",
-            f"该卡不是卡号 {card.serial} 登记的卡",
+            Text(
+                f"该卡不是卡号 {card.serial} 登记的卡",
+                f"this card is not the one registered for serial {card.serial}",
+            ),
         )
     try:
         signed = layout.decode(current)
     except layout.MalformedRecord as malformed:
         raise CardRefused(
             "card-record-invalid",
-            f"the card's record is unreadable: {malformed}",
-            "卡内记录无法读取",
+            Text("卡内记录无法读取", f"the card's record is unreadable: {malformed}"),
         ) from None
     key = issuer.keys.public_key(session, signed.kid)
     if key is None or not signed.verify(key) or signed.record.card_key != card.public_key:
         raise CardRefused(
             "card-record-invalid",
-            "the card's record is not one the hub signed",
-            "卡内记录不是本平台签发的",
+            Text("卡内记录不是本平台签发的", "the card's record is not one the hub signed"),
         )
     written = _write(
         session, issuer, _record(issuer, permit, registration, writer, signed.record.photo), writer
@@ -176,15 +182,17 @@ def _live_card(session: Session, permit_id: str) -> tuple[Permit, Card, Registra
         if session.get(Permit, permit_id) is None:
             raise PermitNotFound(permit_id)
         raise CardRefused(
-            "card-not-issued", "the permit has no card issued yet", "该居住证尚未发卡"
+            "card-not-issued", Text("该居住证尚未发卡", "the permit has no card issued yet")
         )
     permit, card, registration = row
     if permit.state != PermitState.VALID or card.status != "live":
         raise CardRefused(
             "card-not-writable",
-            f"only a valid permit's live card is written"
-            f" (permit {permit.state}, card {card.status})",
-            "只能为有效居住证的在用卡写卡",
+            Text(
+                "只能为有效居住证的在用卡写卡",
+                f"only a valid permit's live card is written"
+                f" (permit {permit.state}, card {card.status})",
+            ),
         )
     return permit, card, registration
 
@@ -194,7 +202,8 @@ def _check_key(point: bytes) -> None:
         layout.public_key_from_point(point)
     except layout.MalformedRecord:
         raise CardRefused(
-            "card-key-invalid", "the card key is not a P-256 public point", "卡公钥不是 P-256 公钥"
+            "card-key-invalid",
+            Text("卡公钥不是 P-256 公钥", "the card key is not a P-256 public point"),
         ) from None
 
 
@@ -245,7 +254,8 @@ def _write(
     except issuing.NoTrustedKey:
         raise CardRefused(
             "card-trusts-no-hub-key",
-            "the card trusts none of this hub's issuing keys",
-            "该卡不信任本平台的任何签发密钥",
+            Text(
+                "该卡不信任本平台的任何签发密钥", "the card trusts none of this hub's issuing keys"
+            ),
         ) from None
     return Written(record.card.serial, command)

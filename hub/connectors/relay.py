@@ -61,6 +61,7 @@ from hub.permits.store import Outbox, PermitEvent
 from hub.publishing.publisher import Publisher
 from hub.publishing.records import RecordUnavailable
 from hub.publishing.terms import Refusal, read_agreement_in_force, read_version_in_use
+from hub.text import Text
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ class Relay:
             version = read_version_in_use(session, publisher.schemas)
         except RecordUnavailable as unavailable:
             return [
-                Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.en)
+                Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.text.en)
                 for row in claimed
             ]
         records = publisher.event_records(
@@ -260,7 +261,7 @@ class Relay:
             agreement, record = agreed[row.department], records[row.event_seq]
             try:
                 if isinstance(agreement, Refusal):
-                    raise RecordUnavailable(NOT_AGREED, "没有在有效期内的数据共享协议")
+                    raise RecordUnavailable(Text("没有在有效期内的数据共享协议", NOT_AGREED))
                 if isinstance(record, RecordUnavailable):
                     raise record
                 view = publisher.for_department(
@@ -268,7 +269,7 @@ class Relay:
                 )
             except RecordUnavailable as unavailable:
                 out.append(
-                    Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.en)
+                    Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.text.en)
                 )
                 continue
             body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()

@@ -27,6 +27,7 @@ from hub.publishing.terms import Refusal, Terms, VersionInUse
 from hub.schemas.agreements import Projections
 from hub.schemas.service import Registry
 from hub.schemas.store import Agreement
+from hub.text import Text
 
 
 @dataclass(frozen=True)
@@ -74,15 +75,17 @@ class Publisher:
         )
         if projected.shortfall is not None:
             en, zh = projected.shortfall.describe()
-            raise RecordUnavailable(f"event {event}: {en}", f"事件 {event}：{zh}", event)
+            raise RecordUnavailable(Text(f"事件 {event}：{zh}", f"event {event}: {en}"), event)
         view = projected.record
         if not version.validator.is_valid(view):
             issues = version.validator.errors(view)
             where = ", ".join(issue.pointer or "/" for issue in issues[:5])
             name = f"{version.schema.subject}:{version.schema.version}"
             raise RecordUnavailable(
-                f"the record of event {event} is invalid against {name} at {where}",
-                f"事件 {event} 的记录不符合 {name}（{where}）",
+                Text(
+                    f"事件 {event} 的记录不符合 {name}（{where}）",
+                    f"the record of event {event} is invalid against {name} at {where}",
+                ),
                 event,
             )
         return view
@@ -133,8 +136,10 @@ class Publisher:
                 citizen_id = self.vault.open(registration.citizen_id_sealed).value
             except CitizenIdUnreadable as unreadable:
                 out[seq] = RecordUnavailable(
-                    f"the citizen ID of event {seq} cannot be read ({unreadable})",
-                    f"事件 {seq} 的身份证号无法解密",
+                    Text(
+                        f"事件 {seq} 的身份证号无法解密",
+                        f"the citizen ID of event {seq} cannot be read ({unreadable})",
+                    ),
                     str(seq),
                 )
                 continue

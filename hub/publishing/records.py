@@ -43,14 +43,14 @@ class RecordUnavailable(DomainProblem):
     vault cannot open, or a projection that breaks the schema. A fault of the hub, never of
     the caller; nothing is sent rather than something wrong or incomplete."""
 
-    def __init__(self, en: str, zh: str, event: str | None = None) -> None:
-        super().__init__(en)
-        self.en, self.zh, self.event = en, zh, event
+    def __init__(self, text: Text, event: str | None = None) -> None:
+        super().__init__(text.en)
+        self.text, self.event = text, event
 
     def problem(self) -> Problem:
         """Logged in full (event numbers and pointers, never personal data); the caller is
         told only that the hub failed, and which event if it was one."""
-        log.error("holder record unavailable: %s", self.en)
+        log.error("holder record unavailable: %s", self.text.en)
         extensions = {"event": self.event} if self.event else {}
         return Problem(
             RECORD_UNAVAILABLE,

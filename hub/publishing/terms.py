@@ -34,6 +34,7 @@ from hub.schemas import agreements
 from hub.schemas.service import Registry, exchangeable_version
 from hub.schemas.store import Agreement, SchemaVersion
 from hub.schemas.validation import CompiledSchema, schema_uri
+from hub.text import Text
 
 RefusalCode = Literal["no-agreement", "pull-not-enabled"]
 
@@ -107,7 +108,7 @@ def read_version_in_use(session: Session, schemas: Registry) -> VersionInUse:
     schema = exchangeable_version(session, HOLDER_RECORD)
     if schema is None:
         raise RecordUnavailable(
-            "no holder-record version is ACTIVE or DEPRECATED", "持证人记录没有在用的模式版本"
+            Text("持证人记录没有在用的模式版本", "no holder-record version is ACTIVE or DEPRECATED")
         )
     schemas.remember(session, schema)
     validator = schemas.validators.get(schema.subject, schema.version)

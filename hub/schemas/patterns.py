@@ -27,6 +27,8 @@ from typing import Any, Final
 
 import jsonschema_rs
 
+from hub.text import Text
+
 PATTERN_MAX_LENGTH: Final = 1_000
 """Characters in one pattern: enough for any field rule, small enough to read."""
 PATTERN_MAX_MEMORY: Final = 1 << 20
@@ -46,11 +48,11 @@ Search = Callable[[str], bool]
 
 
 class PatternRefused(ValueError):
-    """A pattern the engine cannot run, or not within the limits; `en` and `zh` say why."""
+    """A pattern the engine cannot run, or not within the limits; `text` says why."""
 
-    def __init__(self, en: str, zh: str) -> None:
-        super().__init__(en)
-        self.en, self.zh = en, zh
+    def __init__(self, text: Text) -> None:
+        super().__init__(text.en)
+        self.text = text
 
 
 @functools.lru_cache(maxsize=4096)
@@ -59,8 +61,10 @@ def compile_pattern(pattern: str) -> Search:
     the registered schemas many times over); PatternRefused if the engine cannot run it."""
     if len(pattern) > PATTERN_MAX_LENGTH:
         raise PatternRefused(
-            f"a pattern may have at most {PATTERN_MAX_LENGTH} characters",
-            f"正则表达式不得超过 {PATTERN_MAX_LENGTH} 个字符",
+            Text(
+                f"正则表达式不得超过 {PATTERN_MAX_LENGTH} 个字符",
+                f"a pattern may have at most {PATTERN_MAX_LENGTH} characters",
+            ),
         )
     try:
         validator = jsonschema_rs.Draft202012Validator(
@@ -69,10 +73,12 @@ def compile_pattern(pattern: str) -> Search:
     except jsonschema_rs.ValidationError:
         mebibytes = PATTERN_MAX_MEMORY >> 20
         raise PatternRefused(
-            "this pattern cannot be matched in linear time within"
-            f" {mebibytes} MiB: no backreferences or lookaround, no runaway repetition",
-            f"该正则表达式无法在 {mebibytes} MiB 内以线性时间匹配：不支持反向引用和环视，"
-            "重复次数不得过大",
+            Text(
+                f"该正则表达式无法在 {mebibytes} MiB 内以线性时间匹配：不支持反向引用和环视，"
+                "重复次数不得过大",
+                "this pattern cannot be matched in linear time within"
+                f" {mebibytes} MiB: no backreferences or lookaround, no runaway repetition",
+            ),
         ) from None
     is_valid = validator.is_valid
 

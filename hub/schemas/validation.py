@@ -208,7 +208,7 @@ def _pattern_issues(schema: dict[str, Any], uri: str) -> list[Issue]:
             try:
                 patterns.compile_pattern(pattern)
             except patterns.PatternRefused as refused:
-                issues.append(Issue(where, keyword, refused.en, refused.zh))
+                issues.append(Issue(where, keyword, refused.text.en, refused.text.zh))
     return issues
 
 

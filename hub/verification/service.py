@@ -40,6 +40,7 @@ from hub.permits.store import Permit, Registration
 from hub.publishing.publisher import OnDemand, Publisher
 from hub.publishing.records import RecordUnavailable
 from hub.publishing.terms import Refusal
+from hub.text import Text
 from hub.verification import challenges, store
 from hub.verification.domain import (
     Catalogue,
@@ -259,8 +260,10 @@ def disclosed(
         citizen_id = desk.vault.open(registration.citizen_id_sealed).value
     except CitizenIdUnreadable as unreadable:
         raise RecordUnavailable(
-            f"the citizen ID of tap {tap_id} cannot be read ({unreadable})",
-            f"核验 {tap_id} 的身份证号无法解密",
+            Text(
+                f"核验 {tap_id} 的身份证号无法解密",
+                f"the citizen ID of tap {tap_id} cannot be read ({unreadable})",
+            ),
         ) from None
     request = OnDemand("tap", f"tap-{tap_id}", now, today)
     return desk.publisher.on_demand(session, request, agreement, permit, registration, citizen_id)
