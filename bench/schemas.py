@@ -2,7 +2,7 @@
 jsonschema-rs used bare.
 
     .venv/bin/python bench/schemas.py [--records N] [--seconds S] [--rounds R] [--naive M]
-                                      [--cpu C] [--no-record]
+                                      [--cpu C] [--no-record] [--baseline-tree DIR]
 
 The hub validates every holder record before it publishes it and projects it once per
 receiving department, on the worker that handles the permit event, so the figures that matter
@@ -74,6 +74,7 @@ if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the p
 
 from bench import common
 from bench.common import RESULTS, BenchError, _bounded_int, verdict
+from bench.earlier import EarlierValidators
 
 SCRIPT = "bench/schemas.py"
 SUBJECT = "holder-record"
@@ -81,6 +82,9 @@ TARGET_RATE = 30_000.0
 TARGET_RATIO = 20.0
 TARGET_PROJECTION = 100_000.0
 TARGET_WRAPPER = 0.20
+TARGET_EARLIER_VALID = 2.0
+TARGET_EARLIER_INVALID = 10.0
+"""Against the compiled closures jsonschema-rs replaced (--baseline-tree of c4e6526)."""
 SEED = 20_260_101
 
 ENVELOPE = ("/$schema", "/schema_version", "/event")
@@ -272,6 +276,24 @@ class Phase:
         return statistics.median(self.rates)
 
 
+@dataclass
+class EarlierPhase(Phase):
+    """A phase timed in the earlier tree's child process (bench/earlier.py) on one core."""
+
+    earlier: EarlierValidators | None = None
+
+    def measure(self, seconds: float, cpu: int) -> float:
+        assert self.earlier is not None
+        busy_before = common.busy_seconds()
+        done, elapsed, used = self.earlier.measure(self.name.removeprefix("earlier-"), seconds)
+        core = f"cpu{cpu}"
+        taken = max(0.0, common.busy_seconds()[core] - busy_before[core] - used)
+        self.rates.append(done / elapsed)
+        self.cpu_rates.append(done / max(used, 1e-9))
+        self.others.append(min(1.0, taken / elapsed))
+        return done / elapsed
+
+
 def pin(cpu: int | None) -> int:
     allowed = sorted(os.sched_getaffinity(0))
     chosen = allowed[-1] if cpu is None else cpu
@@ -421,9 +443,39 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ]
     for phase in phases:  # warm-up: caches, the allocator, the CPU's frequency
         phase.run(phase.items[: max(1, len(phase.items) // 10)])
-    for round_ in range(args.rounds):
-        figures = [f"{phase.name} {phase.measure(args.seconds, cpu):,.0f}/s" for phase in phases]
-        print(f"round {round_ + 1}/{args.rounds}: " + ", ".join(figures), flush=True)
+    earlier = None
+    if args.baseline_tree is not None:
+        earlier = EarlierValidators(args.baseline_tree, cpu, SUBJECT, schema, records, invalid)
+        name = args.baseline_tree.name
+        phases += [
+            EarlierPhase(
+                "earlier-valid",
+                f"`.errors(record)` of {name}, {len(records):,} valid records",
+                records,
+                validated,
+                earlier=earlier,
+            ),
+            EarlierPhase(
+                "earlier-invalid",
+                f"`.errors(record)` of {name}, {len(invalid):,} invalid records",
+                invalid,
+                refused,
+                earlier=earlier,
+            ),
+        ]
+        for phase in phases[-2:]:  # the child's warm-up: its compilation, its caches
+            phase.measure(args.seconds / 4, cpu)
+            for warm_up in (phase.rates, phase.cpu_rates, phase.others):
+                warm_up.clear()
+    try:
+        for round_ in range(args.rounds):
+            figures = [
+                f"{phase.name} {phase.measure(args.seconds, cpu):,.0f}/s" for phase in phases
+            ]
+            print(f"round {round_ + 1}/{args.rounds}: " + ", ".join(figures), flush=True)
+    finally:
+        if earlier is not None:
+            earlier.close()
     if set(fetches) != {(SUBJECT, 1)} or len(fetches) != 1:
         raise BenchError(f"the schema was fetched {len(fetches)} times, not once")
 
@@ -435,7 +487,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def markdown(args: argparse.Namespace, argv: Sequence[str], cpu: int, phases: list[Phase]) -> str:
-    naive, reused, bare, compiled, projection, bare_invalid, invalid = phases
+    naive, reused, bare, compiled, projection, bare_invalid, invalid = phases[:7]
 
     def ratio_of(mine: Phase, theirs: Phase) -> float:
         return statistics.median(
@@ -489,8 +541,29 @@ def markdown(args: argparse.Namespace, argv: Sequence[str], cpu: int, phases: li
             f" {TARGET_PROJECTION:,.0f}: {verdict(projection.rate >= TARGET_PROJECTION)}).",
             "- Compiled once: the schema was fetched once in the whole run; every call above"
             " includes the `Validators.get` cache look-up.",
+            *_against_earlier(args, phases[7:], compiled, invalid, ratio_of),
         ]
     )
+
+
+def _against_earlier(
+    args: argparse.Namespace,
+    earlier: list[Phase],
+    compiled: Phase,
+    invalid: Phase,
+    ratio_of: Callable[[Phase, Phase], float],
+) -> list[str]:
+    if not earlier:
+        return []
+    valid_ratio, invalid_ratio = ratio_of(compiled, earlier[0]), ratio_of(invalid, earlier[1])
+    return [
+        f"- Against {args.baseline_tree.name} (`--baseline-tree`, its own `Validators` in a"
+        " child process on the same core, same records, phases alternating with these):"
+        f" **{valid_ratio:,.1f}x** on valid records (target >= {TARGET_EARLIER_VALID:.0f}x:"
+        f" {verdict(valid_ratio >= TARGET_EARLIER_VALID)}) and **{invalid_ratio:,.1f}x** on"
+        f" invalid ones (target >= {TARGET_EARLIER_INVALID:.0f}x:"
+        f" {verdict(invalid_ratio >= TARGET_EARLIER_INVALID)}), medians of per-round ratios."
+    ]
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -518,6 +591,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--results", type=Path, default=RESULTS, help="where to record (bench/RESULTS.md)"
     )
     parser.add_argument("--no-record", action="store_true", help="print only")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="an earlier checkout whose validators to time alongside (bench/earlier.py)",
+    )
     args = parser.parse_args(argv)
     if not 0.05 <= args.seconds <= 60:
         parser.error("--seconds must be between 0.05 and 60")
