@@ -406,9 +406,9 @@ class CompiledSchema:
         self._validator = validator
         self._located = located
         """Each schema resource the validator may report a location in, by its URI."""
-        self._plain: dict[tuple[str | None, str], Issue] = {}
-        """The issue of a common kind of error at a schema location and a document pointer:
-        documents refused in bulk tend to fail alike. Bounded by _PLAIN_ISSUES."""
+        self._plain: dict[tuple[str | int | None, ...], Issue] = {}
+        """The issue of a common kind of error by schema location and document path: documents
+        refused in bulk tend to fail alike. Bounded by _PLAIN_ISSUES."""
         self._keywords: dict[str, _Keyword] = {}
         """`_keyword`'s answers by absolute keyword location: a schema has few keywords, and
         a racing thread at worst computes the same answer twice."""
@@ -437,17 +437,17 @@ class CompiledSchema:
         `below`: the pointer of the object whose property names a `propertyNames` error is
         about (such an error points into a name, not the document)."""
         kind = error.kind
-        pointer = below or _pointer(error.instance_path)
         if not isinstance(kind, _PARTICULAR_KINDS):  # most errors: the keyword's own message
-            key = (error.absolute_keyword_location, pointer)
+            key = (error.absolute_keyword_location, below, *error.instance_path)
             issue = self._plain.get(key)
             if issue is None:
                 at = self._keyword(error)
-                issue = Issue(pointer, at.keyword, at.en, at.zh)
+                issue = Issue(below or _pointer(error.instance_path), at.keyword, at.en, at.zh)
                 if len(self._plain) >= _PLAIN_ISSUES:
                     self._plain.clear()
                 self._plain[key] = issue
             return [issue]
+        pointer = below or _pointer(error.instance_path)
         at = self._keyword(error)
         location, keyword, value = at.location, at.keyword, at.value
         match kind:
