@@ -255,15 +255,25 @@ class Phase:
 
     def measure(self, seconds: float, cpu: int) -> float:
         """Whole passes over the items until `seconds` have passed; the rate."""
-        done = 0
-        busy_before, cpu_before = common.busy_seconds(), time.process_time()
-        started = time.perf_counter()
+        busy_before = common.busy_seconds()
+        done, elapsed, used = self.timed(seconds)
+        return self.note(cpu, busy_before, done, elapsed, used)
+
+    def timed(self, seconds: float) -> tuple[int, float, float]:
+        """Records done, wall seconds and CPU seconds of the timing process."""
+        done, cpu_before, started = 0, time.process_time(), time.perf_counter()
         while True:
             done += self.run(self.items)
             elapsed = time.perf_counter() - started
             if elapsed >= seconds:
                 break
-        used = time.process_time() - cpu_before
+        return done, elapsed, time.process_time() - cpu_before
+
+    def note(
+        self, cpu: int, busy_before: dict[str, float], done: int, elapsed: float, used: float
+    ) -> float:
+        """Keep one measurement: the rate, the rate per CPU-second and how much of the core
+        other processes took meanwhile; the rate."""
         core = f"cpu{cpu}"
         taken = max(0.0, common.busy_seconds()[core] - busy_before[core] - used)
         self.rates.append(done / elapsed)
@@ -282,16 +292,9 @@ class EarlierPhase(Phase):
 
     earlier: EarlierValidators | None = None
 
-    def measure(self, seconds: float, cpu: int) -> float:
+    def timed(self, seconds: float) -> tuple[int, float, float]:
         assert self.earlier is not None
-        busy_before = common.busy_seconds()
-        done, elapsed, used = self.earlier.measure(self.name.removeprefix("earlier-"), seconds)
-        core = f"cpu{cpu}"
-        taken = max(0.0, common.busy_seconds()[core] - busy_before[core] - used)
-        self.rates.append(done / elapsed)
-        self.cpu_rates.append(done / max(used, 1e-9))
-        self.others.append(min(1.0, taken / elapsed))
-        return done / elapsed
+        return self.earlier.measure(self.name.removeprefix("earlier-"), seconds)
 
 
 def pin(cpu: int | None) -> int:
