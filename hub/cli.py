@@ -5,12 +5,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlmodel import Session
+
     from hub.audit import Actor
+    from hub.auth.staff import Credentials
     from hub.composition import Hub
     from hub.settings import Settings
 
@@ -18,6 +23,7 @@ if TYPE_CHECKING:
 # and no command loads the web application.
 
 EXIT_USAGE = 2
+_Done = TypeVar("_Done")
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -153,6 +159,105 @@ def clients_add(
     click.echo(f"client_id: {created.client_id}")
     if created.secret:
         click.echo(f"client_secret: {created.secret}")
+
+
+@cli.group()
+def staff() -> None:
+    """Staff accounts: the people who sign in to the console."""
+
+
+def _show(credentials: Credentials) -> None:
+    click.echo(f"account: {credentials.name}")
+    click.echo(f"one-time password: {credentials.password}")
+    if credentials.otpauth_uri:
+        click.echo(f"authenticator (TOTP): {credentials.otpauth_uri}")
+    click.echo("shown once: hand it over in person; the password is changed at first sign-in")
+
+
+def _staff_change(change: Callable[[Session, Hub], _Done]) -> _Done:
+    """`change` in a unit of work of its own, a refusal told in one sentence."""
+    from hub.auth.staff import StaffRefused
+    from hub.db import unit_of_work
+
+    hub = _hub()
+    try:
+        with unit_of_work(hub.engine) as session:
+            return change(session, hub)
+    except StaffRefused as exc:
+        _fail(str(exc))
+
+
+@staff.command("add")
+@click.argument("name")
+@click.option("--display-name", required=True, help="The person's name as the console shows it.")
+@click.option("--department", required=True, help="Their department, e.g. public-security.")
+@click.option("--roles", required=True, multiple=True, help="Roles, space- or comma-separated.")
+def staff_add(name: str, display_name: str, department: str, roles: tuple[str, ...]) -> None:
+    """Add a local account; its one-time password (and TOTP secret) are printed once."""
+    from hub.auth.staff import add_staff
+
+    _show(
+        _staff_change(
+            lambda session, hub: add_staff(
+                session,
+                hub.staff,
+                name=name,
+                display_name=display_name,
+                department=department,
+                roles=_scope_list(roles),
+                actor=_cli_actor(),
+                now=hub.clock.now(),
+            )
+        )
+    )
+
+
+@staff.command("reset")
+@click.argument("name")
+def staff_reset(name: str) -> None:
+    """A new one-time password (and TOTP secret) for NAME; the old ones stop working."""
+    from hub.auth.staff import reset_staff
+
+    _show(
+        _staff_change(
+            lambda session, hub: reset_staff(
+                session, hub.staff, name, actor=_cli_actor(), now=hub.clock.now()
+            )
+        )
+    )
+
+
+@staff.command("disable")
+@click.argument("name")
+def staff_disable(name: str) -> None:
+    """No more sign-ins for NAME (the account and its history are kept)."""
+    from hub.auth.staff import disable_staff
+
+    changed = _staff_change(
+        lambda session, hub: disable_staff(
+            session, hub.staff, name, actor=_cli_actor(), now=hub.clock.now()
+        )
+    )
+    click.echo(f"{name}: disabled" if changed else f"{name}: was disabled already")
+
+
+@staff.command("list")
+def staff_list() -> None:
+    """Every account: name, department, roles, second factor, state (nothing secret)."""
+    from hub.auth.staff import list_staff
+    from hub.db import unit_of_work
+
+    hub = _hub()
+    with unit_of_work(hub.engine) as session:
+        members = list_staff(session)
+    for member in members:
+        roles = ",".join(role.value for role in member.roles)
+        factor = "totp" if member.second_factor else "password"
+        state = "disabled" if member.disabled else "active"
+        click.echo(
+            f"{member.name}\t{member.display_name}\t{member.department.value}\t{roles}"
+            f"\t{factor}\t{state}"
+        )
 
 
 @cli.group()

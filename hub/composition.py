@@ -44,6 +44,7 @@ from hub.verification.catalogue import load_catalogue
 from hub.verification.domain import Catalogue
 
 if TYPE_CHECKING:
+    from hub.auth.staff import Staff
     from hub.connectors.exchange import Exchange
     from hub.connectors.relay import Outbound
     from hub.verification.offline import Offline
@@ -115,6 +116,15 @@ class Hub:
             self.settings.issuer,
             self.card_key_password,
         )
+
+    @functools.cached_property
+    def staff(self) -> Staff:
+        """What managing staff and signing them in needs (hub.auth.staff); made on first use."""
+        from argon2 import PasswordHasher
+
+        from hub.auth.staff import TOTP_KEY_PURPOSE, Staff
+
+        return Staff(self.audit, self.keyring.derive(TOTP_KEY_PURPOSE), PasswordHasher())
 
     @property
     def key_password(self) -> bytes:

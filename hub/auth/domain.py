@@ -52,6 +52,37 @@ SCOPES: Mapping[str, str] = {
     "auth:introspect": "introspect tokens issued to other clients",
 }
 
+
+class Role(StrEnum):
+    """What a member of staff does at the hub; their scopes follow from their roles."""
+
+    GOVERNANCE = "governance"
+    AUDITOR = "auditor"
+    EXCHANGE_OPERATOR = "exchange-operator"
+    WINDOW_CLERK = "window-clerk"
+    ACCEPTANCE_OFFICE = "acceptance-office"
+    ADMIN = "admin"
+
+
+ROLE_SCOPES: Mapping[Role, frozenset[str]] = {
+    Role.GOVERNANCE: frozenset({"schemas:read", "schemas:admin"}),
+    Role.AUDITOR: frozenset(),  # the audit log is read in the console, under no API scope
+    Role.EXCHANGE_OPERATOR: frozenset({"exchange:admin"}),
+    Role.WINDOW_CLERK: frozenset({"verification:tap"}),
+    Role.ACCEPTANCE_OFFICE: frozenset({"registry:read", "registry:write"}),
+    Role.ADMIN: frozenset({"schemas:read", "schemas:admin", "exchange:admin"}),
+}
+"""The scopes a member of staff's token carries: the union over their roles."""
+
+SECOND_FACTOR_ROLES: frozenset[Role] = frozenset({Role.GOVERNANCE, Role.ADMIN})
+"""Roles that change what every department receives or who may act: a local account with one
+of them signs in with a TOTP code besides the password."""
+
+
+def staff_scopes(roles: Iterable[Role]) -> frozenset[str]:
+    return frozenset().union(*(ROLE_SCOPES[role] for role in roles))
+
+
 TOKEN_ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"
 CLIENT_ASSERTION_ALGORITHMS = ("ES256", "RS256")

@@ -23,6 +23,25 @@ class OAuthClient(SQLModel, table=True):
     disabled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
+class StaffAccount(SQLModel, table=True):
+    """A person who signs in to the console: never an OAuth client of their own."""
+
+    __tablename__ = "staff_account"
+
+    name: str = Field(primary_key=True, max_length=64)
+    display_name: str = Field(max_length=128)
+    department: str = Field(max_length=64)
+    roles: str = Field(max_length=256, description="space-separated")
+    password_hash: str = Field(max_length=256, description="argon2id, PHC string")
+    must_change_password: bool = Field(default=True)
+    totp_sealed: bytes | None = Field(
+        default=None, sa_type=sa.LargeBinary, description="the TOTP secret, AES-GCM"
+    )
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    changed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    disabled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
 class SigningKey(SQLModel, table=True):
     __tablename__ = "signing_key"
 
