@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from hub import openapi, problems
+from hub import docs, openapi, problems
 from hub.auth import api as auth_api
 from hub.auth.guard import (
     GuardedRoute,
@@ -66,6 +66,8 @@ def create_app(
         summary="Inter-departmental data-sharing hub for residence permits (居住证)",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # hub.docs serves them, with their assets
+        redoc_url=None,
     )
     app.router.route_class = GuardedRoute
     app.state.hub = hub
@@ -85,6 +87,7 @@ def create_app(
     app.include_router(connectors_api.router)
     app.include_router(deadletters.router)
     openapi.install(app, settings.issuer)
+    docs.install(app, app.title)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     @public
