@@ -3,8 +3,9 @@ which makes them from settings. Commands, jobs and the app all start here; it im
 router and no web framework, so a command pays only for what it uses.
 
 Services do not take the Hub: each takes the bundle of components it needs (`lifecycle`,
-`verification`, `offline`, `exchange`, `outbound`), which the Hub builds once, the last four
-on first use so that a command that does not use them does not load their code."""
+`verification`, `offline`, `exchange`, `outbound`, `staff`), which the Hub builds once, all
+but the first on first use so that a command that does not use them does not load their
+code."""
 
 from __future__ import annotations
 

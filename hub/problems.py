@@ -8,8 +8,7 @@ The types (`Text`, `ProblemType`, `Problem`, `FieldError`) are what every domain
 imports; the web framework is imported only where a problem becomes a response, so a command
 that raises or reads problems does not load it. A domain exception that is a problem for the
 caller subclasses `DomainProblem` and says which; one handler answers it, and no route
-translates it (so far: permit and registration not found, card refusals, a holder record the
-hub cannot build).
+translates it.
 """
 
 from __future__ import annotations

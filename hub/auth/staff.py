@@ -89,7 +89,7 @@ class Member:
 
 def _roles(names: Iterable[str]) -> tuple[Role, ...]:
     chosen = sorted(set(names))
-    unknown = [name for name in chosen if name not in Role._value2member_map_]
+    unknown = [name for name in chosen if name not in {role.value for role in Role}]
     if unknown:
         known = ", ".join(role.value for role in Role)
         raise StaffRefused(f"unknown role {', '.join(unknown)} (the roles: {known})")

@@ -23,7 +23,7 @@ from hub.card.store import Card
 from hub.permits.domain import PermitState
 from hub.permits.identity import CitizenIdVault
 from hub.permits.jurisdictions import Jurisdiction
-from hub.permits.service import PermitNotFound
+from hub.permits.service import permit_of
 from hub.permits.store import Permit, Registration
 from hub.problems import DomainProblem, Problem, Text
 
@@ -179,8 +179,7 @@ def _live_card(session: Session, permit_id: str) -> tuple[Permit, Card, Registra
         .where(col(Permit.id) == permit_id)
     ).first()
     if row is None:
-        if session.get(Permit, permit_id) is None:
-            raise PermitNotFound(permit_id)
+        permit_of(session, permit_id)  # PermitNotFound if there is no such permit
         raise CardRefused(
             "card-not-issued", Text("该居住证尚未发卡", "the permit has no card issued yet")
         )

@@ -123,10 +123,7 @@ class DocumentInvalid(DomainProblem, ValueError):
                 f"证明文件有 {count} 处不符合 {subject} 第 {version} 版",
                 f"{count} issue(s) against {subject} version {version}",
             ),
-            errors=[
-                FieldError(Text(issue.zh, issue.en), pointer=PROOF + issue.pointer)
-                for issue in self.issues
-            ],
+            errors=[issue.field_error(PROOF) for issue in self.issues],
             extensions={"subject": subject, "schema_version": version},
         )
 
@@ -204,7 +201,7 @@ def submit_proof(
         chosen = _proof_version(session, subject, version)
         row, issues = service.validate(session, desk.schemas, subject, chosen.version, document)
     except (service.SchemaNotInUse, service.VersionRetired) as refused:
-        raise refused.at("/schema_version") from None
+        raise refused.at(SCHEMA_VERSION) from None
     if issues:
         raise DocumentInvalid(issues, row)
     kind = str(document["kind"])
@@ -241,6 +238,8 @@ def submit_proof(
 
 PROOF: Final = "/proof"
 """Where a submission holds the proof document: the prefix of the pointers into it."""
+SCHEMA_VERSION: Final = "/schema_version"
+"""Where a submission names the version its proof is validated against."""
 
 _ENDS_BEFORE_IT_STARTS: Final = Issue(
     "/valid_to", "valid_to", "must not be before valid_from", "不得早于 valid_from"
@@ -261,7 +260,7 @@ def _proof_version(session: Session, subject: str, version: int | None) -> Schem
     except service.VersionNotFound:
         raise Problem(
             VALIDATION_FAILED,
-            errors=[FieldError(Text("该版本不存在", "no such version"), pointer="/schema_version")],
+            errors=[FieldError(Text("该版本不存在", "no such version"), pointer=SCHEMA_VERSION)],
         ) from None
     if row.state == domain.VersionState.DRAFT:
         raise service.SchemaNotInUse(subject, version)

@@ -244,10 +244,7 @@ def _audited_permit(what: str) -> Any:
 def _permit_to_change(permit_id: str, session: DbSession) -> Permit:
     """A dependency: the permit named in the path (404 if none), for a change, which audits
     itself."""
-    permit = session.get(Permit, permit_id)
-    if permit is None:
-        raise service.PermitNotFound(permit_id)
-    return permit
+    return service.permit_of(session, permit_id)
 
 
 PermitToChange = Annotated[Permit, Depends(_permit_to_change)]

@@ -400,21 +400,26 @@ def audit_disclosure(
     audit.record_many(session, events, now)
 
 
+def permit_of(session: Session, permit_id: str) -> Permit:
+    """The permit by its id; PermitNotFound if there is none."""
+    permit = session.get(Permit, permit_id)
+    if permit is None:
+        raise PermitNotFound(permit_id)
+    return permit
+
+
 def read_permit(
     session: Session, audit: AuditLog, permit_id: str, what: str, *, actor: Actor, now: datetime
 ) -> Permit:
     """The permit, for a read of `what` (its view, events, residence) that is audited; raise
     PermitNotFound."""
-    permit = session.get(Permit, permit_id)
-    if permit is None:
-        raise PermitNotFound(permit_id)
+    permit = permit_of(session, permit_id)
     audit_disclosure(session, audit, what, [permit.citizen_id_hash], actor=actor, now=now)
     return permit
 
 
 def events_of(session: Session, permit_id: str) -> list[PermitEvent]:
-    if session.get(Permit, permit_id) is None:
-        raise PermitNotFound(permit_id)
+    permit_of(session, permit_id)
     query = select(PermitEvent).where(col(PermitEvent.permit_id) == permit_id)
     return list(session.exec(query.order_by(col(PermitEvent.seq))).all())
 

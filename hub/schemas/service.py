@@ -82,10 +82,7 @@ class SchemaInvalid(DomainProblem, ValueError):
     def problem(self) -> Problem:
         return Problem(
             SCHEMA_INVALID,
-            errors=[
-                FieldError(Text(issue.zh, issue.en), pointer=SCHEMA + issue.pointer)
-                for issue in self.issues
-            ],
+            errors=[issue.field_error(SCHEMA) for issue in self.issues],
         )
 
 

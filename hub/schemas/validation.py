@@ -43,6 +43,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from hub.problems import FieldError, Text
 from hub.schemas import patterns
 from hub.schemas.formats import format_callbacks
 
@@ -102,6 +103,11 @@ class Issue:
     keyword: str
     en: str
     zh: str
+
+    def field_error(self, below: str = "") -> FieldError:
+        """This issue in a problem's `errors`, its pointer under `below`: where the request
+        holds the document (e.g. `/proof`)."""
+        return FieldError(Text(self.zh, self.en), pointer=below + self.pointer)
 
 
 # --- checking a schema before it is registered ------------------------------------------------

@@ -456,10 +456,7 @@ def report_offline(
     except offline.ReportInvalid as invalid:
         raise Problem(
             VALIDATION_FAILED,
-            errors=[
-                FieldError(Text(issue.zh, issue.en), pointer=f"/decisions/{index}{issue.pointer}")
-                for index, issue in invalid.issues
-            ],
+            errors=[issue.field_error(f"/decisions/{index}") for index, issue in invalid.issues],
             extensions={"subject": invalid.subject, "schema_version": invalid.version},
         ) from None
     except offline.ReportConflict as conflict:
