@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
 from hub import docs, openapi, problems
@@ -25,6 +26,10 @@ from hub.composition import Hub, build_hub
 from hub.connectors import api as connectors_api
 from hub.connectors import deadletters
 from hub.connectors.relay import Relay, start_relay, stop_relay
+from hub.console import api as console_api
+from hub.console import signin as console_signin
+from hub.console.pages import STATIC_DIR, problem_page
+from hub.console.session import KEY_PURPOSE, ConsoleSessions
 from hub.edge import Edge
 from hub.jobs import build_scheduler
 from hub.permits import api as permits_api
@@ -75,6 +80,10 @@ def create_app(
     app.state.auth_state = hub.auth_state
     app.state.token_verifier = hub.verifier
     app.state.authorization_server = hub.authorization_server
+    app.state.staff_sessions = ConsoleSessions(
+        hub.sign_in, hub.keyring.derive(KEY_PURPOSE), settings.staff_idle_seconds
+    )
+    app.state.problem_page = problem_page
     problems.install(app)
     app.add_middleware(
         Edge, limit=settings.max_body_bytes, default_language=settings.default_language
@@ -86,6 +95,9 @@ def create_app(
     app.include_router(schemas_api.router)
     app.include_router(connectors_api.router)
     app.include_router(deadletters.router)
+    app.include_router(console_signin.router)
+    app.include_router(console_api.router)
+    app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     openapi.install(app, settings.issuer)
     docs.install(app, app.title)
 

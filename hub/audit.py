@@ -33,6 +33,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from hub import bulk
+from hub.clock import naive_utc
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.type_api import _ResultProcessorType
@@ -158,13 +159,6 @@ def _fields(event: AuditEvent) -> dict[str, str | None]:
     }
 
 
-def _utc(moment: datetime) -> datetime:
-    """Both databases keep microseconds; SQLite drops the zone, so compare in naive UTC."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
 def _stored(moment: datetime) -> datetime:
     """The time as written: an aware UTC value (a naive one is taken to be UTC already).
 
@@ -195,7 +189,7 @@ def _event_of(entry: AuditEntry) -> AuditEvent:
 def _message(seq: int, at: datetime, event: AuditEvent, prev_hash: str) -> str:
     content = [
         seq,
-        _utc(at).isoformat(timespec="microseconds"),
+        naive_utc(at).isoformat(timespec="microseconds"),
         event.actor_client_id,
         event.actor_department,
         event.action,

@@ -35,6 +35,14 @@ def _require_aware(moment: datetime) -> datetime:
     return moment
 
 
+def naive_utc(moment: datetime) -> datetime:
+    """A time as both databases give it back comparable: SQLite drops the zone, so times are
+    compared in naive UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
 def china_date(moment: datetime) -> date:
     """The civil date in China at `moment`: 17:30 UTC is already the next day in Beijing."""
     return _require_aware(moment).astimezone(CHINA).date()

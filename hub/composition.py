@@ -45,6 +45,7 @@ from hub.verification.catalogue import load_catalogue
 from hub.verification.domain import Catalogue
 
 if TYPE_CHECKING:
+    from hub.auth.signin import SignInDesk
     from hub.auth.staff import Staff
     from hub.connectors.exchange import Exchange
     from hub.connectors.relay import Outbound
@@ -126,6 +127,20 @@ class Hub:
         from hub.auth.staff import TOTP_KEY_PURPOSE, Staff
 
         return Staff(self.audit, self.keyring.derive(TOTP_KEY_PURPOSE), PasswordHasher())
+
+    @functools.cached_property
+    def sign_in(self) -> SignInDesk:
+        """What signing staff in and out needs (hub.auth.signin); made on first use."""
+        from hub.auth.signin import SignInDesk
+
+        return SignInDesk(
+            self.engine,
+            self.staff,
+            self.auth_state,
+            self.auth_state.policy.staff_sign_in,
+            self.clock,
+            self.keyring.derive("staff-password-ticket"),
+        )
 
     @property
     def key_password(self) -> bytes:
@@ -250,6 +265,7 @@ def build_hub(
         issuer=settings.issuer,
         audience=settings.audience,
         token_ttl=settings.access_token_ttl_seconds,
+        staff_token_ttl=settings.staff_session_seconds,
         assertion_max_age=settings.client_assertion_max_age_seconds,
     )
     # Derived once per process: requests and jobs ask for these on every call.

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Self, get_args
+from typing import TYPE_CHECKING, Any, Self, cast, get_args
 
 from pydantic_core.core_schema import ErrorType
 from sqlalchemy.exc import DataError
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.responses import Response
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -221,6 +222,16 @@ def route_template(request: Request) -> str | None:
     return route.path_format if isinstance(route, Route) else None
 
 
+def answer(request: Request, problem: Problem) -> Response:
+    """What the one handler sends: the problem document, or, where a person is reading a
+    console page, the page the app's `problem_page` makes of it."""
+    page = getattr(request.app.state, "problem_page", None)
+    answered = page(request, problem) if page is not None else None
+    if answered is not None:
+        return cast("Response", answered)
+    return problem_response(request, problem)
+
+
 def problem_response(request: Request, problem: Problem) -> JSONResponse:
     from fastapi.responses import JSONResponse
 
@@ -383,17 +394,17 @@ def field_errors(errors: Sequence[Any], body: Any = _NO_DOCUMENT) -> list[FieldE
     return out
 
 
-async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+async def _on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
-    return problem_response(request, exc)
+    return answer(request, exc)
 
 
-async def _on_domain_problem(request: Request, exc: Exception) -> JSONResponse:
+async def _on_domain_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainProblem)
-    return problem_response(request, exc.problem())
+    return answer(request, exc.problem())
 
 
-async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation(request: Request, exc: Exception) -> Response:
     from fastapi.exceptions import RequestValidationError
 
     assert isinstance(exc, RequestValidationError)
@@ -407,7 +418,7 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
                 f"无法解析 JSON：第 {offset} 个字符处出错（{reason}）",
                 f"The body is not valid JSON: {reason} at character {offset}",
             )
-            return problem_response(request, Problem(MALFORMED_JSON, detail))
+            return answer(request, Problem(MALFORMED_JSON, detail))
     if isinstance(exc.body, bytes) and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
         # FastAPI hands a route the raw bytes when Content-Type is absent or not JSON: the
         # body was never read as JSON, so "should be an object" would mislead the caller.
@@ -415,9 +426,9 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
             "请求体须为 JSON，并带 Content-Type: application/json",
             "The body must be JSON, sent with Content-Type: application/json",
         )
-        return problem_response(request, Problem(UNSUPPORTED_MEDIA_TYPE, detail))
+        return answer(request, Problem(UNSUPPORTED_MEDIA_TYPE, detail))
     problem = Problem(VALIDATION_FAILED, errors=field_errors(errors, exc.body))
-    return problem_response(request, problem)
+    return answer(request, problem)
 
 
 # FastAPI turns any failure to decode a JSON body other than JSONDecodeError (bytes that are not
@@ -445,14 +456,14 @@ def _unparsable_body(exc: StarletteHTTPException) -> Text | None:
     return None
 
 
-async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
     unparsable = _unparsable_body(exc)
     if unparsable is not None:
-        return problem_response(request, Problem(MALFORMED_JSON, unparsable))
+        return answer(request, Problem(MALFORMED_JSON, unparsable))
     if exc.status_code == 405:
         headers["Allow"] = allowed_methods(request)
     kind = _STATUS_TYPES.get(exc.status_code)
@@ -461,9 +472,9 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     said = str(exc.detail) if exc.detail and exc.detail != default_detail else None
     detail = Text(said, said) if said else None
     if kind is not None:
-        return problem_response(request, Problem(kind, detail, headers=headers))
+        return answer(request, Problem(kind, detail, headers=headers))
     problem = Problem(HTTP_ERROR, detail, headers=headers, status=exc.status_code)
-    return problem_response(request, problem)
+    return answer(request, problem)
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
@@ -487,7 +498,7 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(served)
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
     """A 500 that ends the connection.
 
     Starlette's ServerErrorMiddleware sends this answer and then re-raises the exception to the
@@ -498,7 +509,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     route = route_template(request) or "(no route)"
     log.exception("unhandled error on %s %s", request.method, route, exc_info=exc)
     problem = Problem(INTERNAL_ERROR, headers={"Connection": "close"})
-    return problem_response(request, problem)
+    return answer(request, problem)
 
 
 # Data exceptions (SQLSTATE class 22) that can only come from a value the request carried: the
@@ -517,7 +528,7 @@ _REFUSED_VALUES = {
 }
 
 
-async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_data_error(request: Request, exc: Exception) -> Response:
     """A value the database refused is a 422, not a 500; any other data exception is a fault
     of the hub's own and answered as one."""
     assert isinstance(exc, DataError)
@@ -527,7 +538,7 @@ async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
         return await _on_unexpected(request, exc)
     route = route_template(request) or "(no route)"
     log.warning("the database refused a value on %s %s: %s", request.method, route, exc.orig)
-    return problem_response(request, Problem(VALIDATION_FAILED, detail))
+    return answer(request, Problem(VALIDATION_FAILED, detail))
 
 
 def install(app: FastAPI) -> None:

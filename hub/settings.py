@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     issuer: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^/?#\s]+[^?#\s]*$")
     audience: str = Field(default="urn:permit-hub:api", min_length=1)
     access_token_ttl_seconds: int = Field(default=600, ge=60, le=86_400)
+    staff_session_seconds: int = Field(default=28_800, ge=600, le=86_400)
+    staff_idle_seconds: int = Field(default=900, ge=60, le=28_800)
     client_assertion_max_age_seconds: int = Field(default=300, ge=30, le=3_600)
     secret_key: str | None = Field(default=None, min_length=32)
     secret_key_file: Path = Path("var/hub.key")

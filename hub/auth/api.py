@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
-from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -16,9 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from hub.auth.domain import CLIENT_ASSERTION_ALGORITHMS, SCOPES, TOKEN_ALGORITHM, AuthFailure
 from hub.auth.failures import Attempt, attempt_of
 from hub.auth.guard import CLIENT_SECRET_BASIC, GuardedRoute, principal_of, public, requires
+from hub.auth.problems import AUTHENTICATION_THROTTLED, INVALID_REQUEST, oauth_problem
 from hub.auth.server import (
-    NOT_AUTHENTICATED,
-    AssertionReplayed,
     ClientNotAuthenticated,
     FormRequest,
     HubAuthorizationServer,
@@ -27,7 +25,7 @@ from hub.auth.server import (
 )
 from hub.auth.state import AuthState
 from hub.openapi import ClosedView
-from hub.problems import UNSUPPORTED_MEDIA_TYPE, Problem, ProblemType, Text, problem_type
+from hub.problems import UNSUPPORTED_MEDIA_TYPE, Problem, Text
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _CLIENT_AUTHENTICATION: dict[str, Any] = {
@@ -53,8 +51,10 @@ def _form(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+CODE_EXCHANGE: Final = ("code", "redirect_uri", "code_verifier")
+"""The authorization-code grant's parameters (RFC 6749 §4.1.3, RFC 7636 §4.5)."""
 OAUTH_PARAMETERS: Final = frozenset(
-    {"grant_type", "scope", "token", "token_type_hint", *_CLIENT_AUTHENTICATION}
+    {"grant_type", "scope", "token", "token_type_hint", *CODE_EXCHANGE, *_CLIENT_AUTHENTICATION}
 )
 """The parameters the three endpoints read; any other is ignored, as RFC 6749 §3.2 says."""
 _SCOPE_LIST: Final = "|".join(sorted(SCOPES))
@@ -108,47 +108,6 @@ def _success(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
 router = APIRouter(tags=["OAuth 2.0"], route_class=GuardedRoute)
 FORM = "application/x-www-form-urlencoded"
 
-_OAUTH_PROBLEMS: dict[str, tuple[ProblemType, str]] = {
-    error: (problem_type(error.replace("_", "-"), status, zh, en), zh)
-    for error, status, zh, en in [
-        ("invalid_request", 400, "OAuth 请求无效", "Invalid OAuth request"),
-        ("invalid_client", 401, "客户端认证失败", "Client authentication failed"),
-        ("invalid_grant", 400, "授权无效", "Invalid grant"),
-        ("unauthorized_client", 400, "客户端无权使用该授权类型", "Unauthorized client"),
-        ("unsupported_grant_type", 400, "不支持的授权类型", "Unsupported grant type"),
-        ("invalid_scope", 400, "请求的权限范围无效", "Invalid scope"),
-        ("unsupported_token_type", 400, "不支持的令牌类型", "Unsupported token type"),
-    ]
-}
-ASSERTION_REPLAYED = problem_type(
-    "client-assertion-replayed", 401, "客户端断言已被使用过", "Client assertion replayed"
-)
-AUTHENTICATION_THROTTLED = problem_type(
-    "client-authentication-throttled",
-    429,
-    "客户端认证失败次数过多",
-    "Too many failed client authentications",
-)
-
-
-def _problem(error: OAuth2Error) -> Problem:
-    """RFC 6749 §5.2 members (`error`, `error_description`) ride along as extensions."""
-    kind, zh = _OAUTH_PROBLEMS.get(error.error, _OAUTH_PROBLEMS["invalid_request"])
-    headers = {}
-    if isinstance(error, AssertionReplayed):
-        kind, zh = ASSERTION_REPLAYED, ASSERTION_REPLAYED.title.zh
-    if kind.status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="permit-hub"'
-    description = error.get_error_description() or kind.title.en
-    if description.startswith("The client cannot authenticate with methods"):
-        description = NOT_AUTHENTICATED  # no credentials: worded as a wrong secret is
-    return Problem(
-        kind,
-        Text(zh, description),
-        headers=headers,
-        extensions={"error": error.error, "error_description": description},
-    )
-
 
 async def _form_request(request: Request) -> FormRequest:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -165,7 +124,7 @@ async def _form_request(request: Request) -> FormRequest:
             continue  # RFC 6749 §3.2: unrecognised parameters are ignored
         if name in form:  # ... and recognised ones MUST NOT be repeated
             raise Problem(
-                _OAUTH_PROBLEMS["invalid_request"][0],
+                INVALID_REQUEST,
                 Text(f"参数重复：{name}", f"The parameter {name!r} is repeated"),
                 extensions={"error": "invalid_request"},
             )
@@ -193,14 +152,12 @@ def _one_authentication_method(request: Request, form: dict[str, str]) -> None:
         )
     else:
         return
-    raise Problem(
-        _OAUTH_PROBLEMS["invalid_request"][0], detail, extensions={"error": "invalid_request"}
-    )
+    raise Problem(INVALID_REQUEST, detail, extensions={"error": "invalid_request"})
 
 
 def _respond(outcome: OAuthOutcome) -> JSONResponse:
     if isinstance(outcome, OAuthFailure):
-        raise _problem(outcome.error)
+        raise oauth_problem(outcome.error)
     headers = dict(outcome.headers)
     headers["Cache-Control"] = "no-store"
     headers.pop("Content-Type", None)
@@ -261,12 +218,19 @@ def _refuse_throttled(server: HubAuthorizationServer, attempt: Attempt) -> None:
 
 @router.post(
     "/oauth/token",
-    summary="Issue an access token (client_credentials)",
+    summary="Issue an access token (client_credentials; authorization_code with PKCE)",
     response_description="An RFC 9068 JWT access token",
     responses=_success(TokenIssued),
     openapi_extra=_form(
         ["grant_type"],
-        grant_type={"const": "client_credentials"},
+        grant_type={"enum": ["client_credentials", "authorization_code"]},
+        code={"type": "string", "description": "authorization_code: the code received"},
+        redirect_uri={"type": "string", "description": "authorization_code: as authorized"},
+        code_verifier={
+            "type": "string",
+            "pattern": "^[A-Za-z0-9._~-]{43,128}$",
+            "description": "authorization_code: the PKCE verifier (RFC 7636)",
+        },
         scope={
             "type": "string",
             "pattern": f"^({_SCOPE_LIST})( ({_SCOPE_LIST}))*$",
@@ -317,10 +281,12 @@ async def metadata(request: Request) -> dict[str, Any]:
         "jwks_uri": f"{server.issuer}/oauth/jwks.json",
         "introspection_endpoint": f"{server.issuer}/oauth/introspect",
         "revocation_endpoint": f"{server.issuer}/oauth/revoke",
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
+        "authorization_endpoint": f"{server.issuer}/oauth/authorize",
+        "grant_types_supported": ["client_credentials", "authorization_code"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
         "scopes_supported": sorted(SCOPES),
-        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_methods_supported": [*methods, "none"],
         "token_endpoint_auth_signing_alg_values_supported": list(CLIENT_ASSERTION_ALGORITHMS),
         "introspection_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,

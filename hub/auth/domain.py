@@ -27,10 +27,12 @@ class Department(StrEnum):
 
 
 class ClientKind(StrEnum):
-    """A department's back-office system, or one service-window terminal of that department."""
+    """A department's back-office system, one service-window terminal of that department, or
+    a member of staff signed in through the console (whose token names the person)."""
 
     DEPARTMENT = "department"
     WINDOW_TERMINAL = "window-terminal"
+    STAFF = "staff"
 
 
 class AuthMethod(StrEnum):
@@ -50,6 +52,7 @@ SCOPES: Mapping[str, str] = {
     "exchange:admin": "inspect and replay dead-lettered deliveries",
     "verification:tap": "verify a tapped card at a service window",
     "auth:introspect": "introspect tokens issued to other clients",
+    "audit:read": "search the audit log: who saw what, when and why (auditors)",
 }
 
 
@@ -66,11 +69,11 @@ class Role(StrEnum):
 
 ROLE_SCOPES: Mapping[Role, frozenset[str]] = {
     Role.GOVERNANCE: frozenset({"schemas:read", "schemas:admin"}),
-    Role.AUDITOR: frozenset(),  # the audit log is read in the console, under no API scope
+    Role.AUDITOR: frozenset({"audit:read"}),
     Role.EXCHANGE_OPERATOR: frozenset({"exchange:admin"}),
     Role.WINDOW_CLERK: frozenset({"verification:tap"}),
     Role.ACCEPTANCE_OFFICE: frozenset({"registry:read", "registry:write"}),
-    Role.ADMIN: frozenset({"schemas:read", "schemas:admin", "exchange:admin"}),
+    Role.ADMIN: frozenset({"schemas:read", "schemas:admin", "exchange:admin", "audit:read"}),
 }
 """The scopes a member of staff's token carries: the union over their roles."""
 
@@ -116,6 +119,7 @@ class AccessPolicy:
 
     scopes: Mapping[ClientKind, Mapping[Department, frozenset[str]]]
     failed_authentication: FailureLimits
+    staff_sign_in: FailureLimits  # per_client counts per account name
     source: str  # the file, named in refusals so an operator knows where the rule lives
 
     def allowed(self, kind: ClientKind, department: Department) -> frozenset[str]:
@@ -190,8 +194,10 @@ class Principal:
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
+        """`client_id` is the token's subject: the client itself for client credentials, the
+        person ("staff:<name>") for a console sign-in, as the audit log names the actor."""
         return cls(
-            client_id=str(claims["client_id"]),
+            client_id=str(claims["sub"]),
             department=Department(claims["department"]),
             kind=ClientKind(claims["client_kind"]),
             scopes=frozenset(str(claims.get("scope", "")).split()),

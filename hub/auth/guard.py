@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
 from hub.audit import Actor
 from hub.auth.domain import (
+    ClientKind,
     Principal,
     TokenFault,
     TokenRefused,
@@ -72,8 +76,17 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+SIGN_IN_REQUIRED = problem_type("sign-in-required", 401, "请先登录", "Sign in first")
+CSRF_REFUSED = problem_type(
+    "csrf-refused",
+    403,
+    "表单已失效或并非来自本控制台",
+    "The form is stale or not from this console",
+)
 SCOPES_ATTRIBUTE = "__hub_required_scopes__"
+STAFF_ATTRIBUTE = "__hub_staff_scopes__"
 PUBLIC_ATTRIBUTE = "__hub_public__"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 PRINCIPAL_KEY = "hub.principal"
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
@@ -93,6 +106,30 @@ def requires(*scopes: str) -> Callable[[Endpoint], Endpoint]:
         return endpoint
 
     return mark
+
+
+def signed_in(*scopes: str) -> Callable[[Endpoint], Endpoint]:
+    """Mark a console page as needing a member of staff signed in (the session cookie) whose
+    roles give every named scope; a form posted to it must carry the session's CSRF token."""
+    unknown = unknown_scopes(scopes)
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(unknown)}")
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, STAFF_ATTRIBUTE, frozenset(scopes))
+        return endpoint
+
+    return mark
+
+
+class StaffSessions(Protocol):
+    """The console's sessions as the guard needs them (hub.console.session)."""
+
+    cookie: str
+
+    def alive(self, principal: Principal) -> bool: ...
+
+    def csrf_token(self, principal: Principal) -> str: ...
 
 
 def public(endpoint: Endpoint) -> Endpoint:
@@ -138,11 +175,47 @@ def authorize(request: Request, needed: frozenset[str]) -> Principal:
     )
 
 
+async def authorize_staff(request: Request, needed: frozenset[str]) -> Principal:
+    """The member of staff whose console session this request carries, with `needed`; a form
+    post must also carry the session's CSRF token and, when the browser says where it comes
+    from, come from this hub."""
+    sessions: StaffSessions = request.app.state.staff_sessions
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        principal = verifier.verify(request.cookies.get(sessions.cookie, ""))
+    except TokenRefused:
+        raise Problem(SIGN_IN_REQUIRED) from None
+    if principal.kind is not ClientKind.STAFF:
+        raise Problem(SIGN_IN_REQUIRED)
+    if not await run_in_threadpool(sessions.alive, principal):
+        raise Problem(SIGN_IN_REQUIRED, Text("会话已结束，请重新登录", "The session has ended"))
+    if request.method not in SAFE_METHODS:
+        await _refuse_forged(request, sessions.csrf_token(principal))
+    if not needed <= principal.scopes:
+        wanted = " ".join(sorted(needed))
+        raise Problem(
+            INSUFFICIENT_SCOPE,
+            Text(f"您的角色不包含此页所需的权限：{wanted}", f"Your roles do not give: {wanted}"),
+        )
+    return principal
+
+
+async def _refuse_forged(request: Request, expected: str) -> None:
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise Problem(CSRF_REFUSED)
+    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    if not hmac.compare_digest(form.get("csrf", ""), expected):
+        raise Problem(CSRF_REFUSED)
+
+
 class GuardedRoute(APIRoute):
-    """A route that admits only callers whose token carries the scopes of `@requires`."""
+    """A route that admits only callers whose token carries the scopes of `@requires`, or,
+    for a console page, a member of staff signed in with those of `@signed_in`."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         self.required_scopes: frozenset[str] | None = getattr(endpoint, SCOPES_ATTRIBUTE, None)
+        self.staff_scopes: frozenset[str] | None = getattr(endpoint, STAFF_ATTRIBUTE, None)
         if self.required_scopes is not None:
             extra = dict(kwargs.get("openapi_extra") or {})
             extra.setdefault("security", [{OPENAPI_SCHEME: sorted(self.required_scopes)}])
@@ -151,7 +224,14 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        needed = self.required_scopes
+        needed, staff = self.required_scopes, self.staff_scopes
+        if staff is not None:
+
+            async def page(request: Request) -> Response:
+                request.scope[PRINCIPAL_KEY] = await authorize_staff(request, staff)
+                return await handler(request)
+
+            return page
         if needed is None:
             return handler
 
@@ -177,10 +257,13 @@ def check_route_guards(routes: Iterable[BaseRoute]) -> None:
             continue
         if not isinstance(route, APIRoute):
             continue  # the OpenAPI document and docs pages
-        guarded = getattr(route.endpoint, SCOPES_ATTRIBUTE, None) is not None
+        guarded = any(
+            getattr(route.endpoint, marker, None) is not None
+            for marker in (SCOPES_ATTRIBUTE, STAFF_ATTRIBUTE)
+        )
         if guarded and not isinstance(route, GuardedRoute):
-            faults.append(f"{route.path} is marked @requires but is not a GuardedRoute")
+            faults.append(f"{route.path} is marked @requires or @signed_in, not a GuardedRoute")
         elif not guarded and not getattr(route.endpoint, PUBLIC_ATTRIBUTE, False):
-            faults.append(f"{route.path} is neither @requires(...) nor @public")
+            faults.append(f"{route.path} is neither @requires(...), @signed_in(...) nor @public")
     if faults:
         raise RuntimeError("; ".join(faults))

@@ -1,5 +1,5 @@
 """config/access.toml: which scopes each kind of client of each department may hold, and how
-failed client authentications are throttled.
+failed client authentications and failed staff sign-ins are throttled.
 
 Validated at start like config/departments.toml: an unknown client kind, department or scope,
 or a misspelt key, stops the hub with one sentence instead of silently allowing or refusing.
@@ -33,6 +33,14 @@ class _FailedAuthentication(BaseModel):
     per_address: int = Field(default=50, ge=1, le=100_000)
 
 
+class _StaffSignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    window_seconds: int = Field(default=900, ge=60, le=86_400)
+    per_account: int = Field(default=5, ge=1, le=1_000)
+    per_address: int = Field(default=30, ge=1, le=100_000)
+
+
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -40,12 +48,13 @@ class _File(BaseModel):
     failed_authentication: _FailedAuthentication = Field(
         default_factory=_FailedAuthentication, alias="failed-authentication"
     )
+    staff_sign_in: _StaffSignIn = Field(default_factory=_StaffSignIn, alias="staff-sign-in")
 
 
 def load_access_policy(path: Path) -> AccessPolicy:
     """Read and check the file; ValueError with one sentence naming the fault."""
     parsed = read_config_file(path, _File)
-    limits = parsed.failed_authentication
+    limits, staff = parsed.failed_authentication, parsed.staff_sign_in
     return AccessPolicy(
         scopes={
             kind: {department: frozenset(held) for department, held in table.items()}
@@ -54,5 +63,6 @@ def load_access_policy(path: Path) -> AccessPolicy:
         failed_authentication=FailureLimits(
             limits.window_seconds, limits.per_client, limits.per_address
         ),
+        staff_sign_in=FailureLimits(staff.window_seconds, staff.per_account, staff.per_address),
         source=str(path),
     )

@@ -1,8 +1,10 @@
 """The Authlib authorization server, wired for Starlette requests and this hub's clients.
 
-Grant: client_credentials only. Client authentication: client_secret_basic and
-private_key_jwt (RFC 7523). Tokens: RFC 9068 JWTs signed ES256 with the active key's kid.
-Introspection (RFC 7662) and revocation (RFC 7009) accept the same two client methods.
+Grants: client_credentials for systems; authorization_code with PKCE for staff signing in
+through the console (hub.auth.codes). Client authentication: client_secret_basic and
+private_key_jwt (RFC 7523); none for the console, a public client, at the token endpoint only.
+Tokens: RFC 9068 JWTs signed ES256 with the active key's kid. Introspection (RFC 7662) and
+revocation (RFC 7009) accept the two authenticating methods.
 
 A failed client authentication raises ClientNotAuthenticated with the reason the audit records;
 what the caller is told never depends on whether the client id it gave exists.
@@ -29,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from hub.audit import AuditEvent, AuditLog
+from hub.auth.codes import PublicClient, S256Only, StaffCodeGrant, console_client
 from hub.auth.domain import (
     CLIENT_ASSERTION_ALGORITHMS,
     SCOPES,
@@ -36,11 +39,13 @@ from hub.auth.domain import (
     TOKEN_TYPE,
     AuthFailure,
     AuthMethod,
+    ClientKind,
     TokenFault,
     TokenRefused,
     basic_credentials,
 )
 from hub.auth.failures import FailedAuthentications
+from hub.auth.staff import Member
 from hub.auth.state import AuthState, RegisteredClient, secret_matches
 from hub.auth.store import RevokedToken, claim_assertion
 from hub.auth.tokens import TokenVerifier
@@ -48,6 +53,9 @@ from hub.clock import Clock
 from hub.db import unit_of_work
 
 log = logging.getLogger(__name__)
+# Authlib logs each token it issues, whole, at DEBUG ("Issue token ... to ..."): a bearer
+# credential must not reach a log at any level, so its loggers say no more than INFO.
+logging.getLogger("authlib").setLevel(logging.INFO)
 CLIENT_METHODS = [AuthMethod.CLIENT_SECRET_BASIC.value, AuthMethod.PRIVATE_KEY_JWT.value]
 
 
@@ -132,8 +140,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         the answer does not tell which client ids exist, and every refusal given its reason."""
 
         def known(client_id: str) -> RegisteredClient:
-            client: RegisteredClient | None = query_client(client_id)
-            if client is None:
+            client = query_client(client_id)
+            if not isinstance(client, RegisteredClient):  # unknown, or the console (no keys)
                 raise ClientNotAuthenticated(AuthFailure.UNKNOWN_CLIENT, ASSERTION_NOT_VERIFIED)
             return client
 
@@ -202,28 +210,33 @@ def _assertion_lifetime_problem(claims: dict[str, Any], now: int, max_age: int) 
 
 class HubTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
     def __init__(self, server: HubAuthorizationServer) -> None:
-        super().__init__(
-            issuer=server.issuer, alg=TOKEN_ALGORITHM, expires_generator=server.token_ttl
-        )
+        super().__init__(issuer=server.issuer, alg=TOKEN_ALGORITHM, expires_generator=server.ttl)
         self.server = server
 
     def access_token_generator(
-        self, client: RegisteredClient, grant_type: str, user: Any, scope: str
+        self, client: RegisteredClient | PublicClient, grant_type: str, user: Any, scope: str
     ) -> str:
+        """A client's own token, or, for a member of staff signed in, one that names them:
+        their department, and the scopes of their roles as the code recorded them."""
         now = self.server.clock.epoch_seconds()
         key = self.server.state.signing_key()
+        if isinstance(user, Member):
+            subject, department, kind = f"staff:{user.name}", user.department, ClientKind.STAFF
+        else:
+            assert isinstance(client, RegisteredClient)  # client credentials: only these
+            subject, department, kind = client.client_id, client.department, client.kind
         claims = {
             "iss": self.issuer,
-            "sub": client.client_id,
+            "sub": subject,
             "aud": self.server.audience,
             "client_id": client.client_id,
             "iat": now,
             "nbf": now,
-            "exp": now + self.server.token_ttl,
+            "exp": now + self.server.ttl(client, grant_type),
             "jti": uuid.uuid4().hex,
             "scope": scope,
-            "department": client.department.value,
-            "client_kind": client.kind.value,
+            "department": department.value,
+            "client_kind": kind.value,
         }
         header = {"alg": TOKEN_ALGORITHM, "typ": TOKEN_TYPE, "kid": key.kid}
         return jwt.encode(header, claims, key.private)
@@ -294,6 +307,7 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         issuer: str,
         audience: str,
         token_ttl: int,
+        staff_token_ttl: int,
         assertion_max_age: int,
     ) -> None:
         super().__init__(scopes_supported=list(SCOPES))
@@ -306,9 +320,12 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.token_endpoint = f"{self.issuer}/oauth/token"
         self.audience = audience
         self.token_ttl = token_ttl
+        self.staff_token_ttl = staff_token_ttl
         self.assertion_max_age = assertion_max_age
+        self.console = console_client(self.issuer)
         self.failures = FailedAuthentications(state, engine, audit, clock)
         self.register_grant(ClientCredentialsGrant)
+        self.register_grant(StaffCodeGrant, [S256Only()])
         basic = AuthMethod.CLIENT_SECRET_BASIC.value
         self.register_client_auth_method(basic, self.authenticate_secret_basic)
         self.register_client_auth_method(AuthMethod.PRIVATE_KEY_JWT.value, PrivateKeyJWT(self))
@@ -316,8 +333,14 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.register_endpoint(Introspection)
         self.register_endpoint(Revocation)
 
-    def query_client(self, client_id: str) -> RegisteredClient | None:
+    def query_client(self, client_id: str) -> RegisteredClient | PublicClient | None:
+        if client_id == self.console.client_id:
+            return self.console
         return self.state.client(client_id)
+
+    def ttl(self, client: RegisteredClient | PublicClient, grant_type: str) -> int:
+        """A staff token lasts a working session; a system's, minutes."""
+        return self.staff_token_ttl if grant_type == "authorization_code" else self.token_ttl
 
     def authenticate_secret_basic(
         self, query_client: Any, request: HubOAuth2Request
@@ -329,8 +352,8 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if credentials is None or not credentials[0]:
             return None
         client_id, secret = credentials
-        client: RegisteredClient | None = query_client(client_id)
-        if client is None:
+        client = query_client(client_id)
+        if not isinstance(client, RegisteredClient):  # unknown, or the console (no secret)
             secret_matches(self.state.secret_key, secret or "", None)
             raise ClientNotAuthenticated(AuthFailure.UNKNOWN_CLIENT)
         if not client.check_client_secret(secret or ""):

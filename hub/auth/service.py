@@ -15,6 +15,7 @@ from typing_extensions import Unpack
 
 from hub.audit import AuditEvent, AuditLog
 from hub.auth import keys as signing
+from hub.auth.codes import CONSOLE_CLIENT_ID
 from hub.auth.domain import AccessPolicy, AuthMethod, ClientKind, Department, unknown_scopes
 from hub.auth.state import hash_client_secret
 from hub.auth.store import OAuthClient, bump_generation
@@ -87,7 +88,7 @@ def add_client(
     if refused:
         raise ClientSpecError(registrar.policy.refusal(kind, owner, refused))
     client_id = spec.get("client_id") or f"{owner.value}-{secrets.token_hex(6)}"
-    if session.get(OAuthClient, client_id) is not None:
+    if session.get(OAuthClient, client_id) is not None or client_id == CONSOLE_CLIENT_ID:
         raise ClientSpecError(f"a client {client_id!r} exists already")
     secret = None if jwks else secrets.token_urlsafe(32)
     session.add(

@@ -12,6 +12,7 @@ shown once as an otpauth URI for the person's authenticator app. Every change is
 from __future__ import annotations
 
 import functools
+import hmac
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -81,6 +82,7 @@ class Member:
     roles: tuple[Role, ...]
     second_factor: bool
     disabled: bool
+    must_change_password: bool = False
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -128,7 +130,7 @@ def _new_secrets(
     return password, desk.hasher.hash(password), _seal(desk.totp_key, secret), uri
 
 
-def _member(row: StaffAccount) -> Member:
+def member_of(row: StaffAccount) -> Member:
     return Member(
         row.name,
         row.display_name,
@@ -136,6 +138,7 @@ def _member(row: StaffAccount) -> Member:
         tuple(Role(role) for role in row.roles.split()),
         row.totp_sealed is not None,
         row.disabled_at is not None,
+        row.must_change_password,
     )
 
 
@@ -200,7 +203,7 @@ def reset_staff(
     """A new one-time password (and TOTP secret, where a role needs one) for a person who
     lost theirs; the old ones stop working at once. A disabled account is enabled again."""
     row = _account(session, name)
-    password, hashed, sealed, uri = _new_secrets(desk, name, _member(row).roles)
+    password, hashed, sealed, uri = _new_secrets(desk, name, member_of(row).roles)
     row.password_hash, row.totp_sealed = hashed, sealed
     row.must_change_password, row.disabled_at, row.changed_at = True, None, now
     session.add(row)
@@ -222,7 +225,7 @@ def disable_staff(session: Session, desk: Staff, name: str, *, actor: Actor, now
 
 def list_staff(session: Session) -> list[Member]:
     rows = session.exec(select(StaffAccount).order_by(col(StaffAccount.name))).all()
-    return [_member(row) for row in rows]
+    return [member_of(row) for row in rows]
 
 
 def authenticate(
@@ -232,7 +235,7 @@ def authenticate(
     account, disabled, a wrong password, or a missing or wrong TOTP code where the account has
     a second factor. The hash is checked even for an unknown name, so the time taken does not
     tell which names exist."""
-    row = session.get(StaffAccount, name) if NAME.fullmatch(name) else None
+    row = session.get(StaffAccount, name, with_for_update=True) if NAME.fullmatch(name) else None
     try:
         desk.hasher.verify(row.password_hash if row else _decoy(desk.hasher), password)
         matched = row is not None
@@ -249,9 +252,56 @@ def authenticate(
             secret = _unseal(desk.totp_key, row.totp_sealed)
         except InvalidTag:
             raise SignInRefused("second-factor-unreadable") from None
-        if not code or not pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1):
+        step = _accepted_step(secret, code or "", now, row.totp_last_step)
+        if step is None:
             raise SignInRefused("wrong-code")
-    return _member(row)
+        row.totp_last_step = step
+        session.add(row)
+    return member_of(row)
+
+
+def _accepted_step(secret: str, code: str, now: datetime, last_step: int | None) -> int | None:
+    """The time step a TOTP code belongs to (the current one or a neighbour, for a phone's
+    clock drift), or None: also when that step or a later one was used already, so a code
+    seen over a shoulder cannot sign in a second time (RFC 6238 §5.2)."""
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now)
+    for step in (current, current - 1, current + 1):
+        fresh = last_step is None or step > last_step
+        if fresh and hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+PASSWORD_LENGTH: Final = range(12, 129)
+
+
+def change_password(
+    session: Session, desk: Staff, name: str, new_password: str, *, now: datetime
+) -> None:
+    """The person's own password in place of a one-time one; StaffRefused when it is too
+    short or long, or is the password it replaces. Length is the rule (NIST SP 800-63B
+    §3.1.1.2): no composition rules, which make passwords no stronger and harder to keep."""
+    if len(new_password) not in PASSWORD_LENGTH or not new_password.isprintable():
+        raise StaffRefused(
+            f"a password is {PASSWORD_LENGTH.start} to {PASSWORD_LENGTH.stop - 1} printable"
+            " characters"
+        )
+    row = _account(session, name)
+    try:
+        desk.hasher.verify(row.password_hash, new_password)
+    except (VerificationError, InvalidHashError):
+        pass
+    else:
+        raise StaffRefused("the new password must differ from the one it replaces")
+    row.password_hash, row.must_change_password, row.changed_at = (
+        desk.hasher.hash(new_password),
+        False,
+        now,
+    )
+    session.add(row)
+    actor = Actor(f"staff:{name}", row.department)
+    _audit(session, desk, actor, "staff.password-change", name, now)
 
 
 @functools.cache

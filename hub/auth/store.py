@@ -37,9 +37,57 @@ class StaffAccount(SQLModel, table=True):
     totp_sealed: bytes | None = Field(
         default=None, sa_type=sa.LargeBinary, description="the TOTP secret, AES-GCM"
     )
+    totp_last_step: int | None = Field(
+        default=None, sa_type=sa.BigInteger, description="a TOTP code is accepted once"
+    )
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     changed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     disabled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class AuthorizationCode(SQLModel, table=True):
+    """An authorization code (RFC 6749 §4.1.2) until it is exchanged or expires: kept as a hash,
+    bound to its client, redirect URI and PKCE challenge (RFC 7636)."""
+
+    __tablename__ = "authorization_code"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=128)
+    staff_name: str = Field(max_length=64)
+    redirect_uri: str = Field(max_length=512)
+    scope: str = Field(max_length=1024)
+    code_challenge: str = Field(max_length=128)
+    code_challenge_method: str = Field(max_length=16)
+    auth_time: int = Field(sa_type=sa.BigInteger, description="epoch seconds")
+    expires_at: int = Field(sa_type=sa.BigInteger, index=True, description="epoch seconds")
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> None:
+        return None
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+
+class StaffSession(SQLModel, table=True):
+    """A console session: one per staff access token, so that it can end before the token
+    expires (idle timeout, sign-out) and an administrator can see who is signed in."""
+
+    __tablename__ = "staff_session"
+
+    token_id: str = Field(primary_key=True, max_length=64)
+    staff_name: str = Field(max_length=64, index=True)
+    address: str = Field(max_length=64)
+    started_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    last_seen_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    expires_at: int = Field(sa_type=sa.BigInteger, description="the token's exp")
+    ended_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    end_reason: str | None = Field(default=None, max_length=32)
 
 
 class SigningKey(SQLModel, table=True):

@@ -95,7 +95,7 @@ def test_governance_needs_the_second_factor(engine: Engine) -> None:
         assert row is not None and row.totp_sealed is not None
         assert secret.encode() not in row.totp_sealed  # sealed, never in clear
     (member,) = list_staff(Session(engine))
-    assert member.second_factor and member.scopes == {"schemas:read", "schemas:admin"}
+    assert member.second_factor and member.scopes == {"schemas:read", "schemas:admin", "audit:read"}
 
 
 def test_reset_and_disable(engine: Engine) -> None:

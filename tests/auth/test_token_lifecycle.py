@@ -174,10 +174,11 @@ def test_metadata_and_jwks(app_client: TestClient) -> None:
     metadata = app_client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["issuer"] == ISSUER
     assert metadata["token_endpoint"] == f"{ISSUER}/oauth/token"
-    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata["grant_types_supported"] == ["client_credentials", "authorization_code"]
     assert set(metadata["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "private_key_jwt",
+        "none",  # the console, a public client, for the authorization code only
     }
     keys = app_client.get("/oauth/jwks.json").json()["keys"]
     assert len(keys) == 1

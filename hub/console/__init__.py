@@ -1,0 +1,1 @@
+"""The staff web console: pages rendered on the server from the same services as the API."""

@@ -1,0 +1,211 @@
+"""The authorization endpoint's pages (RFC 6749 §3.1): where a member of staff proves who they
+are, by password and, for the roles that need it, a TOTP code, and, on a one-time password,
+chooses their own. Then the browser goes back to the client with a code.
+
+An invalid authorization request is shown here and never sent back to a redirect URI the
+client has not registered (RFC 6749 §4.1.2.1). The forms carry a CSRF token bound to a cookie
+of this browser, so no other site can sign a person in under an account of its choosing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hub.auth.guard import CSRF_REFUSED, GuardedRoute, public
+from hub.auth.problems import INVALID_REQUEST, oauth_problem
+from hub.auth.server import FormRequest, HubAuthorizationServer, OAuthSuccess
+from hub.auth.signin import (
+    SignInThrottled,
+    change_password_by_ticket,
+    change_ticket,
+    sign_in,
+)
+from hub.auth.staff import Member, SignInRefused, StaffRefused
+from hub.console.pages import SECURITY_HEADERS, render
+from hub.console.session import FORM_COOKIE, sessions_of, set_cookie
+from hub.problems import Problem, Text
+
+router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
+AUTHORIZE: Final = "/oauth/authorize"
+OAUTH_FIELDS: Final = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+FIELD_LIMIT: Final = 512
+REFUSED: Final = Text(
+    "账号、密码或动态口令不正确。", "The account, password or one-time code is not right."
+)
+
+
+def _server(request: Request) -> HubAuthorizationServer:
+    server: HubAuthorizationServer = request.app.state.authorization_server
+    return server
+
+
+def _fields(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Each parameter once (RFC 6749 §3.1), bounded in length, as a form or query gave it."""
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise Problem(INVALID_REQUEST, Text(f"参数重复：{name}", f"{name} is repeated"))
+        fields[name] = value[:FIELD_LIMIT]
+    return fields
+
+
+def _oauth_request(request: Request, fields: dict[str, str]) -> FormRequest:
+    params: dict[str, str] = {name: fields[name] for name in OAUTH_FIELDS if name in fields}
+    return FormRequest("GET", _server(request).issuer + AUTHORIZE, request.headers, params)
+
+
+def _grant(request: Request, oauth: FormRequest) -> Any:
+    """The validated authorization request, or its error: back to the client when its
+    redirect URI is known good, else shown here."""
+    try:
+        return _server(request).get_consent_grant(oauth)
+    except OAuth2Error as error:
+        if error.redirect_uri:
+            location = add_params_to_uri(error.redirect_uri, error.get_body())
+            raise _Redirect(location) from None
+        raise oauth_problem(error) from None
+
+
+class _Redirect(Exception):
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def _redirect(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
+
+
+def _page(
+    request: Request,
+    template: str,
+    oauth: FormRequest,
+    *,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    """A form of the sign-in, with the authorization request carried along and a CSRF token
+    for this browser (its cookie made on first sight)."""
+    browser = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(24)
+    csrf = sessions_of(request).form_token(browser)
+    response = render(
+        request, template, status=status, oauth=oauth.form, csrf=csrf, action=AUTHORIZE, **context
+    )
+    if FORM_COOKIE not in request.cookies:
+        set_cookie(request, response, FORM_COOKIE, browser, max_age=3600, path=AUTHORIZE)
+    return response
+
+
+async def _posted(request: Request) -> dict[str, str]:
+    fields = _fields(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    browser = request.cookies.get(FORM_COOKIE, "")
+    expected = sessions_of(request).form_token(browser)
+    if not browser or not hmac.compare_digest(fields.get("csrf", ""), expected):
+        raise Problem(CSRF_REFUSED)
+    return fields
+
+
+@router.get(AUTHORIZE)
+@public
+async def authorize_page(request: Request) -> Response:
+    oauth = _oauth_request(request, _fields(list(request.query_params.multi_items())))
+    try:
+        _grant(request, oauth)
+    except _Redirect as redirect:
+        return _redirect(redirect.location)
+    return _page(request, "sign_in.html", oauth)
+
+
+@router.post(AUTHORIZE)
+@public
+async def authorize(request: Request) -> Response:
+    fields = await _posted(request)
+    oauth = _oauth_request(request, fields)
+    try:
+        grant = _grant(request, oauth)
+    except _Redirect as redirect:
+        return _redirect(redirect.location)
+    name = fields.get("name", "").strip()
+    address = request.client.host if request.client else "unknown"
+    desk = request.app.state.hub.sign_in
+    try:
+        member: Member = await run_in_threadpool(
+            sign_in, desk, name, fields.get("password", ""), fields.get("code", ""), address=address
+        )
+    except SignInThrottled as throttled:
+        minutes = -(-throttled.retry_after // 60)
+        error = Text(
+            f"登录失败次数过多，请 {minutes} 分钟后再试。",
+            f"Too many failed sign-ins; try again in {minutes} minutes.",
+        )
+        response = _page(request, "sign_in.html", oauth, status=429, error=error, name=name)
+        response.headers["Retry-After"] = str(throttled.retry_after)
+        return response
+    except SignInRefused:
+        return _page(request, "sign_in.html", oauth, status=401, error=REFUSED, name=name)
+    if member.must_change_password:
+        ticket = await run_in_threadpool(change_ticket, desk, member)
+        return _page(request, "change_password.html", oauth, ticket=ticket, member=member)
+    return await _issue_code(request, oauth, grant, member)
+
+
+@router.post(AUTHORIZE + "/password")
+@public
+async def choose_password(request: Request) -> Response:
+    fields = await _posted(request)
+    oauth = _oauth_request(request, fields)
+    try:
+        grant = _grant(request, oauth)
+    except _Redirect as redirect:
+        return _redirect(redirect.location)
+    ticket, password = fields.get("ticket", ""), fields.get("password", "")
+    if password != fields.get("confirm", ""):
+        error = Text("两次输入的新密码不一致。", "The two new passwords differ.")
+        return _page(request, "change_password.html", oauth, status=422, ticket=ticket, error=error)
+    desk = request.app.state.hub.sign_in
+    try:
+        member = await run_in_threadpool(change_password_by_ticket, desk, ticket, password)
+    except SignInRefused:
+        error = Text(
+            "修改密码的时限已过或已使用，请重新登录。",
+            "The time to choose a password is over, or it was used; sign in again.",
+        )
+        return _page(request, "sign_in.html", oauth, status=401, error=error)
+    except StaffRefused as refusal:
+        error = _password_refusal(str(refusal))
+        return _page(request, "change_password.html", oauth, status=422, ticket=ticket, error=error)
+    return await _issue_code(request, oauth, grant, member)
+
+
+def _password_refusal(english: str) -> Text:
+    zh = "新密码须为 12 至 128 个可打印字符。"
+    if "differ" in english:
+        zh = "新密码不得与原密码相同。"
+    return Text(zh, english[:1].upper() + english[1:] + ".")
+
+
+async def _issue_code(request: Request, oauth: FormRequest, grant: Any, member: Member) -> Response:
+    server = _server(request)
+    outcome = await run_in_threadpool(
+        server.create_authorization_response, oauth, grant_user=member, grant=grant
+    )
+    if not isinstance(outcome, OAuthSuccess):
+        raise oauth_problem(outcome.error)
+    return _redirect(dict(outcome.headers)["Location"])
