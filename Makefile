@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo reset test lint bench venv postgres pcscd window clean
+.PHONY: run demo reset test lint bench venv postgres pcscd window browser debian clean
 
 venv: $(STAMP)
 
@@ -60,14 +60,25 @@ postgres:
 PCSC_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig
 WINDOW_STAMP := $(VENV)/.window
 
-pcscd:
-	@missing=$$(for package in $(PCSC_PACKAGES); do \
+# Debian packages the tests need, installed when missing: `make debian PACKAGES="..."`.
+debian:
+	@missing=$$(for package in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'ok installed' || echo $$package; \
 	done); \
 	if [ -n "$$missing" ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+pcscd:
+	@$(MAKE) -s debian PACKAGES="$(PCSC_PACKAGES)"
 	@pgrep -x pcscd >/dev/null || (mkdir -p /run/pcscd && pcscd)
+
+# The console's browser tests drive Debian's headless Chromium through Debian's chromedriver
+# (same version, nothing downloaded at run time), with CJK fonts so Chinese pages render.
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
+
+browser:
+	@$(MAKE) -s debian PACKAGES="$(BROWSER_PACKAGES)"
 
 # The window agent's extra (pyscard); the hub itself installs and serves without it.
 window: $(WINDOW_STAMP)
@@ -77,7 +88,7 @@ $(WINDOW_STAMP): $(STAMP) | pcscd
 	touch $@
 
 # Lint first: it takes seconds, and a style or type slip should fail before the suite runs.
-test: venv postgres pcscd window lint
+test: venv postgres pcscd window browser lint
 	$(BIN)/python -m pytest --durations=20
 
 lint: venv

@@ -20,9 +20,9 @@ def free_port() -> int:
 class LoopbackServer:
     """`app` on 127.0.0.1 at its own port until `stop`; `start` again serves it anew."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
         self.app = app
-        self.port = free_port()
+        self.port = port or free_port()
         self.start()
 
     def start(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -18,7 +18,7 @@ from hub.auth.guard import GuardedRoute, principal_of, public, signed_in
 from hub.auth.problems import oauth_problem
 from hub.auth.server import FormRequest, HubAuthorizationServer, OAuthFailure
 from hub.auth.signin import open_session, sign_out
-from hub.console.pages import SECURITY_HEADERS, render
+from hub.console.pages import SECURITY_HEADERS, page_context, render
 from hub.console.session import SESSION_COOKIE, STATE_COOKIE, sessions_of, set_cookie
 from hub.db import unit_of_work
 from hub.problems import Problem, Text, problem_type
@@ -170,12 +170,3 @@ async def home(request: Request) -> Response:
         (slug, title, blurb) for slug, needs, title, blurb in SECTIONS if needs in principal.scopes
     ]
     return render(request, "home.html", **page_context(request, principal), sections=sections)
-
-
-def page_context(request: Request, principal: Principal) -> dict[str, Any]:
-    """What every signed-in page shows in its header: who, and the sign-out form's token."""
-    return {
-        "person": principal.client_id.removeprefix("staff:"),
-        "department": principal.department.value,
-        "csrf": sessions_of(request).csrf_token(principal),
-    }

@@ -15,6 +15,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from hub.auth.domain import Principal
+from hub.console.session import sessions_of
 from hub.problems import Language, Problem, negotiate_language
 from hub.text import Text
 
@@ -31,7 +33,9 @@ SECURITY_HEADERS: Final = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     # A sign-in's code and state ride in URLs: no page tells another site where it came from.
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it a browser posts forms with `Origin: null`, and the guard
+    # refuses a post whose Origin is not the hub's.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 SIGN_IN_NEEDED: Final = "sign-in-required"
@@ -91,3 +95,12 @@ def problem_page(request: Request, problem: Problem) -> Response | None:
         if name.lower() != "www-authenticate":
             response.headers[name] = value
     return response
+
+
+def page_context(request: Request, principal: Principal) -> dict[str, Any]:
+    """What every signed-in page shows in its header: who, and the sign-out form's token."""
+    return {
+        "person": principal.client_id.removeprefix("staff:"),
+        "department": principal.department.value,
+        "csrf": sessions_of(request).csrf_token(principal),
+    }

@@ -78,7 +78,7 @@ def test_the_session_cookie_is_httponly_and_strict(app_client: TestClient, hub: 
     header = callback.headers["set-cookie"]
     session_cookie = next(part for part in header.split(", hub_") if "hub_session=" in part)
     assert "HttpOnly" in session_cookie and "SameSite=strict" in session_cookie
-    assert callback.headers["referrer-policy"] == "no-referrer"
+    assert callback.headers["referrer-policy"] == "same-origin"
 
 
 def test_governance_needs_the_totp_code_and_a_code_works_once(

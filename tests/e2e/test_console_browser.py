@@ -1,0 +1,104 @@
+"""The console in Debian's headless Chromium against a hub served on loopback, on both
+databases: staff sign in with password and TOTP, choose their own password, see the pages
+their roles open and are refused the others; a form posted without its CSRF token is
+refused; no page writes a console error or asks for anything outside the hub."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from hub.app import create_app
+from hub.clock import FixedClock
+from hub.composition import Hub
+from hub.settings import Settings
+from tests.console.helpers import new_staff, totp
+from tests.e2e.browser import Browser, browsers
+from tests.servers import LoopbackServer, free_port
+
+NEW_PASSWORD = "春眠不觉晓，处处闻啼鸟。夜来风雨声"
+REFUSED_LOAD = "status of 403"
+
+
+@pytest.fixture
+def live(settings: Settings, engine: Engine, clock: FixedClock) -> Iterator[tuple[Hub, str]]:
+    """The hub on its own loopback port, its issuer that address (the console's redirect
+    URI is made from it), speaking Chinese unless the browser asks otherwise."""
+    port = free_port()
+    served = settings.model_copy(
+        update={"issuer": f"http://127.0.0.1:{port}", "default_language": "zh-CN"}
+    )
+    app = create_app(served, engine=engine, clock=clock)
+    server = LoopbackServer(app, port)
+    try:
+        yield app.state.hub, server.url
+    finally:
+        server.stop()
+
+
+def _sign_in(browser: Browser, name: str, password: str, code: str = "") -> None:
+    browser.open("/")
+    assert browser.path().startswith("/oauth/authorize?")
+    browser.submit(name=name, password=password, code=code)
+    assert "设置您自己的密码" in browser.text()
+    browser.submit(password=NEW_PASSWORD, confirm=NEW_PASSWORD)
+    assert browser.path() == "/console"
+
+
+def _clean(browser: Browser, allowed: str | None = None) -> None:
+    errors = [e for e in browser.errors() if allowed is None or allowed not in e]
+    assert errors == []
+    assert browser.outside() == []
+
+
+def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
+    hub, base = live
+    officer = new_staff(hub, "wang.fang", "governance")
+    clerk = new_staff(hub, "li.lei", "window-clerk", department="health")
+    made = browsers(base)
+
+    governance = next(made)
+    governance.open("/")
+    assert "工作人员登录" in governance.text()
+    shot = governance.screenshot("sign-in")
+    assert shot.stat().st_size > 10_000
+    _sign_in(governance, "wang.fang", officer.password, totp(officer, hub))
+    assert "数据治理" in governance.text() and "窗口" not in governance.text()
+    governance.screenshot("console-home")
+    governance.open("/console/governance")
+    assert "交换模式" in governance.text()
+    governance.screenshot("governance")
+    governance.find("a[hreflang='en']").click()
+    assert "Exchange schemas" in governance.text()
+    assert governance.find("html").get_attribute("lang") == "en"
+    _clean(governance)
+
+    posted = governance.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/console/sign-out', {method: 'POST'}).then(r => done(r.status));"
+    )
+    assert posted == 403
+    governance.open("/console")
+    assert governance.path() == "/console"  # still signed in: the forged post did nothing
+    governance.find("header form button").click()
+    assert "You have signed out" in governance.text()
+    governance.open("/console")
+    assert governance.path().startswith("/oauth/authorize?")
+    _clean(governance, allowed=REFUSED_LOAD)
+
+    window = next(made)
+    _sign_in(window, "li.lei", clerk.password)
+    assert "窗口" in window.text() and "数据治理" not in window.text()
+    window.open("/console/governance")
+    assert "您的角色不包含此页所需的权限" in window.text()
+    window.screenshot("governance-refused-to-a-clerk")
+    _clean(window, allowed=REFUSED_LOAD)
+
+
+def test_screenshots_land_beside_the_project() -> None:
+    from tests.e2e.browser import SCREENSHOTS
+
+    assert Path(__file__).resolve().parents[2] / "var" / "screenshots" == SCREENSHOTS
