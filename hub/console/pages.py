@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from hub.auth.domain import Principal
 from hub.console.session import sessions_of
@@ -45,6 +45,7 @@ _environment = Environment(
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    undefined=StrictUndefined,  # a misspelt name fails the page's test, not the page silently
 )
 
 

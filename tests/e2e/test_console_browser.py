@@ -12,8 +12,13 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from hub.app import create_app
+from hub.audit import Actor
 from hub.clock import FixedClock
 from hub.composition import Hub
+from hub.db import unit_of_work
+from hub.schemas import service
+from hub.schemas.compat import CompatibilityMode
+from hub.schemas.domain import VersionState
 from hub.settings import Settings
 from tests.console.helpers import new_staff, totp
 from tests.e2e.browser import Browser, browsers
@@ -37,6 +42,28 @@ def live(settings: Settings, engine: Engine, clock: FixedClock) -> Iterator[tupl
         yield app.state.hub, server.url
     finally:
         server.stop()
+
+
+def _two_versions(hub: Hub) -> None:
+    """A subject whose second version requires what the first left optional."""
+    person = {"type": "object", "properties": {"name": {"type": "string"}}}
+    actor = Actor("staff:wang.fang", "public-security")
+    now = hub.clock.now()
+    with unit_of_work(hub.engine) as session:
+        for definition in (person, {**person, "required": ["name"]}):
+            service.register(
+                session,
+                hub.schemas,
+                hub.audit,
+                "person",
+                definition,
+                state=VersionState.DRAFT,
+                actor=actor,
+                now=now,
+            )
+            service.set_compatibility(
+                session, hub.audit, "person", CompatibilityMode.NONE, actor=actor, now=now
+            )
 
 
 def _sign_in(browser: Browser, name: str, password: str, code: str = "") -> None:
@@ -71,6 +98,12 @@ def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
     governance.open("/console/governance")
     assert "交换模式" in governance.text()
     governance.screenshot("governance")
+    _two_versions(hub)
+    governance.open("/console/governance/subjects/person")
+    governance.find("a[href='#new-/properties/name']").click()
+    assert governance.find("span.breaking").get_attribute("id") == "new-/properties/name"
+    assert "required-added" in governance.text()
+    governance.screenshot("schema-diff")
     governance.find("a[hreflang='en']").click()
     assert "Exchange schemas" in governance.text()
     assert governance.find("html").get_attribute("lang") == "en"
