@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -105,3 +106,9 @@ def page_context(request: Request, principal: Principal) -> dict[str, Any]:
         "department": principal.department.value,
         "csrf": sessions_of(request).csrf_token(principal),
     }
+
+
+async def posted_form(request: Request) -> dict[str, str]:
+    """A form-encoded body as a mapping (the last of a repeated field); the guard has checked
+    its CSRF token already."""
+    return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 
 from fastapi.testclient import TestClient
+from sqlmodel import Session, select
 
-from hub.audit import Actor
+from hub.audit import Actor, AuditEntry
 from hub.composition import Hub
 from hub.console.jsonview import json_lines, marked
 from hub.db import unit_of_work
 from hub.schemas import domain, service
 from hub.schemas.compat import CompatibilityMode
-from tests.console.helpers import browser, new_staff, sign_in, totp
+from tests.console.helpers import browser, hidden_fields, new_staff, sign_in, totp
 
 PERSON = {
     "type": "object",
@@ -76,3 +77,49 @@ def test_a_breaking_change_is_marked_at_its_pointer(app_client: TestClient, hub:
     assert missing.status_code == 404 and "schema-version-not-found" in missing.text
     bad = client.get("/console/governance/subjects/person?from=0")
     assert bad.status_code == 422 and "text/html" in bad.headers["content-type"]
+
+
+def test_a_draft_is_checked_then_registered_or_refused_with_its_pointer(
+    app_client: TestClient, hub: Hub
+) -> None:
+    _register(hub, PERSON)
+    given = new_staff(hub, "wang.fang", "governance")
+    client = browser(app_client)
+    sign_in(client, "wang.fang", given.password, totp(given, hub), new_password="x" * 16)
+    draft = client.get("/console/governance/subjects/person/draft?lang=en")
+    assert draft.status_code == 200 and "&#34;age&#34;" in draft.text
+    csrf = hidden_fields(draft)["csrf"]
+    url = "/console/governance/subjects/person/draft?lang=en"
+
+    narrowed = json.dumps({**PERSON, "required": ["name"]})
+    checked = client.post(url, data={"csrf": csrf, "schema": narrowed, "action": "check"})
+    assert checked.status_code == 200
+    assert "Cannot be registered under BACKWARD" in checked.text
+    assert "<code>/properties/name</code>" in checked.text and "required-added" in checked.text
+    refused = client.post(url, data={"csrf": csrf, "schema": narrowed, "action": "register"})
+    assert refused.status_code == 409 and "<code>/schema/properties/name</code>" in refused.text
+
+    unreadable = client.post(url, data={"csrf": csrf, "schema": '{"type": NaN}'})
+    assert "Not valid JSON" in unreadable.text
+    broken = client.post(url, data={"csrf": csrf, "schema": '{\n "type": }'})
+    assert "line 2, column 10" in broken.text
+    boolean = client.post(url, data={"csrf": csrf, "schema": "true", "action": "check"})
+    assert boolean.status_code == 422 and "text/html" in boolean.headers["content-type"]
+
+    widened = json.dumps({**PERSON, "properties": {**PERSON["properties"], "note": {}}})
+    fine = client.post(url, data={"csrf": csrf, "schema": widened, "action": "check"})
+    assert "Compatible under BACKWARD" in fine.text
+    registered = client.post(url, data={"csrf": csrf, "schema": widened, "action": "register"})
+    assert registered.status_code == 303
+    assert registered.headers["location"] == "/console/governance/subjects/person?to=2"
+    forged = client.post(url, data={"schema": widened, "action": "register"})
+    assert forged.status_code == 403
+    with Session(hub.engine) as session:
+        assert [v.version for v in service.versions_of(session, "person")] == [1, 2]
+    staff_entries = [e for e in audit_entries(hub) if e.actor_client_id == "staff:wang.fang"]
+    assert any(e.action.startswith("schema.") for e in staff_entries)
+
+
+def audit_entries(hub: Hub) -> list[AuditEntry]:
+    with Session(hub.engine) as session:
+        return list(session.exec(select(AuditEntry)).all())

@@ -16,6 +16,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -66,9 +68,15 @@ class Browser:
             element.send_keys(value)
 
     def submit(self, **fields: str) -> None:
-        """Fill the fields and press the form's button, as a person would by keyboard."""
+        """Fill the fields and press the form's (first) button."""
         self.fill(**fields)
-        self.find("main form button[type='submit']").click()
+        self.click("main form button[type='submit']")
+
+    def click(self, selector: str) -> None:
+        """Click what leads to another page, and wait until that page has replaced this one."""
+        page = self.find("html")
+        self.find(selector).click()
+        WebDriverWait(self.driver, 10).until(staleness_of(page))
         self.collect()
 
     def path(self) -> str:

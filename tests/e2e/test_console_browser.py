@@ -5,6 +5,7 @@ refused; no page writes a console error or asks for anything outside the hub."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tests.servers import LoopbackServer, free_port
 
 NEW_PASSWORD = "春眠不觉晓，处处闻啼鸟。夜来风雨声"
 REFUSED_LOAD = "status of 403"
+VISIT = {"type": "object", "properties": {"place": {"type": "string"}}}
 
 
 @pytest.fixture
@@ -50,6 +52,16 @@ def _two_versions(hub: Hub) -> None:
     actor = Actor("staff:wang.fang", "public-security")
     now = hub.clock.now()
     with unit_of_work(hub.engine) as session:
+        service.register(
+            session,
+            hub.schemas,
+            hub.audit,
+            "visit",
+            VISIT,
+            state=VersionState.ACTIVE,
+            actor=actor,
+            now=now,
+        )
         for definition in (person, {**person, "required": ["name"]}):
             service.register(
                 session,
@@ -104,7 +116,17 @@ def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
     assert governance.find("span.breaking").get_attribute("id") == "new-/properties/name"
     assert "required-added" in governance.text()
     governance.screenshot("schema-diff")
-    governance.find("a[hreflang='en']").click()
+
+    governance.open("/console/governance/subjects/visit/draft")
+    governance.submit(schema=json.dumps({**VISIT, "required": ["place"]}))
+    assert "不能注册" in governance.text() and "/properties/place" in governance.text()
+    governance.screenshot("draft-refused")
+    widened = {**VISIT, "properties": {**VISIT["properties"], "purpose": {"type": "string"}}}
+    governance.fill(schema=json.dumps(widened))
+    governance.click("button[value='register']")
+    assert governance.path() == "/console/governance/subjects/visit?to=2", governance.text()
+    assert "v2 · 草稿" in governance.text()
+    governance.click("a[hreflang='en']")
     assert "Exchange schemas" in governance.text()
     assert governance.find("html").get_attribute("lang") == "en"
     _clean(governance)
@@ -116,7 +138,7 @@ def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
     assert posted == 403
     governance.open("/console")
     assert governance.path() == "/console"  # still signed in: the forged post did nothing
-    governance.find("header form button").click()
+    governance.click("header form button")
     assert "You have signed out" in governance.text()
     governance.open("/console")
     assert governance.path().startswith("/oauth/authorize?")
