@@ -1,0 +1,83 @@
+"""Exchange health in the console: each push department's circuit and backlog, the dead
+letters, and their replay once the receiver is back. Read and replayed through the same
+operations as the exchange API (hub.connectors.operations), within the person's department."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hub.audit import Actor
+from hub.auth.guard import GuardedRoute, actor_of, principal_of, signed_in
+from hub.connectors import operations
+from hub.console.pages import SECURITY_HEADERS, page_context, posted_form, render
+from hub.db import INT_MAX, unit_of_work
+from hub.deps import DbSession
+from hub.problems import VALIDATION_FAILED, Problem
+from hub.text import Text
+
+if TYPE_CHECKING:
+    from hub.composition import Hub
+
+router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
+PAGE = "/console/exchange"
+SHOWN_DEAD_LETTERS = 200
+CIRCUIT_STATES = {
+    "closed": Text("正常", "Up"),
+    "open": Text("故障（等待探测）", "Failing (waiting to probe)"),
+}
+
+
+def age(seconds: int | None) -> Text:
+    """How long the oldest delivery has waited, as a person says it."""
+    if seconds is None:
+        return Text("—", "—")
+    if seconds < 120:
+        return Text(f"{seconds} 秒", f"{seconds} s")
+    if seconds < 7200:
+        return Text(f"{seconds // 60} 分钟", f"{seconds // 60} min")
+    return Text(f"{seconds // 3600} 小时", f"{seconds // 3600} h")
+
+
+@router.get(PAGE)
+@signed_in("exchange:admin")
+def exchange_page(request: Request, session: DbSession) -> Response:
+    hub = request.app.state.hub
+    scope = operations.scope_of(principal_of(request))
+    return render(
+        request,
+        "exchange.html",
+        **page_context(request, principal_of(request)),
+        departments=operations.department_health(session, hub.departments, scope, hub.clock.now()),
+        dead=operations.dead_letters(session, scope, None, SHOWN_DEAD_LETTERS),
+        states=CIRCUIT_STATES,
+        age=age,
+        replayed=request.query_params.get("replayed"),
+    )
+
+
+@router.post(PAGE + "/replay")
+@signed_in("exchange:admin")
+async def replay(request: Request) -> Response:
+    """One dead letter (`event` and `department`), or every one the person may see (`all`)."""
+    form = await posted_form(request)
+    scope = operations.scope_of(principal_of(request))
+    event = form.get("event")
+    keys = None if event is None else [(_event_number(event), form.get("department", ""))]
+    count = await run_in_threadpool(_replay, request.app.state.hub, actor_of(request), scope, keys)
+    return RedirectResponse(f"{PAGE}?replayed={count}", status_code=303, headers=SECURITY_HEADERS)
+
+
+def _replay(hub: Hub, actor: Actor, scope: str | None, keys: list[tuple[int, str]] | None) -> int:
+    with unit_of_work(hub.engine) as session:
+        chosen = keys if keys is not None else operations.dead_letter_keys(session, scope, None)
+        return operations.replay(session, hub.audit, actor, hub.clock.now(), chosen, scope)
+
+
+def _event_number(text: str) -> int:
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= INT_MAX:
+        return int(text)
+    raise Problem(VALIDATION_FAILED, Text("事件编号无效", "Not an event number"))
