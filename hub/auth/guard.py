@@ -97,26 +97,22 @@ def requires(*scopes: str) -> Callable[[Endpoint], Endpoint]:
     The check is made by GuardedRoute before FastAPI resolves the endpoint's parameters: as a
     dependency it would cost as much again in FastAPI's resolver as the check itself.
     """
-    unknown = unknown_scopes(scopes)
-    if unknown:
-        raise ValueError(f"unknown scopes: {', '.join(unknown)}")
-
-    def mark(endpoint: Endpoint) -> Endpoint:
-        setattr(endpoint, SCOPES_ATTRIBUTE, frozenset(scopes))
-        return endpoint
-
-    return mark
+    return _marker(SCOPES_ATTRIBUTE, scopes)
 
 
 def signed_in(*scopes: str) -> Callable[[Endpoint], Endpoint]:
     """Mark a console page as needing a member of staff signed in (the session cookie) whose
     roles give every named scope; a form posted to it must carry the session's CSRF token."""
+    return _marker(STAFF_ATTRIBUTE, scopes)
+
+
+def _marker(attribute: str, scopes: tuple[str, ...]) -> Callable[[Endpoint], Endpoint]:
     unknown = unknown_scopes(scopes)
     if unknown:
         raise ValueError(f"unknown scopes: {', '.join(unknown)}")
 
     def mark(endpoint: Endpoint) -> Endpoint:
-        setattr(endpoint, STAFF_ATTRIBUTE, frozenset(scopes))
+        setattr(endpoint, attribute, frozenset(scopes))
         return endpoint
 
     return mark

@@ -72,21 +72,14 @@ def _oauth_request(request: Request, fields: dict[str, str]) -> FormRequest:
 
 
 def _grant(request: Request, oauth: FormRequest) -> Any:
-    """The validated authorization request, or its error: back to the client when its
-    redirect URI is known good, else shown here."""
+    """The validated authorization request; or its error, sent back to the client (a
+    redirect) when its redirect URI is known good, else shown here (raised)."""
     try:
         return _server(request).get_consent_grant(oauth)
     except OAuth2Error as error:
         if error.redirect_uri:
-            location = add_params_to_uri(error.redirect_uri, error.get_body())
-            raise _Redirect(location) from None
+            return _redirect(add_params_to_uri(error.redirect_uri, error.get_body()))
         raise oauth_problem(error) from None
-
-
-class _Redirect(Exception):
-    def __init__(self, location: str) -> None:
-        super().__init__(location)
-        self.location = location
 
 
 def _redirect(location: str) -> RedirectResponse:
@@ -113,6 +106,14 @@ def _page(
     return response
 
 
+async def _posted_authorization(request: Request) -> tuple[dict[str, str], FormRequest, Any]:
+    """A posted sign-in form: its fields, the authorization request it carries, and that
+    request validated (or the redirect that answers it)."""
+    fields = await _posted(request)
+    oauth = _oauth_request(request, fields)
+    return fields, oauth, _grant(request, oauth)
+
+
 async def _posted(request: Request) -> dict[str, str]:
     fields = _fields(parse_qsl((await request.body()).decode("utf-8", "replace")))
     browser = request.cookies.get(FORM_COOKIE, "")
@@ -126,22 +127,18 @@ async def _posted(request: Request) -> dict[str, str]:
 @public
 async def authorize_page(request: Request) -> Response:
     oauth = _oauth_request(request, _fields(list(request.query_params.multi_items())))
-    try:
-        _grant(request, oauth)
-    except _Redirect as redirect:
-        return _redirect(redirect.location)
+    grant = _grant(request, oauth)
+    if isinstance(grant, RedirectResponse):
+        return grant
     return _page(request, "sign_in.html", oauth)
 
 
 @router.post(AUTHORIZE)
 @public
 async def authorize(request: Request) -> Response:
-    fields = await _posted(request)
-    oauth = _oauth_request(request, fields)
-    try:
-        grant = _grant(request, oauth)
-    except _Redirect as redirect:
-        return _redirect(redirect.location)
+    fields, oauth, grant = await _posted_authorization(request)
+    if isinstance(grant, RedirectResponse):
+        return grant
     name = fields.get("name", "").strip()
     address = request.client.host if request.client else "unknown"
     desk = request.app.state.hub.sign_in
@@ -169,12 +166,9 @@ async def authorize(request: Request) -> Response:
 @router.post(AUTHORIZE + "/password")
 @public
 async def choose_password(request: Request) -> Response:
-    fields = await _posted(request)
-    oauth = _oauth_request(request, fields)
-    try:
-        grant = _grant(request, oauth)
-    except _Redirect as redirect:
-        return _redirect(redirect.location)
+    fields, oauth, grant = await _posted_authorization(request)
+    if isinstance(grant, RedirectResponse):
+        return grant
     ticket, password = fields.get("ticket", ""), fields.get("password", "")
     if password != fields.get("confirm", ""):
         error = Text("两次输入的新密码不一致。", "The two new passwords differ.")
