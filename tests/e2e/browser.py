@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
@@ -76,7 +76,7 @@ class Browser:
         """Click what leads to another page, and wait until that page has replaced this one."""
         page = self.find("html")
         self.find(selector).click()
-        WebDriverWait(self.driver, 10).until(staleness_of(page))
+        WebDriverWait(self.driver, 10).until(lambda _: _replaced(page))
         self.collect()
 
     def path(self) -> str:
@@ -119,3 +119,18 @@ def browsers(base: str) -> Iterator[Browser]:
     finally:
         for browser in made:
             browser.quit()
+
+
+def _replaced(page: WebElement) -> bool:
+    """Whether the element of the old page is gone. While the old document is torn down
+    chromedriver may say so as "node does not belong to the document", an unknown error rather
+    than a stale reference (Selenium's staleness_of lets it through, which failed a run)."""
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error.msg):
+            return True
+        raise
+    return False

@@ -1,7 +1,8 @@
 """The console in Debian's headless Chromium against a hub served on loopback, on both
 databases: staff sign in with password and TOTP, choose their own password, see the pages
 their roles open and are refused the others; a form posted without its CSRF token is
-refused; no page writes a console error or asks for anything outside the hub."""
+refused; an auditor finds a holder's taps by citizen ID, which never reaches a URL; no page
+writes a console error or asks for anything outside the hub."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from hub.audit import Actor
 from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.db import unit_of_work
+from hub.permits.identity import parse_citizen_id
 from hub.schemas import service
 from hub.schemas.compat import CompatibilityMode
 from hub.schemas.domain import VersionState
 from hub.settings import Settings
+from tests.connectors.helpers import chifeng_citizen_id
 from tests.console.helpers import new_staff, totp
 from tests.e2e.browser import Browser, browsers
 from tests.servers import LoopbackServer, free_port
@@ -78,6 +81,18 @@ def _two_versions(hub: Hub) -> None:
             )
 
 
+def _tapped_holder(hub: Hub) -> str:
+    """A holder whose card a health window tapped three times; their citizen ID."""
+    citizen_id = chifeng_citizen_id(3)
+    hashed = hub.vault.lookup_hash(parse_citizen_id(citizen_id, today=hub.clock.today()))
+    window = Actor("health-window-1", "health")
+    with unit_of_work(hub.engine) as session:
+        for _ in range(3):
+            tap = window.did("verification.tap", "granted", hashed, "medical-insurance")
+            hub.audit.record(session, tap, hub.clock.now())
+    return citizen_id
+
+
 def _sign_in(browser: Browser, name: str, password: str, code: str = "") -> None:
     browser.open("/")
     assert browser.path().startswith("/oauth/authorize?")
@@ -97,6 +112,7 @@ def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
     hub, base = live
     officer = new_staff(hub, "wang.fang", "governance")
     clerk = new_staff(hub, "li.lei", "window-clerk", department="health")
+    inspector = new_staff(hub, "sun.li", "auditor")
     made = browsers(base)
 
     governance = next(made)
@@ -151,6 +167,16 @@ def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
     assert "您的角色不包含此页所需的权限" in window.text()
     window.screenshot("governance-refused-to-a-clerk")
     _clean(window, allowed=REFUSED_LOAD)
+
+    citizen_id = _tapped_holder(hub)
+    auditor = next(made)
+    _sign_in(auditor, "sun.li", inspector.password)
+    auditor.open("/console/audit")
+    auditor.submit(holder=citizen_id)
+    assert citizen_id not in auditor.path() and "subject=" in auditor.path()
+    assert auditor.text().count("medical-insurance") == 3
+    auditor.screenshot("audit-search")
+    _clean(auditor)
 
 
 def test_screenshots_land_beside_the_project() -> None:
