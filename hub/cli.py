@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from hub.auth.staff import Credentials
     from hub.composition import Hub
     from hub.settings import Settings
+    from hub.text import Language
 
 # Each command imports what it uses when it runs: `hub --help` loads click and this module only,
 # and no command loads the web application.
@@ -748,36 +749,53 @@ def card_refresh(
 )
 @click.option("--language", type=click.Choice(["zh-CN", "en"]), default="zh-CN")
 @click.option("--refresh-seconds", type=click.FloatRange(1, 86_400), default=300.0)
+@click.option("--web", is_flag=True, help="Show the clerk's screen as a page on 127.0.0.1.")
+@click.option("--port", type=click.IntRange(1, 65_535), default=8780, show_default=True)
+@click.option(
+    "--show-seconds",
+    type=click.FloatRange(1, 3_600),
+    default=60.0,
+    show_default=True,
+    help="How long a decision stays on the page (the next tap ends it sooner).",
+)
 def window(
     service: str,
     hub_url: str,
     client_id: str,
     client_secret: str,
     cache: Path,
-    language: str,
+    language: Language,
     refresh_seconds: float,
+    web: bool,
+    port: int,
+    show_seconds: float,
 ) -> None:
     """The service-window agent: every card tapped on a reader is verified against the hub
-    (or, with the hub unreachable, off line) and the decision shown."""
+    (or, with the hub unreachable, off line) and the decision shown, in the terminal or, with
+    --web, on a page for the clerk's browser."""
     import signal
     import threading
 
     from hub.window.agent import SCOPE, Cache, WindowAgent
     from hub.window.hubclient import HubClient
-    from hub.window.ui import run_window
+    from hub.window.screen import Screen, ScreenUnavailable, served
+    from hub.window.ui import Lines, run_window
 
     client = HubClient(hub_url, client_id, client_secret, SCOPE, language=language)
+    agent = WindowAgent(client, service, Cache(cache))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        run_window(
-            WindowAgent(client, service, Cache(cache)),
-            language,
-            stop,
-            lambda text: click.echo(text),
-            refresh_seconds,
-        )
+        if not web:
+            run_window(agent, Lines(language, click.echo), stop, refresh_seconds)
+            return
+        screen = Screen(service, show_seconds)
+        with served(screen, language, port) as address:
+            click.echo(f"window screen: {address}")
+            run_window(agent, screen, stop, refresh_seconds)
+    except ScreenUnavailable as unavailable:
+        _fail(str(unavailable))
     finally:
         client.close()
 

@@ -68,6 +68,21 @@ class Reason(StrEnum):
     the service needs a fact the card does not carry (continuous residence)."""
 
 
+UNPROVEN: Final = frozenset(
+    {
+        Reason.CHALLENGE_UNKNOWN,
+        Reason.CHALLENGE_EXPIRED,
+        Reason.CHALLENGE_USED,
+        Reason.RECORD_MALFORMED,
+        Reason.RECORD_FORGED,
+        Reason.CARD_UNKNOWN,
+        Reason.CARD_KEY_MISMATCH,
+        Reason.CARD_NOT_GENUINE,
+    }
+)
+"""Reasons that leave the card itself unproven: its record not the hub's, or the card not the
+one the record names. What such a card carries (its photo) is not shown as the holder's."""
+
 REASON_TITLES: Mapping[Reason, Text] = {
     Reason.CHALLENGE_UNKNOWN: Text("核验挑战码不存在", "Unknown challenge"),
     Reason.CHALLENGE_EXPIRED: Text("核验挑战码已过期，请重新读卡", "Challenge expired; tap again"),

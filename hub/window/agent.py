@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +65,7 @@ class WindowDecision:
     offline: bool
     decided_at: str
     apdus: int
+    photo: layout.Photo | None = None  # the card's, when the card proved genuine
 
     def render(self, language: str) -> str:
         zh = language == "zh-CN"
@@ -162,6 +164,7 @@ class WindowAgent:
             offline=False,
             decided_at=str(answer["decided_at"]),
             apdus=link.apdus,
+            photo=_photo(record, [r["code"] for r in answer["reasons"]]),
         )
 
     def _report_quietly(self) -> None:
@@ -189,6 +192,7 @@ class WindowAgent:
             offline=True,
             decided_at=now.isoformat(),
             apdus=link.apdus,
+            photo=_photo(record_bytes, reasons),
         )
         self.cache.keep(
             {
@@ -294,6 +298,17 @@ def _reason_texts(code: str, title: str | None = None) -> tuple[str, str, str]:
     if wording is None:
         return code, title or code, title or code
     return code, wording.zh, wording.en
+
+
+def _photo(record: bytes, reasons: Iterable[str]) -> layout.Photo | None:
+    """The photo on the card, unless the tap found the card or its record not genuine (a
+    forged record's photo is whoever the forger chose)."""
+    if {str(code) for code in reasons} & {reason.value for reason in domain.UNPROVEN}:
+        return None
+    try:
+        return layout.decode(record).record.photo
+    except layout.MalformedRecord:
+        return None
 
 
 def _serial(record: bytes) -> str | None:

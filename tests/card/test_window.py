@@ -6,12 +6,10 @@ would: by editing a card's memory, or by copying its data to a card with another
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,130 +18,27 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub import jobs
-from hub.app import create_app
-from hub.auth.domain import ClientKind
 from hub.card import issuing, layout, protocol
 from hub.clock import FixedClock
 from hub.composition import Hub
-from hub.settings import Settings
-from hub.window.agent import SCOPE, Cache, WindowAgent
+from hub.window.agent import WindowAgent
 from hub.window.applet import load_card, save_card
 from hub.window.hubclient import HubClient
-from hub.window.reader import CardLink, command
-from hub.window.writer import SCOPE as WRITER_SCOPE
-from hub.window.writer import personalise_card, refresh_card
+from hub.window.reader import command
+from hub.window.writer import refresh_card
 from tests.auth.helpers import access_token, bearer
+from tests.card.conftest import SERVICE, Cards, Window, card_link
 from tests.card.helpers import issued_permit, tiny_png
-from tests.card.pcsc import HUB, READER, Emulator, card_present, insert_card, remove_all, wait_for
-from tests.conftest import RegisterClient, seed_shipped_agreements
+from tests.card.pcsc import HUB, wait_for
+from tests.conftest import RegisterClient
 from tests.servers import LoopbackServer
-
-SERVICE = "compulsory-education"  # education's; needs a valid permit, no minimum residence
-
-
-@dataclass
-class Window:
-    """A terminal of the education department at a window, and its agent."""
-
-    client: HubClient
-    agent: WindowAgent
-    client_id: str
-    secret: str
-
-
-@pytest.fixture
-def live(
-    settings: Settings, engine: Engine, clock: FixedClock, hub: Hub
-) -> Iterator[LoopbackServer]:
-    """The hub on a loopback port (the same database and clock as `hub`), with the shipped
-    agreements."""
-    seed_shipped_agreements(hub)
-    server = LoopbackServer(create_app(settings, engine=engine, clock=clock))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def writer(live: LoopbackServer, register_client: RegisterClient) -> Iterator[HubClient]:
-    new = register_client("public-security", ("registry:read", "registry:write"))
-    assert new.secret
-    client = HubClient(live.url, new.client_id, new.secret, WRITER_SCOPE)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def window(
-    live: LoopbackServer, register_client: RegisterClient, tmp_path: Path
-) -> Iterator[Window]:
-    new = register_client("education", (SCOPE,), kind=ClientKind.WINDOW_TERMINAL)
-    assert new.secret
-    client = HubClient(live.url, new.client_id, new.secret, SCOPE, language="en")
-    yield Window(
-        client, WindowAgent(client, SERVICE, Cache(tmp_path / "window")), new.client_id, new.secret
-    )
-    client.close()
-
-
-class Cards:
-    """The test's hand at the reader: `cards(card_file)` takes out the card in it, if any,
-    and inserts the card in a file (a new blank card trusting the hub's issuing keys)."""
-
-    def __init__(self, pcsc: int, keys: Path) -> None:
-        self.pcsc, self.keys = pcsc, keys
-        self.inserted: list[Emulator] = []
-
-    def __call__(self, card_file: Path) -> Emulator:
-        self.empty()
-        self.inserted.append(insert_card(self.pcsc, card_file, self.keys))
-        return self.inserted[-1]
-
-    def empty(self) -> None:
-        for emulator in self.inserted:
-            if emulator.process.poll() is None:
-                emulator.remove()
-        wait_for(lambda: not card_present(self.pcsc), f"{READER} to see the last card go")
-
-
-@pytest.fixture
-def cards(pcsc: int, hub: Hub, tmp_path: Path) -> Iterator[Cards]:
-    keys = tmp_path / "issuing.jwks"
-    with Session(hub.engine) as session:
-        keys.write_text(json.dumps(issuing.issuing_jwks(session)))
-    hand = Cards(pcsc, keys)
-    yield hand
-    remove_all(pcsc, hand.inserted)
-
-
-def _link(emulator: Emulator) -> CardLink:
-    link = CardLink(emulator.connection)
-    link.select()
-    return link
-
-
-@pytest.fixture
-def personalised(
-    app_client: TestClient,
-    hub: Hub,
-    office: dict[str, str],
-    writer: HubClient,
-    cards: Cards,
-    tmp_path: Path,
-) -> tuple[str, Path]:
-    """A permit issued through the registry and its card, personalised through the reader."""
-    permit_id = issued_permit(hub, app_client, office)
-    card_file = tmp_path / "holder.card"
-    serial = personalise_card(writer, _link(cards(card_file)), permit_id, tiny_png())
-    assert serial
-    return permit_id, card_file
 
 
 def _tap(window: Window, cards: Cards, card_file: Path) -> tuple[bool, list[str], int]:
-    link = _link(cards(card_file))
+    link = card_link(cards(card_file))
     decision = window.agent.tap(link)
     return decision.grant, [code for code, _, _ in decision.reasons], link.apdus
 
@@ -151,7 +46,7 @@ def _tap(window: Window, cards: Cards, card_file: Path) -> tuple[bool, list[str]
 def test_a_genuine_card_is_granted_in_three_apdus(
     window: Window, cards: Cards, personalised: tuple[str, Path]
 ) -> None:
-    link = _link(cards(personalised[1]))
+    link = card_link(cards(personalised[1]))
     decision = window.agent.tap(link)
     assert decision.grant and not decision.offline and decision.reasons == ()
     assert link.apdus == 3  # SELECT, READ BINARY (extended), INTERNAL AUTHENTICATE
@@ -196,7 +91,7 @@ def test_a_cloned_card_is_refused(
 def test_a_replayed_challenge_is_refused(
     window: Window, cards: Cards, personalised: tuple[str, Path]
 ) -> None:
-    link = _link(cards(personalised[1]))
+    link = card_link(cards(personalised[1]))
     challenge = window.client.post("/verification/v1/challenges", {})
     signature = link.authenticate(base64.urlsafe_b64decode(challenge["challenge"] + "=="))
     body = {
@@ -268,7 +163,7 @@ def test_a_suspended_permit_is_refused_until_endorsed_and_rewritten(
         )
     )
     _act(app_client, office, permit_id, "endorse")  # within 30 days of suspension: restored
-    refresh_card(writer, _link(cards(card_file)), permit_id)
+    refresh_card(writer, card_link(cards(card_file)), permit_id)
     assert _tap(window, cards, card_file)[:2] == (True, [])
 
 
@@ -276,7 +171,7 @@ def test_a_service_of_another_department_is_not_entitled(
     window: Window, cards: Cards, personalised: tuple[str, Path]
 ) -> None:
     agent = WindowAgent(window.client, "driving-licence", window.agent.cache)
-    decision = agent.tap(_link(cards(personalised[1])))
+    decision = agent.tap(card_link(cards(personalised[1])))
     assert not decision.grant and [c for c, _, _ in decision.reasons] == ["service-not-entitled"]
 
 
@@ -306,7 +201,7 @@ def test_a_write_not_authorised_by_the_hub_is_refused_by_the_card(
     """A window (or anyone at a reader) trying to extend the card's validity itself."""
     card_file = personalised[1]
     before = load_card(card_file).record
-    link = _link(cards(card_file))
+    link = card_link(cards(card_file))
     nonce = link.write_nonce()
     forger = ec.generate_private_key(ec.SECP256R1())
     assert before is not None
@@ -338,7 +233,7 @@ def test_offline_decisions_use_the_cached_lists_and_are_reported_later(
 ) -> None:
     window.agent.refresh()
     live.stop()
-    decision = window.agent.tap(_link(cards(personalised[1])))
+    decision = window.agent.tap(card_link(cards(personalised[1])))
     assert decision.grant and decision.offline and decision.holder is None
     assert len(window.agent.cache.pending()) == 1
 
@@ -347,7 +242,7 @@ def test_offline_decisions_use_the_cached_lists_and_are_reported_later(
     window.agent.refresh()
     assert window.agent.report_pending() == 1  # reported, and forgotten
     live.stop()
-    lost = window.agent.tap(_link(cards(personalised[1])))
+    lost = window.agent.tap(card_link(cards(personalised[1])))
     assert (lost.grant, lost.offline) == (False, True)
     assert [code for code, _, _ in lost.reasons] == ["card-reported-lost"]
     live.start()
