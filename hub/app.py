@@ -28,6 +28,7 @@ from hub.connectors import deadletters
 from hub.connectors.relay import Relay, start_relay, stop_relay
 from hub.console import api as console_api
 from hub.console import audit as console_audit
+from hub.console import changes as console_changes
 from hub.console import exchange as console_exchange
 from hub.console import governance as console_governance
 from hub.console import signin as console_signin
@@ -101,6 +102,7 @@ def create_app(
     app.include_router(console_signin.router)
     app.include_router(console_api.router)
     app.include_router(console_governance.router)
+    app.include_router(console_changes.router)
     app.include_router(console_exchange.router)
     app.include_router(console_audit.router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")

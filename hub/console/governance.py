@@ -18,6 +18,7 @@ from hub.console.pages import page_context, posted_form, render
 from hub.db import INT_MAX, unit_of_work
 from hub.deps import DbSession
 from hub.schemas import domain, service, views
+from hub.schemas.compat import CompatibilityMode
 from hub.text import Text
 
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
@@ -85,6 +86,11 @@ def subject_page(
         right=marked(json_lines(second.definition), {c.pointer for c in backward}),
         backward=backward,
         forward=forward,
+        next_states={
+            state.value: sorted(later.value for later in following)
+            for state, following in domain.NEXT_STATES.items()
+        },
+        modes=[mode.value for mode in CompatibilityMode],
     )
 
 

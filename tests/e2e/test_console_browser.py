@@ -142,6 +142,12 @@ def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
     governance.click("button[value='register']")
     assert governance.path() == "/console/governance/subjects/visit?to=2", governance.text()
     assert "v2 · 草稿" in governance.text()
+    governance.click("a.move[href$='version=2&to=ACTIVE']")
+    assert "将 visit 第 2 版设为“使用中”？" in governance.text()
+    governance.screenshot("state-change-confirm")
+    governance.click("main form button[type='submit']")
+    assert governance.path() == "/console/governance/subjects/visit?to=2"
+    assert "v2 · 使用中" in governance.text()
     governance.click("a[hreflang='en']")
     assert "Exchange schemas" in governance.text()
     assert governance.find("html").get_attribute("lang") == "en"
