@@ -26,6 +26,7 @@ from hub.composition import Hub, build_hub
 from hub.connectors import api as connectors_api
 from hub.connectors import deadletters
 from hub.connectors.relay import Relay, start_relay, stop_relay
+from hub.console import agreements as console_agreements
 from hub.console import api as console_api
 from hub.console import audit as console_audit
 from hub.console import changes as console_changes
@@ -103,6 +104,7 @@ def create_app(
     app.include_router(console_api.router)
     app.include_router(console_governance.router)
     app.include_router(console_changes.router)
+    app.include_router(console_agreements.router)
     app.include_router(console_exchange.router)
     app.include_router(console_audit.router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")

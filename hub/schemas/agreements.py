@@ -27,7 +27,7 @@ from hub.auth.domain import Department
 from hub.clock import china_date
 from hub.problems import DomainProblem, Problem, Stale, Text
 from hub.schemas import domain, service
-from hub.schemas.problems import AGREEMENT_REFUSED
+from hub.schemas.problems import AGREEMENT_NOT_FOUND, AGREEMENT_REFUSED
 from hub.schemas.projection import Projection, Resolve, missing_fields
 from hub.schemas.service import Registry
 from hub.schemas.store import Agreement, SchemaVersion
@@ -35,8 +35,12 @@ from hub.schemas.store import Agreement, SchemaVersion
 PURPOSE = "agreement-governance"
 
 
-class AgreementNotFound(LookupError):
-    pass
+class AgreementNotFound(DomainProblem, LookupError):
+    """No agreement has the id (a department's API answers this for another's agreement too,
+    so its existence is not disclosed)."""
+
+    def problem(self) -> Problem:
+        return Problem(AGREEMENT_NOT_FOUND, Text("未找到该协议", "No such agreement"))
 
 
 class AgreementRefused(DomainProblem, ValueError):

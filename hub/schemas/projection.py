@@ -91,6 +91,29 @@ _Node: TypeAlias = tuple[Any, Mapping[str, Any]]
 """A subschema and the document it is in (where its local `#/...` references resolve)."""
 
 
+def declared_fields(
+    schema: Mapping[str, Any], resolve: Resolve | None = None, depth: int = 6
+) -> list[str]:
+    """Every pointer `schema` declares, as `missing_fields` reads declarations (properties
+    through `$ref` and `allOf`), parents before children in the schema's order: the fields an
+    agreement may choose from. `depth` ends a schema that refers to itself."""
+    found: list[str] = []
+
+    def walk(at: str, nodes: list[_Node], level: int) -> None:
+        inside: dict[str, list[_Node]] = {}
+        for subschema, document in _applying(nodes, resolve):
+            properties = subschema.get("properties")
+            for name, child in properties.items() if isinstance(properties, Mapping) else ():
+                inside.setdefault(name, []).append((child, document))
+        for name, child in inside.items():
+            found.append(f"{at}/{_escape(name)}")
+            if level < depth:
+                walk(found[-1], child, level + 1)
+
+    walk("", [(schema, schema)], 1)
+    return found
+
+
 def _declares(schema: Mapping[str, Any], tokens: tuple[str, ...], resolve: Resolve | None) -> bool:
     nodes: list[_Node] = [(schema, schema)]
     for token in tokens:

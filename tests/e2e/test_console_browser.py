@@ -23,6 +23,7 @@ from hub.schemas import service
 from hub.schemas.compat import CompatibilityMode
 from hub.schemas.domain import VersionState
 from hub.settings import Settings
+from tests.conftest import seed_shipped_agreements
 from tests.connectors.helpers import chifeng_citizen_id
 from tests.console.helpers import new_staff, totp
 from tests.e2e.browser import Browser, browsers
@@ -148,8 +149,20 @@ def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
     governance.click("main form button[type='submit']")
     assert governance.path() == "/console/governance/subjects/visit?to=2"
     assert "v2 · 使用中" in governance.text()
+
+    seed_shipped_agreements(hub)
+    governance.open("/console/governance/agreements/education-holders")
+    assert '"name": "乌云其其格"' in governance.find("#received").text
+    governance.find("input[name='fields'][value='/holder/name']").click()
+    governance.click("button[value='preview']")
+    assert '"name"' not in governance.find("#received").text
+    governance.driver.execute_script("document.querySelector('.preview').scrollIntoView()")
+    governance.screenshot("agreement-preview")
+    governance.click("button[value='save']")
+    assert "education-holders v2" in governance.text()
+    assert "/holder/name" in governance.find("td.removed").text
     governance.click("a[hreflang='en']")
-    assert "Exchange schemas" in governance.text()
+    assert "Data-sharing agreements" in governance.text()
     assert governance.find("html").get_attribute("lang") == "en"
     _clean(governance)
 
