@@ -13,7 +13,7 @@ later deliveries to that department, held back meanwhile to keep their order
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVarTuple
 
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from hub.auth.domain import Department, Principal
 from hub.connectors import circuit
 from hub.connectors.store import DEAD, PENDING, Delivery
 from hub.connectors.views import DeadLetter, DepartmentDeliveries
-from hub.db import rfc3339
+from hub.db import aware, rfc3339
 from hub.permits.store import PermitEvent
 
 Columns = TypeVarTuple("Columns")
@@ -51,13 +51,18 @@ def _rfc3339(moment: datetime | None) -> str | None:
     return None if moment is None else rfc3339(moment)
 
 
+def push_departments(links: Mapping[Department, Any], scope: str | None) -> list[str]:
+    """The departments the hub pushes to, within `scope` (all for None)."""
+    return [
+        dept.value for dept, link in links.items() if link.pushes and scope in (None, dept.value)
+    ]
+
+
 def department_health(
     session: Session, links: Mapping[Department, Any], scope: str | None, now: datetime
 ) -> list[DepartmentDeliveries]:
     """The push departments in `scope` (all for None): circuit, backlog, dead letters."""
-    departments = [
-        dept.value for dept, link in links.items() if link.pushes and scope in (None, dept.value)
-    ]
+    departments = push_departments(links, scope)
     return [
         DepartmentDeliveries(
             department=state.department,
@@ -78,6 +83,25 @@ def department_health(
         )
         for state in circuit.department_states(session, departments)
     ]
+
+
+def deliveries_per_minute(
+    session: Session, departments: Iterable[str], now: datetime, minutes: int = 60
+) -> dict[str, list[int]]:
+    """Deliveries made to each department in each of the last `minutes` whole minutes,
+    oldest first (the minute now running is the last)."""
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = end - timedelta(minutes=minutes)
+    counts = {department: [0] * minutes for department in departments}
+    query = sa.select(col(Delivery.department), col(Delivery.delivered_at)).where(
+        col(Delivery.delivered_at) >= start,
+        col(Delivery.department).in_(list(counts)),
+    )
+    for department, delivered_at in session.execute(query):
+        minute = int((aware(delivered_at) - start).total_seconds() // 60)
+        if 0 <= minute < minutes:
+            counts[department][minute] += 1
+    return counts
 
 
 def dead_letters(

@@ -24,6 +24,7 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
         sa.Index("ix_delivery_holder_order", "department", "permit_id", "event_seq"),
+        sa.Index("ix_delivery_delivered_at", "delivered_at"),
         sa.Index(
             "ix_delivery_pending",
             "next_attempt_at",

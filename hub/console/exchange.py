@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, actor_of, principal_of, signed_in
 from hub.connectors import operations
-from hub.console.pages import SECURITY_HEADERS, page_context, posted_form, render
+from hub.console import charts
+from hub.console.pages import SECURITY_HEADERS, language_of, page_context, posted_form, render
 from hub.db import INT_MAX, unit_of_work
 from hub.deps import DbSession
 from hub.problems import VALIDATION_FAILED, Problem
@@ -47,9 +48,12 @@ def age(seconds: int | None) -> Text:
 def exchange_page(request: Request, session: DbSession) -> Response:
     hub = request.app.state.hub
     scope = operations.scope_of(principal_of(request))
+    departments = operations.push_departments(hub.departments, scope)
+    last_hour = operations.deliveries_per_minute(session, departments, hub.clock.now())
     return render(
         request,
         "exchange.html",
+        last_hour={department: sum(counts) for department, counts in last_hour.items()},
         **page_context(request, principal_of(request)),
         departments=operations.department_health(session, hub.departments, scope, hub.clock.now()),
         dead=operations.dead_letters(session, scope, None, SHOWN_DEAD_LETTERS),
@@ -57,6 +61,24 @@ def exchange_page(request: Request, session: DbSession) -> Response:
         age=age,
         replayed=request.query_params.get("replayed"),
     )
+
+
+@router.get(PAGE + "/deliveries.svg")
+@signed_in("exchange:admin")
+def deliveries_chart(request: Request, session: DbSession) -> Response:
+    """Deliveries per minute to each department in the person's scope, the last hour."""
+    hub = request.app.state.hub
+    departments = operations.push_departments(
+        hub.departments, operations.scope_of(principal_of(request))
+    )
+    now = hub.clock.now()
+    title = Text("每分钟投递数（最近 60 分钟）", "Deliveries per minute (last 60 minutes)")
+    svg = charts.per_minute(
+        title.in_(language_of(request)),
+        operations.deliveries_per_minute(session, departments, now),
+        now,
+    )
+    return Response(svg, media_type="image/svg+xml", headers=SECURITY_HEADERS)
 
 
 @router.post(PAGE + "/replay")

@@ -4,6 +4,8 @@ department, every replay audited; the page shows no holder's data."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -11,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from hub.audit import AuditEntry
 from hub.composition import Hub
+from hub.connectors import operations
 from hub.connectors.relay import Relay
 from hub.connectors.signing import new_secret
 from hub.connectors.store import DEAD, Delivery
@@ -114,3 +117,41 @@ def test_a_window_clerk_is_refused_the_exchange_page(app_client: TestClient, hub
     client = browser(app_client)
     sign_in(client, "li.lei", given.password, new_password=NEW_PASSWORD)
     assert client.get("/console/exchange").status_code == 403
+
+
+def test_deliveries_per_minute_are_counted_and_drawn_within_the_operators_department(
+    app_client: TestClient, hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _dead_letters(hub, monkeypatch)
+    now = hub.clock.now()
+    with unit_of_work(hub.engine) as session:
+        for department, ago in (("housing", 5), ("education", 5), ("education", 125)):
+            row = session.exec(
+                select(Delivery).where(
+                    Delivery.department == department,  # type: ignore[arg-type]
+                    Delivery.status != "delivered",  # type: ignore[arg-type]
+                )
+            ).first()
+            assert row is not None
+            row.status, row.delivered_at = "delivered", now - timedelta(minutes=ago)
+            session.add(row)
+    with Session(hub.engine) as session:
+        counts = operations.deliveries_per_minute(session, ["education", "housing"], now)
+    assert counts["housing"][-6] == 1 and sum(counts["housing"]) == 1
+    assert sum(counts["education"]) == 1  # the one two hours ago is not in the last hour
+
+    housing = _operator(app_client, hub, "housing")
+    page = housing.get("/console/exchange?lang=en")
+    assert (
+        "Delivered, last hour" in page.text
+        and 'src="/console/exchange/deliveries.svg"' in page.text
+    )
+    chart = housing.get("/console/exchange/deliveries.svg?lang=en")
+    assert chart.status_code == 200 and chart.headers["content-type"] == "image/svg+xml"
+    assert "Deliveries per minute" in chart.text and "housing" in chart.text
+    assert "education" not in chart.text  # another department's traffic is not theirs to see
+    assert "<script" not in chart.text and 'href="http' not in chart.text
+    clerk = new_staff(hub, "li.lei", "window-clerk", department="health")
+    window = browser(app_client)
+    sign_in(window, "li.lei", clerk.password, new_password=NEW_PASSWORD)
+    assert window.get("/console/exchange/deliveries.svg").status_code == 403
