@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo reset test lint bench venv postgres pcscd window browser debian clean
+.PHONY: run demo reset test lint bench venv postgres pcscd window browser oidc debian clean
 
 venv: $(STAMP)
 
@@ -80,6 +80,15 @@ BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
 browser:
 	@$(MAKE) -s debian PACKAGES="$(BROWSER_PACKAGES)"
 
+# The identity platform staff sign in through in the tests: node's oidc-provider from npm, at
+# the version package-lock.json pins (npm ci installs exactly that, or fails).
+OIDC_STAMP := tests/oidc/node_modules/.package-lock.json
+
+oidc: $(OIDC_STAMP)
+
+$(OIDC_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+
 # The window agent's extra (pyscard); the hub itself installs and serves without it.
 window: $(WINDOW_STAMP)
 
@@ -88,7 +97,7 @@ $(WINDOW_STAMP): $(STAMP) | pcscd
 	touch $@
 
 # Lint first: it takes seconds, and a style or type slip should fail before the suite runs.
-test: venv postgres pcscd window browser lint
+test: venv postgres pcscd window browser oidc lint
 	$(BIN)/python -m pytest --durations=20
 
 lint: venv

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from hub import docs, openapi, problems
 from hub.auth import api as auth_api
+from hub.auth.delegation import Delegation
 from hub.auth.guard import (
     GuardedRoute,
     check_route_guards,
@@ -30,6 +31,7 @@ from hub.console import agreements as console_agreements
 from hub.console import api as console_api
 from hub.console import audit as console_audit
 from hub.console import changes as console_changes
+from hub.console import delegated as console_delegated
 from hub.console import exchange as console_exchange
 from hub.console import governance as console_governance
 from hub.console import signin as console_signin
@@ -88,6 +90,7 @@ def create_app(
     app.state.staff_sessions = ConsoleSessions(
         hub.sign_in, hub.keyring.derive(KEY_PURPOSE), settings.staff_idle_seconds
     )
+    app.state.delegation = None if settings.staff_oidc is None else Delegation(settings.staff_oidc)
     app.state.problem_page = problem_page
     problems.install(app)
     app.add_middleware(
@@ -101,6 +104,7 @@ def create_app(
     app.include_router(connectors_api.router)
     app.include_router(deadletters.router)
     app.include_router(console_signin.router)
+    app.include_router(console_delegated.router)
     app.include_router(console_api.router)
     app.include_router(console_governance.router)
     app.include_router(console_changes.router)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +28,33 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "hub.toml"
 
 class ConfigError(Exception):
     """Bad configuration, phrased as one sentence a person can act on."""
+
+
+RoleName = Literal[
+    "governance", "auditor", "exchange-operator", "window-clerk", "acceptance-office", "admin"
+]
+"""hub.auth.domain.Role's values, named here so reading the configuration loads no more."""
+
+
+class DelegationConfig(BaseModel):
+    """`[staff_oidc]` in hub.toml: staff sign in through this OpenID Connect provider (besides
+    local accounts); the client secret is read from the environment variable named."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str = Field(pattern=r"^https?://[^\s?#]+$")
+    client_id: str = Field(min_length=1, max_length=256)
+    client_secret_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    name_zh: str = Field(default="统一身份认证平台", min_length=1, max_length=64)
+    name_en: str = Field(default="the identity platform", min_length=1, max_length=64)
+    scope: str = "openid profile"
+    username_claim: str = "preferred_username"
+    department_claim: str = "department"
+    roles_claim: str = "roles"
+    roles: dict[str, RoleName] = Field(
+        default_factory=dict,
+        description="claim value -> hub role; empty: the claim carries hub role names",
+    )
 
 
 class Settings(BaseSettings):
@@ -58,6 +85,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
     workers: int = Field(default=1, ge=1, le=64)
+    staff_oidc: DelegationConfig | None = None
 
     @field_validator("database_url")
     @classmethod

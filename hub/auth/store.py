@@ -43,6 +43,9 @@ class StaffAccount(SQLModel, table=True):
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     changed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     disabled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    identity_provider: str | None = Field(
+        default=None, max_length=256, description="the OIDC issuer of a delegated account"
+    )
 
 
 class AuthorizationCode(SQLModel, table=True):

@@ -56,7 +56,7 @@ def _server(request: Request) -> HubAuthorizationServer:
     return server
 
 
-def _fields(pairs: list[tuple[str, str]]) -> dict[str, str]:
+def request_fields(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """Each parameter once (RFC 6749 §3.1), bounded in length, as a form or query gave it."""
     fields: dict[str, str] = {}
     for name, value in pairs:
@@ -66,27 +66,27 @@ def _fields(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return fields
 
 
-def _oauth_request(request: Request, fields: dict[str, str]) -> FormRequest:
+def oauth_request(request: Request, fields: dict[str, str]) -> FormRequest:
     params: dict[str, str] = {name: fields[name] for name in OAUTH_FIELDS if name in fields}
     return FormRequest("GET", _server(request).issuer + AUTHORIZE, request.headers, params)
 
 
-def _grant(request: Request, oauth: FormRequest) -> Any:
+def validated_grant(request: Request, oauth: FormRequest) -> Any:
     """The validated authorization request; or its error, sent back to the client (a
     redirect) when its redirect URI is known good, else shown here (raised)."""
     try:
         return _server(request).get_consent_grant(oauth)
     except OAuth2Error as error:
         if error.redirect_uri:
-            return _redirect(add_params_to_uri(error.redirect_uri, error.get_body()))
+            return see_other(add_params_to_uri(error.redirect_uri, error.get_body()))
         raise oauth_problem(error) from None
 
 
-def _redirect(location: str) -> RedirectResponse:
+def see_other(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
 
 
-def _page(
+def form_page(
     request: Request,
     template: str,
     oauth: FormRequest,
@@ -98,8 +98,16 @@ def _page(
     for this browser (its cookie made on first sight)."""
     browser = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(24)
     csrf = sessions_of(request).form_token(browser)
+    delegation = request.app.state.delegation
     response = render(
-        request, template, status=status, oauth=oauth.form, csrf=csrf, action=AUTHORIZE, **context
+        request,
+        template,
+        status=status,
+        oauth=oauth.form,
+        csrf=csrf,
+        action=AUTHORIZE,
+        delegated=None if delegation is None else delegation.name,
+        **context,
     )
     if FORM_COOKIE not in request.cookies:
         set_cookie(request, response, FORM_COOKIE, browser, max_age=3600, path=AUTHORIZE)
@@ -110,12 +118,12 @@ async def _posted_authorization(request: Request) -> tuple[dict[str, str], FormR
     """A posted sign-in form: its fields, the authorization request it carries, and that
     request validated (or the redirect that answers it)."""
     fields = await _posted(request)
-    oauth = _oauth_request(request, fields)
-    return fields, oauth, _grant(request, oauth)
+    oauth = oauth_request(request, fields)
+    return fields, oauth, validated_grant(request, oauth)
 
 
 async def _posted(request: Request) -> dict[str, str]:
-    fields = _fields(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    fields = request_fields(parse_qsl((await request.body()).decode("utf-8", "replace")))
     browser = request.cookies.get(FORM_COOKIE, "")
     expected = sessions_of(request).form_token(browser)
     if not browser or not hmac.compare_digest(fields.get("csrf", ""), expected):
@@ -126,11 +134,11 @@ async def _posted(request: Request) -> dict[str, str]:
 @router.get(AUTHORIZE)
 @public
 async def authorize_page(request: Request) -> Response:
-    oauth = _oauth_request(request, _fields(list(request.query_params.multi_items())))
-    grant = _grant(request, oauth)
+    oauth = oauth_request(request, request_fields(list(request.query_params.multi_items())))
+    grant = validated_grant(request, oauth)
     if isinstance(grant, RedirectResponse):
         return grant
-    return _page(request, "sign_in.html", oauth)
+    return form_page(request, "sign_in.html", oauth)
 
 
 @router.post(AUTHORIZE)
@@ -152,15 +160,15 @@ async def authorize(request: Request) -> Response:
             f"登录失败次数过多，请 {minutes} 分钟后再试。",
             f"Too many failed sign-ins; try again in {minutes} minutes.",
         )
-        response = _page(request, "sign_in.html", oauth, status=429, error=error, name=name)
+        response = form_page(request, "sign_in.html", oauth, status=429, error=error, name=name)
         response.headers["Retry-After"] = str(throttled.retry_after)
         return response
     except SignInRefused:
-        return _page(request, "sign_in.html", oauth, status=401, error=REFUSED, name=name)
+        return form_page(request, "sign_in.html", oauth, status=401, error=REFUSED, name=name)
     if member.must_change_password:
         ticket = await run_in_threadpool(change_ticket, desk, member)
-        return _page(request, "change_password.html", oauth, ticket=ticket, member=member)
-    return await _issue_code(request, oauth, grant, member)
+        return form_page(request, "change_password.html", oauth, ticket=ticket, member=member)
+    return await issue_code(request, oauth, grant, member)
 
 
 @router.post(AUTHORIZE + "/password")
@@ -172,7 +180,9 @@ async def choose_password(request: Request) -> Response:
     ticket, password = fields.get("ticket", ""), fields.get("password", "")
     if password != fields.get("confirm", ""):
         error = Text("两次输入的新密码不一致。", "The two new passwords differ.")
-        return _page(request, "change_password.html", oauth, status=422, ticket=ticket, error=error)
+        return form_page(
+            request, "change_password.html", oauth, status=422, ticket=ticket, error=error
+        )
     desk = request.app.state.hub.sign_in
     try:
         member = await run_in_threadpool(change_password_by_ticket, desk, ticket, password)
@@ -181,11 +191,13 @@ async def choose_password(request: Request) -> Response:
             "修改密码的时限已过或已使用，请重新登录。",
             "The time to choose a password is over, or it was used; sign in again.",
         )
-        return _page(request, "sign_in.html", oauth, status=401, error=error)
+        return form_page(request, "sign_in.html", oauth, status=401, error=error)
     except StaffRefused as refusal:
         error = _password_refusal(str(refusal))
-        return _page(request, "change_password.html", oauth, status=422, ticket=ticket, error=error)
-    return await _issue_code(request, oauth, grant, member)
+        return form_page(
+            request, "change_password.html", oauth, status=422, ticket=ticket, error=error
+        )
+    return await issue_code(request, oauth, grant, member)
 
 
 def _password_refusal(english: str) -> Text:
@@ -195,11 +207,11 @@ def _password_refusal(english: str) -> Text:
     return Text(zh, english[:1].upper() + english[1:] + ".")
 
 
-async def _issue_code(request: Request, oauth: FormRequest, grant: Any, member: Member) -> Response:
+async def issue_code(request: Request, oauth: FormRequest, grant: Any, member: Member) -> Response:
     server = _server(request)
     outcome = await run_in_threadpool(
         server.create_authorization_response, oauth, grant_user=member, grant=grant
     )
     if not isinstance(outcome, OAuthSuccess):
         raise oauth_problem(outcome.error)
-    return _redirect(dict(outcome.headers)["Location"])
+    return see_other(dict(outcome.headers)["Location"])
