@@ -28,7 +28,7 @@ from hub.db import unit_of_work
 from hub.deps import DbSession
 from hub.problems import DomainProblem, field_errors
 from hub.schemas import agreements, domain, service
-from hub.schemas.api import AgreementBody, AgreementId
+from hub.schemas.bodies import AgreementBody, AgreementId
 from hub.schemas.projection import Projection, declared_fields, unkept_required
 from hub.schemas.store import Agreement, current_agreements
 from hub.text import Text

@@ -15,12 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.auth.guard import GuardedRoute, actor_of, principal_of, signed_in
 from hub.clock import china_date
-from hub.console.governance import STATE_NAMES, Subject
 from hub.console.pages import SECURITY_HEADERS, page_context, posted_form, render
 from hub.db import INT_MAX, unit_of_work
 from hub.deps import DbSession
 from hub.problems import VALIDATION_FAILED, Problem
 from hub.schemas import domain, impact, service
+from hub.schemas.bodies import SubjectName as Subject
 from hub.schemas.compat import CompatibilityMode
 from hub.text import Text
 
@@ -48,8 +48,8 @@ def confirm_state(
         subject,
         reach,
         Text(
-            f"将 {subject} 第 {version} 版设为“{STATE_NAMES[to].zh}”？",
-            f"Make {subject} version {version} {STATE_NAMES[to].en.lower()}?",
+            f"将 {subject} 第 {version} 版设为“{domain.STATE_NAMES[to.value].zh}”？",
+            f"Make {subject} version {version} {domain.STATE_NAMES[to.value].en.lower()}?",
         ),
         {"version": str(version), "to": to.value},
         action="state",

@@ -34,8 +34,7 @@ from hub.auth.delegation import (
 from hub.auth.guard import GuardedRoute, public
 from hub.auth.problems import INVALID_REQUEST
 from hub.auth.staff import Member
-from hub.console.session import LOOPBACK, sessions_of
-from hub.console.signin import (
+from hub.console.authorize import (
     AUTHORIZE,
     form_page,
     issue_code,
@@ -44,6 +43,7 @@ from hub.console.signin import (
     see_other,
     validated_grant,
 )
+from hub.console.session import LOOPBACK, sessions_of
 from hub.db import unit_of_work
 from hub.problems import Problem
 from hub.text import Text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -18,17 +18,11 @@ from hub.console.pages import page_context, posted_form, render
 from hub.db import INT_MAX, unit_of_work
 from hub.deps import DbSession
 from hub.schemas import domain, service, views
+from hub.schemas.bodies import SubjectName as Subject
 from hub.schemas.compat import CompatibilityMode
 from hub.text import Text
 
 router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
-
-STATE_NAMES = {
-    "DRAFT": Text("草稿", "Draft"),
-    "ACTIVE": Text("使用中", "Active"),
-    "DEPRECATED": Text("已弃用", "Deprecated"),
-    "RETIRED": Text("已停用", "Retired"),
-}
 
 
 @router.get("/console/governance")
@@ -46,13 +40,8 @@ def subjects_page(request: Request, session: DbSession) -> Response:
         "governance.html",
         **page_context(request, principal_of(request)),
         subjects=subjects,
-        states=STATE_NAMES,
+        states=domain.STATE_NAMES,
     )
-
-
-Subject = Annotated[
-    str, Path(pattern=domain.SUBJECT_NAME.pattern, max_length=domain.SUBJECT_NAME_MAX)
-]
 
 
 @router.get("/console/governance/subjects/{subject}")
@@ -79,7 +68,7 @@ def subject_page(
         "subject.html",
         **page_context(request, principal_of(request)),
         subject=views.subject_view(row, service.compatibility_of(session, row), versions),
-        states=STATE_NAMES,
+        states=domain.STATE_NAMES,
         first=first,
         second=second,
         left=marked(json_lines(first.definition), {c.pointer for c in forward}),

@@ -17,16 +17,16 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub import etags
 from hub.auth.domain import Department, Principal
 from hub.auth.guard import CurrentActor, GuardedRoute, principal_of, requires
 from hub.db import INT_MAX
-from hub.deps import CurrentHub, DbSession, IsoDate
+from hub.deps import CurrentHub, DbSession
 from hub.problems import Problem, Text
 from hub.schemas import agreements, domain, service, views
+from hub.schemas.bodies import SUBJECT_RULE, AgreementBody, AgreementId, SubjectName
 from hub.schemas.compat import CompatibilityMode
 from hub.schemas.problems import (
     AGREEMENT_NOT_FOUND,
@@ -38,18 +38,6 @@ router = APIRouter(prefix="/schemas/v1", tags=["Schema registry"], route_class=G
 NEW_SUBJECT: Final = "proof.business-licence"
 """The subject the examples register: a market-regulation proof of the employment form
 `business-licence` [CF §15], which no built-in subject covers."""
-SUBJECT_RULE: Final = (
-    "Lower-case words of letters and digits joined by dots or hyphens, e.g. holder-record"
-)
-SubjectName = Annotated[
-    str,
-    Path(
-        pattern=domain.SUBJECT_NAME.pattern,
-        max_length=domain.SUBJECT_NAME_MAX,
-        description=SUBJECT_RULE,
-        examples=["holder-record"],
-    ),
-]
 NewSubjectName = Annotated[
     str,
     Path(
@@ -72,9 +60,6 @@ VersionRef = Annotated[
     str, Path(pattern=VERSION_REF, description=VERSION_REF_DESCRIPTION, examples=["latest"])
 ]
 VersionNumber = Annotated[int, Path(ge=1, le=INT_MAX, examples=[1])]
-AgreementId = Annotated[str, Path(min_length=1, max_length=36, examples=["education-holders"])]
-JSON_POINTER: Final = r"^(/([^/~]|~[01])*)+$"
-"""An RFC 6901 pointer to a field: the whole record ("") is no field."""
 
 BUSINESS_LICENCE_SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -418,79 +403,6 @@ def set_subject_mode(
 
 
 # --- agreements ---------------------------------------------------------------------------
-
-
-def _each_once(fields: list[str]) -> list[str]:
-    """`uniqueItems`, which the schema says and pydantic does not check: refused with the
-    body's other faults, before If-Match is looked at."""
-    if len(set(fields)) != len(fields):
-        raise PydanticCustomError("unique_items", "Each field may be listed only once")
-    return fields
-
-
-class AgreementBody(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "department": "education",
-                    "purpose": "随迁子女义务教育与升学 / schooling of children who moved with"
-                    " the holder",
-                    "subject": "holder-record",
-                    "fields": [
-                        "/permit/jurisdiction",
-                        "/permit/state",
-                        "/permit/valid_from",
-                        "/permit/expires_on",
-                        "/permit/residence_start",
-                        "/holder/citizen_id",
-                        "/holder/name",
-                        "/holder/current_region",
-                    ],
-                    "legal_basis": "[CF §24] 义务教育；[CF §26] 随迁子女升学考试",
-                    "valid_from": "2026-01-01",
-                    "valid_to": None,
-                    "status": "active",
-                }
-            ]
-        }
-    )
-
-    department: Department
-    purpose: str = Field(min_length=1, max_length=256)
-    subject: str = Field(
-        pattern=domain.SUBJECT_NAME.pattern,
-        max_length=domain.SUBJECT_NAME_MAX,
-        description="A subject with a version in use, e.g. holder-record",
-    )
-    fields: Annotated[
-        list[Annotated[str, Field(pattern=JSON_POINTER, description="A JSON pointer (RFC 6901)")]],
-        AfterValidator(_each_once),
-    ] = Field(
-        min_length=1,
-        max_length=200,
-        description="The fields the department may receive: each declared by the subject's "
-        "latest version, each once",
-        json_schema_extra={"uniqueItems": True},
-    )
-    legal_basis: str = Field(min_length=1, max_length=256, description="Cite the seed")
-    valid_from: IsoDate
-    valid_to: IsoDate | None = Field(
-        default=None, description="null: open-ended; not before valid_from"
-    )
-    status: domain.AgreementStatus = domain.AgreementStatus.ACTIVE
-
-    def terms(self) -> domain.AgreementTerms:
-        return domain.AgreementTerms(
-            department=self.department.value,
-            purpose=self.purpose,
-            subject=self.subject,
-            fields=self.fields,
-            legal_basis=self.legal_basis,
-            valid_from=self.valid_from,
-            valid_to=self.valid_to,
-            status=self.status,
-        )
 
 
 def _is_admin(principal: Principal) -> bool:

@@ -42,6 +42,14 @@ class VersionState(StrEnum):
     RETIRED = "RETIRED"
 
 
+STATE_NAMES: Mapping[str, Text] = {
+    VersionState.DRAFT.value: Text("草稿", "Draft"),
+    VersionState.ACTIVE.value: Text("使用中", "Active"),
+    VersionState.DEPRECATED.value: Text("已弃用", "Deprecated"),
+    VersionState.RETIRED.value: Text("已停用", "Retired"),
+}
+"""What staff call each state, by its value."""
+
 # Forward only. A draft may be abandoned (RETIRED) without ever being used.
 NEXT_STATES: Mapping[VersionState, frozenset[VersionState]] = {
     VersionState.DRAFT: frozenset({VersionState.ACTIVE, VersionState.RETIRED}),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -31,13 +32,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.clock import CHINA
 from hub.text import Language, Text
 from hub.window.agent import WindowDecision
 from hub.window.ui import ReaderState
 
 HERE: Final = Path(__file__).parent
 LOOPBACK: Final = "127.0.0.1"
+CHINA: Final = ZoneInfo("Asia/Shanghai")  # the clerk's clock
 PHOTO_TYPES: Final = frozenset({"image/png", "image/jpeg"})
 HEADERS: Final = {
     "Content-Security-Policy": (

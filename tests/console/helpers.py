@@ -103,3 +103,11 @@ def sign_in(
     home = follow(client, follow(client, callback))
     assert home.status_code == 200, home.text
     return SignedIn(client, home)
+
+
+def officer(app_client: TestClient, hub: Hub, name: str = "wang.fang") -> TestClient:
+    """A governance officer signed in (one-time password, TOTP, then a password of their own)."""
+    given = new_staff(hub, name, "governance")
+    client = browser(app_client)
+    sign_in(client, name, given.password, totp(given, hub), new_password="x" * 16)
+    return client

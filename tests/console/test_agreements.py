@@ -14,18 +14,11 @@ from sqlmodel import Session
 from hub.composition import Hub
 from hub.schemas import agreements
 from tests.conftest import seed_shipped_agreements
-from tests.console.helpers import browser, hidden_fields, new_staff, sign_in, totp
+from tests.console.helpers import hidden_fields, officer
 
 PAGE = "/console/governance/agreements"
 _CHECKED = re.compile(r'name="fields" value="([^"]+)" checked')
 _BOX = re.compile(r'name="fields" value="([^"]+)"')
-
-
-def _governance(app_client: TestClient, hub: Hub) -> TestClient:
-    given = new_staff(hub, "wang.fang", "governance")
-    client = browser(app_client)
-    sign_in(client, "wang.fang", given.password, totp(given, hub), new_password="x" * 16)
-    return client
 
 
 def _form(page: str) -> dict[str, object]:
@@ -49,7 +42,7 @@ def test_the_preview_follows_the_fields_and_a_save_is_a_new_version(
     app_client: TestClient, hub: Hub
 ) -> None:
     seed_shipped_agreements(hub)
-    client = _governance(app_client, hub)
+    client = officer(app_client, hub)
     listing = client.get(f"{PAGE}?lang=en")
     assert f'href="{PAGE}/education-holders"' in listing.text
 
@@ -95,7 +88,7 @@ def test_the_preview_follows_the_fields_and_a_save_is_a_new_version(
 
 def test_refusals_keep_the_form_and_say_why(app_client: TestClient, hub: Hub) -> None:
     seed_shipped_agreements(hub)
-    client = _governance(app_client, hub)
+    client = officer(app_client, hub)
     new = client.get(f"{PAGE}/new?subject=holder-record&lang=en")
     assert new.status_code == 200 and "New data-sharing agreement" in new.text
     form = {**hidden_fields(new), **_form(new.text), "purpose": "测试用途"}

@@ -16,7 +16,7 @@ from hub.db import unit_of_work
 from hub.schemas import domain, service
 from hub.schemas.compat import CompatibilityMode
 from tests.conftest import seed_shipped_agreements
-from tests.console.helpers import browser, hidden_fields, new_staff, sign_in, totp
+from tests.console.helpers import hidden_fields, officer
 
 PAGE = "/console/governance/subjects"
 OFFICER = Actor("staff:wang.fang", "public-security")
@@ -43,13 +43,6 @@ def _mode(hub: Hub, subject: str, mode: CompatibilityMode) -> None:
         )
 
 
-def _governance(app_client: TestClient, hub: Hub) -> TestClient:
-    given = new_staff(hub, "wang.fang", "governance")
-    client = browser(app_client)
-    sign_in(client, "wang.fang", given.password, totp(given, hub), new_password="x" * 16)
-    return client
-
-
 def _state(hub: Hub, subject: str, version: int) -> str:
     with Session(hub.engine) as session:
         return str(service.version_of(session, subject, version).state)
@@ -68,7 +61,7 @@ def test_a_version_moves_after_its_page_names_the_agreements_it_reaches(
     _mode(hub, "holder-record", CompatibilityMode.NONE)
     _add(hub, "holder-record", narrow)
     _add(hub, "holder-record", wide)
-    client = _governance(app_client, hub)
+    client = officer(app_client, hub)
 
     subject = client.get(f"{PAGE}/holder-record?lang=en")
     assert f'href="{PAGE}/holder-record/state?version=3&amp;to=ACTIVE"' in subject.text
@@ -116,7 +109,7 @@ def test_retiring_the_only_version_in_use_says_exchange_stops(
     app_client: TestClient, hub: Hub
 ) -> None:
     _add(hub, "person", {"type": "object"}, state="ACTIVE")
-    client = _governance(app_client, hub)
+    client = officer(app_client, hub)
     asked = client.get(f"{PAGE}/person/state?version=1&to=RETIRED&lang=en")
     assert "no version of the subject can be exchanged" in asked.text
     assert "No data-sharing agreement uses this subject." in asked.text
@@ -131,7 +124,7 @@ def test_a_mode_change_names_the_versions_in_use_it_would_have_refused(
     _add(hub, "person", person, state="ACTIVE")
     _mode(hub, "person", CompatibilityMode.NONE)
     _add(hub, "person", {**person, "required": ["name"]}, state="ACTIVE")
-    client = _governance(app_client, hub)
+    client = officer(app_client, hub)
     subject = client.get(f"{PAGE}/person?lang=en")
     assert '<option value="NONE" selected>' in subject.text
 

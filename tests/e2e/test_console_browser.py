@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from hub.app import create_app
 from hub.audit import Actor
 from hub.clock import FixedClock
 from hub.composition import Hub
@@ -27,7 +26,7 @@ from tests.conftest import seed_shipped_agreements
 from tests.connectors.helpers import chifeng_citizen_id
 from tests.console.helpers import new_staff, totp
 from tests.e2e.browser import Browser, browsers
-from tests.servers import LoopbackServer, free_port
+from tests.e2e.served import served
 
 NEW_PASSWORD = "春眠不觉晓，处处闻啼鸟。夜来风雨声"
 REFUSED_LOAD = "status of 403"
@@ -36,18 +35,8 @@ VISIT = {"type": "object", "properties": {"place": {"type": "string"}}}
 
 @pytest.fixture
 def live(settings: Settings, engine: Engine, clock: FixedClock) -> Iterator[tuple[Hub, str]]:
-    """The hub on its own loopback port, its issuer that address (the console's redirect
-    URI is made from it), speaking Chinese unless the browser asks otherwise."""
-    port = free_port()
-    served = settings.model_copy(
-        update={"issuer": f"http://127.0.0.1:{port}", "default_language": "zh-CN"}
-    )
-    app = create_app(served, engine=engine, clock=clock)
-    server = LoopbackServer(app, port)
-    try:
-        yield app.state.hub, server.url
-    finally:
-        server.stop()
+    with served(settings, engine, clock) as hub_and_address:
+        yield hub_and_address
 
 
 def _two_versions(hub: Hub) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from hub.app import create_app
 from hub.clock import FixedClock
 from hub.console.delegated import CALLBACK
 from hub.settings import Settings
 from tests.e2e.browser import Browser
+from tests.e2e.served import served
 from tests.oidc.platform import (
     CLIENT_SECRET,
     PASSWORD,
@@ -23,7 +23,7 @@ from tests.oidc.platform import (
     delegation,
     identity_platform,
 )
-from tests.servers import LoopbackServer, free_port
+from tests.servers import free_port
 
 
 @pytest.fixture
@@ -38,19 +38,11 @@ def live(
     monkeypatch.setenv(SECRET_ENV, CLIENT_SECRET)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with identity_platform(base + CALLBACK, tmp_path) as issuer:
-        served = settings.model_copy(
-            update={
-                "issuer": base,
-                "default_language": "zh-CN",
-                "staff_oidc": delegation(issuer),
-            }
-        )
-        server = LoopbackServer(create_app(served, engine=engine, clock=clock), port)
-        try:
-            yield base, issuer
-        finally:
-            server.stop()
+    with (
+        identity_platform(base + CALLBACK, tmp_path) as issuer,
+        served(settings, engine, clock, port, staff_oidc=delegation(issuer)),
+    ):
+        yield base, issuer
 
 
 def test_a_person_signs_in_through_the_platform_in_a_browser(live: tuple[str, str]) -> None:

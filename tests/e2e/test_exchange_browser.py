@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from hub.app import create_app
 from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.connectors.receiver import create_receiver
@@ -27,7 +26,7 @@ from tests.conftest import seed_shipped_agreements
 from tests.connectors.helpers import Receiver, act_on, deliveries_of, holders
 from tests.console.helpers import new_staff
 from tests.e2e.browser import Browser
-from tests.servers import LoopbackServer, free_port
+from tests.e2e.served import served
 
 PASSWORD = "白日依山尽，黄河入海流。欲穷千里目"
 SECRET_ENV = "HUB_TEST_SECRET_HOUSING"
@@ -62,20 +61,8 @@ events = ["*"]
 """,
         encoding="utf-8",
     )
-    port = free_port()
-    served = settings.model_copy(
-        update={
-            "issuer": f"http://127.0.0.1:{port}",
-            "default_language": "zh-CN",
-            "departments_file": departments,
-        }
-    )
-    app = create_app(served, engine=engine, clock=clock)
-    server = LoopbackServer(app, port)
-    try:
-        yield app.state.hub, server.url
-    finally:
-        server.stop()
+    with served(settings, engine, clock, departments_file=departments) as hub_and_address:
+        yield hub_and_address
 
 
 def test_a_dead_letter_is_sent_again_from_the_page_once_the_receiver_is_back(
