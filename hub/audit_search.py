@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 from sqlmodel import Session, col, select
 
@@ -23,7 +23,18 @@ from hub.clock import CHINA
 SEARCH: Final = "audit.search"
 VERIFY: Final = "audit.verify"
 PURPOSE: Final = "audit"
-CSV_COLUMNS: Final = ("seq", "at", "actor", "department", "action", "subject", "purpose", "outcome")
+CSV_COLUMNS: Final = (
+    "seq",
+    "at",
+    "actor",
+    "department",
+    "action",
+    "subject",
+    "purpose",
+    "outcome",
+    "agreement",
+    "disclosed_fields",
+)
 
 
 @dataclass(frozen=True)
@@ -101,11 +112,25 @@ def last_verification(session: Session) -> AuditEntry | None:
     return session.exec(statement).first()
 
 
-def as_csv(entries: Sequence[AuditEntry]) -> str:
+class Disclosed(Protocol):
+    """What an entry let out (hub.publishing.disclosures): the agreement version, its fields."""
+
+    @property
+    def agreement(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+
+
+def as_csv(entries: Sequence[AuditEntry], disclosed: Mapping[int, Disclosed]) -> str:
+    """The entries as CSV; for a disclosure, the agreement version and the fields it let out
+    (pointers, space-separated)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for entry in entries:
+        what = disclosed.get(entry.seq)
         writer.writerow(
             [
                 entry.seq,
@@ -116,6 +141,8 @@ def as_csv(entries: Sequence[AuditEntry]) -> str:
                 entry.subject or "",
                 entry.purpose or "",
                 entry.outcome,
+                f"{what.agreement}:{what.version}" if what else "",
+                " ".join(what.fields) if what else "",
             ]
         )
     return out.getvalue()

@@ -23,6 +23,7 @@ from hub.console.pages import SECURITY_HEADERS, page_context, posted_form, rende
 from hub.db import INT_MAX, unit_of_work
 from hub.permits.identity import InvalidCitizenId, parse_citizen_id
 from hub.problems import VALIDATION_FAILED, FieldError, Problem
+from hub.publishing.disclosures import Disclosure, disclosures
 from hub.text import Text
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ Criteria = Annotated[AuditQuery, Depends(_query)]
 @signed_in("audit:read")
 async def audit_page(request: Request, query: Criteria, before: Cursor = None) -> Response:
     hub: Hub = request.app.state.hub
-    entries, next_cursor, verified = await run_in_threadpool(
+    entries, next_cursor, verified, disclosed = await run_in_threadpool(
         _search, hub, actor_of(request), query, before, PAGE_SIZE
     )
     criteria = {k: v for k, v in request.query_params.items() if k not in ("before", "lang")}
@@ -68,6 +69,7 @@ async def audit_page(request: Request, query: Criteria, before: Cursor = None) -
         **page_context(request, principal_of(request)),
         query=query,
         entries=entries,
+        disclosed=disclosed,
         next_page=next_page,
         csv_link=f"{PAGE}.csv?{urlencode(criteria)}",
         verified=verified,
@@ -77,13 +79,14 @@ async def audit_page(request: Request, query: Criteria, before: Cursor = None) -
 
 def _search(
     hub: Hub, actor: Actor, query: AuditQuery, before: int | None, limit: int
-) -> tuple[list[AuditEntry], int | None, AuditEntry | None]:
+) -> tuple[list[AuditEntry], int | None, AuditEntry | None, dict[int, Disclosure]]:
     with unit_of_work(hub.engine) as session:
         entries, cursor = audit_search.search(session, query, before=before, limit=limit)
         audit_search.record_search(session, hub.audit, actor, query, len(entries), hub.clock.now())
         verified = audit_search.last_verification(session)
+        disclosed = disclosures(session, hub.departments, entries)
         session.expunge_all()
-    return list(entries), cursor, verified
+    return list(entries), cursor, verified, disclosed
 
 
 @router.post(PAGE + "/search")
@@ -118,8 +121,10 @@ async def search_form(request: Request) -> Response:
 async def audit_csv(request: Request, query: Criteria) -> Response:
     """The search's entries (up to 10,000, newest first) as CSV; the export is audited."""
     hub: Hub = request.app.state.hub
-    entries, _, _ = await run_in_threadpool(_search, hub, actor_of(request), query, None, CSV_LIMIT)
-    body = audit_search.as_csv(entries)
+    entries, _, _, disclosed = await run_in_threadpool(
+        _search, hub, actor_of(request), query, None, CSV_LIMIT
+    )
+    body = audit_search.as_csv(entries, disclosed)
     headers = {**SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="audit.csv"'}
     return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 

@@ -4,6 +4,7 @@ operations as the exchange API (hub.connectors.operations), within the person's 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
@@ -12,7 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.audit import Actor
 from hub.auth.guard import GuardedRoute, actor_of, principal_of, signed_in
+from hub.clock import CHINA
 from hub.connectors import operations
+from hub.connectors.views import DepartmentDeliveries
 from hub.console import charts
 from hub.console.pages import SECURITY_HEADERS, language_of, page_context, posted_form, render
 from hub.db import INT_MAX, unit_of_work
@@ -29,7 +32,24 @@ SHOWN_DEAD_LETTERS = 200
 CIRCUIT_STATES = {
     "closed": Text("正常", "Up"),
     "open": Text("故障（等待探测）", "Failing (waiting to probe)"),
+    "probing": Text("故障（探测中）", "Failing (probing)"),
 }
+
+
+def china_time(moment: str | None) -> str:
+    """An RFC 3339 time as the clock on a Chinese office wall shows it."""
+    if moment is None:
+        return "—"
+    return datetime.fromisoformat(moment).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def shown_state(department: DepartmentDeliveries, now: datetime) -> str:
+    """The circuit as staff read it: an open circuit whose probe is due is being probed (the
+    relay sends one delivery to see whether the receiver is back)."""
+    due = department.next_probe_at
+    if department.state == "open" and due is not None and datetime.fromisoformat(due) <= now:
+        return "probing"
+    return department.state
 
 
 def age(seconds: int | None) -> Text:
@@ -58,6 +78,8 @@ def exchange_page(request: Request, session: DbSession) -> Response:
         departments=operations.department_health(session, hub.departments, scope, hub.clock.now()),
         dead=operations.dead_letters(session, scope, None, SHOWN_DEAD_LETTERS),
         states=CIRCUIT_STATES,
+        shown_state=lambda department: shown_state(department, hub.clock.now()),
+        china_time=china_time,
         age=age,
         replayed=request.query_params.get("replayed"),
     )

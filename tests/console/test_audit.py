@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,9 +14,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditEntry
+from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.db import unit_of_work
 from hub.permits.identity import parse_citizen_id
+from hub.schemas import agreements
+from tests.conftest import seed_shipped_agreements
 from tests.connectors.helpers import chifeng_citizen_id
 from tests.console.helpers import browser, hidden_fields, new_staff, sign_in
 
@@ -114,3 +118,52 @@ def test_only_auditors_read_the_audit_log(app_client: TestClient, hub: Hub) -> N
     sign_in(client, "li.lei", given.password, new_password=NEW_PASSWORD)
     assert client.get("/console/audit").status_code == 403
     assert client.get("/console/audit.csv").status_code == 403
+
+
+def test_each_disclosure_shows_the_fields_its_agreement_let_out(
+    app_client: TestClient, hub: Hub, clock: FixedClock
+) -> None:
+    seed_shipped_agreements(hub)
+    window = Actor("education-window-1", "education")
+    hashed = hub.vault.lookup_hash(parse_citizen_id(chifeng_citizen_id(8), today=clock.today()))
+
+    def tap(outcome: str) -> None:
+        with unit_of_work(hub.engine) as session:
+            event = window.did("verification.tap", outcome, hashed, "service: compulsory-education")
+            hub.audit.record(session, event, clock.now())
+
+    tap("grant")
+    clock.advance(timedelta(minutes=1))
+    with unit_of_work(hub.engine) as session:
+        row = agreements.latest(session, "education-holders")
+        narrower = [f for f in row.allowed_fields if f != "/holder/name"]
+        terms = replace(agreements.terms_of(row), fields=narrower)
+        agreements.amend(
+            session,
+            hub.schemas,
+            hub.audit,
+            row.id,
+            terms,
+            expected_version=row.version,
+            actor=Actor("staff:wang.fang", "public-security"),
+            now=clock.now(),
+        )
+    clock.advance(timedelta(minutes=1))
+    tap("grant")
+    tap("deny:permit-expired")
+
+    client = _auditor(app_client, hub)
+    page = client.get(f"/console/audit?subject={hashed}&lang=en")
+    assert page.text.count("9 fields (agreement education-holders v1)") == 1
+    assert page.text.count("8 fields (agreement education-holders v2)") == 1
+    assert page.text.count('<details class="disclosed">') == 2  # the denial disclosed nothing
+    assert "<code>/holder/name</code>" in page.text and "13800000000" not in page.text
+    rows = list(csv.reader(io.StringIO(client.get(f"/console/audit.csv?subject={hashed}").text)))
+    assert rows[0][-2:] == ["agreement", "disclosed_fields"]
+    disclosed = [(row[7], row[8], row[9]) for row in rows[1:] if row[4] == "verification.tap"]
+    assert [(outcome, agreement) for outcome, agreement, _ in disclosed] == [
+        ("deny:permit-expired", ""),
+        ("grant", "education-holders:2"),
+        ("grant", "education-holders:1"),
+    ]
+    assert "/holder/name" not in disclosed[1][2] and "/holder/name" in disclosed[2][2]

@@ -16,7 +16,7 @@ from hub.composition import Hub
 from hub.connectors import operations
 from hub.connectors.relay import Relay
 from hub.connectors.signing import new_secret
-from hub.connectors.store import DEAD, Delivery
+from hub.connectors.store import DEAD, Delivery, DepartmentCircuit
 from hub.db import unit_of_work
 from hub.permits import domain
 from tests.conftest import seed_shipped_agreements
@@ -155,3 +155,24 @@ def test_deliveries_per_minute_are_counted_and_drawn_within_the_operators_depart
     window = browser(app_client)
     sign_in(window, "li.lei", clerk.password, new_password=NEW_PASSWORD)
     assert window.get("/console/exchange/deliveries.svg").status_code == 403
+
+
+def test_a_failing_department_is_shown_waiting_or_probing(
+    app_client: TestClient, hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _dead_letters(hub, monkeypatch)
+    now = hub.clock.now()
+    client = _operator(app_client, hub, "public-security")
+    for due, shown in (
+        (now + timedelta(minutes=5), "Failing (waiting to probe)"),
+        (now, "Failing (probing)"),
+    ):
+        with unit_of_work(hub.engine) as session:
+            row = session.get(DepartmentCircuit, "housing") or DepartmentCircuit(
+                department="housing", state="open"
+            )
+            row.state, row.opened_at, row.next_probe_at = "open", now, due
+            session.add(row)
+        page = client.get("/console/exchange?lang=en")
+        housing = page.text.split('<th scope="row">housing</th>')[1].split("</tr>")[0]
+        assert shown in housing
