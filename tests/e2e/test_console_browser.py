@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.support.wait import WebDriverWait
 from sqlalchemy.engine import Engine
 
 from hub.audit import Actor
@@ -98,7 +99,7 @@ def _clean(browser: Browser, allowed: str | None = None) -> None:
     assert browser.outside() == []
 
 
-def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
+def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str], tmp_path: Path) -> None:
     hub, base = live
     officer = new_staff(hub, "wang.fang", "governance")
     clerk = new_staff(hub, "li.lei", "window-clerk", department="health")
@@ -128,7 +129,12 @@ def test_staff_use_the_console_in_a_real_browser(live: tuple[Hub, str]) -> None:
     assert "不能注册" in governance.text() and "/properties/place" in governance.text()
     governance.screenshot("draft-refused")
     widened = {**VISIT, "properties": {**VISIT["properties"], "purpose": {"type": "string"}}}
-    governance.fill(schema=json.dumps(widened))
+    chosen = tmp_path / "visit-v2.schema.json"
+    chosen.write_text(json.dumps(widened), encoding="utf-8")
+    governance.find("#upload").send_keys(str(chosen))  # read into the text area, not sent
+    WebDriverWait(governance.driver, 5).until(
+        lambda _: "purpose" in str(governance.find("#schema").get_attribute("value"))
+    )
     governance.click("button[value='register']")
     assert governance.path() == "/console/governance/subjects/visit?to=2", governance.text()
     assert "v2 · 草稿" in governance.text()
