@@ -23,7 +23,7 @@ from hub.audit import Actor
 from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, actor_of, principal_of, signed_in
 from hub.console.jsonview import json_lines, marked
-from hub.console.pages import SECURITY_HEADERS, page_context, render
+from hub.console.pages import SECURITY_HEADERS, form_number, page_context, render
 from hub.db import unit_of_work
 from hub.deps import DbSession
 from hub.problems import DomainProblem, field_errors
@@ -189,9 +189,7 @@ async def _posted(request: Request) -> tuple[dict[str, Any], str, int | None]:
     }
     form |= {name: one(name) for name in ("valid_from", "valid_to", "status")}
     form["fields"] = list(dict.fromkeys(pairs.get("fields", [])))
-    read = one("version")
-    version = int(read) if read.isascii() and read.isdigit() and len(read) < 10 else None
-    return form, one("action"), version
+    return form, one("action"), form_number(one("version"))
 
 
 def _body(form: dict[str, Any]) -> AgreementBody:
@@ -209,8 +207,7 @@ async def create(request: Request) -> Response:
 @signed_in("schemas:admin")
 async def amend(request: Request, agreement_id: AgreementId) -> Response:
     form, action, version = await _posted(request)
-    with Session(request.app.state.hub.engine) as session:
-        current = agreements.latest(session, agreement_id)
+    current = await run_in_threadpool(_latest, request.app.state.hub, agreement_id)
     form["department"], form["subject"] = current.department, current.subject
     return await _save_or_preview(request, form, action, agreement_id, version or 0)
 
@@ -245,16 +242,25 @@ async def _save_or_preview(
             return RedirectResponse(
                 f"{PAGE}/{saved}?saved=1", status_code=303, headers=SECURITY_HEADERS
             )
+
+    def edit_again() -> Response:
+        with Session(hub.engine) as session:
+            return _editor(
+                request,
+                session,
+                form,
+                agreement_id=agreement_id,
+                version=version,
+                status=status,
+                errors=errors,
+            )
+
+    return await run_in_threadpool(edit_again)
+
+
+def _latest(hub: Any, agreement_id: str) -> Agreement:
     with Session(hub.engine) as session:
-        return _editor(
-            request,
-            session,
-            form,
-            agreement_id=agreement_id,
-            version=version,
-            status=status,
-            errors=errors,
-        )
+        return agreements.latest(session, agreement_id)
 
 
 def _save(

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.auth.guard import GuardedRoute, actor_of, principal_of, signed_in
 from hub.clock import china_date
-from hub.console.pages import SECURITY_HEADERS, page_context, posted_form, render
+from hub.console.pages import SECURITY_HEADERS, page_context, posted_form, posted_number, render
 from hub.db import INT_MAX, unit_of_work
 from hub.deps import DbSession
 from hub.problems import VALIDATION_FAILED, Problem
@@ -106,7 +106,7 @@ def _confirm(
 @signed_in("schemas:admin")
 async def change_state(request: Request, subject: Subject) -> Response:
     form = await posted_form(request)
-    version = _number(form.get("version", ""))
+    version = posted_number(form.get("version", ""), Text("版本号无效", "Not a version number"))
     wanted = _one_of(domain.VersionState, form.get("to", ""))
     hub = request.app.state.hub
     actor = actor_of(request)
@@ -144,12 +144,6 @@ async def change_mode(request: Request, subject: Subject) -> Response:
 
     await run_in_threadpool(set_mode)
     return _back(subject)
-
-
-def _number(text: str) -> int:
-    if text.isascii() and text.isdigit() and 1 <= int(text) <= INT_MAX:
-        return int(text)
-    raise Problem(VALIDATION_FAILED, Text("版本号无效", "Not a version number"))
 
 
 def _one_of(kind: type[Choice], text: str) -> Choice:

@@ -5,15 +5,14 @@ The hub's own authorization request (the console's) waits in a cookie while the 
 the platform, with the state sent there; the cookie is MAC'd under the console's key, so it
 cannot be forged or swapped for another browser's, and SameSite=Lax, since the platform sends
 the browser back by a top-level redirect from another site. The PKCE verifier and the nonce
-are derived from that state under the same key, so nothing else is stored. Back with a code,
+are derived from that state under the same key, as the console derives its own
+(`ConsoleSessions`), so nothing else is stored. Back with a code,
 the hub asks the platform who signed in, admits them with the roles their claims map to, and
 answers its own authorization request with a code, as after a password.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 from typing import Final
@@ -70,18 +69,12 @@ def _delegation(request: Request) -> Delegation:
     return delegation
 
 
-def _mac(request: Request, purpose: str, value: str) -> str:
-    key = sessions_of(request).key
-    return hmac.new(key, f"delegated-{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
+def _nonce(request: Request, state: str) -> str:
+    return sessions_of(request).mac("delegated-nonce", state)
 
 
-def _verifier(request: Request, state: str) -> str:
-    return _mac(request, "pkce", state)  # 64 characters of [0-9a-f]: a valid RFC 7636 verifier
-
-
-def _challenge(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def _cookie_mac(request: Request, waiting: str) -> str:
+    return sessions_of(request).mac("delegated-cookie", waiting)
 
 
 def _redirect_uri(request: Request) -> str:
@@ -103,8 +96,8 @@ async def start(request: Request) -> Response:
             delegation.authorization_url,
             _redirect_uri(request),
             state,
-            _mac(request, "nonce", state),
-            _challenge(_verifier(request, state)),
+            _nonce(request, state),
+            sessions_of(request).code_challenge(state),
         )
     except ProviderUnavailable:
         return form_page(request, "sign_in.html", oauth, status=502, error=UNAVAILABLE)
@@ -112,7 +105,7 @@ async def start(request: Request) -> Response:
     response = see_other(location)
     response.set_cookie(
         COOKIE,
-        f"{waiting}|{_mac(request, 'cookie', waiting)}",
+        f"{waiting}|{_cookie_mac(request, waiting)}",
         max_age=COOKIE_SECONDS,
         path=START,
         httponly=True,
@@ -130,7 +123,7 @@ async def callback(request: Request) -> Response:
     waiting, _, mac = request.cookies.get(COOKIE, "").rpartition("|")
     fields = dict(parse_qsl(waiting)) if waiting else {}
     state = fields.pop("upstream_state", "")
-    expected = _mac(request, "cookie", waiting)
+    expected = _cookie_mac(request, waiting)
     if not state or not hmac.compare_digest(mac, expected):
         raise Problem(INVALID_REQUEST, EXPIRED)
     oauth = oauth_request(request, fields)
@@ -152,9 +145,9 @@ async def callback(request: Request) -> Response:
         identity = await run_in_threadpool(
             delegation.identity,
             params["code"],
-            _verifier(request, state),
+            sessions_of(request).code_verifier(state),
             _redirect_uri(request),
-            _mac(request, "nonce", state),
+            _nonce(request, state),
         )
         member = await run_in_threadpool(_admit, request, delegation, identity)
     except ProviderUnavailable:

@@ -17,10 +17,16 @@ from hub.clock import CHINA
 from hub.connectors import operations
 from hub.connectors.views import DepartmentDeliveries
 from hub.console import charts
-from hub.console.pages import SECURITY_HEADERS, language_of, page_context, posted_form, render
-from hub.db import INT_MAX, unit_of_work
+from hub.console.pages import (
+    SECURITY_HEADERS,
+    language_of,
+    page_context,
+    posted_form,
+    posted_number,
+    render,
+)
+from hub.db import unit_of_work
 from hub.deps import DbSession
-from hub.problems import VALIDATION_FAILED, Problem
 from hub.text import Text
 
 if TYPE_CHECKING:
@@ -67,18 +73,18 @@ def age(seconds: int | None) -> Text:
 @signed_in("exchange:admin")
 def exchange_page(request: Request, session: DbSession) -> Response:
     hub = request.app.state.hub
-    scope = operations.scope_of(principal_of(request))
+    scope, now = operations.scope_of(principal_of(request)), hub.clock.now()
     departments = operations.push_departments(hub.departments, scope)
-    last_hour = operations.deliveries_per_minute(session, departments, hub.clock.now())
+    last_hour = operations.deliveries_per_minute(session, departments, now)
     return render(
         request,
         "exchange.html",
         last_hour={department: sum(counts) for department, counts in last_hour.items()},
         **page_context(request, principal_of(request)),
-        departments=operations.department_health(session, hub.departments, scope, hub.clock.now()),
+        departments=operations.department_health(session, hub.departments, scope, now),
         dead=operations.dead_letters(session, scope, None, SHOWN_DEAD_LETTERS),
         states=CIRCUIT_STATES,
-        shown_state=lambda department: shown_state(department, hub.clock.now()),
+        shown_state=lambda department: shown_state(department, now),
         china_time=china_time,
         age=age,
         replayed=request.query_params.get("replayed"),
@@ -110,7 +116,16 @@ async def replay(request: Request) -> Response:
     form = await posted_form(request)
     scope = operations.scope_of(principal_of(request))
     event = form.get("event")
-    keys = None if event is None else [(_event_number(event), form.get("department", ""))]
+    keys = (
+        None
+        if event is None
+        else [
+            (
+                posted_number(event, Text("事件编号无效", "Not an event number")),
+                form.get("department", ""),
+            )
+        ]
+    )
     count = await run_in_threadpool(_replay, request.app.state.hub, actor_of(request), scope, keys)
     return RedirectResponse(f"{PAGE}?replayed={count}", status_code=303, headers=SECURITY_HEADERS)
 
@@ -119,9 +134,3 @@ def _replay(hub: Hub, actor: Actor, scope: str | None, keys: list[tuple[int, str
     with unit_of_work(hub.engine) as session:
         chosen = keys if keys is not None else operations.dead_letter_keys(session, scope, None)
         return operations.replay(session, hub.audit, actor, hub.clock.now(), chosen, scope)
-
-
-def _event_number(text: str) -> int:
-    if text.isascii() and text.isdigit() and 1 <= int(text) <= INT_MAX:
-        return int(text)
-    raise Problem(VALIDATION_FAILED, Text("事件编号无效", "Not an event number"))

@@ -18,7 +18,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from hub.auth.domain import Principal
 from hub.console.session import sessions_of
-from hub.problems import Language, Problem, negotiate_language
+from hub.db import INT_MAX
+from hub.problems import VALIDATION_FAILED, Language, Problem, negotiate_language
 from hub.text import Text
 
 HERE: Final = Path(__file__).parent
@@ -112,3 +113,19 @@ async def posted_form(request: Request) -> dict[str, str]:
     """A form-encoded body as a mapping (the last of a repeated field); the guard has checked
     its CSRF token already."""
     return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+
+
+def form_number(text: str) -> int | None:
+    """A posted version or sequence number: ASCII digits within the int4 range of the column
+    it names (at most ten, so no huge number is ever parsed), or None."""
+    if text.isascii() and text.isdigit() and len(text) <= 10 and 1 <= int(text) <= INT_MAX:
+        return int(text)
+    return None
+
+
+def posted_number(text: str, refusal: Text) -> int:
+    """`form_number`, or a 422 saying `refusal`."""
+    number = form_number(text)
+    if number is None:
+        raise Problem(VALIDATION_FAILED, refusal)
+    return number

@@ -44,11 +44,11 @@ class ConsoleSessions:
         return session_alive(self.desk, principal, self.idle_seconds)
 
     def csrf_token(self, principal: Principal) -> str:
-        return self._mac("csrf", principal.token_id)
+        return self.mac("csrf", principal.token_id)
 
     def form_token(self, browser: str) -> str:
         """The CSRF token of the sign-in form, for the browser holding the form cookie."""
-        return self._mac("sign-in-form", browser)
+        return self.mac("sign-in-form", browser)
 
     def code_verifier(self, state: str) -> str:
         digest = hmac.new(self.key, f"pkce|{state}".encode(), hashlib.sha256).digest()
@@ -57,7 +57,8 @@ class ConsoleSessions:
     def code_challenge(self, state: str) -> str:
         return str(create_s256_code_challenge(self.code_verifier(state)))
 
-    def _mac(self, purpose: str, value: str) -> str:
+    def mac(self, purpose: str, value: str) -> str:
+        """`value` bound to `purpose` under the console's key (hex HMAC-SHA256)."""
         return hmac.new(self.key, f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
 
 

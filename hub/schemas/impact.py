@@ -6,6 +6,7 @@ new mode would have refused among the versions already in use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -60,11 +61,9 @@ def of_state_change(
     row = service.version_of(session, subject, version)
     domain.change_state(domain.VersionState(row.state), wanted)
     agreements, binding = _agreements(session, subject, today)
-    states = {v.version: v.state for v in service.versions_of(session, subject)} | {
-        version: wanted.value
+    states = {
+        v.version: domain.VersionState(v.state) for v in service.versions_of(session, subject)
     }
-    exchangeable = [v for v, state in states.items() if state in domain.EXCHANGEABLE]
-    now = service.exchangeable_version(session, subject)
     shortfalls: list[domain.Shortfall] = []
     if wanted is domain.VersionState.ACTIVE:
         held = [a for a in agreements if a.id in binding]
@@ -73,11 +72,17 @@ def of_state_change(
     return Impact(
         agreements,
         binding,
-        now.version if now else None,
-        max(exchangeable, default=None),
+        _exchanged(states),
+        _exchanged({**states, version: wanted}),
         shortfalls,
         [],
     )
+
+
+def _exchanged(states: Mapping[int, domain.VersionState]) -> int | None:
+    """The version exchanged when the versions are in these states: the newest ACTIVE or
+    DEPRECATED one, as `service.exchangeable_version` finds it in the database."""
+    return max((v for v, state in states.items() if state in domain.EXCHANGEABLE), default=None)
 
 
 def of_mode_change(session: Session, subject: str, mode: CompatibilityMode, today: date) -> Impact:
@@ -85,9 +90,10 @@ def of_mode_change(session: Session, subject: str, mode: CompatibilityMode, toda
     by it; the versions in use are not changed, but those it would have refused are named."""
     service.subject_row(session, subject)
     agreements, binding = _agreements(session, subject, today)
+    versions = service.versions_of(session, subject)
     history = [
         (row.version, row.definition)
-        for row in service.versions_of(session, subject)
+        for row in versions
         if row.state != domain.VersionState.RETIRED
     ]
     breaks = [
@@ -95,6 +101,5 @@ def of_mode_change(session: Session, subject: str, mode: CompatibilityMode, toda
         for at, (number, definition) in enumerate(history)
         for violation in check(mode, history[:at], definition)
     ]
-    now = service.exchangeable_version(session, subject)
-    exchanged = now.version if now else None
+    exchanged = _exchanged({v.version: domain.VersionState(v.state) for v in versions})
     return Impact(agreements, binding, exchanged, exchanged, [], breaks)

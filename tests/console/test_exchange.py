@@ -49,11 +49,17 @@ def _dead_letters(hub: Hub, monkeypatch: pytest.MonkeyPatch, *departments: str) 
     return permits
 
 
-def _operator(app_client: TestClient, hub: Hub, department: str) -> TestClient:
-    given = new_staff(hub, "zhao.lei", "exchange-operator", department=department)
+def _signed_in(
+    app_client: TestClient, hub: Hub, name: str, role: str, department: str
+) -> TestClient:
+    given = new_staff(hub, name, role, department=department)
     client = browser(app_client)
-    sign_in(client, "zhao.lei", given.password, new_password=NEW_PASSWORD)
+    sign_in(client, name, given.password, new_password=NEW_PASSWORD)
     return client
+
+
+def _operator(app_client: TestClient, hub: Hub, department: str) -> TestClient:
+    return _signed_in(app_client, hub, "zhao.lei", "exchange-operator", department)
 
 
 def test_an_operator_replays_dead_letters_one_or_all(
@@ -113,9 +119,7 @@ def test_a_department_operator_sees_and_replays_only_its_own(
 
 
 def test_a_window_clerk_is_refused_the_exchange_page(app_client: TestClient, hub: Hub) -> None:
-    given = new_staff(hub, "li.lei", "window-clerk")
-    client = browser(app_client)
-    sign_in(client, "li.lei", given.password, new_password=NEW_PASSWORD)
+    client = _signed_in(app_client, hub, "li.lei", "window-clerk", "public-security")
     assert client.get("/console/exchange").status_code == 403
 
 
@@ -151,9 +155,7 @@ def test_deliveries_per_minute_are_counted_and_drawn_within_the_operators_depart
     assert "Deliveries per minute" in chart.text and "housing" in chart.text
     assert "education" not in chart.text  # another department's traffic is not theirs to see
     assert "<script" not in chart.text and 'href="http' not in chart.text
-    clerk = new_staff(hub, "li.lei", "window-clerk", department="health")
-    window = browser(app_client)
-    sign_in(window, "li.lei", clerk.password, new_password=NEW_PASSWORD)
+    window = _signed_in(app_client, hub, "li.lei", "window-clerk", "health")
     assert window.get("/console/exchange/deliveries.svg").status_code == 403
 
 
