@@ -154,17 +154,18 @@ class WindowAgent:
         except HubUnreachable:
             return self.decide_offline(link, record)
         self._report_quietly()
+        signed = _decoded(record)
         return WindowDecision(
             decision_id=str(answer["tap_id"]),
             grant=answer["decision"] == "grant",
             reasons=tuple(_reason_texts(r["code"], r["title"]) for r in answer["reasons"]),
             service=self.service,
-            card_serial=_serial(record),
+            card_serial=_serial(signed),
             holder=answer.get("holder"),
             offline=False,
             decided_at=str(answer["decided_at"]),
             apdus=link.apdus,
-            photo=_photo(record, [r["code"] for r in answer["reasons"]]),
+            photo=_photo(signed, [r["code"] for r in answer["reasons"]]),
         )
 
     def _report_quietly(self) -> None:
@@ -181,7 +182,8 @@ class WindowAgent:
 
     def decide_offline(self, link: CardLink, record_bytes: bytes) -> WindowDecision:
         now = datetime.now(UTC)
-        reasons, serial = self._offline_reasons(link, record_bytes, now)
+        signed = _decoded(record_bytes)
+        reasons, serial = self._offline_reasons(link, signed, now), _serial(signed)
         decision = WindowDecision(
             decision_id=str(uuid.uuid4()),
             grant=not reasons,
@@ -192,7 +194,7 @@ class WindowAgent:
             offline=True,
             decided_at=now.isoformat(),
             apdus=link.apdus,
-            photo=_photo(record_bytes, reasons),
+            photo=_photo(signed, reasons),
         )
         self.cache.keep(
             {
@@ -209,27 +211,24 @@ class WindowAgent:
         return decision
 
     def _offline_reasons(
-        self, link: CardLink, record_bytes: bytes, now: datetime
-    ) -> tuple[list[Reason], str | None]:
+        self, link: CardLink, signed: layout.SignedRecord | None, now: datetime
+    ) -> list[Reason]:
         jwks = json.loads(self._cached("issuing-keys.json"))
         keys = {jwk["kid"]: layout.public_key_of(jwk) for jwk in jwks["keys"]}
-        try:
-            signed = layout.decode(record_bytes)
-        except layout.MalformedRecord:
-            return [Reason.RECORD_MALFORMED], None
-        serial = signed.record.card.serial
+        if signed is None:
+            return [Reason.RECORD_MALFORMED]
         key = keys.get(signed.kid)
         if key is None or not signed.verify(key):
-            return [Reason.RECORD_FORGED], serial
+            return [Reason.RECORD_FORGED]
         challenge = secrets.token_bytes(domain.CHALLENGE_BYTES)
         if not proves_possession(signed.record.card_key, challenge, link.authenticate(challenge)):
-            return [Reason.CARD_NOT_GENUINE], serial
+            return [Reason.CARD_NOT_GENUINE]
         status = self._status_list(keys, now)
         if status is None:
-            return [Reason.OFFLINE_UNVERIFIABLE], serial
-        refused = status.get(serial)
+            return [Reason.OFFLINE_UNVERIFIABLE]
+        refused = status.get(signed.record.card.serial)
         if refused is not None:
-            return [_STATUS_REFUSALS.get(refused, Reason.CARD_CANCELLED)], serial
+            return [_STATUS_REFUSALS.get(refused, Reason.CARD_CANCELLED)]
         service = self._service()
         reasons = []
         if service.minimum_residence_months is not None:
@@ -243,7 +242,7 @@ class WindowAgent:
             jurisdiction=signed.record.card.jurisdiction,
         )
         today = now.date()
-        return domain.assess(service, self._department(), standing, today) + reasons, serial
+        return domain.assess(service, self._department(), standing, today) + reasons
 
     def _cached(self, name: str) -> str:
         text = self.cache.load(name)
@@ -300,19 +299,21 @@ def _reason_texts(code: str, title: str | None = None) -> tuple[str, str, str]:
     return code, wording.zh, wording.en
 
 
-def _photo(record: bytes, reasons: Iterable[str]) -> layout.Photo | None:
+def _decoded(record: bytes) -> layout.SignedRecord | None:
+    """The card's record, or None if the bytes are not one (the decision then says so)."""
+    try:
+        return layout.decode(record)
+    except layout.MalformedRecord:
+        return None
+
+
+def _photo(signed: layout.SignedRecord | None, reasons: Iterable[str]) -> layout.Photo | None:
     """The photo on the card, unless the tap found the card or its record not genuine (a
     forged record's photo is whoever the forger chose)."""
-    if {str(code) for code in reasons} & {reason.value for reason in domain.UNPROVEN}:
+    if signed is None or {str(c) for c in reasons} & {r.value for r in domain.UNPROVEN}:
         return None
-    try:
-        return layout.decode(record).record.photo
-    except layout.MalformedRecord:
-        return None
+    return signed.record.photo
 
 
-def _serial(record: bytes) -> str | None:
-    try:
-        return layout.decode(record).record.card.serial
-    except layout.MalformedRecord:
-        return None
+def _serial(signed: layout.SignedRecord | None) -> str | None:
+    return None if signed is None else signed.record.card.serial
