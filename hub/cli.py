@@ -131,6 +131,12 @@ def _scope_list(values: tuple[str, ...]) -> list[str]:
 @click.option("--secret", is_flag=True, help="Authenticate with a client secret (default).")
 @click.option("--terminal", is_flag=True, help="A service-window terminal of the department.")
 @click.option("--client-id", help="Choose the client id (default: generated).")
+@click.option(
+    "--jurisdiction",
+    "jurisdictions",
+    multiple=True,
+    help="A jurisdiction it serves as an acceptance office (repeat for more), e.g. chifeng.",
+)
 def clients_add(
     department: str,
     scopes: tuple[str, ...],
@@ -138,6 +144,7 @@ def clients_add(
     secret: bool,
     terminal: bool,
     client_id: str | None,
+    jurisdictions: tuple[str, ...],
 ) -> None:
     """Register a client; a secret is printed once and stored only hashed."""
     from hub.auth.domain import ClientKind
@@ -154,6 +161,7 @@ def clients_add(
             kind=ClientKind.WINDOW_TERMINAL if terminal else ClientKind.DEPARTMENT,
             jwks=jwks,
             client_id=client_id,
+            jurisdictions=_scope_list(jurisdictions),
         )
     except ClientSpecError as exc:
         _fail(str(exc))
@@ -193,7 +201,19 @@ def _staff_change(change: Callable[[Session, Hub], _Done]) -> _Done:
 @click.option("--display-name", required=True, help="The person's name as the console shows it.")
 @click.option("--department", required=True, help="Their department, e.g. public-security.")
 @click.option("--roles", required=True, multiple=True, help="Roles, space- or comma-separated.")
-def staff_add(name: str, display_name: str, department: str, roles: tuple[str, ...]) -> None:
+@click.option(
+    "--jurisdiction",
+    "jurisdictions",
+    multiple=True,
+    help="A jurisdiction they serve as an acceptance office (repeat for more), e.g. chifeng.",
+)
+def staff_add(
+    name: str,
+    display_name: str,
+    department: str,
+    roles: tuple[str, ...],
+    jurisdictions: tuple[str, ...],
+) -> None:
     """Add a local account; its one-time password (and TOTP secret) are printed once."""
     from hub.auth.staff import add_staff
 
@@ -208,6 +228,7 @@ def staff_add(name: str, display_name: str, department: str, roles: tuple[str, .
                 roles=_scope_list(roles),
                 actor=_cli_actor(),
                 now=hub.clock.now(),
+                jurisdictions=_scope_list(jurisdictions),
             )
         )
     )

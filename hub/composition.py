@@ -126,7 +126,12 @@ class Hub:
 
         from hub.auth.staff import TOTP_KEY_PURPOSE, Staff
 
-        return Staff(self.audit, self.keyring.derive(TOTP_KEY_PURPOSE), PasswordHasher())
+        return Staff(
+            self.audit,
+            self.keyring.derive(TOTP_KEY_PURPOSE),
+            PasswordHasher(),
+            frozenset(self.jurisdictions),
+        )
 
     @functools.cached_property
     def sign_in(self) -> SignInDesk:
@@ -156,7 +161,8 @@ class Hub:
         """`hub clients add`: register a client (audited) in a unit of work of its own, within
         the access policy."""
         state = self.auth_state
-        registrar = Registrar(state.secret_key, state.policy)  # keyring.derive("client-secret")
+        # The secret key is keyring.derive("client-secret").
+        registrar = Registrar(state.secret_key, state.policy, frozenset(self.jurisdictions))
         with unit_of_work(self.engine) as session:
             return add_client(session, self.audit, registrar, self.clock.now(), **spec)
 

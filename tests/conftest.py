@@ -154,8 +154,15 @@ def register_client(hub: Hub) -> RegisterClient:
         scopes: tuple[str, ...] = ("registry:read",),
         jwks: dict[str, Any] | None = None,
         kind: ClientKind = ClientKind.DEPARTMENT,
+        jurisdictions: tuple[str, ...] = (),
     ) -> NewClient:
-        return hub.add_client(department=department, scopes=list(scopes), jwks=jwks, kind=kind)
+        return hub.add_client(
+            department=department,
+            scopes=list(scopes),
+            jwks=jwks,
+            kind=kind,
+            jurisdictions=list(jurisdictions),
+        )
 
     return register
 

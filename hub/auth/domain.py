@@ -95,6 +95,18 @@ def unknown_scopes(scopes: Iterable[str]) -> list[str]:
     return sorted(set(scopes) - set(SCOPES))
 
 
+def jurisdiction_list(given: Iterable[str], known: Iterable[str]) -> str:
+    """The jurisdictions assigned to an acceptance office, as stored (sorted, space-separated);
+    ValueError, phrased for the operator, naming any the hub does not serve."""
+    chosen, served = set(given), set(known)
+    unknown = sorted(chosen - served)
+    if unknown:
+        raise ValueError(
+            f"unknown jurisdiction {', '.join(unknown)}; one of: {', '.join(sorted(served))}"
+        )
+    return " ".join(sorted(chosen))
+
+
 @dataclass(frozen=True)
 class FailureLimits:
     """How many failed client authentications are tolerated before further attempts get a 429.

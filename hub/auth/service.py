@@ -16,7 +16,14 @@ from typing_extensions import Unpack
 from hub.audit import AuditEvent, AuditLog
 from hub.auth import keys as signing
 from hub.auth.codes import CONSOLE_CLIENT_ID
-from hub.auth.domain import AccessPolicy, AuthMethod, ClientKind, Department, unknown_scopes
+from hub.auth.domain import (
+    AccessPolicy,
+    AuthMethod,
+    ClientKind,
+    Department,
+    jurisdiction_list,
+    unknown_scopes,
+)
 from hub.auth.state import hash_client_secret
 from hub.auth.store import OAuthClient, bump_generation
 
@@ -33,6 +40,7 @@ class Registrar:
 
     secret_key: bytes
     policy: AccessPolicy
+    jurisdictions: frozenset[str] = frozenset()  # the codes the hub serves
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class ClientSpec(TypedDict):
     kind: NotRequired[ClientKind]  # DEPARTMENT unless given
     jwks: NotRequired[dict[str, Any] | None]  # private_key_jwt; without, a secret
     client_id: NotRequired[str | None]  # generated unless given
+    jurisdictions: NotRequired[list[str]]  # where an acceptance office finds permits
 
 
 def add_client(
@@ -87,6 +96,10 @@ def add_client(
     refused = registrar.policy.refused(kind, owner, scopes)
     if refused:
         raise ClientSpecError(registrar.policy.refusal(kind, owner, refused))
+    try:
+        served = jurisdiction_list(spec.get("jurisdictions", []), registrar.jurisdictions)
+    except ValueError as exc:
+        raise ClientSpecError(str(exc)) from None
     client_id = spec.get("client_id") or f"{owner.value}-{secrets.token_hex(6)}"
     if session.get(OAuthClient, client_id) is not None or client_id == CONSOLE_CLIENT_ID:
         raise ClientSpecError(f"a client {client_id!r} exists already")
@@ -101,6 +114,7 @@ def add_client(
             secret_hash=hash_client_secret(registrar.secret_key, secret) if secret else None,
             jwks=json.dumps(jwks) if jwks else None,
             created_at=now,
+            jurisdictions=served,
         )
     )
     bump_generation(session)

@@ -28,7 +28,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditLog
-from hub.auth.domain import SECOND_FACTOR_ROLES, Department, Role, staff_scopes
+from hub.auth.domain import (
+    SECOND_FACTOR_ROLES,
+    Department,
+    Role,
+    jurisdiction_list,
+    staff_scopes,
+)
 from hub.auth.store import StaffAccount
 
 TOTP_KEY_PURPOSE: Final = "staff-totp"
@@ -60,6 +66,7 @@ class Staff:
     audit: AuditLog
     totp_key: bytes
     hasher: PasswordHasher
+    jurisdictions: frozenset[str] = frozenset()  # the codes the hub serves
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,7 @@ def add_staff(
     roles: Iterable[str],
     actor: Actor,
     now: datetime,
+    jurisdictions: Iterable[str] = (),
 ) -> Credentials:
     """A new local account, with a one-time password (and a TOTP secret for the roles that
     need one); StaffRefused for a bad name, department or role, or a name already taken."""
@@ -170,6 +178,10 @@ def add_staff(
     if not display_name or len(display_name) > 128 or not display_name.isprintable():
         raise StaffRefused("a display name is 1 to 128 printable characters")
     chosen, place = _roles(roles), _department(department)
+    try:
+        served = jurisdiction_list(jurisdictions, desk.jurisdictions)
+    except ValueError as exc:
+        raise StaffRefused(str(exc)) from None
     if session.get(StaffAccount, name) is not None:
         raise StaffRefused(f"there is already an account {name}")
     password, hashed, sealed, uri = _new_secrets(desk, name, chosen)
@@ -184,6 +196,7 @@ def add_staff(
             totp_sealed=sealed,
             created_at=now,
             changed_at=now,
+            jurisdictions=served,
         )
     )
     _audit(session, desk, actor, "staff.add", name, now)

@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
+JURISDICTIONS = "space-separated codes of the jurisdictions an acceptance office serves"
+
 
 class OAuthClient(SQLModel, table=True):
     __tablename__ = "oauth_client"
@@ -21,6 +23,7 @@ class OAuthClient(SQLModel, table=True):
     jwks: str | None = Field(default=None, sa_type=sa.Text, description="public keys, JSON")
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     disabled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    jurisdictions: str = Field(default="", max_length=512, description=JURISDICTIONS)
 
 
 class StaffAccount(SQLModel, table=True):
@@ -46,6 +49,7 @@ class StaffAccount(SQLModel, table=True):
     identity_provider: str | None = Field(
         default=None, max_length=256, description="the OIDC issuer of a delegated account"
     )
+    jurisdictions: str = Field(default="", max_length=512, description=JURISDICTIONS)
 
 
 class AuthorizationCode(SQLModel, table=True):
@@ -234,3 +238,23 @@ def blocked_keys(session: Session, now: int) -> dict[str, int]:
         _FAILURES.c.blocked_until > now
     )
     return {key: int(until) for key, until in session.execute(query)}
+
+
+STAFF_PREFIX = "staff:"
+"""How a member of staff is named as the subject of their token and in the audit log."""
+
+
+def jurisdictions_of(session: Session, caller: str) -> frozenset[str]:
+    """The jurisdictions a caller (a client id, or "staff:<name>") serves as an acceptance
+    office; none for an unknown or disabled caller. Read per request rather than carried in
+    the token, so that a change applies at once."""
+    if caller.startswith(STAFF_PREFIX):
+        query = select(StaffAccount.jurisdictions).where(
+            col(StaffAccount.name) == caller.removeprefix(STAFF_PREFIX),
+            col(StaffAccount.disabled_at).is_(None),
+        )
+    else:
+        query = select(OAuthClient.jurisdictions).where(
+            col(OAuthClient.client_id) == caller, col(OAuthClient.disabled_at).is_(None)
+        )
+    return frozenset((session.exec(query).first() or "").split())

@@ -30,6 +30,7 @@ from hub.permits.problems import (
 from hub.permits.store import Permit
 from hub.permits.views import (
     ApplicationAccepted,
+    CitizenIdText,
     PermitEventView,
     PermitView,
     ProofView,
@@ -51,21 +52,6 @@ def _operation(path: str, method: str = "post") -> str:
 
 
 REGION = r"^[0-9]{6}$"
-
-
-CitizenIdText = Annotated[
-    str,
-    Field(
-        pattern=r"^[0-9\uff10-\uff19]{17}[0-9Xx\uff10-\uff19\uff38\uff58]$",
-        description=(
-            "A citizen ID number (GB 11643): 17 digits and a check character, a digit or X;"
-            " full-width digits and x as an input method types them are read as ASCII. The"
-            " region, birth date and check character are checked too (422 invalid-citizen-id)."
-        ),
-        examples=["11010519491231002X"],
-    ),
-]
-"""A citizen ID as typed at a window, in the shape the document can state."""
 
 
 class DeclarantBody(BaseModel):

@@ -7,7 +7,7 @@ Each model is the exact shape of one view the service builds (`service.view`,
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -20,6 +20,20 @@ Reason = Literal["employment", "business", "study", "family", "other"]
 """Why a person came [CF §11], as a registration states it."""
 Relation = Literal["guardian", "trustee", "near-relative"]
 """Who may declare for another [CF §10]."""
+
+CitizenIdText = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9\uff10-\uff19]{17}[0-9Xx\uff10-\uff19\uff38\uff58]$",
+        description=(
+            "A citizen ID number (GB 11643): 17 digits and a check character, a digit or X;"
+            " full-width digits and x as an input method types them are read as ASCII. The"
+            " region, birth date and check character are checked too (422 invalid-citizen-id)."
+        ),
+        examples=["11010519491231002X"],
+    ),
+]
+"""A citizen ID as typed at a window, in the shape the document can state."""
 
 
 class PermitView(ClosedView):
@@ -81,6 +95,20 @@ class RegistrationView(ClosedView):
     imported_from_temporary_permit: bool
     declarant_relation: Relation | None
     created_at: AwareDatetime
+
+
+class SearchHit(ClosedView):
+    """A person found: their registration and its permits, newest first."""
+
+    registration: RegistrationView
+    permits: list[PermitView]
+
+
+class SearchPage(ClosedView):
+    """One page of a search; `after` in the next search's body reads the page after it."""
+
+    hits: list[SearchHit]
+    next: str | None = Field(description="the cursor of the next page; null on the last")
 
 
 class PermitEventView(ClosedView):

@@ -14,7 +14,7 @@ from hub.audit import AuditEntry
 from hub.auth.domain import SCOPES, ClientKind, Department
 from hub.auth.policy import load_access_policy
 from hub.auth.service import ClientSpecError, NewClient
-from hub.auth.store import OAuthClient
+from hub.auth.store import OAuthClient, jurisdictions_of
 from hub.cli import cli
 from hub.composition import Hub, build_hub
 from hub.settings import ConfigError, Settings
@@ -242,3 +242,23 @@ def test_clients_add_refuses_a_scope_outside_the_policy_with_one_sentence(
             ).all()
             == []
         )
+
+
+def test_clients_add_assigns_the_jurisdictions_an_office_serves_and_refuses_unknown_ones(
+    database_url: str, hub: Hub
+) -> None:
+    env = {"HUB_DATABASE_URL": database_url, "HUB_SECRET_KEY": TEST_SECRET}
+    args = ["clients", "add", "--department", "public-security", "--scopes", "registry:read"]
+    unknown = CliRunner().invoke(cli, [*args, "--jurisdiction", "atlantis"], env=env)
+    assert unknown.exit_code == 2
+    assert "unknown jurisdiction atlantis; one of: chifeng," in unknown.stderr
+
+    added = CliRunner().invoke(
+        cli, [*args, "--jurisdiction", "nanning", "--jurisdiction", "chifeng"], env=env
+    )
+    assert added.exit_code == 0, added.output
+    with Session(hub.engine) as session:
+        [client] = session.exec(select(OAuthClient)).all()
+        assert client.jurisdictions == "chifeng nanning"
+        assert jurisdictions_of(session, client.client_id) == {"chifeng", "nanning"}
+        assert jurisdictions_of(session, "staff:nobody") == frozenset()

@@ -24,14 +24,19 @@ from hub.auth.staff import (
     list_staff,
     reset_staff,
 )
-from hub.auth.store import StaffAccount
+from hub.auth.store import StaffAccount, jurisdictions_of
 from hub.db import unit_of_work
 from tests.commands import hub_env, run_console_script, run_hub
 
 NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 ADMIN = Actor("hub-admin", "hub")
 AUDIT = AuditLog(b"a" * 32)
-DESK = Staff(AUDIT, b"t" * 32, PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
+DESK = Staff(
+    AUDIT,
+    b"t" * 32,
+    PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1),
+    frozenset({"chifeng", "nanning"}),
+)
 
 
 def add(
@@ -136,6 +141,36 @@ def test_bad_accounts_are_refused_and_nothing_is_written(
     with Session(engine) as session:
         assert session.exec(select(StaffAccount)).all() == []
         assert session.exec(select(AuditEntry)).all() == []
+
+
+def test_an_acceptance_clerk_serves_the_jurisdictions_given(engine: Engine) -> None:
+    with unit_of_work(engine) as session:
+        with pytest.raises(StaffRefused, match="unknown jurisdiction ningbo; one of: chifeng"):
+            add_staff(
+                session,
+                DESK,
+                name="zhao.lei",
+                display_name="赵磊",
+                department="public-security",
+                roles=["acceptance-office"],
+                actor=ADMIN,
+                now=NOW,
+                jurisdictions=["ningbo"],
+            )
+        add_staff(
+            session,
+            DESK,
+            name="zhao.lei",
+            display_name="赵磊",
+            department="public-security",
+            roles=["acceptance-office"],
+            actor=ADMIN,
+            now=NOW,
+            jurisdictions=["chifeng"],
+        )
+    with Session(engine) as session:
+        assert jurisdictions_of(session, "staff:zhao.lei") == {"chifeng"}
+        assert jurisdictions_of(session, "zhao.lei") == frozenset()
 
 
 def test_a_name_is_taken_once(engine: Engine) -> None:
