@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
+from hub import paging
 from hub.auth.domain import Department
 from hub.auth.guard import GuardedRoute, actor_of, principal_of, requires
 from hub.connectors import operations
@@ -39,16 +40,35 @@ def list_departments(
     return operations.department_health(session, hub.departments, _scope(request), hub.clock.now())
 
 
-@router.get("/dead-letters", summary="Deliveries that gave up, oldest first")
+@router.get(
+    "/dead-letters",
+    summary="Deliveries that gave up, oldest first, a page at a time",
+    description=paging.DESCRIPTION,
+    responses={200: {"headers": paging.LINK_HEADER}},
+)
 @requires("exchange:admin")
 def list_dead_letters(
     request: Request,
+    response: Response,
     session: DbSession,
     department: DepartmentFilter = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: paging.After = None,
+    limit: paging.Limit = paging.PAGE_DEFAULT,
 ) -> list[DeadLetter]:
     """Those the caller may see (its department's; every one for public security)."""
-    return operations.dead_letters(session, _scope(request), department and department.value, limit)
+    key = None
+    if after is not None:
+        seq, owner = paging.parts(after, 2)
+        key = (paging.int_part(seq), owner)
+    found = operations.dead_letters(
+        session, _scope(request), department and department.value, limit + 1, key
+    )
+    if len(found) > limit:
+        last = found[limit - 1]
+        response.headers.update(
+            paging.next_link(request, paging.cursor(last.event_seq, last.department), limit)
+        )
+    return found[:limit]
 
 
 @router.post(

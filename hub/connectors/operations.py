@@ -105,9 +105,14 @@ def deliveries_per_minute(
 
 
 def dead_letters(
-    session: Session, scope: str | None, department: str | None, limit: int
+    session: Session,
+    scope: str | None,
+    department: str | None,
+    limit: int,
+    after: tuple[int, str] | None = None,
 ) -> list[DeadLetter]:
-    """Deliveries that gave up, oldest first, each with how many wait behind it."""
+    """Deliveries that gave up, oldest first (by event, then department), after the (event
+    seq, department) given, each with how many wait behind it."""
     later = aliased(Delivery)
     waiting_behind = (
         sa.select(sa.func.count())
@@ -127,6 +132,9 @@ def dead_letters(
         .order_by(col(Delivery.event_seq), col(Delivery.department))
         .limit(limit)
     )
+    if after is not None:
+        key = sa.tuple_(col(Delivery.event_seq), col(Delivery.department))
+        query = query.where(key > sa.tuple_(*after))
     query = _of(query, scope, department)
     return [
         DeadLetter(

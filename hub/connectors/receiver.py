@@ -30,7 +30,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Query, Request, Response
 
-from hub import problems
+from hub import paging, problems
 from hub.auth.domain import Department
 from hub.clock import Clock, SystemClock
 from hub.connectors.signing import Reason, SignatureRefused, Verifier
@@ -254,8 +254,7 @@ def create_receiver(
             ) from None
         if page.more:
             last = page.deliveries[-1]["webhook_id"]
-            following = request.url.include_query_params(after=last, limit=limit)
-            response.headers["Link"] = f'<{following}>; rel="next"'
+            response.headers.update(paging.next_link(request, last, limit))
         return page.deliveries
 
     @app.get("/received/{webhook_id}", summary="The delivery kept under one webhook-id")

@@ -11,11 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from hub import etags
+from hub import etags, paging
 from hub.audit import Actor
 from hub.auth.guard import CurrentActor, GuardedRoute, requires
 from hub.composition import Hub
-from hub.db import rfc3339
+from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession, IsoDate
 from hub.etags import ETAG_HEADER, PRECONDITION_RESPONSES, expected_version, with_etag
 from hub.permits import applications, domain, eligibility, service
@@ -266,11 +266,23 @@ def _check_cancellation_reason(place: Jurisdiction, reason: str | None) -> None:
 
 @router.get(
     "/permits/{permit_id}/events",
-    summary="The permit's history, oldest first (audited)",
-    responses={200: {"model": list[PermitEventView]}},
+    summary="The permit's history, oldest first, a page at a time (audited)",
+    description=paging.DESCRIPTION,
+    responses={200: {"model": list[PermitEventView], "headers": paging.LINK_HEADER}},
 )
 @requires("registry:read")
-def permit_events(permit: EventsRead, session: DbSession) -> JSONResponse:
+def permit_events(
+    request: Request,
+    permit: EventsRead,
+    session: DbSession,
+    after: Annotated[
+        int | None, Query(ge=0, le=INT_MAX, description="`seq` of the last read")
+    ] = None,
+    limit: paging.Limit = paging.PAGE_DEFAULT,
+) -> JSONResponse:
+    found = service.events_of(session, permit.id, after=after or 0, limit=limit + 1)
+    page = found[:limit]
+    headers = paging.next_link(request, str(page[-1].seq), limit) if len(found) > limit else {}
     events = [
         {
             "seq": event.seq,
@@ -280,9 +292,9 @@ def permit_events(permit: EventsRead, session: DbSession) -> JSONResponse:
             "actor": event.actor_client_id,
             "payload": event.payload,
         }
-        for event in service.events_of(session, permit.id)
+        for event in page
     ]
-    return JSONResponse(events)
+    return JSONResponse(events, headers=headers)
 
 
 # --- applications and proofs ---------------------------------------------------------------
@@ -395,15 +407,39 @@ def apply(
 
 @router.get(
     "/permits-overdue",
-    summary="Accepted permits past their issuance deadline (audited)",
-    responses={200: {"model": list[PermitView]}},
+    summary="Accepted permits past their issuance deadline, a page at a time (audited)",
+    description=paging.DESCRIPTION,
+    responses={200: {"model": list[PermitView], "headers": paging.LINK_HEADER}},
 )
 @requires("registry:read")
-def overdue(actor: CurrentActor, session: DbSession, hub: CurrentHub) -> JSONResponse:
-    permits = applications.overdue_issuance(
-        session, hub.audit, hub.clock.today(), actor=actor, now=hub.clock.now()
+def overdue(
+    request: Request,
+    actor: CurrentActor,
+    session: DbSession,
+    hub: CurrentHub,
+    after: paging.After = None,
+    limit: paging.Limit = paging.PAGE_DEFAULT,
+) -> JSONResponse:
+    key = None
+    if after is not None:
+        due, permit_id = paging.parts(after, 2)
+        key = (paging.date_part(due), permit_id)
+    permits, more = applications.overdue_issuance(
+        session,
+        hub.audit,
+        hub.clock.today(),
+        after=key,
+        limit=limit,
+        actor=actor,
+        now=hub.clock.now(),
     )
-    return JSONResponse([service.view(permit) for permit in permits])
+    last = permits[-1] if permits else None
+    headers = (
+        paging.next_link(request, paging.cursor(last.issue_due_on, last.id), limit)
+        if more and last
+        else {}
+    )
+    return JSONResponse([service.view(permit) for permit in permits], headers=headers)
 
 
 def _proof_sources(schema: dict[str, Any]) -> None:

@@ -169,15 +169,27 @@ def apply_for_permit(
 
 
 def overdue_issuance(
-    session: Session, audit: AuditLog, today: date, *, actor: Actor, now: datetime
-) -> list[Permit]:
-    """Accepted permits past their issuance deadline [CF §17], oldest deadline first; the read
-    is audited for each holder listed."""
+    session: Session,
+    audit: AuditLog,
+    today: date,
+    *,
+    after: tuple[date, str] | None,
+    limit: int,
+    actor: Actor,
+    now: datetime,
+) -> tuple[list[Permit], bool]:
+    """A page of the accepted permits past their issuance deadline [CF §17], oldest deadline
+    first (then by id), after the (deadline, id) of the page before; whether more follow. The
+    read is audited for each holder listed."""
     query = select(Permit).where(col(Permit.state) == "accepted", col(Permit.issue_due_on) < today)
-    permits = list(session.exec(query.order_by(col(Permit.issue_due_on))).all())
-    holders = [permit.citizen_id_hash for permit in permits]
+    if after is not None:
+        query = query.where(sa.tuple_(col(Permit.issue_due_on), col(Permit.id)) > sa.tuple_(*after))
+    ordered = query.order_by(col(Permit.issue_due_on), col(Permit.id)).limit(limit + 1)
+    permits = list(session.exec(ordered).all())
+    page = permits[:limit]
+    holders = [permit.citizen_id_hash for permit in page]
     audit_disclosure(session, audit, "permit.overdue", holders, actor=actor, now=now)
-    return permits
+    return page, len(permits) > limit
 
 
 @dataclass(frozen=True)

@@ -418,10 +418,15 @@ def read_permit(
     return permit
 
 
-def events_of(session: Session, permit_id: str) -> list[PermitEvent]:
+def events_of(
+    session: Session, permit_id: str, *, after: int = 0, limit: int | None = None
+) -> list[PermitEvent]:
+    """The permit's events after the `seq` given, oldest first, at most `limit`."""
     permit_of(session, permit_id)
-    query = select(PermitEvent).where(col(PermitEvent.permit_id) == permit_id)
-    return list(session.exec(query.order_by(col(PermitEvent.seq))).all())
+    query = select(PermitEvent).where(
+        col(PermitEvent.permit_id) == permit_id, col(PermitEvent.seq) > after
+    )
+    return list(session.exec(query.order_by(col(PermitEvent.seq)).limit(limit)).all())
 
 
 def view(permit: Permit) -> dict[str, Any]:
