@@ -40,7 +40,7 @@ from hub.console.session import KEY_PURPOSE, ConsoleSessions
 from hub.edge import Edge
 from hub.jobs import build_scheduler
 from hub.permits import api as permits_api
-from hub.permits import search_api as permits_search_api
+from hub.permits import office_api as permits_office_api
 from hub.schemas import api as schemas_api
 from hub.settings import ConfigError, Settings, load_settings
 from hub.verification import api as verification_api
@@ -99,7 +99,7 @@ def create_app(
     )
     app.include_router(auth_api.router)
     app.include_router(permits_api.router)
-    app.include_router(permits_search_api.router)
+    app.include_router(permits_office_api.router)
     app.include_router(card_api.router)
     app.include_router(verification_api.router)
     app.include_router(schemas_api.router)

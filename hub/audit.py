@@ -74,6 +74,9 @@ class _StoredTime(sa.types.TypeDecorator[datetime]):
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_log"
+    # A holder's entries (the audit search by holder, the holder's access report) without
+    # reading the whole log.
+    __table_args__ = (sa.Index("ix_audit_log_subject", "subject", "seq"),)
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     at: datetime = Field(sa_type=_StoredTime())

@@ -12,13 +12,13 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final, Protocol
 
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditEntry, AuditLog
-from hub.clock import CHINA
+from hub.clock import china_day_start
 
 SEARCH: Final = "audit.search"
 VERIFY: Final = "audit.verify"
@@ -55,11 +55,6 @@ class AuditQuery:
         return " ".join(parts) or "any"
 
 
-def _start(day: date) -> datetime:
-    """The start of a day in China, in UTC: SQLite keeps times as UTC wall times."""
-    return datetime.combine(day, time(), tzinfo=CHINA).astimezone(UTC)
-
-
 def search(
     session: Session, query: AuditQuery, *, before: int | None, limit: int
 ) -> tuple[list[AuditEntry], int | None]:
@@ -76,9 +71,11 @@ def search(
     if query.action:
         statement = statement.where(col(AuditEntry.action).startswith(query.action))
     if query.since:
-        statement = statement.where(col(AuditEntry.at) >= _start(query.since))
+        statement = statement.where(col(AuditEntry.at) >= china_day_start(query.since))
     if query.until:
-        statement = statement.where(col(AuditEntry.at) < _start(query.until + timedelta(days=1)))
+        statement = statement.where(
+            col(AuditEntry.at) < china_day_start(query.until + timedelta(days=1))
+        )
     rows = list(session.exec(statement).all())
     more = len(rows) > limit
     page = rows[:limit]

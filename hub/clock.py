@@ -48,6 +48,11 @@ def china_date(moment: datetime) -> date:
     return _require_aware(moment).astimezone(CHINA).date()
 
 
+def china_day_start(day: date) -> datetime:
+    """The instant a civil day begins in China, in UTC (as the database keeps times)."""
+    return datetime(day.year, day.month, day.day, tzinfo=CHINA).astimezone(UTC)
+
+
 class Clock(Protocol):
     """Where code asks for the time, so tests and demos can fix it instead of patching datetime."""
 

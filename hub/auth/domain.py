@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote
 
+from hub.text import Text
+
 
 class Department(StrEnum):
     """The departments that exchange data through the hub (DOMAIN.md, "Who is involved")."""
@@ -24,6 +26,19 @@ class Department(StrEnum):
     HEALTH = "health"
     CIVIL_AFFAIRS = "civil-affairs"
     PUBLIC_SECURITY = "public-security"
+
+
+DEPARTMENT_NAMES: Mapping[Department, Text] = {
+    Department.HR_SOCIAL_SECURITY: Text(
+        "人力资源和社会保障部门", "Human resources and social security"
+    ),
+    Department.HOUSING: Text("住房和城乡建设部门", "Housing and urban-rural development"),
+    Department.EDUCATION: Text("教育部门", "Education"),
+    Department.HEALTH: Text("卫生健康部门", "Health"),
+    Department.CIVIL_AFFAIRS: Text("民政部门", "Civil affairs"),
+    Department.PUBLIC_SECURITY: Text("公安机关", "Public security"),
+}
+"""How a person reads a department's name (an access report, the console)."""
 
 
 class ClientKind(StrEnum):

@@ -142,3 +142,28 @@ class ProofView(ClosedView):
     valid_from: date
     valid_to: date | None
     details: dict[str, Any]
+
+
+class DisclosureView(ClosedView):
+    """One disclosure of the holder's record: when, to whom, how, why, which fields."""
+
+    at: AwareDatetime
+    channel: Literal["push", "feed", "look-up", "tap", "registry", "audit", "access-report"]
+    department: str | None
+    client: str = Field(description="the client or member of staff, or hub-relay for a push")
+    purpose: str | None
+    agreement: str | None
+    agreement_version: int | None
+    fields: list[str] | None = Field(
+        description="the fields the agreement let out (never values); null: the whole record"
+    )
+
+
+class AccessReportView(ClosedView):
+    """Every disclosure of a holder's record over a period, oldest first."""
+
+    citizen_id: str = Field(pattern=r"^[0-9]{6}\*{12}$", description="masked")
+    since: date
+    until: date
+    issued_at: AwareDatetime
+    disclosures: list[DisclosureView]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from sqlmodel import Session
@@ -39,6 +40,47 @@ class Disclosure:
     agreement: str
     version: int
     fields: tuple[str, ...]
+    purpose: str  # the agreement's, which the department received the record for
+
+
+class AgreementsThen:
+    """The version of a department's agreement a record sent at a moment was projected by:
+    each agreement's history read once, however many moments are asked about."""
+
+    def __init__(self, session: Session, links: Mapping[Department, DepartmentLink]) -> None:
+        self._session, self._links = session, links
+        self._histories: dict[str, list[Agreement]] = {}
+
+    def at(self, department: str | None, moment: datetime) -> Disclosure | None:
+        """The agreement version the publisher used then; None when the department is not
+        one the hub exchanges with, or no agreement was in force."""
+        if department not in _DEPARTMENTS:
+            return None
+        owner = Department(department)
+        link = self._links.get(owner)
+        if link is None:
+            return None
+        history = self._history(link.agreement)
+        at = aware(moment)
+        then = [row for row in history if aware(row.changed_at) <= at]
+        if then and isinstance(in_force(then[-1], link, owner, china_date(at)), Agreement):
+            row = then[-1]
+            return Disclosure(row.id, row.version, tuple(row.allowed_fields), row.purpose)
+        return None
+
+    def _history(self, agreement: str) -> list[Agreement]:
+        if agreement not in self._histories:
+            try:
+                self._histories[agreement] = agreements.history(self._session, agreement)
+            except agreements.AgreementNotFound:
+                self._histories[agreement] = []
+        return self._histories[agreement]
+
+
+def disclosed_record(entry: AuditEntry) -> bool:
+    """Whether the audited action sent a holder record (DISCLOSING)."""
+    sent = DISCLOSING.get(entry.action)
+    return sent is not None and sent(entry.outcome)
 
 
 def disclosures(
@@ -46,24 +88,11 @@ def disclosures(
 ) -> dict[int, Disclosure]:
     """For each entry (by seq) that disclosed a holder record: the agreement version and its
     fields. Entries that disclosed nothing are absent."""
-    histories: dict[str, list[Agreement]] = {}
+    then = AgreementsThen(session, links)
     found: dict[int, Disclosure] = {}
     for entry in entries:
-        sent = DISCLOSING.get(entry.action)
-        if sent is None or not sent(entry.outcome) or entry.actor_department not in _DEPARTMENTS:
-            continue
-        department = Department(entry.actor_department)
-        link = links.get(department)
-        if link is None:
-            continue
-        if link.agreement not in histories:
-            try:
-                histories[link.agreement] = agreements.history(session, link.agreement)
-            except agreements.AgreementNotFound:
-                histories[link.agreement] = []
-        at = aware(entry.at)
-        then = [row for row in histories[link.agreement] if aware(row.changed_at) <= at]
-        if then and isinstance(in_force(then[-1], link, department, china_date(at)), Agreement):
-            row = then[-1]
-            found[entry.seq] = Disclosure(row.id, row.version, tuple(row.allowed_fields))
+        if disclosed_record(entry):
+            disclosure = then.at(entry.actor_department, entry.at)
+            if disclosure is not None:
+                found[entry.seq] = disclosure
     return found

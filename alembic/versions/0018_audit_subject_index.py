@@ -1,0 +1,24 @@
+"""Find a holder's audit entries by their keyed hash without reading the whole log: the audit
+search by holder and the holder's access report.
+
+Revision ID: 0018
+Revises: 0017
+Create Date: 2026-12-06
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0018"
+down_revision: str | None = "0017"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_audit_log_subject", "audit_log", ["subject", "seq"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_audit_log_subject", table_name="audit_log")
