@@ -69,6 +69,7 @@ _ONE_METHOD = (
     "one client authentication method per request (RFC 6749 §2.3): Basic credentials and a"
     " client_assertion together are refused, a rule across the header and the body"
 )
+_A_CURSOR_IT_GAVE = "after is a cursor the list gave in its Link header, opaque to the client"
 BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
     # the authorization server
     "POST /oauth/token": ((400,), _ONE_METHOD),
@@ -86,6 +87,17 @@ BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
         "eligibility: the forms, materials and exemptions of the registration's jurisdiction,"
         " the months of residence, the records on file",
     ),
+    "POST /registry/v1/search": (
+        (422,),
+        "a citizen ID's GB 11643 region, birth date and check character",
+    ),
+    "POST /registry/v1/access-reports": (
+        (422,),
+        "a citizen ID's GB 11643 region, birth date and check character; the period runs"
+        " forward and spans at most three years",
+    ),
+    "GET /registry/v1/permits-overdue": ((422,), _A_CURSOR_IT_GAVE),
+    "GET /exchange/v1/dead-letters": ((422,), _A_CURSOR_IT_GAVE),
     "POST /registry/v1/proofs": (
         (422,),
         "a citizen ID's GB 11643 region, birth date and check character; valid_to not before"
