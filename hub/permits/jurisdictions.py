@@ -472,15 +472,41 @@ class Settlement(Rule):
     permit_collected: StrictBool
 
 
+Indicator = Literal["residence-years", "employment-years", "social-insurance-years"]
+
+
+class PointsWeight(_Model):
+    """Points per completed year of one indicator, up to a cap where the table sets one."""
+
+    indicator: Indicator
+    per_year: Count
+    max_points: Count | None = None
+
+
+class RationedService(_Model):
+    """A service the city hands out by score (e.g. school places), ties by residence length."""
+
+    code: Code
+    name: Names
+
+
+class PointsTable(Rule):
+    """The point values the city published (积分量化指标…应当向社会公布 [NB] 三(三)), with the
+    citation of the published document: never in a seed, so never invented."""
+
+    weights: tuple[PointsWeight, ...] = Field(min_length=1)
+    services: tuple[RationedService, ...] = ()
+
+
 class Points(Rule):
     """An opt-in points scheme (积分制) rationing services (and, where stated, settlement)."""
 
-    indicators: tuple[
-        Literal["residence-years", "employment-years", "social-insurance-years"], ...
-    ] = ()
+    indicators: tuple[Indicator, ...] = ()
     """Indicators the document names; weights are published separately and are not in a seed."""
     settlement_by_points: StrictBool
     published: StrictBool
+    table: PointsTable | None = None
+    """The published point values, where an operator has configured them with their cite."""
 
 
 # --- the jurisdiction -------------------------------------------------------------------------

@@ -62,6 +62,9 @@ PROOF_CONFLICT = problem_type(
     "proof-conflict", 409, "同一证明编号的内容不一致", "Proof id reused with other content"
 )
 NO_JURISDICTION = problem_type("no-jurisdiction", 403, "未分配辖区", "No jurisdiction assigned")
+POINTS_UNAVAILABLE = problem_type(
+    "points-unavailable", 404, "无积分信息", "Points not available here"
+)
 PROOF_NOT_FOUND = problem_type("proof-not-found", 404, "证明不存在", "Proof not found")
 ADDRESS_REFUSED = problem_type(
     "address-change-refused", 422, "变更登记不符合规定", "Address change not accepted"

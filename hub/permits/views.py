@@ -167,3 +167,67 @@ class AccessReportView(ClosedView):
     until: date
     issued_at: AwareDatetime
     disclosures: list[DisclosureView]
+
+
+class EvidenceView(ClosedView):
+    """What an indicator rests on: the registration or a proof on file (the hub's id)."""
+
+    source: Literal["registration", "proof"]
+    id: str
+    kind: str
+    department: str
+    valid_from: date
+    valid_to: date | None
+    months: int
+
+
+class IndicatorView(ClosedView):
+    indicator: Literal["residence-years", "employment-years", "social-insurance-years"]
+    months: int
+    whole_years: int
+    evidence: list[EvidenceView]
+
+
+class WeightView(ClosedView):
+    indicator: str
+    per_year: int
+    max_points: int | None
+
+
+class PointsTableView(ClosedView):
+    cite: str = Field(description="where the city published the point values")
+    weights: list[WeightView]
+    services: list[str] = Field(description="services rationed by score")
+
+
+class ScoreView(ClosedView):
+    total: int
+    by_indicator: dict[str, int]
+
+
+class NoteView(ClosedView):
+    zh: str
+    en: str
+
+
+class PointsView(ClosedView):
+    """A holder's points indicators on a date, computed from registry facts and proofs on
+    file; a score only where the city's published table is configured."""
+
+    permit_id: str
+    jurisdiction: str
+    on: date
+    scheme_cite: str
+    indicators: list[IndicatorView]
+    table_published: bool
+    table: PointsTableView | None
+    score: ScoreView | None
+    note: NoteView | None = Field(description="why there is no score")
+
+
+class RankedView(ClosedView):
+    rank: int
+    permit_id: str
+    receipt_number: str
+    score: int
+    residence_months: int
