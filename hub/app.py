@@ -41,6 +41,8 @@ from hub.edge import Edge
 from hub.jobs import build_scheduler
 from hub.permits import api as permits_api
 from hub.permits import office_api as permits_office_api
+from hub.permits import points_api as permits_points_api
+from hub.permits import statistics_api as permits_statistics_api
 from hub.schemas import api as schemas_api
 from hub.settings import ConfigError, Settings, load_settings
 from hub.verification import api as verification_api
@@ -100,6 +102,8 @@ def create_app(
     app.include_router(auth_api.router)
     app.include_router(permits_api.router)
     app.include_router(permits_office_api.router)
+    app.include_router(permits_points_api.router)
+    app.include_router(permits_statistics_api.router)
     app.include_router(card_api.router)
     app.include_router(verification_api.router)
     app.include_router(schemas_api.router)

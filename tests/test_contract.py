@@ -97,6 +97,7 @@ BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
         " forward and spans at most three years",
     ),
     "GET /registry/v1/permits-overdue": ((422,), _A_CURSOR_IT_GAVE),
+    "GET /registry/v1/statistics": ((422,), "the period runs forward and spans at most 36 months"),
     "GET /exchange/v1/dead-letters": ((422,), _A_CURSOR_IT_GAVE),
     "POST /registry/v1/proofs": (
         (422,),
@@ -204,7 +205,12 @@ def live_hub(settings: Settings, engine: Engine) -> Iterator[LiveHub]:
         tokens, secrets = {}, {}
         with httpx.Client(base_url=server.url) as client:
             for name, (department, kind, scopes) in CLIENTS.items():
-                new = hub.add_client(department=department, scopes=list(scopes), kind=kind)
+                new = hub.add_client(
+                    department=department,
+                    scopes=list(scopes),
+                    kind=kind,
+                    jurisdictions=list(hub.jurisdictions) if name == "office" else [],
+                )
                 tokens[name] = _token(client, new)
                 secrets[name] = f"{new.client_id}:{new.secret}"
             office = {"Authorization": f"Bearer {tokens['office']}"}

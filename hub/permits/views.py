@@ -231,3 +231,13 @@ class RankedView(ClosedView):
     receipt_number: str
     score: int
     residence_months: int
+
+
+class StatisticsView(ClosedView):
+    """Each figure is a list of rows: their dimensions (jurisdiction, month, department, ...)
+    and counts; `issued_late` names the late issuances by receipt number."""
+
+    from_: str = Field(alias="from")
+    to: str
+    jurisdictions: list[str]
+    figures: dict[str, list[dict[str, Any]]]

@@ -1,0 +1,442 @@
+"""Statistics for assessment [NB 四(二)][NN 五(三)]: what the registry, the windows and the
+exchange did, by jurisdiction and month (China time), computed by SQL over the stored facts:
+one grouped query per figure, none reading a row per holder into Python.
+
+Months are those of the civil calendar in China: a date column as it is, a stored UTC time
+shifted to Asia/Shanghai by the database itself (`china_month`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlmodel import Session, col
+
+from hub.audit import Actor, AuditEntry, AuditLog
+from hub.card.store import Card
+from hub.clock import china_day_start
+from hub.connectors.store import Delivery
+from hub.permits.store import Permit, PermitEvent, Registration
+from hub.verification.store import WindowDecision
+
+ACTION: Final = "statistics.read"
+LOOKUP: Final = "exchange.lookup"
+COUNTED_EXCHANGE: Final = (LOOKUP, "exchange.feed")
+COUNTED_ACTIONS: Final = ("application.assess", *COUNTED_EXCHANGE)
+"""The audited actions the statistics count, indexed by time (ix_audit_log_counted, a partial
+index: the other actions add nothing to it)."""
+LATE_SHOWN: Final = 200
+"""The late issuances listed by name (receipt number); the count covers all of them."""
+
+
+class china_month(FunctionElement[str]):
+    """'YYYY-MM' of a stored UTC time, in China."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(china_month, "postgresql")
+def _china_month_pg(element: china_month, compiler: SQLCompiler, **kw: Any) -> str:
+    (moment,) = list(element.clauses)
+    return f"to_char(({compiler.process(moment, **kw)}) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')"
+
+
+@compiles(china_month, "sqlite")
+def _china_month_sqlite(element: china_month, compiler: SQLCompiler, **kw: Any) -> str:
+    (moment,) = list(element.clauses)
+    return f"strftime('%Y-%m', {compiler.process(moment, **kw)}, '+8 hours')"
+
+
+class date_month(FunctionElement[str]):
+    """'YYYY-MM' of a date column."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(date_month, "postgresql")
+def _date_month_pg(element: date_month, compiler: SQLCompiler, **kw: Any) -> str:
+    (day,) = list(element.clauses)
+    return f"to_char({compiler.process(day, **kw)}, 'YYYY-MM')"
+
+
+@compiles(date_month, "sqlite")
+def _date_month_sqlite(element: date_month, compiler: SQLCompiler, **kw: Any) -> str:
+    (day,) = list(element.clauses)
+    return f"strftime('%Y-%m', {compiler.process(day, **kw)})"
+
+
+class text_date(FunctionElement[date]):
+    """An ISO date held as text (an event's `on`), comparable with a date column."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(text_date, "postgresql")
+def _text_date_pg(element: text_date, compiler: SQLCompiler, **kw: Any) -> str:
+    (text,) = list(element.clauses)
+    return f"CAST({compiler.process(text, **kw)} AS DATE)"
+
+
+@compiles(text_date, "sqlite")
+def _text_date_sqlite(element: text_date, compiler: SQLCompiler, **kw: Any) -> str:
+    (text,) = list(element.clauses)
+    return compiler.process(text, **kw)  # SQLite keeps dates as ISO text already
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole months, `first` to `last` included, as 'YYYY-MM'."""
+
+    first: str
+    last: str
+
+    @property
+    def start_day(self) -> date:
+        return date.fromisoformat(f"{self.first}-01")
+
+    @property
+    def end_day(self) -> date:
+        """The first day after the period."""
+        year, month = map(int, self.last.split("-"))
+        return date(year + month // 12, month % 12 + 1, 1)
+
+    @property
+    def start(self) -> datetime:
+        return china_day_start(self.start_day)
+
+    @property
+    def end(self) -> datetime:
+        return china_day_start(self.end_day)
+
+
+@dataclass
+class Figures:
+    """Each figure's rows: dictionaries of their dimensions and a `count` (or shares)."""
+
+    period: Period
+    jurisdictions: tuple[str, ...]
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _rows(session: Session, query: sa.Select[*tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in session.execute(query)]
+
+
+def _events(
+    session: Session, period: Period, served: Sequence[str], kind: str, restoring: bool | None
+) -> list[dict[str, Any]]:
+    """Events of one type by jurisdiction and month; for endorsements, restorations (of a
+    suspended permit) apart from the yearly ones."""
+    month = china_month(col(PermitEvent.at)).label("month")
+    query: sa.Select[*tuple[Any, ...]] = (
+        sa.select(
+            col(Permit.jurisdiction).label("jurisdiction"), month, sa.func.count().label("count")
+        )
+        .join(Permit, col(Permit.id) == col(PermitEvent.permit_id))
+        .where(
+            col(PermitEvent.type) == kind,
+            col(PermitEvent.at) >= period.start,
+            col(PermitEvent.at) < period.end,
+            col(Permit.jurisdiction).in_(served),
+        )
+        .group_by(col(Permit.jurisdiction), month)
+        .order_by(col(Permit.jurisdiction), month)
+    )
+    if restoring is not None:
+        from_state = PermitEvent.payload["from_state"].as_string()
+        suspended = sa.func.coalesce(from_state, "") == "suspended"
+        query = query.where(suspended if restoring else sa.not_(suspended))
+    return _rows(session, query)
+
+
+def compute(session: Session, period: Period, served: Sequence[str]) -> Figures:
+    """Every figure over the period for the jurisdictions served."""
+    figures = Figures(period, tuple(served))
+    tables = figures.tables
+    registered = date_month(col(Registration.registered_on)).label("month")
+    tables["registrations"] = _rows(
+        session,
+        sa.select(
+            col(Registration.jurisdiction).label("jurisdiction"),
+            registered,
+            sa.func.count().label("count"),
+        )
+        .where(
+            col(Registration.registered_on) >= period.start_day,
+            col(Registration.registered_on) < period.end_day,
+            col(Registration.jurisdiction).in_(served),
+        )
+        .group_by(col(Registration.jurisdiction), registered)
+        .order_by(col(Registration.jurisdiction), registered),
+    )
+    accepted = date_month(col(Permit.accepted_on)).label("month")
+    tables["applications_accepted"] = _rows(
+        session,
+        sa.select(
+            col(Permit.jurisdiction).label("jurisdiction"), accepted, sa.func.count().label("count")
+        )
+        .where(
+            col(Permit.accepted_on) >= period.start_day,
+            col(Permit.accepted_on) < period.end_day,
+            col(Permit.jurisdiction).in_(served),
+        )
+        .group_by(col(Permit.jurisdiction), accepted)
+        .order_by(col(Permit.jurisdiction), accepted),
+    )
+    tables["applications_refused"] = _refusals(session, period, served)
+    tables["permits_by_state"] = _rows(
+        session,
+        sa.select(
+            col(Permit.jurisdiction).label("jurisdiction"),
+            col(Permit.state).label("state"),
+            sa.func.count().label("count"),
+        )
+        .where(col(Permit.jurisdiction).in_(served))
+        .group_by(col(Permit.jurisdiction), col(Permit.state))
+        .order_by(col(Permit.jurisdiction), col(Permit.state)),
+    )
+    tables["issuance"], tables["issued_late"] = _issuance(session, period, served)
+    tables["endorsements"] = _events(session, period, served, "endorse", False)
+    tables["restorations"] = _events(session, period, served, "endorse", True)
+    tables["suspensions"] = _events(session, period, served, "suspend", None)
+    tables["cancellations"] = _events(session, period, served, "cancel", None)
+    tables["taps"] = _taps(session, period, served)
+    tables["pushes"] = _pushes(session, period, served)
+    tables["exchange_reads"] = _exchange_reads(session, period)
+    return figures
+
+
+def _refusals(session: Session, period: Period, served: Sequence[str]) -> list[dict[str, Any]]:
+    """Refused applications by reason: each is an audit entry (application.assess, outcome
+    refused:<reason>) whose subject is the applicant's keyed hash, the registration's too."""
+    month = china_month(col(AuditEntry.at)).label("month")
+    reason = sa.func.substr(col(AuditEntry.outcome), len("refused:") + 1).label("reason")
+    where = registration_of_subject()
+    return _rows(
+        session,
+        sa.select(
+            col(Registration.jurisdiction).label("jurisdiction"),
+            month,
+            reason,
+            sa.func.count().label("count"),
+        )
+        .select_from(AuditEntry)
+        .join(Registration, where)
+        .where(
+            col(AuditEntry.action) == "application.assess",
+            col(AuditEntry.at) >= period.start,
+            col(AuditEntry.at) < period.end,
+            col(Registration.jurisdiction).in_(served),
+        )
+        .group_by(col(Registration.jurisdiction), month, reason)
+        .order_by(col(Registration.jurisdiction), month, reason),
+    )
+
+
+def registration_of_subject() -> ColumnElement[bool]:
+    """The applicant's latest registration (the one the refused application was on)."""
+    later = sa.orm.aliased(Registration)
+    newer = (
+        sa.select(sa.literal(1))
+        .where(
+            col(later.citizen_id_hash) == col(Registration.citizen_id_hash),
+            col(later.created_at) > col(Registration.created_at),
+        )
+        .exists()
+    )
+    return sa.and_(col(Registration.citizen_id_hash) == col(AuditEntry.subject), sa.not_(newer))
+
+
+def _issuance(
+    session: Session, period: Period, served: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Issued within the deadline [CF §17] or late, by month of issue; and the late ones."""
+    issued_on = text_date(PermitEvent.payload["on"].as_string())
+    late = issued_on > col(Permit.issue_due_on)
+    month = china_month(col(PermitEvent.at)).label("month")
+    base = (
+        sa.select()
+        .select_from(PermitEvent)
+        .join(Permit, col(Permit.id) == col(PermitEvent.permit_id))
+        .where(
+            col(PermitEvent.type) == "issue",
+            col(PermitEvent.at) >= period.start,
+            col(PermitEvent.at) < period.end,
+            col(Permit.jurisdiction).in_(served),
+        )
+    )
+    counts = _rows(
+        session,
+        base.add_columns(
+            col(Permit.jurisdiction).label("jurisdiction"),
+            month,
+            sa.func.count().label("issued"),
+            sa.func.sum(sa.case((late, 1), else_=0)).label("late"),
+        )
+        .group_by(col(Permit.jurisdiction), month)
+        .order_by(col(Permit.jurisdiction), month),
+    )
+    for row in counts:
+        row["late"] = int(row["late"] or 0)
+        row["on_time"] = row["issued"] - row["late"]
+        row["on_time_share"] = round(row["on_time"] / row["issued"], 4)
+    listed = _rows(
+        session,
+        base.add_columns(
+            col(Permit.jurisdiction).label("jurisdiction"),
+            col(Permit.receipt_number).label("receipt_number"),
+            col(Permit.issue_due_on).label("issue_due_on"),
+            PermitEvent.payload["on"].as_string().label("issued_on"),
+        )
+        .where(late)
+        .order_by(col(PermitEvent.at))
+        .limit(LATE_SHOWN),
+    )
+    for row in listed:
+        row["issue_due_on"] = row["issue_due_on"].isoformat()
+    return counts, listed
+
+
+def _taps(session: Session, period: Period, served: Sequence[str]) -> list[dict[str, Any]]:
+    """Decisions at windows by department, service and decision; a card the hub does not
+    know (a forgery, a misread) counts under no jurisdiction."""
+    month = china_month(col(WindowDecision.decided_at)).label("month")
+    place: sa.ColumnElement[Any] = col(Permit.jurisdiction).label("jurisdiction")
+    dimensions: tuple[sa.ColumnElement[Any], ...] = (
+        place,
+        month,
+        col(WindowDecision.department).label("department"),
+        col(WindowDecision.service).label("service"),
+        col(WindowDecision.decision).label("decision"),
+    )
+    return _rows(
+        session,
+        sa.select(*dimensions, sa.func.count().label("count"))
+        .select_from(WindowDecision)
+        .outerjoin(Card, col(Card.serial) == col(WindowDecision.card_serial))
+        .outerjoin(Permit, col(Permit.id) == col(Card.permit_id))
+        .where(
+            col(WindowDecision.decided_at) >= period.start,
+            col(WindowDecision.decided_at) < period.end,
+            sa.or_(col(Permit.jurisdiction).in_(served), col(Permit.jurisdiction).is_(None)),
+        )
+        .group_by(*dimensions)
+        .order_by(*dimensions),
+    )
+
+
+def _pushes(session: Session, period: Period, served: Sequence[str]) -> list[dict[str, Any]]:
+    """Holder records delivered to each department by push, by month of delivery."""
+    month = china_month(col(Delivery.delivered_at)).label("month")
+    dimensions: tuple[sa.ColumnElement[Any], ...] = (
+        col(Permit.jurisdiction).label("jurisdiction"),
+        month,
+        col(Delivery.department).label("department"),
+    )
+    return _rows(
+        session,
+        sa.select(*dimensions, sa.func.count().label("count"))
+        .select_from(Delivery)
+        .join(Permit, col(Permit.id) == col(Delivery.permit_id))
+        .where(
+            col(Delivery.delivered_at) >= period.start,
+            col(Delivery.delivered_at) < period.end,
+            col(Permit.jurisdiction).in_(served),
+        )
+        .group_by(*dimensions)
+        .order_by(*dimensions),
+    )
+
+
+def _exchange_reads(session: Session, period: Period) -> list[dict[str, Any]]:
+    """Look-ups that found a holder and holder records read from the feed, by department and
+    month, hub-wide: a feed page spans jurisdictions, and counts name no one."""
+    month = china_month(col(AuditEntry.at)).label("month")
+    outcome = col(AuditEntry.outcome)
+    records = sa.case(
+        (col(AuditEntry.action) == LOOKUP, sa.case((outcome == "found", 1), else_=0)),
+        else_=sa.case((outcome.regexp_match("^[0-9]+$"), sa.cast(outcome, sa.Integer)), else_=0),
+    )
+    dimensions: tuple[sa.ColumnElement[Any], ...] = (
+        month,
+        col(AuditEntry.actor_department).label("department"),
+        col(AuditEntry.action).label("channel"),
+    )
+    rows = _rows(
+        session,
+        sa.select(*dimensions, sa.func.sum(records).label("count"))
+        .where(
+            col(AuditEntry.action).in_(COUNTED_EXCHANGE),
+            col(AuditEntry.at) >= period.start,
+            col(AuditEntry.at) < period.end,
+        )
+        .group_by(*dimensions)
+        .order_by(*dimensions),
+    )
+    for row in rows:
+        row["count"] = int(row["count"] or 0)
+        row["channel"] = "look-up" if row["channel"] == LOOKUP else "feed"
+    return rows
+
+
+def record_read(
+    session: Session, audit: AuditLog, actor: Actor, period: Period, now: datetime
+) -> None:
+    """Aggregates disclose no one; the late list names receipt numbers, so the read is on
+    record (no holder subject: it is a list, not a person)."""
+    purpose = f"assessment {period.first}..{period.last}"
+    audit.record(session, actor.did(ACTION, "read", None, purpose), now)
+
+
+CSV_COLUMNS: Final = (
+    "figure",
+    "jurisdiction",
+    "channel",
+    "month",
+    "department",
+    "service",
+    "decision",
+    "reason",
+    "state",
+    "count",
+    "issued",
+    "on_time",
+    "late",
+    "on_time_share",
+    "receipt_number",
+    "issue_due_on",
+    "issued_on",
+)
+
+
+def as_csv(figures: Figures) -> str:
+    """One long table: a row per figure's row, its dimensions in their columns."""
+    out = io.StringIO()
+    writer = csv.DictWriter(
+        out, fieldnames=CSV_COLUMNS, extrasaction="raise", lineterminator="\r\n"
+    )
+    writer.writeheader()
+    for name, rows in figures.tables.items():
+        for row in rows:
+            writer.writerow({"figure": name, **_safe(row)})
+    return out.getvalue()
+
+
+def _safe(row: dict[str, Any]) -> dict[str, Any]:
+    """A cell a spreadsheet would read as a formula is quoted (OWASP CSV injection)."""
+    return {
+        key: f"'{value}" if isinstance(value, str) and value[:1] in "=+-@\t\r" else value
+        for key, value in row.items()
+    }
