@@ -137,6 +137,14 @@ def _scope_list(values: tuple[str, ...]) -> list[str]:
     multiple=True,
     help="A jurisdiction it serves as an acceptance office (repeat for more), e.g. chifeng.",
 )
+@click.option(
+    "--reporter",
+    type=click.Choice(["employer", "property-manager", "agency", "landlord"]),
+    help="A reporter of hires or tenants [CF §6-9] for one organisation (of public-security,"
+    " with one --jurisdiction and the scope reports:submit).",
+)
+@click.option("--organisation-code", help="A reporter's unified social credit code (GB 32100).")
+@click.option("--organisation-name", help="A reporter's organisation, as the office reads it.")
 def clients_add(
     department: str,
     scopes: tuple[str, ...],
@@ -145,23 +153,41 @@ def clients_add(
     terminal: bool,
     client_id: str | None,
     jurisdictions: tuple[str, ...],
+    reporter: str | None,
+    organisation_code: str | None,
+    organisation_name: str | None,
 ) -> None:
     """Register a client; a secret is printed once and stored only hashed."""
-    from hub.auth.domain import ClientKind
-    from hub.auth.service import ClientSpecError, parse_jwks
+    from hub.auth.domain import ClientKind, ReporterRole
+    from hub.auth.service import ClientSpecError, Organisation, parse_jwks
 
     if secret and jwks_file:
         _fail("give either --secret or --jwks-file, not both")
+    if terminal and reporter:
+        _fail("give either --terminal or --reporter, not both")
+    organisation = None
+    if reporter:
+        if not organisation_code or not organisation_name:
+            _fail("a reporter needs --organisation-code and --organisation-name")
+        organisation = Organisation(organisation_code, organisation_name, ReporterRole(reporter))
+    elif organisation_code or organisation_name:
+        _fail("only a --reporter reports for an organisation")
+    kind = ClientKind.DEPARTMENT
+    if terminal:
+        kind = ClientKind.WINDOW_TERMINAL
+    elif reporter:
+        kind = ClientKind.REPORTER
     hub = _hub()
     try:
         jwks = parse_jwks(jwks_file.read_text()) if jwks_file else None
         created = hub.add_client(
             department=department,
             scopes=_scope_list(scopes),
-            kind=ClientKind.WINDOW_TERMINAL if terminal else ClientKind.DEPARTMENT,
+            kind=kind,
             jwks=jwks,
             client_id=client_id,
             jurisdictions=_scope_list(jurisdictions),
+            organisation=organisation,
         )
     except ClientSpecError as exc:
         _fail(str(exc))

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from hub.auth.staff import Staff
     from hub.connectors.exchange import Exchange
     from hub.connectors.relay import Outbound
+    from hub.connectors.reports import Desks as ReportDesks
     from hub.verification.offline import Offline
     from hub.verification.service import Verification
 
@@ -97,6 +98,14 @@ class Hub:
         from hub.connectors.exchange import Exchange
 
         return Exchange(self.clock, self.audit, self.schemas, self.vault, self.publisher)
+
+    @functools.cached_property
+    def report_desks(self) -> ReportDesks:
+        """What filing a third party's report needs (hub.connectors.reports)."""
+        from hub.connectors.reports import Desks
+        from hub.permits.reports import Desk
+
+        return Desks(self.exchange, Desk(self.audit, self.vault, self.lifecycle.calendar))
 
     @functools.cached_property
     def outbound(self) -> Outbound:

@@ -140,7 +140,8 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
 
     verified = run_console_script("audit", "verify", env=env)
     assert verified.returncode == 0, verified.stderr
-    assert verified.stdout.strip() == "audit log intact: 16 rows"  # 8 schemas, 5 agreements
+    # 10 built-in schemas, 5 agreements and what the journey did
+    assert verified.stdout.strip() == "audit log intact: 18 rows"
 
     daily = run_console_script("jobs", "run", env=env)
     assert daily.returncode == 0, daily.stderr

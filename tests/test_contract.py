@@ -31,8 +31,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from hub.app import create_app
-from hub.auth.domain import ClientKind
-from hub.auth.service import NewClient
+from hub.auth.domain import ClientKind, ReporterRole
+from hub.auth.service import NewClient, Organisation
 from hub.db import unit_of_work
 from hub.permits.store import Permit
 from hub.settings import Settings
@@ -62,7 +62,9 @@ CLIENTS: Mapping[str, tuple[str, ClientKind, tuple[str, ...]]] = {
         ("schemas:read", "exchange:feed", "exchange:proofs", "exchange:lookup", "exchange:admin"),
     ),
     "terminal": ("education", ClientKind.WINDOW_TERMINAL, ("verification:tap",)),
+    "reporter": ("public-security", ClientKind.REPORTER, ("reports:submit",)),
 }
+REPORTER = Organisation("91350100M000100Y43", "赤峰华达物流有限公司", ReporterRole.EMPLOYER)
 
 
 _ONE_METHOD = (
@@ -97,6 +99,12 @@ BEYOND_THE_SCHEMA: Mapping[str, tuple[tuple[int, ...], str]] = {
         " forward and spans at most three years",
     ),
     "GET /registry/v1/permits-overdue": ((422,), _A_CURSOR_IT_GAVE),
+    "GET /registry/v1/worklist": ((422,), _A_CURSOR_IT_GAVE),
+    "POST /exchange/v1/reports": (
+        (422,),
+        "a citizen ID's GB 11643 region, birth date and check character; the region within"
+        " the jurisdiction the reporter reports to",
+    ),
     "GET /registry/v1/statistics": ((422,), "the period runs forward and spans at most 36 months"),
     "GET /exchange/v1/dead-letters": ((422,), _A_CURSOR_IT_GAVE),
     "POST /registry/v1/proofs": (
@@ -209,7 +217,8 @@ def live_hub(settings: Settings, engine: Engine) -> Iterator[LiveHub]:
                     department=department,
                     scopes=list(scopes),
                     kind=kind,
-                    jurisdictions=list(hub.jurisdictions) if name == "office" else [],
+                    jurisdictions=_served(name, list(hub.jurisdictions)),
+                    organisation=REPORTER if kind is ClientKind.REPORTER else None,
                 )
                 tokens[name] = _token(client, new)
                 secrets[name] = f"{new.client_id}:{new.secret}"
@@ -227,6 +236,11 @@ def live_hub(settings: Settings, engine: Engine) -> Iterator[LiveHub]:
         )
     finally:
         server.stop()
+
+
+def _served(name: str, every: list[str]) -> list[str]:
+    """The office serves every jurisdiction; the reporter reports to Chifeng's office."""
+    return {"office": every, "reporter": ["chifeng"]}.get(name, [])
 
 
 def _registration_of(engine: Engine, permit_id: str) -> str:

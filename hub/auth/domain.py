@@ -48,6 +48,9 @@ class ClientKind(StrEnum):
     DEPARTMENT = "department"
     WINDOW_TERMINAL = "window-terminal"
     STAFF = "staff"
+    REPORTER = "reporter"
+    """An employer, property manager, agency or landlord reporting hires and tenants to the
+    acceptance office [CF §6-9]: one organisation, owned by public security."""
 
 
 class AuthMethod(StrEnum):
@@ -68,7 +71,33 @@ SCOPES: Mapping[str, str] = {
     "verification:tap": "verify a tapped card at a service window",
     "auth:introspect": "introspect tokens issued to other clients",
     "audit:read": "search the audit log: who saw what, when and why (auditors)",
+    "reports:submit": "report hires and tenants to the acceptance office (employers, landlords)",
 }
+
+
+class ReporterRole(StrEnum):
+    """Who owes a report to the acceptance office [CF §6-9]."""
+
+    EMPLOYER = "employer"
+    PROPERTY_MANAGER = "property-manager"
+    AGENCY = "agency"
+    LANDLORD = "landlord"
+
+
+_CREDIT_CODE_CHARACTERS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def valid_credit_code(code: str) -> bool:
+    """A unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters of its
+    alphabet, the last a check character over the first 17 (MOD 31)."""
+    if len(code) != 18 or any(c not in _CREDIT_CODE_CHARACTERS for c in code):
+        return False
+    total = sum(
+        _CREDIT_CODE_CHARACTERS.index(c) * w
+        for c, w in zip(code[:17], _CREDIT_CODE_WEIGHTS, strict=True)
+    )
+    return _CREDIT_CODE_CHARACTERS[(31 - total % 31) % 31] == code[17]
 
 
 class Role(StrEnum):

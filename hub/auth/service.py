@@ -21,8 +21,10 @@ from hub.auth.domain import (
     AuthMethod,
     ClientKind,
     Department,
+    ReporterRole,
     jurisdiction_list,
     unknown_scopes,
+    valid_credit_code,
 )
 from hub.auth.state import hash_client_secret
 from hub.auth.store import OAuthClient, bump_generation
@@ -63,6 +65,34 @@ def parse_jwks(text: str) -> dict[str, Any]:
     return {"keys": [key.as_dict(private=False) for key in key_set.keys]}
 
 
+@dataclass(frozen=True)
+class Organisation:
+    """The one organisation a reporter client reports for [CF §6-9]."""
+
+    code: str  # unified social credit code, GB 32100
+    name: str
+    role: ReporterRole
+
+
+def _check_organisation(kind: ClientKind, organisation: Organisation | None, served: str) -> None:
+    if kind is not ClientKind.REPORTER:
+        if organisation is not None:
+            raise ClientSpecError("only a reporter client reports for an organisation")
+        return
+    if organisation is None:
+        raise ClientSpecError("a reporter client names its organisation (code, name, role)")
+    if not valid_credit_code(organisation.code):
+        raise ClientSpecError(
+            f"{organisation.code!r} is not a unified social credit code (GB 32100: 18"
+            " characters, the last its check character)"
+        )
+    name = organisation.name.strip()
+    if not name or len(name) > 128 or not name.isprintable():
+        raise ClientSpecError("an organisation's name is 1 to 128 printable characters")
+    if len(served.split()) != 1:
+        raise ClientSpecError("a reporter reports to the acceptance office of one jurisdiction")
+
+
 class ClientSpec(TypedDict):
     """What `hub clients add` is told about a new client."""
 
@@ -72,6 +102,7 @@ class ClientSpec(TypedDict):
     jwks: NotRequired[dict[str, Any] | None]  # private_key_jwt; without, a secret
     client_id: NotRequired[str | None]  # generated unless given
     jurisdictions: NotRequired[list[str]]  # where an acceptance office finds permits
+    organisation: NotRequired[Organisation | None]  # a reporter's
 
 
 def add_client(
@@ -100,7 +131,10 @@ def add_client(
         served = jurisdiction_list(spec.get("jurisdictions", []), registrar.jurisdictions)
     except ValueError as exc:
         raise ClientSpecError(str(exc)) from None
-    client_id = spec.get("client_id") or f"{owner.value}-{secrets.token_hex(6)}"
+    organisation = spec.get("organisation")
+    _check_organisation(kind, organisation, served)
+    prefix = "reporter" if organisation else owner.value
+    client_id = spec.get("client_id") or f"{prefix}-{secrets.token_hex(6)}"
     if session.get(OAuthClient, client_id) is not None or client_id == CONSOLE_CLIENT_ID:
         raise ClientSpecError(f"a client {client_id!r} exists already")
     secret = None if jwks else secrets.token_urlsafe(32)
@@ -115,6 +149,9 @@ def add_client(
             jwks=json.dumps(jwks) if jwks else None,
             created_at=now,
             jurisdictions=served,
+            organisation_code=organisation.code if organisation else None,
+            organisation_name=organisation.name.strip() if organisation else None,
+            reporter_role=organisation.role.value if organisation else None,
         )
     )
     bump_generation(session)

@@ -24,6 +24,10 @@ class OAuthClient(SQLModel, table=True):
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     disabled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     jurisdictions: str = Field(default="", max_length=512, description=JURISDICTIONS)
+    # A reporter's organisation [CF §6-9]: its unified social credit code, name and duty.
+    organisation_code: str | None = Field(default=None, max_length=18)
+    organisation_name: str | None = Field(default=None, max_length=128)
+    reporter_role: str | None = Field(default=None, max_length=32)
 
 
 class StaffAccount(SQLModel, table=True):

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
 from hub.auth.guard import GuardedRoute, actor_of, principal_of, requires
-from hub.connectors import exchange
+from hub.connectors import exchange, reports
 from hub.connectors.problems import (
     CURSOR_INVALID,
     HOLDER_NOT_FOUND,
@@ -27,7 +27,8 @@ from hub.connectors.problems import (
     PROOF_REVOKED,
     PULL_NOT_ENABLED,
 )
-from hub.connectors.views import FeedPageView, FiledProof
+from hub.connectors.reports import REPORT_SUBJECTS
+from hub.connectors.views import FeedPageView, FiledProof, FiledReport
 from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession
 from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_citizen_id
@@ -354,3 +355,90 @@ def read_feed(
         return problem_response(request, problem)
     body = {"records": page.records, "next": page.next, "has_more": page.has_more}
     return JSONResponse(body, headers=_NO_STORE)
+
+
+# --- reports by employers, property managers, agencies and landlords [CF §6-9] ----------------
+
+REPORT_EXAMPLE: Final[JsonValue] = {
+    "subject": "report.hire",
+    "schema_version": None,
+    "report": {
+        "report_id": "HR-2026-000731",
+        "person": {"citizen_id": "210102199001150018", "name": "王芳"},
+        "occurred_on": "2026-10-08",
+        "address": "赤峰市红山区长青路12号3栋2单元501室",
+        "region": "150402",
+        "workplace": "赤峰华达物流有限公司",
+    },
+}
+
+
+def _report_subject(subject: str) -> str:
+    if subject not in REPORT_SUBJECTS:
+        raise ValueError("not a report subject")
+    return subject
+
+
+class ReportSubmission(BaseModel):
+    """A hire or tenancy report of the caller's organisation (see /schemas/v1)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [REPORT_EXAMPLE]})
+
+    subject: Annotated[
+        str,
+        AfterValidator(_report_subject),
+        WithJsonSchema({"type": "string", "enum": sorted(REPORT_SUBJECTS)}),
+    ] = Field(
+        description="report.hire (employers, job agencies [CF §6, §8]); report.tenancy"
+        " (property managers, letting agencies, landlords [CF §7-9])"
+    )
+    schema_version: int | None = Field(default=None, ge=1, le=INT_MAX)
+    report: dict[str, Any] = Field(
+        description="The document, valid against the subject's version in use; its region"
+        " within the jurisdiction you report to"
+    )
+
+
+@router.post(
+    "/reports",
+    status_code=201,
+    summary="Report a hire or a tenant to the acceptance office (idempotent by report_id)",
+    description=(
+        "Each must reach the office within seven working days of the hire or letting"
+        " [CF §6-8], counted on the official calendar: the answer says whether it was late. A"
+        " person already registered gets the report on file; one with no registration goes on"
+        " the office's worklist with the day they must declare by."
+    ),
+    responses={
+        201: {"model": FiledReport},
+        200: {"model": FiledReport, "description": "Reported before with the same content"},
+        403: {"description": "Your client reports for no organisation, or not this kind"},
+        409: {"description": "report_id used before for another report; version not in use"},
+        422: {
+            "description": "The report breaks its schema, its region is outside your"
+            " jurisdiction, or its citizen ID is not valid; every issue has a pointer"
+        },
+    },
+)
+@requires("reports:submit")
+def submit_report(
+    request: Request, body: ReportSubmission, session: DbSession, hub: CurrentHub
+) -> JSONResponse:
+    report, new = reports.submit_report(
+        session,
+        hub.report_desks,
+        hub.jurisdictions,
+        actor_of(request),
+        body.subject,
+        body.schema_version,
+        body.report,
+    )
+    view = {
+        "id": report.id,
+        "report_id": report.report_id,
+        "status": report.status,
+        "report_due_on": report.report_due_on.isoformat() if report.report_due_on else None,
+        "reported_late": report.reported_late,
+        "declare_by": report.declare_by.isoformat() if report.declare_by else None,
+    }
+    return JSONResponse(view, status_code=201 if new else 200)

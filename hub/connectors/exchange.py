@@ -49,7 +49,14 @@ from hub.permits.identity import (
     parse_citizen_id,
 )
 from hub.permits.store import LIVE_STATES, Permit, PermitEvent, Proof, Registration
-from hub.problems import VALIDATION_FAILED, DomainProblem, FieldError, Problem, Text
+from hub.problems import (
+    VALIDATION_FAILED,
+    DomainProblem,
+    FieldError,
+    Problem,
+    ProblemType,
+    Text,
+)
 from hub.publishing.publisher import OnDemand, Publisher
 from hub.publishing.records import RecordUnavailable
 from hub.publishing.terms import Refusal, read_agreement_in_force, read_version_in_use
@@ -107,23 +114,34 @@ class ProofNotYours(DomainProblem):
         )
 
 
-class DocumentInvalid(DomainProblem, ValueError):
-    """The proof document breaks its schema (or a rule the schema cannot state); every issue,
-    with pointers into the document and no value from it."""
+THE_PROOF: Final = Text("证明文件", "the proof")
 
-    def __init__(self, issues: list[Issue], schema: SchemaVersion) -> None:
+
+class DocumentInvalid(DomainProblem, ValueError):
+    """A submitted document (a proof, a report) breaks its schema (or a rule the schema cannot
+    state); every issue, with pointers into the document and no value from it."""
+
+    def __init__(
+        self,
+        issues: list[Issue],
+        schema: SchemaVersion,
+        where: str = "/proof",
+        kind: ProblemType = PROOF_INVALID,
+        noun: Text = THE_PROOF,
+    ) -> None:
         super().__init__(f"{len(issues)} problem(s) in the document")
         self.issues, self.subject, self.version = issues, schema.subject, schema.version
+        self.where, self.kind, self.noun = where, kind, noun
 
     def problem(self) -> Problem:
         count, subject, version = len(self.issues), self.subject, self.version
         return Problem(
-            PROOF_INVALID,
+            self.kind,
             Text(
-                f"证明文件有 {count} 处不符合 {subject} 第 {version} 版",
-                f"{count} issue(s) against {subject} version {version}",
+                f"{self.noun.zh}有 {count} 处不符合 {subject} 第 {version} 版",
+                f"{count} issue(s) in {self.noun.en} against {subject} version {version}",
             ),
-            errors=[issue.field_error(PROOF) for issue in self.issues],
+            errors=[issue.field_error(self.where) for issue in self.issues],
             extensions={"subject": subject, "schema_version": version},
         )
 
@@ -198,7 +216,7 @@ def submit_proof(
     if PROOF_SUBJECTS.get(subject) is not department:
         raise ProofNotYours(subject, department)
     try:
-        chosen = _proof_version(session, subject, version)
+        chosen = document_version(session, subject, version)
         row, issues = service.validate(session, desk.schemas, subject, chosen.version, document)
     except (service.SchemaNotInUse, service.VersionRetired) as refused:
         raise refused.at(SCHEMA_VERSION) from None
@@ -247,7 +265,9 @@ _ENDS_BEFORE_IT_STARTS: Final = Issue(
 """A rule JSON Schema cannot state between two fields."""
 
 
-def _proof_version(session: Session, subject: str, version: int | None) -> SchemaVersion:
+def document_version(session: Session, subject: str, version: int | None) -> SchemaVersion:
+    """The version a submitted document is checked against: the one asked for, or the one in
+    use; SchemaNotInUse or VersionRetired otherwise."""
     if version is None:
         found = service.exchangeable_version(session, subject)
         if found is None:

@@ -27,3 +27,9 @@ PROOF_REVOKED = problem_type("proof-revoked", 410, "证明已撤销", "Proof rev
 DEAD_LETTER_NOT_FOUND = problem_type(
     "dead-letter-not-found", 404, "死信不存在", "No such dead letter"
 )
+REPORT_NOT_OWNED = problem_type(
+    "report-not-owned", 403, "不是本单位应报送的报告", "Not a report your organisation files"
+)
+REPORT_INVALID = problem_type(
+    "report-invalid", 422, "报告不符合数据模式", "The report does not match its schema"
+)

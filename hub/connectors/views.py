@@ -86,3 +86,15 @@ class DeadLetter(ClosedView):
 
 class Replayed(ClosedView):
     replayed: int = Field(ge=0, description="Dead letters made pending again")
+
+
+class FiledReport(ClosedView):
+    """A third party's report as the office keeps it: on file for a registered person, or on
+    the worklist (`open`) until they register."""
+
+    id: str
+    report_id: str
+    status: Literal["on-file", "open", "registered"]
+    report_due_on: date | None = Field(description="the last day the report was due [CF §6-8]")
+    reported_late: bool
+    declare_by: date | None = Field(description="the last day the person must declare [CF §10]")

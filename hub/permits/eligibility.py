@@ -134,6 +134,10 @@ PROOF_KINDS: Mapping[str, ProofKind] = {
         ),
     ),
     "school-enrolment": ProofKind("study", frozenset({"education"}), frozenset({"study-proof"})),
+    # Reports by employers, property managers, agencies and landlords [CF §6-9], matched to a
+    # registration by the acceptance office (hub.permits.reports): on file, no condition.
+    "hire-report": ProofKind(None, frozenset({"public-security"}), frozenset()),
+    "tenancy-report": ProofKind(None, frozenset({"public-security"}), frozenset()),
     # On file for the departments' services (health records, civil-affairs records); no
     # permit condition reads them yet.
     "health-service": ProofKind(None, frozenset({"health"}), frozenset()),

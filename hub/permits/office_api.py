@@ -7,6 +7,7 @@ browser's history); a search pages by an opaque cursor sent back in the next bod
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Request, Response
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from hub import paging
 from hub.access_pdf import render
 from hub.access_report import MAX_DAYS, compile_report, record_report
 from hub.auth.guard import CurrentActor, GuardedRoute, requires
@@ -21,7 +23,7 @@ from hub.auth.store import jurisdictions_of
 from hub.composition import Hub
 from hub.db import rfc3339
 from hub.deps import CurrentHub, DbSession, IsoDate
-from hub.permits import search, service
+from hub.permits import reports, search, service
 from hub.permits.identity import (
     CitizenId,
     InvalidCitizenId,
@@ -32,6 +34,7 @@ from hub.permits.views import (
     AccessReportView,
     CitizenIdText,
     SearchPage,
+    WorklistItem,
 )
 from hub.problems import VALIDATION_FAILED, FieldError, Problem, Text
 
@@ -250,3 +253,63 @@ def access_report(
         ],
     }
     return JSONResponse(view, headers=headers)
+
+
+# --- the worklist of third parties' reports [CF §6-9] ----------------------------------------
+
+
+@router.get(
+    "/worklist",
+    summary="People reported by employers or landlords who have not registered (audited)",
+    description=(
+        "Open reports in your jurisdictions, the earliest declaration due first (so the"
+        " overdue lead): who (the ID masked), where, reported by whom and when, and by when"
+        " the person must declare [CF §10]. " + paging.DESCRIPTION
+    ),
+    responses={200: {"model": list[WorklistItem], "headers": paging.LINK_HEADER}},
+)
+@requires("registry:read")
+def read_worklist(
+    request: Request,
+    actor: CurrentActor,
+    session: DbSession,
+    hub: CurrentHub,
+    after: paging.After = None,
+    limit: paging.Limit = paging.PAGE_DEFAULT,
+) -> JSONResponse:
+    served = jurisdictions_of(session, actor.client_id)
+    if not served:
+        raise search.NoJurisdiction()
+    key = None
+    if after is not None:
+        due, report_id = paging.parts(after, 2)
+        key = (paging.date_part(due), report_id)
+    page, more = reports.worklist(
+        session, hub.audit, served, after=key, limit=limit, actor=actor, now=hub.clock.now()
+    )
+    today = hub.clock.today()
+    items = [
+        {
+            "id": row.id,
+            "kind": row.kind,
+            "jurisdiction": row.jurisdiction,
+            "name": row.name,
+            "citizen_id": hub.vault.open(row.citizen_id_sealed).masked(),
+            "address": row.address,
+            "region": row.region,
+            "reported_by": row.organisation_name,
+            "reporter_role": row.reporter_role,
+            "occurred_on": row.occurred_on.isoformat(),
+            "received_at": rfc3339(row.received_at),
+            "reported_late": row.reported_late,
+            "declare_by": row.declare_by.isoformat() if row.declare_by else None,
+            "overdue": row.declare_by is not None and row.declare_by < today,
+        }
+        for row in page
+    ]
+    headers = {"Cache-Control": "no-store"}
+    if more:
+        last = page[-1]
+        cursor = paging.cursor(last.declare_by or date.max, last.id)
+        headers.update(paging.next_link(request, cursor, limit))
+    return JSONResponse(items, headers=headers)

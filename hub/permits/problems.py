@@ -62,6 +62,9 @@ PROOF_CONFLICT = problem_type(
     "proof-conflict", 409, "同一证明编号的内容不一致", "Proof id reused with other content"
 )
 NO_JURISDICTION = problem_type("no-jurisdiction", 403, "未分配辖区", "No jurisdiction assigned")
+REPORT_CONFLICT = problem_type(
+    "report-conflict", 409, "报告编号已用于其他报告", "Report id reused with other content"
+)
 POINTS_UNAVAILABLE = problem_type(
     "points-unavailable", 404, "无积分信息", "Points not available here"
 )

@@ -32,7 +32,14 @@ from hub.permits.problems import (
     REGISTRATION_NOT_FOUND,
     REGISTRATION_REFUSED,
 )
-from hub.permits.store import LIVE_STATES, Outbox, Permit, PermitEvent, Registration
+from hub.permits.store import (
+    LIVE_STATES,
+    Outbox,
+    Permit,
+    PermitEvent,
+    Registration,
+    ThirdPartyReport,
+)
 from hub.problems import DomainProblem, Problem, Stale, Text
 
 
@@ -655,8 +662,23 @@ def register(
         actor.did("registration.create", outcome, registration.citizen_id_hash, REGISTRY_PURPOSE),
         now,
     )
+    _settle_worklist(session, registration, now)
     session.flush()
     return registration
+
+
+def _settle_worklist(session: Session, registration: Registration, now: datetime) -> None:
+    """The person registered: the reports about them there leave the office's worklist
+    (hub.permits.reports), in the registration's own transaction."""
+    session.execute(
+        sa.update(ThirdPartyReport)
+        .where(
+            col(ThirdPartyReport.citizen_id_hash) == registration.citizen_id_hash,
+            col(ThirdPartyReport.jurisdiction) == registration.jurisdiction,
+            col(ThirdPartyReport.status) == "open",
+        )
+        .values(status="registered", resolved_at=now)
+    )
 
 
 RESIDENCE_CORRECTED = "residence-corrected"

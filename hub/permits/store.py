@@ -164,3 +164,50 @@ class Proof(SQLModel, table=True):
     recorded_by: str = Field(max_length=128)
     recorded_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+_OPEN = sa.text("status = 'open'")
+
+
+class ThirdPartyReport(SQLModel, table=True):
+    """A hire or tenancy reported by an employer, property manager, agency or landlord
+    [CF §6-9]. Matched to a registration it is a proof on file (`status` on-file); about a
+    person with no registration it stays `open` on the office's worklist until they register
+    (`registered`). The person's ID is sealed and keyed, as everywhere."""
+
+    __tablename__ = "third_party_report"
+    __table_args__ = (
+        sa.UniqueConstraint("organisation_code", "report_id"),
+        # The worklist: open reports by jurisdiction, the earliest declaration due first.
+        sa.Index(
+            "ix_third_party_report_open",
+            "jurisdiction",
+            "declare_by",
+            "id",
+            sqlite_where=_OPEN,
+            postgresql_where=_OPEN,
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=16)  # hire, tenancy
+    organisation_code: str = Field(max_length=18)
+    organisation_name: str = Field(max_length=128)
+    reporter_role: str = Field(max_length=32)
+    reporter_client_id: str = Field(max_length=128)
+    report_id: str = Field(max_length=128)
+    content_hash: str = Field(max_length=64, description="what the reporter sent, for repeats")
+    jurisdiction: str = Field(max_length=64)
+    citizen_id_hash: str = Field(max_length=64, index=True)
+    citizen_id_sealed: bytes = Field(sa_type=sa.LargeBinary)
+    name: str = Field(max_length=64)
+    address: str = Field(max_length=256)
+    region: str = Field(max_length=6)
+    occurred_on: date
+    report_due_on: date | None = None
+    reported_late: bool = False
+    declare_by: date | None = None
+    status: str = Field(max_length=16)  # on-file, open, registered
+    proof_id: str | None = Field(default=None, max_length=36)
+    received_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    resolved_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

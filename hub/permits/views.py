@@ -241,3 +241,22 @@ class StatisticsView(ClosedView):
     to: str
     jurisdictions: list[str]
     figures: dict[str, list[dict[str, Any]]]
+
+
+class WorklistItem(ClosedView):
+    """A person reported by a third party [CF §6-9] who has not registered yet."""
+
+    id: str
+    kind: Literal["hire", "tenancy"]
+    jurisdiction: str
+    name: str
+    citizen_id: str = Field(pattern=r"^[0-9]{6}\*{12}$", description="masked")
+    address: str
+    region: str
+    reported_by: str = Field(description="the organisation that reported")
+    reporter_role: Literal["employer", "property-manager", "agency", "landlord"]
+    occurred_on: date
+    received_at: AwareDatetime
+    reported_late: bool
+    declare_by: date | None
+    overdue: bool = Field(description="the day to declare by has passed")

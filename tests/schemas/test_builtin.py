@@ -32,6 +32,8 @@ SUBJECTS = {
     "proof.health-service",
     "proof.civil-affairs",
     "tap-decision",
+    "report.hire",
+    "report.tenancy",
 }
 PROOF_KINDS = {
     "proof.employment": ["employment", "business-licence"],

@@ -26,6 +26,8 @@ BUILTIN = {
     "proof.rental-registration",
     "proof.school-enrolment",
     "proof.social-insurance",
+    "report.hire",
+    "report.tenancy",
     "tap-decision",
 }
 PERSON = {
