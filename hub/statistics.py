@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -130,13 +131,16 @@ class Figures:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def _rows(session: Session, query: sa.Select[*tuple[Any, ...]]) -> list[dict[str, Any]]:
+Rows = list[dict[str, Any]]
+
+
+def _rows(session: Session, query: sa.Select[*tuple[Any, ...]]) -> Rows:
     return [dict(row._mapping) for row in session.execute(query)]
 
 
 def _events(
-    session: Session, period: Period, served: Sequence[str], kind: str, restoring: bool | None
-) -> list[dict[str, Any]]:
+    session: Session, period: Period, served: Sequence[str], *, kind: str, restoring: bool | None
+) -> Rows:
     """Events of one type by jurisdiction and month; for endorsements, restorations (of a
     suspended permit) apart from the yearly ones."""
     month = china_month(col(PermitEvent.at)).label("month")
@@ -161,12 +165,9 @@ def _events(
     return _rows(session, query)
 
 
-def compute(session: Session, period: Period, served: Sequence[str]) -> Figures:
-    """Every figure over the period for the jurisdictions served."""
-    figures = Figures(period, tuple(served))
-    tables = figures.tables
+def _registrations(session: Session, period: Period, served: Sequence[str]) -> Rows:
     registered = date_month(col(Registration.registered_on)).label("month")
-    tables["registrations"] = _rows(
+    return _rows(
         session,
         sa.select(
             col(Registration.jurisdiction).label("jurisdiction"),
@@ -181,8 +182,11 @@ def compute(session: Session, period: Period, served: Sequence[str]) -> Figures:
         .group_by(col(Registration.jurisdiction), registered)
         .order_by(col(Registration.jurisdiction), registered),
     )
+
+
+def _accepted(session: Session, period: Period, served: Sequence[str]) -> Rows:
     accepted = date_month(col(Permit.accepted_on)).label("month")
-    tables["applications_accepted"] = _rows(
+    return _rows(
         session,
         sa.select(
             col(Permit.jurisdiction).label("jurisdiction"), accepted, sa.func.count().label("count")
@@ -195,8 +199,11 @@ def compute(session: Session, period: Period, served: Sequence[str]) -> Figures:
         .group_by(col(Permit.jurisdiction), accepted)
         .order_by(col(Permit.jurisdiction), accepted),
     )
-    tables["applications_refused"] = _refusals(session, period, served)
-    tables["permits_by_state"] = _rows(
+
+
+def _by_state(session: Session, period: Period, served: Sequence[str]) -> Rows:
+    """Permits by state now (a state is not a monthly flow)."""
+    return _rows(
         session,
         sa.select(
             col(Permit.jurisdiction).label("jurisdiction"),
@@ -207,18 +214,9 @@ def compute(session: Session, period: Period, served: Sequence[str]) -> Figures:
         .group_by(col(Permit.jurisdiction), col(Permit.state))
         .order_by(col(Permit.jurisdiction), col(Permit.state)),
     )
-    tables["issuance"], tables["issued_late"] = _issuance(session, period, served)
-    tables["endorsements"] = _events(session, period, served, "endorse", False)
-    tables["restorations"] = _events(session, period, served, "endorse", True)
-    tables["suspensions"] = _events(session, period, served, "suspend", None)
-    tables["cancellations"] = _events(session, period, served, "cancel", None)
-    tables["taps"] = _taps(session, period, served)
-    tables["pushes"] = _pushes(session, period, served)
-    tables["exchange_reads"] = _exchange_reads(session, period)
-    return figures
 
 
-def _refusals(session: Session, period: Period, served: Sequence[str]) -> list[dict[str, Any]]:
+def _refusals(session: Session, period: Period, served: Sequence[str]) -> Rows:
     """Refused applications by reason: each is an audit entry (application.assess, outcome
     refused:<reason>) whose subject is the applicant's keyed hash, the registration's too."""
     month = china_month(col(AuditEntry.at)).label("month")
@@ -259,14 +257,9 @@ def registration_of_subject() -> ColumnElement[bool]:
     return sa.and_(col(Registration.citizen_id_hash) == col(AuditEntry.subject), sa.not_(newer))
 
 
-def _issuance(
-    session: Session, period: Period, served: Sequence[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Issued within the deadline [CF §17] or late, by month of issue; and the late ones."""
-    issued_on = text_date(PermitEvent.payload["on"].as_string())
-    late = issued_on > col(Permit.issue_due_on)
-    month = china_month(col(PermitEvent.at)).label("month")
-    base = (
+def _issues(period: Period, served: Sequence[str]) -> sa.Select[*tuple[Any, ...]]:
+    """Issue events in the period, with their permits, for the columns a figure adds."""
+    return (
         sa.select()
         .select_from(PermitEvent)
         .join(Permit, col(Permit.id) == col(PermitEvent.permit_id))
@@ -277,6 +270,17 @@ def _issuance(
             col(Permit.jurisdiction).in_(served),
         )
     )
+
+
+def _late() -> sa.ColumnElement[bool]:
+    """Issued after the deadline [CF §17]: the event's day (China) after the permit's due day."""
+    return text_date(PermitEvent.payload["on"].as_string()) > col(Permit.issue_due_on)
+
+
+def _issuance(session: Session, period: Period, served: Sequence[str]) -> Rows:
+    """Issued within the deadline [CF §17] or late, by month of issue."""
+    month = china_month(col(PermitEvent.at)).label("month")
+    base, late = _issues(period, served), _late()
     counts = _rows(
         session,
         base.add_columns(
@@ -292,24 +296,30 @@ def _issuance(
         row["late"] = int(row["late"] or 0)
         row["on_time"] = row["issued"] - row["late"]
         row["on_time_share"] = round(row["on_time"] / row["issued"], 4)
+    return counts
+
+
+def _issued_late(session: Session, period: Period, served: Sequence[str]) -> Rows:
+    """The late issuances by receipt number, the first LATE_SHOWN of them."""
     listed = _rows(
         session,
-        base.add_columns(
+        _issues(period, served)
+        .add_columns(
             col(Permit.jurisdiction).label("jurisdiction"),
             col(Permit.receipt_number).label("receipt_number"),
             col(Permit.issue_due_on).label("issue_due_on"),
             PermitEvent.payload["on"].as_string().label("issued_on"),
         )
-        .where(late)
+        .where(_late())
         .order_by(col(PermitEvent.at))
         .limit(LATE_SHOWN),
     )
     for row in listed:
         row["issue_due_on"] = row["issue_due_on"].isoformat()
-    return counts, listed
+    return listed
 
 
-def _taps(session: Session, period: Period, served: Sequence[str]) -> list[dict[str, Any]]:
+def _taps(session: Session, period: Period, served: Sequence[str]) -> Rows:
     """Decisions at windows by department, service and decision; a card the hub does not
     know (a forgery, a misread) counts under no jurisdiction."""
     month = china_month(col(WindowDecision.decided_at)).label("month")
@@ -337,7 +347,7 @@ def _taps(session: Session, period: Period, served: Sequence[str]) -> list[dict[
     )
 
 
-def _pushes(session: Session, period: Period, served: Sequence[str]) -> list[dict[str, Any]]:
+def _pushes(session: Session, period: Period, served: Sequence[str]) -> Rows:
     """Holder records delivered to each department by push, by month of delivery."""
     month = china_month(col(Delivery.delivered_at)).label("month")
     dimensions: tuple[sa.ColumnElement[Any], ...] = (
@@ -360,7 +370,7 @@ def _pushes(session: Session, period: Period, served: Sequence[str]) -> list[dic
     )
 
 
-def _exchange_reads(session: Session, period: Period) -> list[dict[str, Any]]:
+def _exchange_reads(session: Session, period: Period, served: Sequence[str]) -> Rows:
     """Look-ups that found a holder and holder records read from the feed, by department and
     month, hub-wide: a feed page spans jurisdictions, and counts name no one."""
     month = china_month(col(AuditEntry.at)).label("month")
@@ -389,6 +399,33 @@ def _exchange_reads(session: Session, period: Period) -> list[dict[str, Any]]:
         row["count"] = int(row["count"] or 0)
         row["channel"] = "look-up" if row["channel"] == LOOKUP else "feed"
     return rows
+
+
+Figure = Callable[[Session, Period, Sequence[str]], Rows]
+FIGURES: Final[dict[str, Figure]] = {
+    "registrations": _registrations,
+    "applications_accepted": _accepted,
+    "applications_refused": _refusals,
+    "permits_by_state": _by_state,
+    "issuance": _issuance,
+    "issued_late": _issued_late,
+    "endorsements": partial(_events, kind="endorse", restoring=False),
+    "restorations": partial(_events, kind="endorse", restoring=True),
+    "suspensions": partial(_events, kind="suspend", restoring=None),
+    "cancellations": partial(_events, kind="cancel", restoring=None),
+    "taps": _taps,
+    "pushes": _pushes,
+    "exchange_reads": _exchange_reads,
+}
+"""Each figure by name: one grouped query each (bench/statistics.py times them one by one)."""
+
+
+def compute(session: Session, period: Period, served: Sequence[str]) -> Figures:
+    """Every figure over the period for the jurisdictions served."""
+    figures = Figures(period, tuple(served))
+    for name, figure in FIGURES.items():
+        figures.tables[name] = figure(session, period, served)
+    return figures
 
 
 def record_read(
