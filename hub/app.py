@@ -34,7 +34,9 @@ from hub.console import changes as console_changes
 from hub.console import delegated as console_delegated
 from hub.console import exchange as console_exchange
 from hub.console import governance as console_governance
+from hub.console import office as console_office
 from hub.console import signin as console_signin
+from hub.console import statistics as console_statistics
 from hub.console.pages import STATIC_DIR, problem_page
 from hub.console.session import KEY_PURPOSE, ConsoleSessions
 from hub.edge import Edge
@@ -117,6 +119,8 @@ def create_app(
     app.include_router(console_agreements.router)
     app.include_router(console_exchange.router)
     app.include_router(console_audit.router)
+    app.include_router(console_office.router)
+    app.include_router(console_statistics.router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     openapi.install(app, settings.issuer)
     docs.install(app, app.title)

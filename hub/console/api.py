@@ -48,6 +48,24 @@ SECTIONS: Final = (
         Text("谁在何时为何目的访问了什么", "Who saw what, when, and for what purpose"),
     ),
     (
+        "office",
+        "registry:read",
+        Text("受理", "Acceptance office"),
+        Text(
+            "查找办件、持证人页面、报告待办、查询记录报告",
+            "Find a case, holders, the worklist, access reports",
+        ),
+    ),
+    (
+        "statistics",
+        "registry:read",
+        Text("统计", "Statistics"),
+        Text(
+            "登记、发证、签注、核验与交换的考核统计",
+            "Registrations, issuance, taps and exchange, by month",
+        ),
+    ),
+    (
         "window",
         "verification:tap",
         Text("窗口", "Service window"),

@@ -67,3 +67,26 @@ def _without_scripts(root: Any) -> bytes:
             if child.tag == "script":
                 parent.remove(child)
     return bytes(etree.tostring(root))
+
+
+def per_month(
+    title: str, months: list[str], series: dict[str, list[float]], *, stacked: bool
+) -> bytes:
+    """Bars per month (stacked where the series add up to a whole), for the statistics."""
+    kind = pygal.StackedBar if stacked else pygal.Bar
+    chart = kind(
+        js=[],
+        title=title,
+        width=1100,
+        height=300,
+        style=STYLE,
+        legend_at_bottom=True,
+        truncate_legend=-1,
+        truncate_label=-1,
+        no_data_text="—",
+        x_label_rotation=0,
+    )
+    chart.x_labels = months
+    for name, values in series.items():
+        chart.add(name, values)
+    return _without_scripts(chart.render_tree())

@@ -27,7 +27,13 @@ def browser(app_client: TestClient) -> TestClient:
     return TestClient(app_client.app, base_url=ISSUER, follow_redirects=False)
 
 
-def new_staff(hub: Hub, name: str, *roles: str, department: str = "public-security") -> Credentials:
+def new_staff(
+    hub: Hub,
+    name: str,
+    *roles: str,
+    department: str = "public-security",
+    jurisdictions: tuple[str, ...] = (),
+) -> Credentials:
     with unit_of_work(hub.engine) as session:
         return add_staff(
             session,
@@ -38,6 +44,7 @@ def new_staff(hub: Hub, name: str, *roles: str, department: str = "public-securi
             roles=roles,
             actor=Actor("hub-admin", "hub"),
             now=hub.clock.now(),
+            jurisdictions=jurisdictions,
         )
 
 
@@ -103,6 +110,14 @@ def sign_in(
     home = follow(client, follow(client, callback))
     assert home.status_code == 200, home.text
     return SignedIn(client, home)
+
+
+def clerk(app_client: TestClient, hub: Hub, name: str = "zhao.lei") -> TestClient:
+    """An acceptance-office clerk of Chifeng signed in (no second factor for the role)."""
+    given = new_staff(hub, name, "acceptance-office", jurisdictions=("chifeng",))
+    client = browser(app_client)
+    sign_in(client, name, given.password, new_password="y" * 16)
+    return client
 
 
 def officer(app_client: TestClient, hub: Hub, name: str = "wang.fang") -> TestClient:
