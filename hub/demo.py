@@ -36,11 +36,13 @@ from hub.card.store import Card
 from hub.clock import CHINA
 from hub.composition import Hub
 from hub.db import unit_of_work
+from hub.demo_activity import add_activity
 from hub.permits import applications, eligibility, service
 from hub.permits.domain import Action, add_months, add_years
 from hub.permits.identity import CitizenId, CitizenIdVault
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
-from hub.permits.store import Outbox, Permit, PermitEvent, Proof, Registration
+from hub.permits.store import Outbox, Permit, PermitEvent, Proof, Registration, ThirdPartyReport
+from hub.verification.store import WindowDecision
 
 BATCH_SIZE = 200
 """Holders per transaction: large enough to be fast, small enough to report progress."""
@@ -379,6 +381,9 @@ class DemoSummary:
     events: int
     outbox: int
     cards: int
+    taps: int
+    reports_on_file: int
+    worklist: int
     holders_by_jurisdiction: dict[str, int]
     seconds: float = field(compare=False)
 
@@ -398,6 +403,8 @@ class DemoSummary:
             f"permits: {self.permits} ({states}; {self.overdue_issuance} overdue for issuance)",
             f"proofs on file: {self.proofs}; refused applications: {self.refused_applications}",
             f"permit events: {self.events}; outbox rows: {self.outbox}; cards: {self.cards}",
+            f"window taps: {self.taps}; third parties' reports: {self.reports_on_file} on file,"
+            f" {self.worklist} on the worklist",
             f"loaded in {self.seconds:.1f} s",
         ]
 
@@ -439,6 +446,11 @@ def summarise(session: Session, today: date, seconds: float) -> DemoSummary:
         events=_count(session, PermitEvent),
         outbox=_count(session, Outbox),
         cards=_count(session, Card),
+        taps=_count(session, WindowDecision),
+        reports_on_file=_count(
+            session, ThirdPartyReport, col(ThirdPartyReport.status) == "on-file"
+        ),
+        worklist=_count(session, ThirdPartyReport, col(ThirdPartyReport.status) == "open"),
         holders_by_jurisdiction={str(code): int(n) for code, n in places},
         seconds=seconds,
     )
@@ -493,6 +505,7 @@ def load_demo(
         done += len(batch)
         if progress is not None:
             progress(done)
+    add_activity(hub, seed, today)
     with unit_of_work(hub.engine) as session:
         return summarise(session, today, timer.perf_counter() - started)
 

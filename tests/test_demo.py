@@ -40,6 +40,7 @@ def test_every_jurisdiction_gets_holders_and_every_state_occurs(
     assert {"valid", "suspended", "cancelled", "accepted"} <= set(summary.permits_by_state)
     assert summary.proofs > 0 and summary.refused_applications > 0
     assert summary.cards > 0 and summary.late_registrations > 0
+    assert summary.taps > 0 and summary.reports_on_file > 0 and summary.worklist > 0
     assert calls == [SMALL]  # one batch of 200 holds them all
     assert summary.seconds > 0
 

@@ -74,7 +74,7 @@ def test_no_router_imports_another() -> None:
     assert {name: imported for name, imported in crossings.items() if imported} == {}
 
 
-ENTRY_POINTS = ("hub.app", "hub.cli", "hub.deps", "hub.jobs", "hub.demo")
+ENTRY_POINTS = ("hub.app", "hub.cli", "hub.deps", "hub.jobs", "hub.demo", "hub.demo_activity")
 """What may take the whole Hub besides the routers: the app, the command line, the routers'
 dependencies, the scheduled jobs and the demo loader, which each start a unit of work."""
 
