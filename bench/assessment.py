@@ -169,8 +169,9 @@ class Timed:
     floor_seconds: float
 
     @property
-    def ratio(self) -> float:
-        return self.hub_seconds / self.floor_seconds if self.floor_seconds else float("nan")
+    def ratio(self) -> float | None:
+        """None below a millisecond of floor, where the ratio is of noise."""
+        return self.hub_seconds / self.floor_seconds if self.floor_seconds >= 0.001 else None
 
 
 def load(engine: Engine, count: int, today: date) -> float:
@@ -302,11 +303,18 @@ def markdown(
         for t in timed
     ]
     total = sum(t.hub_seconds for t in timed)
+    ratios = sorted(t.ratio for t in timed if t.ratio is not None)
+    judged = (
+        f"target under {TARGET_SECONDS:.0f} s per figure on the 10,000-holder demo:"
+        f" {verdict(slowest.hub_seconds < TARGET_SECONDS)}"
+        if args.demo
+        else "stated, not judged: the one-second target is the 10,000-holder demo's"
+    )
     lines += [
         "",
-        f"- Slowest figure: {slowest.figure}, **{slowest.hub_seconds:.2f} s** (target under"
-        f" {TARGET_SECONDS:.0f} s per figure: {verdict(slowest.hub_seconds < TARGET_SECONDS)});"
-        f" the whole dashboard {total:.2f} s.",
+        f"- Slowest figure: {slowest.figure}, **{slowest.hub_seconds:.2f} s** ({judged}); the"
+        f" whole dashboard {total:.2f} s. Hub / floor from {ratios[0]:.2f} to {ratios[-1]:.2f}:"
+        " the time is the database's grouping, not the hub's.",
     ]
     return "\n".join(lines)
 
