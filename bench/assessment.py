@@ -266,6 +266,10 @@ def run(args: argparse.Namespace, argv: Sequence[str], database: common.Database
     return 0
 
 
+def _ratio(timed: Timed) -> str:
+    return "—" if timed.ratio is None else f"{timed.ratio:.2f}"
+
+
 def markdown(
     timed: Sequence[Timed],
     loaded: float,
@@ -299,7 +303,7 @@ def markdown(
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {t.figure} | {t.rows:,} | {t.hub_seconds:.3f} | {t.floor_seconds:.3f} | {t.ratio:.2f} |"
+        f"| {t.figure} | {t.rows:,} | {t.hub_seconds:.3f} | {t.floor_seconds:.3f} | {_ratio(t)} |"
         for t in timed
     ]
     total = sum(t.hub_seconds for t in timed)
