@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -39,61 +39,49 @@ LATE_SHOWN: Final = 200
 """The late issuances listed by name (receipt number); the count covers all of them."""
 
 
-class china_month(FunctionElement[str]):
+class _PerDialect(FunctionElement[Any]):
+    """A function of one argument written for each database: `templates[dialect]`, the
+    argument's SQL in place of {}."""
+
+    inherit_cache = True
+    templates: ClassVar[Mapping[str, str]] = {}
+
+
+@compiles(_PerDialect)
+def _per_dialect(element: _PerDialect, compiler: SQLCompiler, **kw: Any) -> str:
+    (argument,) = list(element.clauses)
+    return element.templates[compiler.dialect.name].format(compiler.process(argument, **kw))
+
+
+class china_month(_PerDialect):
     """'YYYY-MM' of a stored UTC time, in China."""
 
     type = sa.String()
     inherit_cache = True
+    templates: ClassVar[Mapping[str, str]] = {
+        "postgresql": "to_char(({}) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')",
+        "sqlite": "strftime('%Y-%m', {}, '+8 hours')",
+    }
 
 
-@compiles(china_month, "postgresql")
-def _china_month_pg(element: china_month, compiler: SQLCompiler, **kw: Any) -> str:
-    (moment,) = list(element.clauses)
-    return f"to_char(({compiler.process(moment, **kw)}) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')"
-
-
-@compiles(china_month, "sqlite")
-def _china_month_sqlite(element: china_month, compiler: SQLCompiler, **kw: Any) -> str:
-    (moment,) = list(element.clauses)
-    return f"strftime('%Y-%m', {compiler.process(moment, **kw)}, '+8 hours')"
-
-
-class date_month(FunctionElement[str]):
+class date_month(_PerDialect):
     """'YYYY-MM' of a date column."""
 
     type = sa.String()
     inherit_cache = True
+    templates: ClassVar[Mapping[str, str]] = {
+        "postgresql": "to_char({}, 'YYYY-MM')",
+        "sqlite": "strftime('%Y-%m', {})",
+    }
 
 
-@compiles(date_month, "postgresql")
-def _date_month_pg(element: date_month, compiler: SQLCompiler, **kw: Any) -> str:
-    (day,) = list(element.clauses)
-    return f"to_char({compiler.process(day, **kw)}, 'YYYY-MM')"
-
-
-@compiles(date_month, "sqlite")
-def _date_month_sqlite(element: date_month, compiler: SQLCompiler, **kw: Any) -> str:
-    (day,) = list(element.clauses)
-    return f"strftime('%Y-%m', {compiler.process(day, **kw)})"
-
-
-class text_date(FunctionElement[date]):
-    """An ISO date held as text (an event's `on`), comparable with a date column."""
+class text_date(_PerDialect):
+    """An ISO date held as text (an event's `on`), comparable with a date column (SQLite keeps
+    dates as ISO text already)."""
 
     type = sa.Date()
     inherit_cache = True
-
-
-@compiles(text_date, "postgresql")
-def _text_date_pg(element: text_date, compiler: SQLCompiler, **kw: Any) -> str:
-    (text,) = list(element.clauses)
-    return f"CAST({compiler.process(text, **kw)} AS DATE)"
-
-
-@compiles(text_date, "sqlite")
-def _text_date_sqlite(element: text_date, compiler: SQLCompiler, **kw: Any) -> str:
-    (text,) = list(element.clauses)
-    return compiler.process(text, **kw)  # SQLite keeps dates as ISO text already
+    templates: ClassVar[Mapping[str, str]] = {"postgresql": "CAST({} AS DATE)", "sqlite": "{}"}
 
 
 @dataclass(frozen=True)

@@ -144,19 +144,7 @@ def test_bad_accounts_are_refused_and_nothing_is_written(
 
 
 def test_an_acceptance_clerk_serves_the_jurisdictions_given(engine: Engine) -> None:
-    with unit_of_work(engine) as session:
-        with pytest.raises(StaffRefused, match="unknown jurisdiction ningbo; one of: chifeng"):
-            add_staff(
-                session,
-                DESK,
-                name="zhao.lei",
-                display_name="赵磊",
-                department="public-security",
-                roles=["acceptance-office"],
-                actor=ADMIN,
-                now=NOW,
-                jurisdictions=["ningbo"],
-            )
+    def clerk(session: Session, *jurisdictions: str) -> None:
         add_staff(
             session,
             DESK,
@@ -166,8 +154,13 @@ def test_an_acceptance_clerk_serves_the_jurisdictions_given(engine: Engine) -> N
             roles=["acceptance-office"],
             actor=ADMIN,
             now=NOW,
-            jurisdictions=["chifeng"],
+            jurisdictions=jurisdictions,
         )
+
+    with unit_of_work(engine) as session:
+        with pytest.raises(StaffRefused, match="unknown jurisdiction ningbo; one of: chifeng"):
+            clerk(session, "ningbo")
+        clerk(session, "chifeng")
     with Session(engine) as session:
         assert jurisdictions_of(session, "staff:zhao.lei") == {"chifeng"}
         assert jurisdictions_of(session, "zhao.lei") == frozenset()
