@@ -56,7 +56,7 @@ from fastapi.responses import JSONResponse
 from hub.app import create_app
 from hub.auth.guard import public
 from hub.composition import build_hub
-from hub.permits.api import RegistrationBody
+from hub.permits.bodies import RegistrationBody
 from hub.permits.identity import CitizenId, parse_citizen_id
 from hub.settings import load_settings
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -19,12 +18,18 @@ from hub.db import INT_MAX, rfc3339
 from hub.deps import CurrentHub, DbSession, IsoDate
 from hub.etags import ETAG_HEADER, PRECONDITION_RESPONSES, expected_version, with_etag
 from hub.permits import applications, domain, eligibility, service
-from hub.permits.identity import CitizenId, InvalidCitizenId, citizen_id_problem, parse_citizen_id
-from hub.permits.jurisdictions import Code, ConditionKind, Jurisdiction
+from hub.permits.bodies import (
+    AddressChangeBody,
+    ApplicationBody,
+    RegistrationBody,
+    check_cancellation_reason,
+    citizen_id_at,
+    registration_input,
+)
+from hub.permits.jurisdictions import Code
 from hub.permits.problems import (
     ADDRESS_REFUSED,
     APPLICATION_INCOMPLETE,
-    CANCEL_REASON,
     INELIGIBLE,
 )
 from hub.permits.store import Permit
@@ -34,9 +39,7 @@ from hub.permits.views import (
     PermitEventView,
     PermitView,
     ProofView,
-    Reason,
     RegistrationView,
-    Relation,
     ResidenceView,
 )
 from hub.problems import FieldError, Problem, Text, problem_response
@@ -49,63 +52,6 @@ def _operation(path: str, method: str = "post") -> str:
     """The operationRef of an OpenAPI link to one of this router's operations (RFC 6901)."""
     pointer = (router.prefix + path).replace("~", "~0").replace("/", "~1")
     return f"#/paths/{pointer}/{method}"
-
-
-REGION = r"^[0-9]{6}$"
-
-
-class DeclarantBody(BaseModel):
-    relation: Relation
-    citizen_id: CitizenIdText = Field(description="The declarant's own ID number")
-    because: Literal["minor", "elderly-limited-mobility", "disabled"]
-
-
-class RegistrationBody(BaseModel):
-    """Residence registration with the fields of [CF §11]."""
-
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "citizen_id": "11010519491231002X",
-                    "name": "王芳",
-                    "ethnicity": "汉族",
-                    "household_address": "北京市朝阳区某街道1号",
-                    "household_region": "110105",
-                    "current_address": "赤峰市红山区长青路12号3栋2单元501室",
-                    "current_region": "150402",
-                    "reason": "employment",
-                    "workplace": "赤峰华达物流有限公司",
-                    "contact": "13800000000",
-                    "arrived_on": "2025-06-02",
-                    "temporary_permit_since": "2025-06-02",
-                }
-            ]
-        }
-    }
-
-    citizen_id: CitizenIdText
-    name: str = Field(min_length=1, max_length=64)
-    ethnicity: str = Field(min_length=1, max_length=32)
-    household_address: str = Field(min_length=1, max_length=256)
-    household_region: str = Field(pattern=REGION)
-    current_address: str = Field(min_length=1, max_length=256)
-    current_region: str = Field(pattern=REGION)
-    reason: Reason
-    workplace: str | None = Field(default=None, max_length=256)
-    contact: str = Field(pattern=r"^\+?[0-9\- ]{5,20}$")
-    arrived_on: IsoDate
-    temporary_permit_since: IsoDate | None = Field(
-        default=None, description="Start of an old temporary-residence permit (暂住证) to import"
-    )
-    declarant: DeclarantBody | None = None
-
-
-def _citizen_id(text: str, today: date, pointer: str) -> CitizenId:
-    try:
-        return parse_citizen_id(text, today=today)
-    except InvalidCitizenId as error:
-        raise citizen_id_problem(error, pointer) from None
 
 
 @router.post(
@@ -146,28 +92,7 @@ def create_registration(
     hub: CurrentHub,
 ) -> JSONResponse:
     today = hub.clock.today()
-    declarant = body.declarant
-    data = service.RegistrationInput(
-        citizen_id=_citizen_id(body.citizen_id, today, "/citizen_id"),
-        name=body.name,
-        ethnicity=body.ethnicity,
-        household_address=body.household_address,
-        household_region=body.household_region,
-        current_address=body.current_address,
-        current_region=body.current_region,
-        reason=body.reason,
-        workplace=body.workplace,
-        contact=body.contact,
-        arrived_on=body.arrived_on,
-        temporary_permit_since=body.temporary_permit_since,
-        declarant=service.Declarant(
-            declarant.relation,
-            _citizen_id(declarant.citizen_id, today, "/declarant/citizen_id"),
-            declarant.because,
-        )
-        if declarant
-        else None,
-    )
+    data = registration_input(body, today)
     registration = service.register(
         session,
         hub.lifecycle,
@@ -249,21 +174,6 @@ def get_permit(permit: PermitRead) -> JSONResponse:
     return with_etag(service.view(permit))
 
 
-def _check_cancellation_reason(place: Jurisdiction, reason: str | None) -> None:
-    """A cancellation names one of the jurisdiction's reasons [CF §23] where it lists them."""
-    codes = [entry.code for entry in place.cancellation]
-    if codes and reason not in codes:
-        raise Problem(
-            CANCEL_REASON,
-            Text(
-                f"注销原因须为：{'、'.join(codes)}",
-                f"The reason must be one of: {', '.join(codes)}",
-            ),
-            errors=[FieldError(Text("注销原因无效", "invalid reason"), pointer="/reason")],
-            extensions={"cite": place.cancellation[0].cite},
-        )
-
-
 @router.get(
     "/permits/{permit_id}/events",
     summary="The permit's history, oldest first, a page at a time (audited)",
@@ -298,36 +208,6 @@ def permit_events(
 
 
 # --- applications and proofs ---------------------------------------------------------------
-
-
-class ApplicationBody(BaseModel):
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "registration_id": "7f0c2d4e-5d7b-4d8a-9a53-3c1f1f6f2b11",
-                    "condition": "residence",
-                    "form": "rented",
-                    "materials": ["id-card", "photo", "lease-contract"],
-                }
-            ]
-        }
-    }
-
-    registration_id: str = Field(
-        min_length=1, max_length=36, description="The `id` of `POST /registrations`"
-    )
-    condition: ConditionKind | None = None
-    form: Code | None = Field(
-        default=None,
-        max_length=64,
-        description="A form of the condition in the registration's jurisdiction, e.g. Chifeng's"
-        " owned, purchased, rented or dormitory for residence; else a 422 listing them",
-    )
-    exemption: Code | None = Field(default=None, max_length=64)
-    materials: list[Annotated[Code, Field(max_length=64)]] = Field(
-        default_factory=list, max_length=50
-    )
 
 
 @router.post(
@@ -488,7 +368,7 @@ class ProofBody(BaseModel):
 def record_proof(
     actor: CurrentActor, body: ProofBody, session: DbSession, hub: CurrentHub
 ) -> JSONResponse:
-    citizen_id = _citizen_id(body.citizen_id, hub.clock.today(), "/citizen_id")
+    citizen_id = citizen_id_at(body.citizen_id, hub.clock.today(), "/citizen_id")
     data = applications.ProofInput(
         citizen_id_hash=hub.vault.lookup_hash(citizen_id),
         kind=body.kind,
@@ -515,12 +395,6 @@ def record_proof(
         "details": proof.details,
     }
     return JSONResponse(view, status_code=201 if new else 200)
-
-
-class AddressChangeBody(BaseModel):
-    new_address: str = Field(min_length=1, max_length=256, examples=["赤峰市松山区某小区5号楼"])
-    new_region: str = Field(pattern=REGION, examples=["150404"])
-    moved_on: IsoDate
 
 
 @router.post(
@@ -679,6 +553,6 @@ def cancel_permit(
     body: Annotated[CancelBody | None, Body()] = None,
 ) -> JSONResponse:
     reason = body.reason if body else None
-    _check_cancellation_reason(hub.jurisdictions[permit.jurisdiction], reason)
+    check_cancellation_reason(hub.jurisdictions[permit.jurisdiction], reason)
     details = {"reason": reason} if reason else None
     return _act(request, actor, session, hub, permit.id, domain.Action.CANCEL, details)
