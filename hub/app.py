@@ -30,6 +30,7 @@ from hub.connectors.relay import Relay, start_relay, stop_relay
 from hub.console import agreements as console_agreements
 from hub.console import api as console_api
 from hub.console import audit as console_audit
+from hub.console import casework as console_casework
 from hub.console import changes as console_changes
 from hub.console import delegated as console_delegated
 from hub.console import exchange as console_exchange
@@ -120,6 +121,7 @@ def create_app(
     app.include_router(console_exchange.router)
     app.include_router(console_audit.router)
     app.include_router(console_office.router)
+    app.include_router(console_casework.router)
     app.include_router(console_statistics.router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     openapi.install(app, settings.issuer)

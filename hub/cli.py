@@ -291,7 +291,8 @@ def staff_disable(name: str) -> None:
 
 @staff.command("list")
 def staff_list() -> None:
-    """Every account: name, department, roles, second factor, state (nothing secret)."""
+    """Every account: name, department, roles, second factor, state, jurisdictions served
+    (nothing secret)."""
     from hub.auth.staff import list_staff
     from hub.db import unit_of_work
 
@@ -302,9 +303,10 @@ def staff_list() -> None:
         roles = ",".join(role.value for role in member.roles)
         factor = "totp" if member.second_factor else "password"
         state = "disabled" if member.disabled else "active"
+        served = ",".join(member.jurisdictions) or "-"
         click.echo(
             f"{member.name}\t{member.display_name}\t{member.department.value}\t{roles}"
-            f"\t{factor}\t{state}"
+            f"\t{factor}\t{state}\t{served}"
         )
 
 

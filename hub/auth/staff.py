@@ -90,6 +90,7 @@ class Member:
     second_factor: bool
     disabled: bool
     must_change_password: bool = False
+    jurisdictions: tuple[str, ...] = ()  # where an acceptance-office clerk finds people
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -146,6 +147,7 @@ def member_of(row: StaffAccount) -> Member:
         row.totp_sealed is not None,
         row.disabled_at is not None,
         row.must_change_password,
+        tuple(row.jurisdictions.split()),
     )
 
 

@@ -177,6 +177,7 @@ def holder_page(request: Request, permit_id: str, session: DbSession) -> Respons
             if a in ACTIONS and a.value in view["allowed_actions"]
         ],
         done=request.query_params.get("done"),
+        reasons=hub.jurisdictions[permit.jurisdiction].cancellation,
     )
 
 

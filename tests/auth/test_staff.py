@@ -207,8 +207,8 @@ def test_staff_at_the_console(database_url: str, tmp_path: Path) -> None:
     assert run_hub("staff", "disable", "li.lei", env=env).stdout == "li.lei: disabled\n"
     listed = run_hub("staff", "list", env=env).stdout.splitlines()
     assert listed == [
-        "li.lei\t李雷\teducation\twindow-clerk\tpassword\tdisabled",
-        "wang.fang\t王芳\tpublic-security\tauditor,governance\ttotp\tactive",
+        "li.lei\t李雷\teducation\twindow-clerk\tpassword\tdisabled\t-",
+        "wang.fang\t王芳\tpublic-security\tauditor,governance\ttotp\tactive\t-",
     ]
     assert password not in run_hub("staff", "list", env=env).stdout
     refused = run_hub(
