@@ -28,7 +28,7 @@ from hub.console.pages import (
 )
 from hub.db import unit_of_work
 from hub.deps import DbSession
-from hub.permits import domain, reports, search, service
+from hub.permits import domain, reports, scoring, search, service
 from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_citizen_id
 from hub.permits.store import Proof
 from hub.problems import VALIDATION_FAILED, Problem
@@ -161,6 +161,12 @@ def holder_page(request: Request, permit_id: str, session: DbSession) -> Respons
     )
     proofs = list(session.exec(on_file.order_by(col(Proof.valid_from))).all())
     view = service.view(permit)
+    place = hub.jurisdictions[permit.jurisdiction]
+    points = (
+        scoring.holder_points(session, hub.audit, permit, place, day, actor=actor, now=now)
+        if place.points
+        else None
+    )
     return render(
         request,
         "holder.html",
@@ -177,7 +183,8 @@ def holder_page(request: Request, permit_id: str, session: DbSession) -> Respons
             if a in ACTIONS and a.value in view["allowed_actions"]
         ],
         done=request.query_params.get("done"),
-        reasons=hub.jurisdictions[permit.jurisdiction].cancellation,
+        reasons=place.cancellation,
+        points=points,
     )
 
 

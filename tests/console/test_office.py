@@ -5,7 +5,8 @@ statistics dashboard; a clerk of another role is refused."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, date, datetime
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
@@ -15,11 +16,16 @@ from hub.auth.domain import ClientKind, ReporterRole
 from hub.auth.service import Organisation
 from hub.clock import FixedClock
 from hub.composition import Hub
+from hub.db import unit_of_work
+from hub.permits.identity import parse_citizen_id
+from hub.permits.store import PermitEvent, Registration
 from tests.auth.helpers import access_token, bearer
 from tests.connectors.helpers import Holder, make_holders, seed_agreements
 from tests.console.helpers import browser, clerk, hidden_fields, new_staff, sign_in
+from tests.factories import ADULT, STORED_AT, add_registration, new_permit
 
 PURPOSE = "窗口办理：发证"
+TODAY = date(2026, 10, 13)
 
 
 def _holder(hub: Hub, clock: FixedClock) -> Holder:
@@ -130,3 +136,36 @@ def test_a_window_clerk_is_refused_the_office(app_client: TestClient, hub: Hub) 
     sign_in(client, "li.lei", given.password, new_password="z" * 16)
     assert client.get("/console/office").status_code == 403
     assert client.get("/console/statistics").status_code == 403
+
+
+def test_the_holders_page_shows_points_indicators_where_the_city_has_a_scheme(
+    app_client: TestClient, hub: Hub, clock: FixedClock
+) -> None:
+    """Ningbo rations by points [NB 三(三)] but publishes no table in the seeds: indicators,
+    their evidence, and no invented score."""
+    holder = uuid.uuid4().hex * 2
+    with unit_of_work(hub.engine) as session:
+        registration = session.get(Registration, add_registration(session, holder))
+        assert registration is not None
+        registration.citizen_id_sealed = hub.vault.seal(parse_citizen_id(ADULT, today=TODAY))
+        permit = new_permit(registration.id, holder, "valid")
+        permit.jurisdiction = "ningbo"
+        session.add(permit)
+        session.flush()
+        session.add(
+            PermitEvent(
+                permit_id=permit.id,
+                type="accept",
+                payload={"residence_start": "2023-03-01"},
+                state_after="valid",
+                actor_client_id="test",
+                at=STORED_AT,
+            )
+        )
+    given = new_staff(hub, "qian.li", "acceptance-office", jurisdictions=("ningbo",))
+    client = browser(app_client)
+    sign_in(client, "qian.li", given.password, new_password="q" * 16)
+    page = client.get(f"/console/office/permits/{permit.id}?on=2026-10-13")
+    assert page.status_code == 200, page.text
+    assert 'id="points"' in page.text and "residence-years" in page.text
+    assert "不计分值" in page.text or "no score" in page.text
