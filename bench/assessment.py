@@ -28,8 +28,6 @@ The result goes to bench/RESULTS.md, replacing the previous one for the same dat
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -48,10 +46,7 @@ if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the p
 from bench import common
 from bench.common import BenchError, _bounded_int, verdict
 from hub import statistics
-from hub.composition import build_hub
 from hub.demo import load_demo
-from hub.migrate import upgrade
-from hub.settings import load_settings
 
 SCRIPT = "bench/assessment.py"
 TARGET_SECONDS = 1.0
@@ -229,16 +224,7 @@ def _floor_time(engine: Engine, sent: Sequence[tuple[str, Any]]) -> float:
 def run(args: argparse.Namespace, argv: Sequence[str], database: common.Database) -> int:
     if database.key != "postgresql" and not args.demo:
         raise BenchError("without --demo the benchmark loads with PostgreSQL's generate_series")
-    os.environ.update(
-        {
-            "HUB_DATABASE_URL": database.url,
-            "HUB_SECRET_KEY": secrets.token_urlsafe(48),
-            "HUB_SCHEDULER_ENABLED": "false",
-        }
-    )
-    settings = load_settings()
-    upgrade(settings.database_url)
-    hub = build_hub(settings)
+    hub = common.scratch_hub(database)
     today = datetime.now(UTC).date()
     last = f"{today:%Y-%m}"
     first = f"{today.year - 1:04d}-{today.month:02d}"

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
 import statistics
 import subprocess
@@ -45,17 +44,15 @@ import sqlalchemy as sa
 from hub import jobs
 from hub.audit import Actor
 from hub.auth.domain import Department
-from hub.composition import Hub, build_hub
+from hub.composition import Hub
 from hub.connectors.config import PARTNERS, DeliveryMode, DepartmentLink, load_departments
 from hub.connectors.receiver import read_received
 from hub.connectors.relay import Relay, RelayPolicy
 from hub.connectors.signing import Signer, new_secret
 from hub.db import unit_of_work
-from hub.migrate import upgrade
 from hub.permits.identity import parse_citizen_id
 from hub.permits.store import Permit, Registration
 from hub.schemas import agreements
-from hub.settings import load_settings
 
 if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the path, not the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -245,16 +242,8 @@ def raw_round(links: dict[str, DepartmentLink], count: int, tag: str) -> float:
 def run(args: argparse.Namespace, argv: Sequence[str], database: common.Database) -> int:
     if database.key != "postgresql":
         raise BenchError("the delivery benchmark runs on PostgreSQL: pass --database-url")
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": database.url,
-        "HUB_SECRET_KEY": secrets.token_urlsafe(48),
-        "HUB_SCHEDULER_ENABLED": "false",
-    }
-    os.environ.update(env)
-    settings = load_settings()
-    upgrade(settings.database_url)
-    hub = build_hub(settings)
+    hub = common.scratch_hub(database)
+    env = dict(os.environ)
     hub.prepare()
     with unit_of_work(hub.engine) as session:
         agreements.seed(

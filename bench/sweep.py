@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -48,10 +46,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub import jobs
-from hub.composition import build_hub
-from hub.migrate import upgrade
 from hub.permits.outbox import snapshot_sql
-from hub.settings import load_settings
 
 if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the path, not the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -204,16 +199,7 @@ def check(engine: Engine, count: int) -> None:
 def run(args: argparse.Namespace, argv: Sequence[str], database: common.Database) -> int:
     if database.key != "postgresql":
         raise BenchError("the sweep benchmark runs on PostgreSQL: pass --database-url")
-    os.environ.update(
-        {
-            "HUB_DATABASE_URL": database.url,
-            "HUB_SECRET_KEY": secrets.token_urlsafe(48),
-            "HUB_SCHEDULER_ENABLED": "false",
-        }
-    )
-    settings = load_settings()
-    upgrade(settings.database_url)
-    hub = build_hub(settings)
+    hub = common.scratch_hub(database)
     today = datetime.now(UTC).date()
     try:
         print(f"{database.description}: loading {args.permits:,} expired permits", flush=True)

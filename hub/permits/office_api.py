@@ -24,11 +24,9 @@ from hub.composition import Hub
 from hub.db import rfc3339
 from hub.deps import CurrentHub, DbSession, IsoDate
 from hub.permits import reports, search, service
+from hub.permits.bodies import citizen_id_at
 from hub.permits.identity import (
     CitizenId,
-    InvalidCitizenId,
-    citizen_id_problem,
-    parse_citizen_id,
 )
 from hub.permits.views import (
     AccessReportView,
@@ -101,10 +99,7 @@ class SearchBody(BaseModel):
 
 
 def _citizen_id_hash(hub: Hub, text: str) -> tuple[str, CitizenId]:
-    try:
-        citizen_id = parse_citizen_id(text, today=hub.clock.today())
-    except InvalidCitizenId as error:
-        raise citizen_id_problem(error, "/citizen_id") from None
+    citizen_id = citizen_id_at(text, hub.clock.today(), "/citizen_id")
     return hub.vault.lookup_hash(citizen_id), citizen_id
 
 
