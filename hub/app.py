@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
-from hub import docs, openapi, problems
+from hub import docs, openapi, problems, readiness
 from hub.auth import api as auth_api
 from hub.auth.delegation import Delegation
 from hub.auth.guard import (
@@ -67,6 +68,7 @@ def create_app(
         scheduler = build_scheduler(hub) if settings.scheduler_enabled else None
         if scheduler is not None:
             scheduler.start()
+        app.state.scheduler = scheduler
         relay = _start_relay(hub) if settings.relay_enabled else None
         try:
             yield
@@ -131,6 +133,28 @@ def create_app(
     @public
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    probe = readiness.Probe(hub.engine, hub.keyring.check_value(), settings)
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: database at head, master key, relay lag, scheduler",
+        responses={503: {"description": "Not ready: `failed` names the checks that failed"}},
+    )
+    @public
+    async def readyz() -> JSONResponse:
+        scheduler = getattr(app.state, "scheduler", None)
+        running = scheduler.running if scheduler is not None else None
+        found = await asyncio.to_thread(readiness.check, probe, hub.clock.now(), running)
+        failed = [c.name for c in found if not c.ok]
+        body = {
+            "status": "not-ready" if failed else "ready",
+            "failed": failed,
+            "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in found},
+        }
+        headers = {"Cache-Control": "no-store"}
+        return JSONResponse(body, status_code=503 if failed else 200, headers=headers)
 
     @app.get("/problems/{slug}", tags=["operations"], summary="What a problem type means")
     @public

@@ -18,6 +18,13 @@ def _config(database_url: str) -> Config:
     return config
 
 
+def head_revision() -> str | None:
+    """The newest migration this code carries (what a database must be at to be served)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config("")).get_current_head()
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(_config(database_url), revision)
 

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     catalogue_file: Path = Path("catalogue.toml")
     access_file: Path = Path("access.toml")
     relay_enabled: bool = True
+    ready_relay_lag_seconds: int = Field(default=900, ge=1, le=7 * 86_400)
+    """/readyz fails while a delivery has waited longer than this (the relay is stuck)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
     workers: int = Field(default=1, ge=1, le=64)
