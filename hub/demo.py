@@ -39,7 +39,7 @@ from hub.db import unit_of_work
 from hub.demo_activity import add_activity
 from hub.permits import applications, eligibility, service
 from hub.permits.domain import Action, add_months, add_years
-from hub.permits.identity import CitizenId, CitizenIdVault
+from hub.permits.identity import CitizenId, CitizenIdVault, with_check_character
 from hub.permits.jurisdictions import ConditionKind, Jurisdiction
 from hub.permits.store import Outbox, Permit, PermitEvent, Proof, Registration, ThirdPartyReport
 from hub.verification.store import WindowDecision
@@ -246,13 +246,6 @@ class Person:
         return CitizenId(self.citizen_id).birth_date
 
 
-def _with_check(first17: str) -> str:
-    """Append the GB 11643 (ISO 7064 MOD 11-2) check character."""
-    total = sum(int(digit) * (2 ** (17 - i) % 11) for i, digit in enumerate(first17))
-    check = (12 - total % 11) % 11
-    return first17 + ("X" if check == 10 else str(check))
-
-
 def _random_day(rng: random.Random, first: date, last: date) -> date:
     if last <= first:
         return first
@@ -312,7 +305,7 @@ def generate_people(
             born = _random_day(rng, date(1962, 1, 1), date(2003, 12, 31))
         male = rng.random() < 0.55
         sequence = rng.randrange(0, 500) * 2 + (1 if male else 0)
-        citizen_id = _with_check(f"{origin[0]}{born:%Y%m%d}{sequence:03d}")
+        citizen_id = with_check_character(f"{origin[0]}{born:%Y%m%d}{sequence:03d}")
         if citizen_id in seen:
             continue
         seen.add(citizen_id)
@@ -583,7 +576,7 @@ class _History:
         age = _age(citizen_id.birth_date, registered)
         if proxy is not None and age < proxy.minors_under_years and "guardian" in proxy.by:
             parent_born = add_years(citizen_id.birth_date, -rng.randint(22, 35))
-            parent = _with_check(
+            parent = with_check_character(
                 f"{person.household_region}{parent_born:%Y%m%d}{rng.randint(0, 999):03d}"
             )
             declarant = service.Declarant("guardian", CitizenId(parent), "minor")

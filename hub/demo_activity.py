@@ -19,13 +19,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from hub.audit import Actor
-from hub.auth.domain import ReporterRole
+from hub.auth.domain import ReporterRole, credit_code_check_character
 from hub.card.store import Card
 from hub.clock import CHINA
 from hub.composition import Hub
 from hub.db import unit_of_work
 from hub.permits import reports
-from hub.permits.identity import parse_citizen_id
+from hub.permits.identity import parse_citizen_id, with_check_character
 from hub.permits.store import Permit, Registration
 from hub.verification.domain import Reason, audit_outcome
 from hub.verification.service import TAP_ACTION, purpose_of
@@ -37,8 +37,6 @@ REPORTED_SHARE: Final = 0.08
 """Of the registered, those an employer or property manager also reported."""
 UNREGISTERED_REPORTS: Final = 0.015
 """People reported who never registered, per holder of the demo."""
-_CREDIT_ALPHABET: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_CREDIT_WEIGHTS: Final = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 ORGANISATIONS: Final = (
     ("赤峰华达物流有限公司", ReporterRole.EMPLOYER, "chifeng"),
     ("赤峰草原乳业有限公司", ReporterRole.EMPLOYER, "chifeng"),
@@ -54,8 +52,7 @@ ORGANISATIONS: Final = (
 def credit_code(seed: int) -> str:
     """A made-up unified social credit code with its GB 32100 check character."""
     body = f"911504{seed:08d}MA0"
-    total = sum(_CREDIT_ALPHABET.index(c) * w for c, w in zip(body, _CREDIT_WEIGHTS, strict=True))
-    return body + _CREDIT_ALPHABET[(31 - total % 31) % 31]
+    return body + credit_code_check_character(body)
 
 
 def add_activity(hub: Hub, seed: int, today: date) -> None:
@@ -212,7 +209,4 @@ def _citizen_id(rng: random.Random, n: int) -> str:
     """A valid number of someone born 1975-2004 in Liaoning, Hebei or Shandong."""
     region = rng.choice(("210102", "130102", "370102", "410105"))
     born = date(1975, 1, 1) + timedelta(days=rng.randint(0, 29 * 365))
-    first17 = f"{region}{born:%Y%m%d}{(n % 900) + 100:03d}"
-    total = sum(int(d) * (2 ** (17 - i) % 11) for i, d in enumerate(first17))
-    check = (12 - total % 11) % 11
-    return first17 + ("X" if check == 10 else str(check))
+    return with_check_character(f"{region}{born:%Y%m%d}{(n % 900) + 100:03d}")

@@ -88,16 +88,21 @@ _CREDIT_CODE_CHARACTERS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
+def credit_code_check_character(first17: str) -> str:
+    """The GB 32100 check character (MOD 31) over a credit code's first 17 characters."""
+    total = sum(
+        _CREDIT_CODE_CHARACTERS.index(c) * w
+        for c, w in zip(first17, _CREDIT_CODE_WEIGHTS, strict=True)
+    )
+    return _CREDIT_CODE_CHARACTERS[(31 - total % 31) % 31]
+
+
 def valid_credit_code(code: str) -> bool:
     """A unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters of its
     alphabet, the last a check character over the first 17 (MOD 31)."""
     if len(code) != 18 or any(c not in _CREDIT_CODE_CHARACTERS for c in code):
         return False
-    total = sum(
-        _CREDIT_CODE_CHARACTERS.index(c) * w
-        for c, w in zip(code[:17], _CREDIT_CODE_WEIGHTS, strict=True)
-    )
-    return _CREDIT_CODE_CHARACTERS[(31 - total % 31) % 31] == code[17]
+    return credit_code_check_character(code[:17]) == code[17]
 
 
 class Role(StrEnum):

@@ -257,6 +257,11 @@ def _check_characters(value: str) -> None:
         )
 
 
+def with_check_character(first17: str) -> str:
+    """A number made of 17 ASCII digits and its check character (for generated data)."""
+    return first17 + _check_character(first17)
+
+
 def _check_character(first17: str) -> str:
     """ISO 7064 MOD 11-2 over the first 17 digits (ASCII, as `_check` has made sure): over
     their character codes, less what the weighted codes of "0" add up to."""
