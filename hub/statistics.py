@@ -408,11 +408,14 @@ FIGURES: Final[dict[str, Figure]] = {
 """Each figure by name: one grouped query each (bench/statistics.py times them one by one)."""
 
 
-def compute(session: Session, period: Period, served: Sequence[str]) -> Figures:
-    """Every figure over the period for the jurisdictions served."""
+def compute(
+    session: Session, period: Period, served: Sequence[str], only: Sequence[str] = tuple(FIGURES)
+) -> Figures:
+    """The figures named in `only` (every one by default) over the period for the
+    jurisdictions served."""
     figures = Figures(period, tuple(served))
-    for name, figure in FIGURES.items():
-        figures.tables[name] = figure(session, period, served)
+    for name in only:
+        figures.tables[name] = FIGURES[name](session, period, served)
     return figures
 
 

@@ -44,13 +44,17 @@ def _months(period: statistics.Period) -> list[str]:
     return out
 
 
-def _figures(request: Request, session: DbSession) -> statistics.Figures:
+def _figures(
+    request: Request, session: DbSession, only: tuple[str, ...] = tuple(statistics.FIGURES)
+) -> statistics.Figures:
+    """The figures a page or chart shows (a chart computes its own one alone), the read
+    audited like the API's."""
     hub: Hub = request.app.state.hub
     served = jurisdictions_of(session, principal_of(request).client_id)
     if not served:
         raise NoJurisdiction()
     period = _period(hub)
-    figures = statistics.compute(session, period, sorted(served))
+    figures = statistics.compute(session, period, sorted(served), only)
     statistics.record_read(session, hub.audit, actor_of(request), period, hub.clock.now())
     return figures
 
@@ -93,7 +97,7 @@ def statistics_csv(request: Request, session: DbSession) -> Response:
 def statistics_chart(request: Request, chart: str, session: DbSession) -> Response:
     if chart not in CHARTS:
         return Response(status_code=404, headers=SECURITY_HEADERS)
-    figures = _figures(request, session)
+    figures = _figures(request, session, (chart,))
     months = _months(figures.period)
     series: dict[str, list[float]] = {}
     language = language_of(request)

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditLog
 from hub.permits import points
-from hub.permits.eligibility import ProofOnFile, months_between
+from hub.permits.eligibility import ProofOnFile
 from hub.permits.jurisdictions import Jurisdiction, PointsTable
 from hub.permits.problems import POINTS_UNAVAILABLE
 from hub.permits.service import audit_disclosure, residence_of
@@ -141,8 +141,7 @@ def ranking(
         start = permit.residence_start if permit.residence_start <= today else None
         residence = points.residence(permit.registration_id, start, today, REGISTRY_DEPARTMENT)
         found = points.measures(scheme, residence, proofs[permit.citizen_id_hash], today)
-        months = months_between(start, today) if start else 0
-        ranked.append(Ranked(permit, points.score(table, found), months))
+        ranked.append(Ranked(permit, points.score(table, found), residence.months))
     ranked.sort(
         key=lambda r: points.ranking_key(
             r.score.total, r.residence_months, r.permit.residence_start
