@@ -33,6 +33,7 @@ from hub.connectors.config import DepartmentLink
 from hub.connectors.store import Delivery
 from hub.db import aware
 from hub.permits.store import Permit, PermitEvent
+from hub.problems import VALIDATION_FAILED, DomainProblem, Problem, Text
 from hub.publishing.disclosures import AgreementsThen, disclosed_record
 
 REPORT_ACTION: Final = "access-report"
@@ -72,6 +73,42 @@ def _channel(entry: AuditEntry) -> str | None:
     if entry.outcome != "disclosed":
         return "audit" if entry.action == "audit.search" and entry.outcome != "found 0" else None
     return "access-report" if entry.action == REPORT_ACTION else "registry"
+
+
+class PeriodRefused(DomainProblem):
+    """A period that runs backwards or spans more than MAX_DAYS."""
+
+    def problem(self) -> Problem:
+        wording = Text(
+            f"期间须从早到晚，且不超过 {MAX_DAYS} 天",
+            f"The period runs forward and spans at most {MAX_DAYS} days",
+        )
+        return Problem(VALIDATION_FAILED, wording, errors=self.field_errors(wording))
+
+
+def check_period(since: date, until: date) -> None:
+    """`since` on or before `until`, at most MAX_DAYS apart; else PeriodRefused at /until."""
+    if since > until or (until - since).days >= MAX_DAYS:
+        raise PeriodRefused().at("/until")
+
+
+def holder_report(
+    session: Session,
+    audit: AuditLog,
+    links: Mapping[Department, DepartmentLink],
+    holder: str,
+    since: date,
+    until: date,
+    *,
+    purpose: str,
+    actor: Actor,
+    now: datetime,
+) -> AccessReport:
+    """The report an office hands over, its making audited with the office's purpose (after
+    it is compiled, so it does not list itself)."""
+    report = compile_report(session, links, holder, since, until)
+    record_report(session, audit, holder, purpose, actor=actor, now=now)
+    return report
 
 
 def compile_report(

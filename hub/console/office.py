@@ -227,9 +227,7 @@ def _perform(hub: Hub, actor: Actor, permit_id: str, action: domain.Action, vers
 def worklist_page(request: Request, session: DbSession) -> Response:
     hub: Hub = request.app.state.hub
     principal = principal_of(request)
-    served = jurisdictions_of(session, principal.client_id)
-    if not served:
-        raise search.NoJurisdiction()
+    served = search.served_by(session, principal.client_id)
     rows, more = reports.worklist(
         session,
         hub.audit,
@@ -269,10 +267,7 @@ async def access_report_pdf(request: Request) -> Response:
         raise Problem(
             VALIDATION_FAILED, Text("请填写起止日期", "Give the period's dates")
         ) from None
-    if since > until or (until - since).days >= access_report.MAX_DAYS:
-        raise Problem(
-            VALIDATION_FAILED, Text("期间无效", "The period runs backwards or is too long")
-        )
+    access_report.check_period(since, until)
     purpose = _purpose(form)
     pdf = await run_in_threadpool(
         _report, hub, actor_of(request), citizen_id, since, until, purpose
@@ -291,12 +286,20 @@ def _report(
     hub: Hub, actor: Actor, citizen_id: Any, since: date, until: date, purpose: str
 ) -> bytes:
     with unit_of_work(hub.engine) as session:
-        if not jurisdictions_of(session, actor.client_id):
-            raise search.NoJurisdiction()
+        search.served_by(session, actor.client_id)
         holder = hub.vault.lookup_hash(citizen_id)
-        report = access_report.compile_report(session, hub.departments, holder, since, until)
         now = hub.clock.now()
-        access_report.record_report(session, hub.audit, holder, purpose, actor=actor, now=now)
+        report = access_report.holder_report(
+            session,
+            hub.audit,
+            hub.departments,
+            holder,
+            since,
+            until,
+            purpose=purpose,
+            actor=actor,
+            now=now,
+        )
         return access_pdf.render(
             report,
             masked_id=citizen_id.masked(),

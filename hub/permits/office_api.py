@@ -15,11 +15,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from hub import access_report as reports_of_access
 from hub import paging
 from hub.access_pdf import render
-from hub.access_report import MAX_DAYS, compile_report, record_report
 from hub.auth.guard import CurrentActor, GuardedRoute, requires
-from hub.auth.store import jurisdictions_of
 from hub.composition import Hub
 from hub.db import rfc3339
 from hub.deps import CurrentHub, DbSession, IsoDate
@@ -168,17 +167,6 @@ class AccessReportBody(BaseModel):
         description="Why the report is made (the holder's request): kept in the audit",
     )
 
-    def check_period(self) -> None:
-        """`since` on or before `until`, at most MAX_DAYS apart."""
-        if self.since > self.until or (self.until - self.since).days >= MAX_DAYS:
-            wording = Text(
-                f"期间须从早到晚，且不超过 {MAX_DAYS} 天",
-                f"The period runs forward and spans at most {MAX_DAYS} days",
-            )
-            raise Problem(
-                VALIDATION_FAILED, wording, errors=[FieldError(wording, pointer="/until")]
-            )
-
 
 PDF = "application/pdf"
 
@@ -208,13 +196,21 @@ def access_report(
     session: DbSession,
     hub: CurrentHub,
 ) -> Response:
-    body.check_period()
-    if not jurisdictions_of(session, actor.client_id):
-        raise search.NoJurisdiction()
+    reports_of_access.check_period(body.since, body.until)
+    search.served_by(session, actor.client_id)
     holder, citizen_id = _citizen_id_hash(hub, body.citizen_id)
-    report = compile_report(session, hub.departments, holder, body.since, body.until)
     now = hub.clock.now()
-    record_report(session, hub.audit, holder, body.purpose, actor=actor, now=now)
+    report = reports_of_access.holder_report(
+        session,
+        hub.audit,
+        hub.departments,
+        holder,
+        body.since,
+        body.until,
+        purpose=body.purpose,
+        actor=actor,
+        now=now,
+    )
     headers = {"Cache-Control": "no-store"}
     if PDF in request.headers.get("accept", ""):
         pdf = render(
@@ -272,9 +268,7 @@ def read_worklist(
     after: paging.After = None,
     limit: paging.Limit = paging.PAGE_DEFAULT,
 ) -> JSONResponse:
-    served = jurisdictions_of(session, actor.client_id)
-    if not served:
-        raise search.NoJurisdiction()
+    served = search.served_by(session, actor.client_id)
     key = None
     if after is not None:
         due, report_id = paging.parts(after, 2)

@@ -78,6 +78,14 @@ class NoJurisdiction(DomainProblem, PermissionError):
         )
 
 
+def served_by(session: Session, caller: str) -> frozenset[str]:
+    """The jurisdictions the caller serves as an acceptance office; NoJurisdiction if none."""
+    served = jurisdictions_of(session, caller)
+    if not served:
+        raise NoJurisdiction()
+    return served
+
+
 def _matching(criteria: Criteria) -> sa.ColumnElement[bool]:
     permits = select(Permit.registration_id)
     if criteria.citizen_id_hash:
@@ -110,9 +118,7 @@ def find(
     """A page of registrations matching `criteria` in the caller's jurisdictions, ordered by
     id (a stable keyset: `after` is the last id of the page before), each with its permits;
     the search audited with `purpose`. NoJurisdiction for a caller who serves none."""
-    served = jurisdictions_of(session, actor.client_id)
-    if not served:
-        raise NoJurisdiction()
+    served = served_by(session, actor.client_id)
     query = select(Registration).where(
         col(Registration.jurisdiction).in_(sorted(served)), _matching(criteria)
     )
