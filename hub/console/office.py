@@ -29,7 +29,7 @@ from hub.console.pages import (
 from hub.db import unit_of_work
 from hub.deps import DbSession
 from hub.permits import domain, reports, scoring, search, service
-from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_citizen_id
+from hub.permits.bodies import citizen_id_at
 from hub.permits.store import Proof
 from hub.problems import VALIDATION_FAILED, Problem
 from hub.text import Text
@@ -51,10 +51,7 @@ forms of their own in the API)."""
 def _criteria(hub: Hub, form: dict[str, str]) -> search.Criteria:
     """The way of finding the clerk filled in: the first given, in the form's order."""
     if form.get("citizen_id"):
-        try:
-            citizen_id = parse_citizen_id(form["citizen_id"].strip(), today=hub.clock.today())
-        except InvalidCitizenId as error:
-            raise citizen_id_problem(error, "/citizen_id") from None
+        citizen_id = citizen_id_at(form["citizen_id"].strip(), hub.clock.today(), "/citizen_id")
         return search.Criteria(citizen_id_hash=hub.vault.lookup_hash(citizen_id))
     if form.get("receipt_number"):
         return search.Criteria(receipt_number=form["receipt_number"].strip()[:32])
@@ -254,10 +251,7 @@ async def access_report_pdf(request: Request) -> Response:
     """The holder's access report as the PDF to print and hand over, audited."""
     form = await posted_form(request)
     hub: Hub = request.app.state.hub
-    try:
-        citizen_id = parse_citizen_id(form.get("citizen_id", "").strip(), today=hub.clock.today())
-    except InvalidCitizenId as error:
-        raise citizen_id_problem(error, "/citizen_id") from None
+    citizen_id = citizen_id_at(form.get("citizen_id", "").strip(), hub.clock.today(), "/citizen_id")
     try:
         since, until = (
             date.fromisoformat(form.get("since", "")),
