@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
@@ -43,6 +43,8 @@ from hub.console.pages import STATIC_DIR, problem_page
 from hub.console.session import KEY_PURPOSE, ConsoleSessions
 from hub.edge import Edge
 from hub.jobs import build_scheduler
+from hub.ops import metrics, scrape
+from hub.ops.observe import Observe
 from hub.permits import api as permits_api
 from hub.permits import office_api as permits_office_api
 from hub.permits import points_api as permits_points_api
@@ -104,6 +106,7 @@ def create_app(
     app.add_middleware(
         Edge, limit=settings.max_body_bytes, default_language=settings.default_language
     )
+    app.add_middleware(Observe)  # outermost: edge refusals are counted and logged too
     app.include_router(auth_api.router)
     app.include_router(permits_api.router)
     app.include_router(permits_office_api.router)
@@ -155,6 +158,18 @@ def create_app(
         }
         headers = {"Cache-Control": "no-store"}
         return JSONResponse(body, status_code=503 if failed else 200, headers=headers)
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics: requests, tokens, taps, deliveries, backlog, jobs, audit",
+        response_class=Response,
+        responses={200: {"content": {metrics.CONTENT_TYPE: {}}}},
+    )
+    @public
+    async def metrics_page() -> Response:
+        document = await asyncio.to_thread(scrape.exposition, hub.engine, hub.clock.now())
+        return Response(document, media_type=metrics.CONTENT_TYPE)
 
     @app.get("/problems/{slug}", tags=["operations"], summary="What a problem type means")
     @public

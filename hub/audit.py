@@ -21,7 +21,7 @@ import dataclasses
 import hmac
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,6 +34,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from hub import bulk
 from hub.clock import naive_utc
+from hub.ops import metrics
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.type_api import _ResultProcessorType
@@ -296,6 +297,7 @@ class AuditLog:
         """
         if not events:
             return []
+        metrics.AUDIT_APPENDS.inc(len(events))
         advanced = session.execute(_ADVANCE, {"count": len(events)}).one()
         first = advanced.seq - len(events) + 1
         stored, previous = _stored(at), advanced.row_hash
@@ -325,7 +327,7 @@ class AuditLog:
             session.expire(loaded)
         return rows
 
-    def verify(self, session: Session) -> VerifyReport:
+    def verify(self, session: Session, progress: Progress | None = None) -> VerifyReport:
         """Check the chain as one consistent state, without holding up appenders.
 
         Head and rows come from a single statement (the head and every row outer-joined to one
@@ -349,7 +351,10 @@ class AuditLog:
             head, first = next(pairs)  # the constant row makes one pair at least
             if first is None:
                 return check_chain(self.key, [], head)
-            return check_chain(self.key, _chain_rows(first, pairs), head)
+            rows = _chain_rows(first, pairs)
+            if progress is not None:
+                rows = _reported(rows, progress, head.seq if head else None)
+            return check_chain(self.key, rows, head)
         finally:
             result.close()
 
@@ -357,6 +362,20 @@ class AuditLog:
         """The entry's MAC holds under this log's key: the hub wrote it with this master
         secret (hub.keycheck asks this of a database made before it kept a check value)."""
         return _genuine(self.key, entry)
+
+
+Progress = Callable[[int, int | None], None]
+"""Told, every PROGRESS_ROWS rows, how many a walk has read and how many it expects."""
+PROGRESS_ROWS = 10_000
+
+
+def _reported(
+    entries: Iterator[AuditEntry], progress: Progress, expected: int | None
+) -> Iterator[AuditEntry]:
+    for read, entry in enumerate(entries, start=1):
+        if read % PROGRESS_ROWS == 0:
+            progress(read, expected)
+        yield entry
 
 
 def _chain_rows(

@@ -67,7 +67,10 @@ def _hub(settings: Settings | None = None) -> Hub:
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 1).")
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the hub over HTTP (OpenAPI at /docs)."""
+    _metrics_directory()  # before anything imports prometheus-client
     import uvicorn
+
+    from hub.ops.logs import logging_config
 
     settings = _settings(host=host, port=port, workers=workers)
     hub = _hub(settings)  # fail here, in one sentence, not in every worker
@@ -78,9 +81,31 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_level="info",
-        access_log=False,
+        log_config=logging_config(),
+        access_log=False,  # the hub's own access line has the route and the request id
     )
+
+
+def _metrics_directory() -> None:
+    """Where the workers' metrics meet (hub.ops.metrics): PROMETHEUS_MULTIPROC_DIR when the
+    operator set it (emptied of an earlier run's files, which would be counted again), else a
+    new temporary directory, removed at exit."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from_operator = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if from_operator:
+        directory = Path(from_operator)
+        if not directory.is_dir():
+            _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} is not a directory")
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return
+    created = tempfile.mkdtemp(prefix="hub-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    atexit.register(shutil.rmtree, created, ignore_errors=True)
 
 
 @cli.group()
@@ -375,7 +400,9 @@ def jobs() -> None:
 def jobs_run() -> None:
     """Run the expiry sweep, endorsement reminders and overdue flags once, now."""
     from hub.jobs import run_daily_jobs
+    from hub.ops.logs import configure
 
+    configure()  # each job's start, end and count, as JSON lines on standard error
     counts = run_daily_jobs(_hub())
     click.echo(", ".join(f"{name}: {count}" for name, count in counts.items()))
 
@@ -392,7 +419,7 @@ def audit_verify() -> None:
 
     hub = _hub()
     with unit_of_work(hub.engine) as session:
-        report = hub.audit.verify(session)
+        report = hub.audit.verify(session, progress=_Progress("audit verify", "rows"))
     if report.intact:
         click.echo(f"audit log intact: {report.rows_checked} rows")
         return
@@ -401,6 +428,28 @@ def audit_verify() -> None:
     for finding in report.findings:
         click.echo(f"  {finding}", err=True)
     sys.exit(1)
+
+
+class _Progress:
+    """A long command's progress on standard error, at most once a second: what it has done
+    so far, and of how many when it knows."""
+
+    def __init__(self, doing: str, unit: str, every_seconds: float = 1.0) -> None:
+        import time
+
+        self.doing, self.unit, self.every = doing, unit, every_seconds
+        self.started = self.shown = time.monotonic()
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.shown < self.every:
+            return
+        self.shown = now
+        of = f" of {total:,}" if total else ""
+        rate = done / max(now - self.started, 1e-9)
+        click.echo(f"{self.doing}: {done:,}{of} {self.unit} ({rate:,.0f}/s)", err=True)
 
 
 @cli.group()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -31,6 +32,7 @@ from sqlmodel import Session, col, select
 from hub.audit import Actor
 from hub.composition import Hub
 from hub.db import unit_of_work
+from hub.ops import metrics, trace
 from hub.permits import domain, service
 from hub.permits.store import Permit, PermitEvent, Registration
 
@@ -316,18 +318,43 @@ JOBS: dict[str, Callable[[Hub, date], int]] = {
 }
 
 
+def run_job(hub: Hub, name: str, day: date) -> int:
+    """Run one job for `day` in a trace of its own, logged, counted and timed
+    (hub.ops.metrics); returns its count."""
+    started = time.perf_counter()
+    outcome = "failed"
+    with trace.tracing():
+        log.info("job %s for %s started", name, day, extra={"job": name})
+        try:
+            count = JOBS[name](hub, day)
+            outcome = "done"
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.JOB_RUNS.labels(name, outcome).inc()
+            metrics.JOB_DURATION.labels(name).observe(elapsed)
+            log.info(
+                "job %s for %s %s in %.1f s",
+                name,
+                day,
+                outcome,
+                elapsed,
+                extra={"job": name, "outcome": outcome, "duration_s": round(elapsed, 3)},
+            )
+    return count
+
+
 def run_daily_jobs(hub: Hub, today: date | None = None) -> dict[str, int]:
     """Run the jobs once, in order (the sweep first), for `today` (default: the hub's clock);
     returns each job's count by name."""
     day = today or hub.clock.today()
-    return {name: job(hub, day) for name, job in JOBS.items()}
+    return {name: run_job(hub, name, day) for name in JOBS}
 
 
-def _daily(hub: Hub, job: Callable[[Hub, date], int]) -> Callable[[], int]:
+def _daily(hub: Hub, name: str) -> Callable[[], int]:
     def run() -> int:
-        return job(hub, hub.clock.today())
+        return run_job(hub, name, hub.clock.today())
 
-    run.__name__ = run.__qualname__ = job.__name__
+    run.__name__ = run.__qualname__ = JOBS[name].__name__
     return run
 
 
@@ -337,9 +364,9 @@ def build_scheduler(hub: Hub) -> BackgroundScheduler:
     itself in one process, and row locks keep two processes from repeating each other's work.
     The caller starts it (`start()`) and stops it (`shutdown()`)."""
     scheduler = BackgroundScheduler(timezone=TIMEZONE)
-    for name, job in JOBS.items():
+    for name in JOBS:
         scheduler.add_job(
-            _daily(hub, job),
+            _daily(hub, name),
             CronTrigger(hour=0, minute=5, timezone=TIMEZONE),
             id=name,
             name=name,

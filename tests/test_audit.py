@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from hub.audit import (
     GENESIS,
+    PROGRESS_ROWS,
     AuditEntry,
     AuditEvent,
     AuditHead,
@@ -891,3 +892,16 @@ def _no_leftover_processes() -> Iterator[None]:
     for child in multiprocessing.active_children():
         child.terminate()
         child.join(timeout=10)
+
+
+def test_a_long_walk_reports_its_progress(engine: Engine, log: AuditLog) -> None:
+    count = PROGRESS_ROWS * 2 + 5
+    with unit_of_work(engine) as session:
+        log.record_many(session, [event(n) for n in range(count)], START)
+    told: list[tuple[int, int | None]] = []
+
+    with unit_of_work(engine) as session:
+        report = log.verify(session, progress=lambda done, total: told.append((done, total)))
+
+    assert report.intact and report.rows_checked == count
+    assert told == [(PROGRESS_ROWS, count), (PROGRESS_ROWS * 2, count)]

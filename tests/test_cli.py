@@ -148,6 +148,15 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
     assert daily.stdout.strip() == (
         "expiry-sweep: 0, endorsement-reminders: 0, overdue-issuance: 0, declaration-deadlines: 0"
     )
+    progress = [json.loads(line) for line in daily.stderr.splitlines()]
+    finished = [line for line in progress if line.get("outcome") == "done"]
+    assert [line["job"] for line in finished] == [
+        "expiry-sweep",
+        "endorsement-reminders",
+        "overdue-issuance",
+        "declaration-deadlines",
+    ]
+    assert all(len(line["request_id"]) == 32 for line in finished)  # each run its own trace
 
     card_key = run_console_script("card", "rotate-key", env=env)
     assert card_key.returncode == 0 and card_key.stdout.startswith("card-issuing key: ")

@@ -25,6 +25,7 @@ from hub.auth.server import (
 )
 from hub.auth.state import AuthState
 from hub.openapi import ClosedView
+from hub.ops import metrics
 from hub.problems import UNSUPPORTED_MEDIA_TYPE, Problem, Text
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -173,18 +174,28 @@ UNREADABLE_BASIC = "the Basic credentials are not base64 of UTF-8 'client_id:cli
 
 
 async def _answer(
-    request: Request, call: Callable[[FormRequest], OAuthOutcome], *, threaded: bool = False
+    request: Request,
+    call: Callable[[FormRequest], OAuthOutcome],
+    *,
+    threaded: bool = False,
+    issues_tokens: bool = False,
 ) -> JSONResponse:
     """One OAuth endpoint call, behind the throttle of failed client authentications.
 
     The throttle check reads memory only; a failure is recorded (audit, log, counters) in the
     thread pool, as are calls that write (client assertions store their jti, revocations).
+    `issues_tokens`: count tokens issued and refused (hub.ops.metrics).
     """
     form = await _form_request(request)
     server = _server(request)
     address = request.client.host if request.client else "unknown"
     attempt = attempt_of(request.url.path, request.headers, form.form, address)
-    _refuse_throttled(server, attempt)
+    try:
+        _refuse_throttled(server, attempt)
+    except Problem:
+        if issues_tokens:
+            metrics.TOKENS_REFUSED.labels("throttled").inc()
+        raise
     if attempt.unreadable:  # Authlib would decode them as UTF-8 without a guard
         unreadable = ClientNotAuthenticated(AuthFailure.MALFORMED_CREDENTIALS, UNREADABLE_BASIC)
         outcome: OAuthOutcome = OAuthFailure(unreadable)
@@ -200,6 +211,11 @@ async def _answer(
             else AuthFailure.NO_CREDENTIALS  # Authlib's own: no method's credentials were sent
         )
         await run_in_threadpool(server.failures.record, attempt, reason)
+    if issues_tokens:
+        if isinstance(outcome, OAuthFailure):
+            metrics.TOKENS_REFUSED.labels(outcome.error.error or "invalid_request").inc()
+        else:  # only a grant type the server knows can succeed: the label set stays small
+            metrics.TOKENS_ISSUED.labels(form.form.get("grant_type", "")).inc()
     return _respond(outcome)
 
 
@@ -240,7 +256,7 @@ def _refuse_throttled(server: HubAuthorizationServer, attempt: Attempt) -> None:
 )
 @public
 async def token(request: Request) -> JSONResponse:
-    return await _answer(request, _server(request).create_token_response)
+    return await _answer(request, _server(request).create_token_response, issues_tokens=True)
 
 
 @router.post(

@@ -17,6 +17,7 @@ so a store belongs to one hub database: `make reset` removes the stores with the
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -35,8 +36,11 @@ from hub.auth.domain import Department
 from hub.clock import Clock, SystemClock
 from hub.connectors.signing import Reason, SignatureRefused, Verifier
 from hub.edge import Edge
+from hub.ops.logs import logging_config
+from hub.ops.observe import Observe
 from hub.problems import FieldError, Problem, ProblemType, Text
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_048_576  # a holder record is a few kilobytes; refuse anything far larger
 PAGE_DEFAULT = 100  # as the hub's changes feed: a page a person can read in a terminal
 PAGE_MAX = 1_000
@@ -75,7 +79,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     webhook_id TEXT PRIMARY KEY,
     received_at TEXT NOT NULL,
     body TEXT NOT NULL,
-    duplicates INTEGER NOT NULL DEFAULT 0
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    traceparent TEXT
 )
 """
 
@@ -96,6 +101,9 @@ class Inbox:
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
             connection.execute(_SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(deliveries)")}
+            if "traceparent" not in columns:  # a store kept before deliveries carried it
+                connection.execute("ALTER TABLE deliveries ADD COLUMN traceparent TEXT")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -114,13 +122,14 @@ class Inbox:
                 connection.execute("ROLLBACK")
             raise
 
-    def put(self, webhook_id: str, body: str, at: datetime) -> bool:
+    def put(self, webhook_id: str, body: str, at: datetime, traceparent: str | None = None) -> bool:
         """Keep a delivery; False (and one more duplicate counted) if its id was kept before."""
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")
             inserted = connection.execute(
-                "INSERT OR IGNORE INTO deliveries (webhook_id, received_at, body) VALUES (?, ?, ?)",
-                (webhook_id, at.isoformat(), body),
+                "INSERT OR IGNORE INTO deliveries (webhook_id, received_at, body, traceparent)"
+                " VALUES (?, ?, ?, ?)",
+                (webhook_id, at.isoformat(), body, traceparent),
             ).rowcount
             if not inserted:
                 connection.execute(
@@ -143,7 +152,7 @@ class Inbox:
                     raise NotKept(after)
                 position = row[0]
             rows = connection.execute(
-                "SELECT webhook_id, received_at, duplicates, body FROM deliveries"
+                "SELECT webhook_id, received_at, duplicates, body, traceparent FROM deliveries"
                 " WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 (position, limit + 1),
             ).fetchall()
@@ -153,7 +162,7 @@ class Inbox:
         """The delivery kept under `webhook_id`; NotKept if there is none."""
         with self._connect() as connection:
             row = connection.execute(
-                "SELECT webhook_id, received_at, duplicates, body FROM deliveries"
+                "SELECT webhook_id, received_at, duplicates, body, traceparent FROM deliveries"
                 " WHERE webhook_id = ?",
                 (webhook_id,),
             ).fetchone()
@@ -173,11 +182,14 @@ class ReceivedPage:
     """Whether deliveries follow the last one of this page."""
 
 
-def _entry(webhook_id: str, received_at: str, duplicates: int, body: str) -> dict[str, Any]:
+def _entry(
+    webhook_id: str, received_at: str, duplicates: int, body: str, traceparent: str | None
+) -> dict[str, Any]:
     return {
         "webhook_id": webhook_id,
         "received_at": received_at,
         "duplicates": duplicates,
+        "traceparent": traceparent,  # the hub request that caused it (W3C Trace Context)
         "record": json.loads(body),
     }
 
@@ -205,6 +217,7 @@ def create_receiver(
     app = FastAPI(title=f"{name} webhook receiver", version="0.1.0")
     problems.install(app)
     app.add_middleware(Edge, limit=MAX_BODY_BYTES, default_language="zh-CN")
+    app.add_middleware(Observe)  # its log lines carry the hub's trace id
 
     @app.post("/webhooks/holder-records", summary="Receive one signed holder-record delivery")
     async def holder_records(request: Request) -> dict[str, bool]:
@@ -226,7 +239,9 @@ def create_receiver(
             json.loads(text)
         except json.JSONDecodeError:
             raise Problem(problems.MALFORMED_JSON) from None
-        if inbox.put(request.headers["webhook-id"], text, now):
+        webhook_id = request.headers["webhook-id"]
+        if inbox.put(webhook_id, text, now, request.headers.get("traceparent")):
+            log.info("kept delivery %s", webhook_id, extra={"webhook_id": webhook_id})
             return {"stored": True}
         return {"duplicate": True}
 
@@ -274,7 +289,7 @@ def create_receiver(
 def serve(department: str, port: int, secret: str, store: Path, host: str = "127.0.0.1") -> None:
     """Run the receiver in this process until it is stopped (one worker: one SQLite writer)."""
     app = create_receiver(department, secret, store)
-    uvicorn.run(app, host=host, port=port, workers=1, access_log=False, log_level="info")
+    uvicorn.run(app, host=host, port=port, workers=1, access_log=False, log_config=logging_config())
 
 
 def read_received(base_url: str, timeout: float = 10.0) -> list[dict[str, Any]]:

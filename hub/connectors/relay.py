@@ -35,6 +35,7 @@ import json
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,7 @@ from hub.connectors.config import STANDARD_RETRIES, DepartmentLink, RetrySchedul
 from hub.connectors.signing import Signer
 from hub.connectors.store import DEAD, DELIVERED, PENDING, Delivery
 from hub.db import unit_of_work
+from hub.ops import metrics, trace
 from hub.permits.outbox import OUTBOX
 from hub.permits.store import Outbox, PermitEvent
 from hub.publishing.publisher import Publisher
@@ -66,6 +68,7 @@ from hub.text import Text
 log = logging.getLogger(__name__)
 
 NOT_AGREED = "no data-sharing agreement in force"
+PROGRESS_SECONDS = 10.0
 DELIVERY: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 
 
@@ -94,6 +97,7 @@ class Outgoing:
     attempts: int
     body: bytes | None  # None: not sendable (the reason is in `error`)
     error: str | None = None
+    trace_id: str | None = None  # of the request that recorded the event
 
 
 @dataclass(frozen=True)
@@ -244,7 +248,14 @@ class Relay:
             version = read_version_in_use(session, publisher.schemas)
         except RecordUnavailable as unavailable:
             return [
-                Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.text.en)
+                Outgoing(
+                    row.event_seq,
+                    row.department,
+                    row.attempts,
+                    None,
+                    unavailable.text.en,
+                    row.trace_id,
+                )
                 for row in claimed
             ]
         records = publisher.event_records(
@@ -269,11 +280,20 @@ class Relay:
                 )
             except RecordUnavailable as unavailable:
                 out.append(
-                    Outgoing(row.event_seq, row.department, row.attempts, None, unavailable.text.en)
+                    Outgoing(
+                        row.event_seq,
+                        row.department,
+                        row.attempts,
+                        None,
+                        unavailable.text.en,
+                        row.trace_id,
+                    )
                 )
                 continue
             body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
-            out.append(Outgoing(row.event_seq, row.department, row.attempts, body))
+            out.append(
+                Outgoing(row.event_seq, row.department, row.attempts, body, trace_id=row.trace_id)
+            )
         return out
 
     def _send(self, item: Outgoing, failing: set[str]) -> Outcome:
@@ -287,6 +307,7 @@ class Relay:
         headers = self.signers[item.department].headers(
             f"evt_{item.event_seq}", item.body, self.outbound.clock.now()
         )
+        headers["traceparent"] = trace.child_of(item.trace_id)
         try:
             answer = self.client.post(link.endpoint, content=item.body, headers=headers)
         except httpx.HTTPError as exc:
@@ -324,9 +345,11 @@ class Relay:
                     .values(lease_until=None)
                     .execution_options(synchronize_session=False)
                 )
+            counted = {outcome.item: "delivered" for outcome in outcomes if outcome.delivered}
             for outcome in outcomes:
                 if outcome.tried and not outcome.delivered:
-                    self._failed(session, outcome, now)
+                    died = self._failed(session, outcome, now)
+                    counted[outcome.item] = "dead" if died else "failed"
             rounds: dict[str, list[Outcome]] = {}
             for outcome in outcomes:
                 if outcome.sent:
@@ -337,6 +360,8 @@ class Relay:
                 else:
                     error = sent[-1].error or "failed"
                     circuit.failed(session, department, error, now, self.schedules[department])
+        for item, how in counted.items():
+            metrics.DELIVERIES.labels(item.department, how).inc()
 
     def _leased(self, keys: list[tuple[int, str]]) -> sa.Update:
         """An UPDATE of these deliveries, as long as this worker still holds their lease."""
@@ -345,7 +370,8 @@ class Relay:
             col(Delivery.leased_by) == self.worker,
         )
 
-    def _failed(self, session: Session, outcome: Outcome, now: datetime) -> None:
+    def _failed(self, session: Session, outcome: Outcome, now: datetime) -> bool:
+        """Record a failed attempt; True when the delivery is now dead."""
         attempts = outcome.item.attempts + 1
         schedule = self.schedules[outcome.item.department]
         retry_at = (
@@ -373,18 +399,43 @@ class Relay:
                 attempts,
                 outcome.error,
             )
+        return retry_at is None
 
     # --- the loop -----------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Fan out and deliver until nothing is due; returns deliveries attempted."""
-        total = 0
+        """Fan out and deliver until nothing is due; returns deliveries attempted. Draining a
+        backlog (after an outage, say) logs its progress every PROGRESS_SECONDS."""
+        total, started = 0, time.monotonic()
+        reported = started
         while True:
             published = self.fan_out()
             sent = self.deliver_once()
             total += sent
             if not published and not sent:
-                return total
+                break
+            if time.monotonic() - reported >= PROGRESS_SECONDS:
+                reported = time.monotonic()
+                self._progress("draining", total, reported - started)
+        if reported > started:
+            self._progress("drained", total, time.monotonic() - started)
+        return total
+
+    def _progress(self, doing: str, tried: int, seconds: float) -> None:
+        with Session(self.outbound.engine) as session:
+            pending = session.execute(
+                sa.select(sa.func.count()).where(
+                    col(Delivery.status) == PENDING, col(Delivery.department).in_(self.links)
+                )
+            ).scalar_one()
+        log.info(
+            "relay %s: %d deliveries tried in %.0f s, %d pending",
+            doing,
+            tried,
+            seconds,
+            pending,
+            extra={"tried": tried, "pending": pending},
+        )
 
     def run(self, stop: threading.Event, idle_seconds: float = 0.2) -> None:
         """Until `stop` is set: work while there is work, then poll every `idle_seconds`.
@@ -397,7 +448,9 @@ class Relay:
             stop.wait(idle_seconds)
 
 
-def _due(departments: Sequence[str], now: datetime, limit: int) -> sa.Select[int, str, int]:
+def _due(
+    departments: Sequence[str], now: datetime, limit: int
+) -> sa.Select[int, str, int, str | None]:
     """The oldest due deliveries to these departments that may go without overtaking an
     earlier one of their holder, locked (skipping rows another relay has locked)."""
     earlier = aliased(Delivery)
@@ -412,7 +465,13 @@ def _due(departments: Sequence[str], now: datetime, limit: int) -> sa.Select[int
         )
     )
     return (
-        sa.select(col(Delivery.event_seq), col(Delivery.department), col(Delivery.attempts))
+        sa.select(
+            col(Delivery.event_seq),
+            col(Delivery.department),
+            col(Delivery.attempts),
+            col(Outbox.trace_id),
+        )
+        .join(Outbox, col(Outbox.event_seq) == col(Delivery.event_seq))
         .where(
             col(Delivery.status) == PENDING,
             col(Delivery.next_attempt_at) <= now,

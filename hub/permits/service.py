@@ -23,6 +23,7 @@ from hub.audit import Actor, AuditLog
 from hub.card.store import Card
 from hub.clock import WorkingCalendar
 from hub.db import json_value
+from hub.ops import trace
 from hub.permits import domain, jurisdictions
 from hub.permits.identity import CitizenId, CitizenIdVault
 from hub.permits.outbox import OUTBOX, permit_snapshot, snapshot_sql
@@ -194,7 +195,11 @@ def record_event(
     session.flush()
     assert event.seq is not None
     outbox = Outbox(
-        event_seq=event.seq, permit_id=permit.id, created_at=now, snapshot=permit_snapshot(permit)
+        event_seq=event.seq,
+        permit_id=permit.id,
+        created_at=now,
+        snapshot=permit_snapshot(permit),
+        trace_id=trace.current_trace_id(),
     )
     session.add(outbox)
     audit.record(
@@ -376,7 +381,7 @@ def perform_claimed(
         session,
         OUTBOX,
         [{"event_seq": new.seq, "permit_id": new.permit_id} for new in written],
-        constants={"created_at": now},
+        constants={"created_at": now, "trace_id": trace.current_trace_id()},
         computed={"snapshot": snapshot_sql(session.get_bind().dialect)},
         join="JOIN permit ON permit.id = v.permit_id",
     )

@@ -142,6 +142,8 @@ class Outbox(SQLModel, table=True):
     published_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     # The permit's facts after the event (hub.permits.outbox).
     snapshot: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    # The W3C trace of the request or job that recorded it: each delivery's traceparent.
+    trace_id: str | None = Field(default=None, max_length=32)
 
 
 class Proof(SQLModel, table=True):

@@ -23,6 +23,7 @@ from hub.card import issuing
 from hub.db import Rfc3339, rfc3339
 from hub.deps import CurrentHub, DbSession, StandardBase64, in_unit_of_work
 from hub.openapi import ClosedView
+from hub.ops import metrics
 from hub.permits.domain import PermitState
 from hub.problems import (
     VALIDATION_FAILED,
@@ -228,6 +229,9 @@ async def tap(request: Request, body: TapBody, hub: CurrentHub) -> JSONResponse:
                 )
             ],
         ) from None
+    metrics.TAPS.labels(decided.service.department.value, decided.decision.value).inc()
+    for reason in decided.reasons:
+        metrics.TAP_REASONS.labels(reason.value).inc()
     language = _language(request)
     answer = {
         "tap_id": decided.tap_id,

@@ -87,6 +87,7 @@ def test_genuine_delivery_is_stored(client: TestClient, secret: str) -> None:
             "webhook_id": "msg_1",
             "received_at": NOW.isoformat(),
             "duplicates": 0,
+            "traceparent": None,
             "record": record(1),
         }
     ]
@@ -262,6 +263,7 @@ def test_one_delivery_is_read_by_its_webhook_id(client: TestClient, store: Path)
         "webhook_id": "evt_2",
         "received_at": NOW.isoformat(),
         "duplicates": 0,
+        "traceparent": None,
         "record": record(2),
     }
     missing = client.get("/received/evt_4")

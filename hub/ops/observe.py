@@ -1,0 +1,74 @@
+"""The outermost ASGI middleware: each HTTP request runs in its trace (hub.ops.trace), is
+counted and timed by route template (hub.ops.metrics), and leaves one access-log line.
+
+The access line names the method, the route's template, the status, the time taken and the
+caller's address; never the path as sent or the query string, which could carry a value a
+caller should not have put there. The answer carries `X-Request-Id` (the trace id), which is
+what an operator greps the logs for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.ops import metrics, trace
+
+access_log = logging.getLogger("hub.access")
+UNMATCHED = "unmatched"  # refused at the edge, or no route: one label, not one per path
+
+
+def route_of(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+class Observe:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        parent = next((v for k, v in scope["headers"] if k == b"traceparent"), b"")
+        status = 500  # unless an answer starts: an exception that escapes is a server error
+
+        with trace.tracing(trace.continued(parent.decode("latin-1"))) as active:
+            request_id = active.trace_id.encode()
+
+            async def answering(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    message["headers"] = [
+                        *message.get("headers", ()),
+                        (b"x-request-id", request_id),
+                    ]
+                await send(message)
+
+            started = time.perf_counter()
+            try:
+                await self.app(scope, receive, answering)
+            finally:
+                elapsed = time.perf_counter() - started
+                method, route = scope["method"], route_of(scope)
+                metrics.REQUESTS.labels(method, route, str(status)).inc()
+                metrics.LATENCY.labels(method, route).observe(elapsed)
+                client = scope.get("client")
+                access_log.info(
+                    "%s %s %s",
+                    method,
+                    route,
+                    status,
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "client": client[0] if client else None,
+                    },
+                )
