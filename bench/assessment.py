@@ -112,9 +112,10 @@ SELECT e.seq, 'housing', e.permit_id, 'delivered', 1, e.at, e.at, e.at
 FROM permit_event AS e WHERE e.type = 'issue'
 """,
     "audit entries": """
-INSERT INTO audit_log (seq, at, actor_client_id, actor_department, action, subject, purpose,
-    outcome, prev_hash, row_hash)
-SELECT n, {at_accepted}, 'office', 'public-security',
+-- chain 0: one the hub never appends to, so these rows meet no real chain's positions
+INSERT INTO audit_log (chain, position, at, actor_client_id, actor_department, action, subject,
+    purpose, outcome, prev_hash, row_hash)
+SELECT 0, n, {at_accepted}, 'office', 'public-security',
     CASE WHEN n % 20 = 0 THEN 'application.assess'
          WHEN n % 10 = 1 THEN 'exchange.lookup'
          WHEN n % 100 = 2 THEN 'exchange.feed'

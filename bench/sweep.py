@@ -99,9 +99,10 @@ FROM permit_event AS e JOIN permit ON permit.id = e.permit_id
 WHERE e.type = 'suspend'
 """
 RAW_AUDIT = """
-INSERT INTO audit_log (seq, at, actor_client_id, actor_department, action, subject, purpose,
-    outcome, prev_hash, row_hash)
-SELECT e.seq + (SELECT coalesce(max(seq), 0) FROM audit_log), now(), 'hub-scheduler',
+-- chain 0: one the hub never appends to, so these rows meet no real chain's positions
+INSERT INTO audit_log (chain, position, at, actor_client_id, actor_department, action,
+    subject, purpose, outcome, prev_hash, row_hash)
+SELECT 0, e.seq, now(), 'hub-scheduler',
     'public-security', 'permit.suspend', permit.citizen_id_hash, 'registry', 'suspended',
     md5('p' || e.seq) || md5('q' || e.seq), md5('r' || e.seq) || md5('s' || e.seq)
 FROM permit_event AS e JOIN permit ON permit.id = e.permit_id

@@ -1,12 +1,21 @@
-"""Append-only, hash-chained audit log.
+"""Append-only, hash-chained audit log, in several chains.
 
-Each row carries an HMAC over its content and the previous row's MAC, so altering, deleting or
-inserting a row breaks the chain at that row; because the MAC is keyed (a key derived from the
-master secret), someone with write access to the database alone cannot re-forge the chain
-after tampering. A one-row `audit_head` holds the last sequence number and MAC: it is the lock
-that serialises appenders (a row lock on PostgreSQL, BEGIN IMMEDIATE on SQLite) and it reveals
-rows cut off the tail. It cannot reveal a tail cut off together with the head rewound to an
-earlier row; only a copy of the head kept outside the database could.
+Each row carries an HMAC over its content, its position in its chain and the previous row's
+MAC, so altering, deleting or inserting a row breaks its chain at that row; because the MAC is
+keyed (a key derived from the master secret), someone with write access to the database alone
+cannot re-forge a chain after tampering. Each chain has a head row in `audit_head` (its length
+and last MAC): the lock that serialises that chain's appenders (a row lock on PostgreSQL;
+SQLite serialises every writer anyway), and what reveals rows cut off its tail. A head cannot
+reveal a tail cut off together with the head rewound; a signed checkpoint kept outside the
+database can (hub.checkpoints).
+
+Why several chains: one head serialised every audited write of every process. A transaction's
+entries go to one chain, picked by a hash of its first entry's subject (the holder) or, without
+one, its actor, so writers for different holders rarely meet, and a transaction never holds two
+heads (two transactions cannot deadlock on them). `seq` orders entries across chains (the
+database assigns it); a chain's order is `position`. Chain 1 starts at GENESIS, so a log
+written before the split is chain 1 as it stands; every other chain starts at a hash only the
+key makes, so a chain's first rows cannot be passed off as another's.
 
 Times are stored in UTC and MACed as naive UTC with microseconds, so the chain does not depend
 on the database's session time zone. Text is MACed as it will be stored: neither database keeps
@@ -21,6 +30,7 @@ import dataclasses
 import hmac
 import json
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +51,8 @@ if TYPE_CHECKING:
 
     from hub.auth.domain import Principal
 
-GENESIS = "0" * 64
+GENESIS = "0" * 64  # where chain 1 starts
+FIRST_CHAIN = 1
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: bulk appends
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # U+0000 and lone surrogates
 _STORED_NUL = "\\u0000"  # how the encoder writes U+0000 (the other controls: \u00XX too)
@@ -91,9 +102,13 @@ class AuditEntry(SQLModel, table=True):
             sqlite_where=_COUNTED,
             postgresql_where=_COUNTED,
         ),
+        sa.Index("ux_audit_log_chain_position", "chain", "position", unique=True),
     )
 
-    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # Assigned by the database on insert (every row read has one): the order across chains.
+    seq: int = Field(default=None, primary_key=True)
+    chain: int = Field(default=FIRST_CHAIN, sa_type=sa.SmallInteger)
+    position: int = Field(sa_type=sa.BigInteger)
     at: datetime = Field(sa_type=_StoredTime())
     actor_client_id: str = Field(max_length=128)
     actor_department: str | None = Field(default=None, max_length=64)
@@ -109,9 +124,11 @@ AUDIT_LOG: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
 class AuditHead(SQLModel, table=True):
+    """A chain's head: `id` is the chain, `seq` its length (the position of its last row)."""
+
     __tablename__ = "audit_head"
 
-    id: int = Field(default=1, primary_key=True)
+    id: int = Field(default=FIRST_CHAIN, primary_key=True)
     seq: int = 0
     row_hash: str = Field(default=GENESIS, max_length=64)
 
@@ -120,11 +137,23 @@ AUDIT_HEAD: sa.Table = AuditHead.__table__  # type: ignore[attr-defined]
 # Core statements, built once: the audit is on the path of every audited request.
 _ADVANCE = (
     sa.update(AUDIT_HEAD)
-    .where(AUDIT_HEAD.c.id == 1)
+    .where(AUDIT_HEAD.c.id == sa.bindparam("audit_chain"))
     .values(seq=AUDIT_HEAD.c.seq + sa.bindparam("count"))
     .returning(AUDIT_HEAD.c.seq, AUDIT_HEAD.c.row_hash)
 )
-_SET_HASH_TEXT = "UPDATE audit_head SET row_hash = :head_hash WHERE id = 1"
+_SET_HASH_TEXT = "UPDATE audit_head SET row_hash = :head_hash WHERE id = :audit_chain"
+_OPEN_CHAIN = sa.text(
+    "INSERT INTO audit_head (id, seq, row_hash) VALUES (:audit_chain, 0, :genesis)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+_CHAIN_MEMO = "audit_chain"  # session.info: the chain this transaction appends to
+
+
+def chain_genesis(key: bytes, chain: int) -> str:
+    """The hash chain `chain` starts from (its first row's prev_hash)."""
+    if chain == FIRST_CHAIN:
+        return GENESIS
+    return hmac.digest(key, f"audit-chain:{chain}".encode(), "sha256").hex()
 
 
 @dataclass(frozen=True)
@@ -190,7 +219,7 @@ def _stored(moment: datetime) -> datetime:
 
 
 def _mac(key: bytes, entry: AuditEntry) -> str:
-    return _mac_of(key, entry.seq, entry.at, _event_of(entry), entry.prev_hash)
+    return _mac_of(key, entry.position, entry.at, _event_of(entry), entry.prev_hash)
 
 
 def _event_of(entry: AuditEntry) -> AuditEvent:
@@ -204,9 +233,9 @@ def _event_of(entry: AuditEntry) -> AuditEvent:
     )
 
 
-def _message(seq: int, at: datetime, event: AuditEvent, prev_hash: str) -> str:
+def _message(position: int, at: datetime, event: AuditEvent, prev_hash: str) -> str:
     content = [
-        seq,
+        position,
         naive_utc(at).isoformat(timespec="microseconds"),
         event.actor_client_id,
         event.actor_department,
@@ -219,8 +248,8 @@ def _message(seq: int, at: datetime, event: AuditEvent, prev_hash: str) -> str:
     return _ENCODER.encode(content)
 
 
-def _mac_of(key: bytes, seq: int, at: datetime, event: AuditEvent, prev_hash: str) -> str:
-    return hmac.digest(key, _message(seq, at, event, prev_hash).encode(), "sha256").hex()
+def _mac_of(key: bytes, position: int, at: datetime, event: AuditEvent, prev_hash: str) -> str:
+    return hmac.digest(key, _message(position, at, event, prev_hash).encode(), "sha256").hex()
 
 
 def _storable(event: AuditEvent) -> AuditEvent:
@@ -234,7 +263,7 @@ def _storable(event: AuditEvent) -> AuditEvent:
 
 
 def _sealed(
-    key: bytes, seq: int, at: datetime, event: AuditEvent, prev_hash: str
+    key: bytes, position: int, at: datetime, event: AuditEvent, prev_hash: str
 ) -> tuple[AuditEvent, str]:
     """The event as it will be stored, and its MAC over exactly that.
 
@@ -242,21 +271,47 @@ def _sealed(
     an escape, and a lone surrogate fails the UTF-8 encoding the MAC needs anyway (a literal
     backslash-u0000 only takes the slow path, where nothing changes).
     """
-    message = _message(seq, at, event, prev_hash)
+    message = _message(position, at, event, prev_hash)
     if _STORED_NUL not in message:
         try:
             return event, hmac.digest(key, message.encode(), "sha256").hex()
         except UnicodeEncodeError:
             pass
     stored = _storable(event)
-    return stored, _mac_of(key, seq, at, stored, prev_hash)
+    return stored, _mac_of(key, position, at, stored, prev_hash)
 
 
 @dataclass(frozen=True)
 class AuditLog:
-    """Writes and checks the chain with the audit key (Keyring.derive("audit-chain"))."""
+    """Writes and checks the chains with the audit key (Keyring.derive("audit-chain")).
+    `chains`: how many this process appends to (settings.audit_chains); every chain in the
+    database is verified, however many that is."""
 
     key: bytes
+    chains: int = 1
+
+    def open_chains(self, session: Session) -> None:
+        """Give chains 1..`chains` their heads, where missing (a new installation, or more
+        chains configured); a chain opened by its first append is opened the same way."""
+        for chain in range(FIRST_CHAIN, self.chains + 1):
+            self._open(session, chain)
+
+    def _open(self, session: Session, chain: int) -> None:
+        session.execute(
+            _OPEN_CHAIN, {"audit_chain": chain, "genesis": chain_genesis(self.key, chain)}
+        )
+
+    def _chain_for(self, session: Session, event: AuditEvent) -> int:
+        """The chain of this transaction: picked by its first entry, kept for the rest."""
+        session.connection()  # begins the transaction, if none has begun
+        transaction = session.get_transaction()
+        held = session.info.get(_CHAIN_MEMO)
+        if held is not None and held[0] is transaction:
+            return int(held[1])
+        spread_by = (event.subject or event.actor_client_id).encode()
+        chain = zlib.crc32(spread_by) % self.chains + FIRST_CHAIN
+        session.info[_CHAIN_MEMO] = (transaction, chain)
+        return chain
 
     def record(
         self,
@@ -298,13 +353,26 @@ class AuditLog:
         if not events:
             return []
         metrics.AUDIT_APPENDS.inc(len(events))
-        advanced = session.execute(_ADVANCE, {"count": len(events)}).one()
+        chain = self._chain_for(session, events[0])
+        advance = {"count": len(events), "audit_chain": chain}
+        advanced = session.execute(_ADVANCE, advance).first()
+        if advanced is None:  # a chain this database has no head for yet
+            self._open(session, chain)
+            advanced = session.execute(_ADVANCE, advance).one()
         first = advanced.seq - len(events) + 1
         stored, previous = _stored(at), advanced.row_hash
         rows = []
-        for seq, event in enumerate(events, start=first):
-            written, mac = _sealed(self.key, seq, stored, event, previous)
-            rows.append({"seq": seq, **_fields(written), "prev_hash": previous, "row_hash": mac})
+        for position, event in enumerate(events, start=first):
+            written, mac = _sealed(self.key, position, stored, event, previous)
+            rows.append(
+                {
+                    "chain": chain,
+                    "position": position,
+                    **_fields(written),
+                    "prev_hash": previous,
+                    "row_hash": mac,
+                }
+            )
             previous = mac
         dialect = session.get_bind().dialect
         append = bulk.Insert.of(dialect, AUDIT_LOG, rows, constants={"at": stored})
@@ -313,7 +381,7 @@ class AuditLog:
             items = [f"alongside AS ({insert.text})" for insert in along]
             items.append(f"appended AS ({append.text})")
             text = f"WITH {', '.join(items)} {_SET_HASH_TEXT}"
-            parameters = {"head_hash": previous, **append.parameters}
+            parameters = {"head_hash": previous, "audit_chain": chain, **append.parameters}
             for insert in along:
                 parameters.update(insert.parameters)
             session.execute(append.bound(text, *along), parameters)
@@ -321,14 +389,23 @@ class AuditLog:
             if alongside is not None:
                 session.execute(alongside.bound(), alongside.parameters)
             session.execute(append.bound(), append.parameters)
-            session.execute(sa.text(_SET_HASH_TEXT), {"head_hash": previous})
-        loaded = session.identity_map.get(identity_key(AuditHead, 1))
+            session.execute(sa.text(_SET_HASH_TEXT), {"head_hash": previous, "audit_chain": chain})
+        loaded = session.identity_map.get(identity_key(AuditHead, chain))
         if loaded is not None:
             session.expire(loaded)
         return rows
 
     def verify(self, session: Session, progress: Progress | None = None) -> VerifyReport:
-        """Check the chain as one consistent state, without holding up appenders.
+        """Check every chain, one after the other, in this session (`hub audit verify` checks
+        them in parallel: hub.audit_verify)."""
+        return VerifyReport.joined(
+            [self.verify_chain(session, chain, progress) for chain in chains_in(session)]
+        )
+
+    def verify_chain(
+        self, session: Session, chain: int, progress: Progress | None = None
+    ) -> VerifyReport:
+        """Check one chain as one consistent state, without holding up appenders.
 
         Head and rows come from a single statement (the head and every row outer-joined to one
         constant row, so rows are still read when the head is gone): under PostgreSQL's READ
@@ -340,9 +417,9 @@ class AuditLog:
         statement = (
             select(AuditHead, AuditEntry)
             .select_from(anchor)
-            .outerjoin(AuditHead, col(AuditHead.id) == 1)
-            .outerjoin(AuditEntry, sa.true())
-            .order_by(col(AuditEntry.seq))
+            .outerjoin(AuditHead, col(AuditHead.id) == chain)
+            .outerjoin(AuditEntry, col(AuditEntry.chain) == chain)
+            .order_by(col(AuditEntry.position))
             .execution_options(populate_existing=True, yield_per=1000)
         )
         result = session.exec(statement)
@@ -350,11 +427,11 @@ class AuditLog:
             pairs = iter(result)
             head, first = next(pairs)  # the constant row makes one pair at least
             if first is None:
-                return check_chain(self.key, [], head)
+                return check_chain(self.key, [], head, chain=chain)
             rows = _chain_rows(first, pairs)
             if progress is not None:
-                rows = _reported(rows, progress, head.seq if head else None)
-            return check_chain(self.key, rows, head)
+                rows = _reported(rows, progress)
+            return check_chain(self.key, rows, head, chain=chain)
         finally:
             result.close()
 
@@ -364,18 +441,27 @@ class AuditLog:
         return _genuine(self.key, entry)
 
 
-Progress = Callable[[int, int | None], None]
-"""Told, every PROGRESS_ROWS rows, how many a walk has read and how many it expects."""
+Progress = Callable[[int], None]
+"""Told, every PROGRESS_ROWS rows a walk reads, that it read that many more."""
 PROGRESS_ROWS = 10_000
 
 
-def _reported(
-    entries: Iterator[AuditEntry], progress: Progress, expected: int | None
-) -> Iterator[AuditEntry]:
+def _reported(entries: Iterator[AuditEntry], progress: Progress) -> Iterator[AuditEntry]:
     for read, entry in enumerate(entries, start=1):
         if read % PROGRESS_ROWS == 0:
-            progress(read, expected)
+            progress(PROGRESS_ROWS)
         yield entry
+
+
+def chains_in(session: Session) -> list[int]:
+    """Every chain of the log: chain 1, those with a head, and any whose rows have lost it."""
+    heads = session.exec(select(AuditHead.id)).all()
+    headless = session.exec(
+        select(col(AuditEntry.chain))
+        .where(col(AuditEntry.chain).not_in(select(AuditHead.id)))
+        .distinct()
+    ).all()
+    return sorted({FIRST_CHAIN, *heads, *headless})
 
 
 def _chain_rows(
@@ -399,14 +485,15 @@ class FindingKind(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One break, over rows `first`..`last` (one row when they are equal; a run of rows broken
-    the same way is one finding). A head that disagrees is named by the head's seq, and a
-    head that is gone by 0."""
+    """One break, over the rows at positions `first`..`last` of `chain` (one row when they
+    are equal; a run of rows broken the same way is one finding). A head that disagrees is
+    named by its length, and a head that is gone by 0."""
 
     kind: FindingKind
     first: int
     last: int
     explanation: str
+    chain: int = FIRST_CHAIN
 
     @property
     def rows(self) -> str:
@@ -422,10 +509,20 @@ class VerifyReport:
 
     rows_checked: int
     findings: tuple[Finding, ...] = ()
+    chains: int = 1
 
     @property
     def intact(self) -> bool:
         return not self.findings
+
+    @classmethod
+    def joined(cls, reports: Sequence[VerifyReport]) -> VerifyReport:
+        """The report of several chains' walks, findings in chain order."""
+        return cls(
+            sum(report.rows_checked for report in reports),
+            tuple(finding for report in reports for finding in report.findings),
+            sum(report.chains for report in reports),
+        )
 
 
 def _genuine(key: bytes, row: AuditEntry) -> bool:
@@ -457,7 +554,8 @@ def _with_following(
 class _Findings:
     """The findings of one walk, a run of consecutive rows broken the same way kept as one."""
 
-    def __init__(self) -> None:
+    def __init__(self, chain: int) -> None:
+        self.chain = chain
         self.found: list[Finding] = []
 
     def add(self, kind: FindingKind, first: int, last: int, explanation: str) -> None:
@@ -469,11 +567,13 @@ class _Findings:
         ):
             self.found[-1] = dataclasses.replace(previous, last=last)
         else:
-            self.found.append(Finding(kind, first, last, explanation))
+            self.found.append(Finding(kind, first, last, explanation, self.chain))
 
 
-def check_chain(key: bytes, entries: Iterable[AuditEntry], head: AuditHead | None) -> VerifyReport:
-    """Walk the chain (rows in seq order) and name every row where it breaks.
+def check_chain(
+    key: bytes, entries: Iterable[AuditEntry], head: AuditHead | None, *, chain: int = FIRST_CHAIN
+) -> VerifyReport:
+    """Walk one chain (rows in position order) and name every row where it breaks.
 
     A row whose own MAC fails is *altered* when its successor (or the head) still links to it,
     and *inserted* when not (a row the hub never wrote, or one replaced wholesale). The walk
@@ -482,8 +582,8 @@ def check_chain(key: bytes, entries: Iterable[AuditEntry], head: AuditHead | Non
     for its seq and its predecessor's hash. Rows missing before a genuine row or before the
     head are *deleted*, named as a range.
     """
-    findings = _Findings()
-    chain_seq, chain_hash, checked = 0, GENESIS, 0  # the last row the chain runs through
+    findings = _Findings(chain)
+    chain_seq, chain_hash, checked = 0, chain_genesis(key, chain), 0  # the last row it runs through
 
     def missing_before(seq: int, where: str) -> None:
         if seq > chain_seq + 1:
@@ -492,21 +592,21 @@ def check_chain(key: bytes, entries: Iterable[AuditEntry], head: AuditHead | Non
     for row, following in _with_following(entries, head.row_hash if head else None):
         checked += 1
         if _genuine(key, row):
-            missing_before(row.seq, f"before row {row.seq}")
-            if row.seq == chain_seq + 1 and row.prev_hash != chain_hash:
+            missing_before(row.position, f"before row {row.position}")
+            if row.position == chain_seq + 1 and row.prev_hash != chain_hash:
                 findings.add(
                     FindingKind.DELETED,
                     chain_seq,
                     chain_seq,
-                    f"replaced by a row that row {row.seq} does not follow",
+                    f"replaced by a row that row {row.position} does not follow",
                 )
         elif following == row.row_hash:
-            missing_before(row.seq, f"before row {row.seq}")
-            findings.add(FindingKind.ALTERED, row.seq, row.seq, "content changed")
+            missing_before(row.position, f"before row {row.position}")
+            findings.add(FindingKind.ALTERED, row.position, row.position, "content changed")
         else:
-            findings.add(FindingKind.INSERTED, row.seq, row.seq, "not written by the hub")
+            findings.add(FindingKind.INSERTED, row.position, row.position, "not written by the hub")
             continue
-        chain_seq, chain_hash = row.seq, row.row_hash
+        chain_seq, chain_hash = row.position, row.row_hash
     if head is None:  # the migration seeds the head row, so it was deleted
         findings.add(FindingKind.DELETED, 0, 0, "the chain head is gone")
     elif head.seq > chain_seq:

@@ -413,43 +413,61 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Check the whole chain; exit 1 listing every altered, deleted or inserted row."""
-    from hub.db import unit_of_work
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Processes walking chains at once (default: one per CPU).",
+)
+def audit_verify(workers: int | None) -> None:
+    """Check every chain; exit 1 listing every altered, deleted or inserted row."""
+    import os
 
-    hub = _hub()
-    with unit_of_work(hub.engine) as session:
-        report = hub.audit.verify(session, progress=_Progress("audit verify", "rows"))
+    from hub.audit_verify import expected_rows, verify_all
+
+    settings = _settings()
+    hub = _hub(settings)
+    progress = _Progress("audit verify", "rows", expected_rows(hub.engine))
+    report = verify_all(
+        hub.engine, settings.database_url, hub.audit.key, workers or os.cpu_count() or 1, progress
+    )
+    chains = f" in {report.chains} chains" if report.chains > 1 else ""
     if report.intact:
-        click.echo(f"audit log intact: {report.rows_checked} rows")
+        click.echo(f"audit log intact: {report.rows_checked} rows{chains}")
         return
     places = f"{len(report.findings)} place{'s' if len(report.findings) > 1 else ''}"
-    click.echo(f"hub: audit log broken in {places} ({report.rows_checked} rows read):", err=True)
+    click.echo(
+        f"hub: audit log broken in {places} ({report.rows_checked} rows read{chains}):", err=True
+    )
     for finding in report.findings:
-        click.echo(f"  {finding}", err=True)
+        where = f"chain {finding.chain}, " if report.chains > 1 else ""
+        click.echo(f"  {where}{finding}", err=True)
     sys.exit(1)
 
 
 class _Progress:
-    """A long command's progress on standard error, at most once a second: what it has done
-    so far, and of how many when it knows."""
+    """A long command's progress on standard error, at most once a second: how much it has
+    done of how much it expects."""
 
-    def __init__(self, doing: str, unit: str, every_seconds: float = 1.0) -> None:
+    def __init__(self, doing: str, unit: str, expected: int, every_seconds: float = 1.0) -> None:
         import time
 
-        self.doing, self.unit, self.every = doing, unit, every_seconds
+        self.doing, self.unit, self.expected, self.every = doing, unit, expected, every_seconds
+        self.done = 0
         self.started = self.shown = time.monotonic()
 
-    def __call__(self, done: int, total: int | None = None) -> None:
+    def __call__(self, more: int) -> None:
         import time
 
+        self.done += more
         now = time.monotonic()
         if now - self.shown < self.every:
             return
         self.shown = now
-        of = f" of {total:,}" if total else ""
-        rate = done / max(now - self.started, 1e-9)
-        click.echo(f"{self.doing}: {done:,}{of} {self.unit} ({rate:,.0f}/s)", err=True)
+        rate = self.done / max(now - self.started, 1e-9)
+        click.echo(
+            f"{self.doing}: {self.done:,} of {self.expected:,} {self.unit} ({rate:,.0f}/s)",
+            err=True,
+        )
 
 
 @cli.group()

@@ -210,6 +210,7 @@ class Hub:
         installation, the built-in schemas, then this process's snapshot."""
         self.check_master_key()
         with unit_of_work(self.engine) as session:
+            self.audit.open_chains(session)
             ensure_signing_key(session, self.clock.now(), self.key_password)
             issuing.ensure_issuing_key(session, self.clock.now(), self.card_key_password)
         self.install_shipped()
@@ -261,7 +262,7 @@ def build_hub(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     keyring = load_keyring(settings, create=create_secret)
-    audit = AuditLog(keyring.derive("audit-chain"))
+    audit = AuditLog(keyring.derive("audit-chain"), chains=settings.audit_chains)
     state = AuthState(
         engine,
         clock,

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     catalogue_file: Path = Path("catalogue.toml")
     access_file: Path = Path("access.toml")
     relay_enabled: bool = True
+    audit_chains: int = Field(default=16, ge=1, le=1_024)
+    """How many audit chains this process appends to (hub.audit); raising it opens more."""
     ready_relay_lag_seconds: int = Field(default=900, ge=1, le=7 * 86_400)
     """/readyz fails while a delivery has waited longer than this (the relay is stuck)."""
     host: str = "127.0.0.1"

@@ -141,7 +141,7 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
     verified = run_console_script("audit", "verify", env=env)
     assert verified.returncode == 0, verified.stderr
     # 10 built-in schemas, 5 agreements and what the journey did
-    assert verified.stdout.strip() == "audit log intact: 18 rows"
+    assert verified.stdout.strip() == "audit log intact: 18 rows in 16 chains"
 
     daily = run_console_script("jobs", "run", env=env)
     assert daily.returncode == 0, daily.stderr

@@ -1,0 +1,60 @@
+"""`hub audit verify`: every chain of the audit log checked, in parallel processes.
+
+A chain's walk is Python work (a MAC per row), so threads would take turns on one core; each
+worker process opens its own connection and walks whole chains, and the report is the chains'
+reports in chain order. Progress is told as each chain finishes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from hub.audit import AuditHead, AuditLog, Progress, VerifyReport, chains_in
+from hub.db import make_engine
+
+_engine: Engine | None = None  # a worker process's own
+
+
+def _connect(database_url: str) -> None:
+    global _engine
+    _engine = make_engine(database_url)
+
+
+def _walk(key: bytes, chain: int) -> VerifyReport:
+    assert _engine is not None, "the worker was started without its database"
+    with Session(_engine) as session:
+        return AuditLog(key).verify_chain(session, chain)
+
+
+def expected_rows(engine: Engine) -> int:
+    """How many rows the heads say the log holds (what progress counts towards)."""
+    with Session(engine) as session:
+        total = session.execute(sa.select(sa.func.sum(col(AuditHead.seq)))).scalar()
+    return int(total or 0)
+
+
+def verify_all(
+    engine: Engine, database_url: str, key: bytes, workers: int, progress: Progress
+) -> VerifyReport:
+    """Walk every chain, `workers` at a time (in this process when 1), telling `progress`
+    how many rows each finished walk read."""
+    with Session(engine) as session:
+        chains = chains_in(session)
+    if workers <= 1 or len(chains) == 1:
+        with Session(engine) as session:
+            return AuditLog(key).verify(session, progress)
+    reports: dict[int, VerifyReport] = {}
+    spawn = multiprocessing.get_context("spawn")  # no connection inherited from this process
+    with ProcessPoolExecutor(
+        min(workers, len(chains)), mp_context=spawn, initializer=_connect, initargs=(database_url,)
+    ) as pool:
+        walks = {pool.submit(_walk, key, chain): chain for chain in chains}
+        for done in as_completed(walks):
+            reports[walks[done]] = report = done.result()
+            progress(report.rows_checked)
+    return VerifyReport.joined([reports[chain] for chain in chains])
