@@ -403,9 +403,14 @@ class AuditLog:
         )
 
     def verify_chain(
-        self, session: Session, chain: int, progress: Progress | None = None
+        self,
+        session: Session,
+        chain: int,
+        progress: Progress | None = None,
+        start: Start | None = None,
     ) -> VerifyReport:
-        """Check one chain as one consistent state, without holding up appenders.
+        """Check one chain as one consistent state, without holding up appenders; from
+        `start` on when given (the rows up to it vouched for by a signed checkpoint).
 
         Head and rows come from a single statement (the head and every row outer-joined to one
         constant row, so rows are still read when the head is gone): under PostgreSQL's READ
@@ -418,7 +423,13 @@ class AuditLog:
             select(AuditHead, AuditEntry)
             .select_from(anchor)
             .outerjoin(AuditHead, col(AuditHead.id) == chain)
-            .outerjoin(AuditEntry, col(AuditEntry.chain) == chain)
+            .outerjoin(
+                AuditEntry,
+                sa.and_(
+                    col(AuditEntry.chain) == chain,
+                    col(AuditEntry.position) > (start.position if start else 0),
+                ),
+            )
             .order_by(col(AuditEntry.position))
             .execution_options(populate_existing=True, yield_per=1000)
         )
@@ -427,11 +438,11 @@ class AuditLog:
             pairs = iter(result)
             head, first = next(pairs)  # the constant row makes one pair at least
             if first is None:
-                return check_chain(self.key, [], head, chain=chain)
+                return check_chain(self.key, [], head, chain=chain, start=start)
             rows = _chain_rows(first, pairs)
             if progress is not None:
                 rows = _reported(rows, progress)
-            return check_chain(self.key, rows, head, chain=chain)
+            return check_chain(self.key, rows, head, chain=chain, start=start)
         finally:
             result.close()
 
@@ -439,6 +450,15 @@ class AuditLog:
         """The entry's MAC holds under this log's key: the hub wrote it with this master
         secret (hub.keycheck asks this of a database made before it kept a check value)."""
         return _genuine(self.key, entry)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where an incremental walk of a chain starts: a row the chain is known to run through
+    (its position and MAC, from a signed checkpoint)."""
+
+    position: int
+    row_hash: str
 
 
 Progress = Callable[[int], None]
@@ -481,6 +501,9 @@ class FindingKind(StrEnum):
     ALTERED = "altered"
     DELETED = "deleted"
     INSERTED = "inserted"
+    # Only a checkpoint kept outside the database can show these (hub.checkpoints).
+    TRUNCATED = "truncated"
+    FORKED = "forked"
 
 
 @dataclass(frozen=True)
@@ -571,7 +594,12 @@ class _Findings:
 
 
 def check_chain(
-    key: bytes, entries: Iterable[AuditEntry], head: AuditHead | None, *, chain: int = FIRST_CHAIN
+    key: bytes,
+    entries: Iterable[AuditEntry],
+    head: AuditHead | None,
+    *,
+    chain: int = FIRST_CHAIN,
+    start: Start | None = None,
 ) -> VerifyReport:
     """Walk one chain (rows in position order) and name every row where it breaks.
 
@@ -583,7 +611,11 @@ def check_chain(
     head are *deleted*, named as a range.
     """
     findings = _Findings(chain)
-    chain_seq, chain_hash, checked = 0, chain_genesis(key, chain), 0  # the last row it runs through
+    # The last row the chain runs through, and how many rows were read.
+    chain_seq, chain_hash = (
+        (start.position, start.row_hash) if start else (0, chain_genesis(key, chain))
+    )
+    checked = 0
 
     def missing_before(seq: int, where: str) -> None:
         if seq > chain_seq + 1:

@@ -418,19 +418,66 @@ def audit() -> None:
     type=click.IntRange(1, 64),
     help="Processes walking chains at once (default: one per CPU).",
 )
-def audit_verify(workers: int | None) -> None:
-    """Check every chain; exit 1 listing every altered, deleted or inserted row."""
+@click.option(
+    "--witness",
+    "witnesses",
+    multiple=True,
+    metavar="URL|FILE",
+    help="A department's kept checkpoints (its receiver's /checkpoints, or a JSON file of"
+    " them): a chain cut short or rewritten since is named. Repeatable.",
+)
+@click.option(
+    "--since-checkpoint",
+    is_flag=True,
+    help="Walk only the rows appended since the hub's last signed checkpoint, after checking"
+    " the log still runs through it (a full walk is the default).",
+)
+def audit_verify(workers: int | None, witnesses: tuple[str, ...], since_checkpoint: bool) -> None:
+    """Check every chain; exit 1 listing every altered, deleted or inserted row, and with
+    --witness every chain truncated or forked since a department's checkpoints."""
+    import dataclasses
     import os
 
+    from sqlmodel import Session
+
+    from hub import checkpoints
     from hub.audit_verify import expected_rows, verify_all
 
     settings = _settings()
     hub = _hub(settings)
-    progress = _Progress("audit verify", "rows", expected_rows(hub.engine))
+    kept = [token for witness in witnesses for token in _witness_tokens(witness)]
+    starts, since = {}, ""
+    if since_checkpoint:
+        with Session(hub.engine) as session:
+            own = checkpoints.latest(session)
+            if own is None:
+                _fail("no checkpoint is signed yet: run `hub audit checkpoint`, or walk in full")
+            try:
+                starts = checkpoints.starts_of(session, own.token)
+            except ValueError as forged:
+                _fail(f"the hub's last checkpoint is not the hub's ({forged}): walk in full", 1)
+        kept.append(own.token)  # the log must still run through it
+        since = f", since checkpoint {own.id}"
+    progress = _Progress("audit verify", "rows", expected_rows(hub.engine, starts))
     report = verify_all(
-        hub.engine, settings.database_url, hub.audit.key, workers or os.cpu_count() or 1, progress
+        hub.engine,
+        settings.database_url,
+        hub.audit.key,
+        workers or os.cpu_count() or 1,
+        progress,
+        starts,
     )
     chains = f" in {report.chains} chains" if report.chains > 1 else ""
+    if kept:
+        with Session(hub.engine) as session:
+            witnessed = checkpoints.compare(session, hub.audit.key, kept)
+        for reason in witnessed.set_aside:
+            click.echo(f"hub: a checkpoint set aside, not the hub's: {reason}", err=True)
+        findings = report.findings + witnessed.findings
+        report = dataclasses.replace(report, findings=findings)
+        if witnesses:
+            chains += f", against {witnessed.compared - since_checkpoint} checkpoints"
+    chains += since
     if report.intact:
         click.echo(f"audit log intact: {report.rows_checked} rows{chains}")
         return
@@ -442,6 +489,36 @@ def audit_verify(workers: int | None) -> None:
         where = f"chain {finding.chain}, " if report.chains > 1 else ""
         click.echo(f"  {where}{finding}", err=True)
     sys.exit(1)
+
+
+def _witness_tokens(witness: str) -> list[str]:
+    """The checkpoints a witness kept: fetched from a URL, or read from a JSON file."""
+    import json
+
+    import httpx
+
+    from hub.checkpoints import tokens_of
+
+    try:
+        if witness.startswith(("http://", "https://")):
+            answer = httpx.get(witness, timeout=30)
+            answer.raise_for_status()
+            document = answer.json()
+        else:
+            document = json.loads(Path(witness).read_text(encoding="utf-8"))
+        return tokens_of(document)
+    except (httpx.HTTPError, OSError, ValueError) as error:
+        _fail(f"cannot read the checkpoints of {witness}: {error}")
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign a checkpoint of the audit chains now and send the departments theirs (the
+    scheduler does this every audit_checkpoint_minutes)."""
+    from hub.jobs import run_checkpoint
+
+    signed = run_checkpoint(_hub())
+    click.echo("checkpoint signed" if signed else "nothing appended since the last checkpoint")
 
 
 class _Progress:

@@ -11,11 +11,14 @@ day and the second run does nothing.
 
 Every change goes through the permit service, so it writes the permit_event, the outbox row and
 the audit entry in the same transaction as the state (DESIGN.md, "event-sourced-lite").
-`build_scheduler` runs the jobs daily at 00:05 China time; `run_daily_jobs` runs them once.
+`build_scheduler` runs the jobs daily at 00:05 China time, and signs a checkpoint of the audit
+chains for the departments every `audit_checkpoint_minutes`; `run_daily_jobs` runs the daily
+jobs once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -24,13 +27,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
+import httpx
 import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from sqlmodel import Session, col, select
 
+from hub import checkpoints
 from hub.audit import Actor
+from hub.auth.keys import active_key
 from hub.composition import Hub
+from hub.connectors.checkpoints import publish as publish_checkpoints
 from hub.db import unit_of_work
 from hub.ops import metrics, trace
 from hub.permits import domain, service
@@ -319,28 +327,56 @@ JOBS: dict[str, Callable[[Hub, date], int]] = {
 
 
 def run_job(hub: Hub, name: str, day: date) -> int:
-    """Run one job for `day` in a trace of its own, logged, counted and timed
-    (hub.ops.metrics); returns its count."""
+    """Run one daily job for `day`, observed (`_observed`); returns its count."""
+    return _observed(name, f"for {day}", lambda: JOBS[name](hub, day))
+
+
+def _observed(name: str, what: str, job: Callable[[], int]) -> int:
+    """Run a job in a trace of its own, logged, counted and timed (hub.ops.metrics)."""
     started = time.perf_counter()
     outcome = "failed"
     with trace.tracing():
-        log.info("job %s for %s started", name, day, extra={"job": name})
+        log.info("job %s %s started", name, what, extra={"job": name})
         try:
-            count = JOBS[name](hub, day)
+            count = job()
             outcome = "done"
         finally:
             elapsed = time.perf_counter() - started
             metrics.JOB_RUNS.labels(name, outcome).inc()
             metrics.JOB_DURATION.labels(name).observe(elapsed)
             log.info(
-                "job %s for %s %s in %.1f s",
+                "job %s %s %s in %.1f s",
                 name,
-                day,
+                what,
                 outcome,
                 elapsed,
                 extra={"job": name, "outcome": outcome, "duration_s": round(elapsed, 3)},
             )
     return count
+
+
+CHECKPOINT = "audit-checkpoint"
+
+
+def checkpoint_audit(hub: Hub) -> int:
+    """Sign a checkpoint of the audit chains, when anything was appended since the last, and
+    send every push department the checkpoints it has not acknowledged (hub.checkpoints);
+    returns how many checkpoints this run signed (0 or 1)."""
+    with unit_of_work(hub.engine) as session:
+        key = active_key(session, hub.key_password)
+        if key is None:
+            raise RuntimeError("no active signing key: run `hub db upgrade`")
+        signed = checkpoints.sign(session, key, hub.settings.issuer, hub.clock.now())
+    links = {
+        department.value: link for department, link in hub.outbound.publisher.departments.items()
+    }
+    with httpx.Client(timeout=5.0) as client:
+        publish_checkpoints(hub.engine, hub.clock, links, client)
+    return int(signed is not None)
+
+
+def run_checkpoint(hub: Hub) -> int:
+    return _observed(CHECKPOINT, "now", lambda: checkpoint_audit(hub))
 
 
 def run_daily_jobs(hub: Hub, today: date | None = None) -> dict[str, int]:
@@ -359,7 +395,8 @@ def _daily(hub: Hub, name: str) -> Callable[[], int]:
 
 
 def build_scheduler(hub: Hub) -> BackgroundScheduler:
-    """A scheduler (not started) with each job daily at 00:05 China time. A run missed while
+    """A scheduler (not started) with each daily job at 00:05 China time and the audit
+    checkpoint every `audit_checkpoint_minutes`. A daily run missed while
     the process was down is made up once (coalesced) within the day; a job never overlaps
     itself in one process, and row locks keep two processes from repeating each other's work.
     The caller starts it (`start()`) and stops it (`shutdown()`)."""
@@ -375,4 +412,13 @@ def build_scheduler(hub: Hub) -> BackgroundScheduler:
             misfire_grace_time=23 * 3600,
             replace_existing=True,
         )
+    scheduler.add_job(
+        functools.partial(run_checkpoint, hub),
+        IntervalTrigger(minutes=hub.settings.audit_checkpoint_minutes),
+        id=CHECKPOINT,
+        name=CHECKPOINT,
+        coalesce=True,
+        max_instances=1,
+        replace_existing=True,
+    )
     return scheduler

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     relay_enabled: bool = True
     audit_chains: int = Field(default=16, ge=1, le=1_024)
     """How many audit chains this process appends to (hub.audit); raising it opens more."""
+    audit_checkpoint_minutes: int = Field(default=5, ge=1, le=1_440)
+    """How often the scheduler signs a checkpoint of the audit chains for the departments."""
     ready_relay_lag_seconds: int = Field(default=900, ge=1, le=7 * 86_400)
     """/readyz fails while a delivery has waited longer than this (the relay is stuck)."""
     host: str = "127.0.0.1"

@@ -103,6 +103,12 @@ def signing_key(keys: Sequence[LoadedKey]) -> LoadedKey | None:
     return max(active, key=lambda key: key.created_at) if active else None
 
 
+def active_key(session: Session, password: bytes) -> LoadedKey | None:
+    """The key that signs now, read from the database (for work outside a request)."""
+    rows = session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None))).all()
+    return signing_key([load_key(row, password) for row in rows])
+
+
 def rotate(session: Session, now: datetime, password: bytes) -> SigningKey:
     """Retire the active keys and create the one that signs from now on."""
     for row in session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None))):

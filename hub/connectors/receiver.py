@@ -10,6 +10,10 @@ What was kept is read in pages (`GET /received`, the next page named by a `Link`
 delivery at a time by its webhook-id (`GET /received/{webhook_id}`: the hub's event id, so
 "what did each department get for event 42" is one request per department).
 
+The hub's signed audit checkpoints come to the same endpoint (`"type": "audit-checkpoint"`,
+webhook-id `ckp_<n>`) and are kept apart, listed by `GET /checkpoints`: this receiver is a
+witness that `hub audit verify --witness` asks whether the log was cut short or rewritten.
+
 A webhook-id is unique only within the hub database that sent it (the event's sequence number),
 so a store belongs to one hub database: `make reset` removes the stores with the database.
 """
@@ -34,6 +38,7 @@ from fastapi import FastAPI, Query, Request, Response
 from hub import paging, problems
 from hub.auth.domain import Department
 from hub.clock import Clock, SystemClock
+from hub.connectors.checkpoints import KIND as CHECKPOINT_KIND
 from hub.connectors.signing import Reason, SignatureRefused, Verifier
 from hub.edge import Edge
 from hub.ops.logs import logging_config
@@ -71,6 +76,9 @@ _SIMULATED = Text(
     "此接收方被设置为拒收所有投递（故障测试）",
     "This receiver is set to refuse every delivery (fault test)",
 )
+_NO_CHECKPOINT = Text(
+    "审计检查点须为 JWS 字符串", "An audit checkpoint must carry its JWS as `checkpoint`"
+)
 _NOT_KEPT = Text(
     "此接收方没有该 webhook-id 的投递", "No delivery with this webhook-id was kept here"
 )
@@ -81,6 +89,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     body TEXT NOT NULL,
     duplicates INTEGER NOT NULL DEFAULT 0,
     traceparent TEXT
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    webhook_id TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    checkpoint TEXT NOT NULL
 )
 """
 
@@ -100,7 +113,7 @@ class Inbox:
         self._local = threading.local()
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
-            connection.execute(_SCHEMA)
+            connection.executescript(_SCHEMA)
             columns = {row[1] for row in connection.execute("PRAGMA table_info(deliveries)")}
             if "traceparent" not in columns:  # a store kept before deliveries carried it
                 connection.execute("ALTER TABLE deliveries ADD COLUMN traceparent TEXT")
@@ -138,6 +151,28 @@ class Inbox:
                 )
             connection.execute("COMMIT")
         return bool(inserted)
+
+    def keep_checkpoint(self, webhook_id: str, checkpoint: str, at: datetime) -> bool:
+        """Keep an audit checkpoint; False if its id was kept before."""
+        with self._connect() as connection:
+            return bool(
+                connection.execute(
+                    "INSERT OR IGNORE INTO checkpoints (webhook_id, received_at, checkpoint)"
+                    " VALUES (?, ?, ?)",
+                    (webhook_id, at.isoformat(), checkpoint),
+                ).rowcount
+            )
+
+    def checkpoints(self) -> list[dict[str, str]]:
+        """Every audit checkpoint kept, in arrival order."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT webhook_id, received_at, checkpoint FROM checkpoints ORDER BY rowid"
+            ).fetchall()
+        return [
+            {"webhook_id": webhook_id, "received_at": at, "checkpoint": checkpoint}
+            for webhook_id, at, checkpoint in rows
+        ]
 
     def page(self, after: str | None, limit: int) -> ReceivedPage:
         """Up to `limit` deliveries kept after the one whose webhook-id is `after` (from the
@@ -236,10 +271,16 @@ def create_receiver(
             ) from None
         text = body.decode("utf-8")  # verify refused anything that is not UTF-8
         try:
-            json.loads(text)
+            document = json.loads(text)
         except json.JSONDecodeError:
             raise Problem(problems.MALFORMED_JSON) from None
         webhook_id = request.headers["webhook-id"]
+        if isinstance(document, dict) and document.get("type") == CHECKPOINT_KIND:
+            checkpoint = document.get("checkpoint")
+            if not isinstance(checkpoint, str):
+                raise Problem(problems.VALIDATION_FAILED, _NO_CHECKPOINT)
+            kept = inbox.keep_checkpoint(webhook_id, checkpoint, now)
+            return {"stored": True} if kept else {"duplicate": True}
         if inbox.put(webhook_id, text, now, request.headers.get("traceparent")):
             log.info("kept delivery %s", webhook_id, extra={"webhook_id": webhook_id})
             return {"stored": True}
@@ -271,6 +312,14 @@ def create_receiver(
             last = page.deliveries[-1]["webhook_id"]
             response.headers.update(paging.next_link(request, last, limit))
         return page.deliveries
+
+    @app.get(
+        "/checkpoints",
+        summary="The hub's signed audit checkpoints kept here, in arrival order",
+        description="What `hub audit verify --witness URL` compares the hub's audit log with.",
+    )
+    def kept_checkpoints() -> list[dict[str, str]]:
+        return inbox.checkpoints()
 
     @app.get("/received/{webhook_id}", summary="The delivery kept under one webhook-id")
     def received_one(webhook_id: str) -> dict[str, Any]:
