@@ -259,7 +259,12 @@ def test_scheduler_runs_each_job_daily_at_five_past_midnight_china_time(hub: Hub
     scheduler.start(paused=True)
     try:
         found = {job.id: job for job in scheduler.get_jobs()}
+        checkpoint = found.pop(jobs.CHECKPOINT)
         assert set(found) == set(jobs.JOBS)
+        assert checkpoint.trigger.interval == timedelta(
+            minutes=hub.settings.audit_checkpoint_minutes
+        )
+        assert checkpoint.coalesce is True and checkpoint.max_instances == 1
         for job in found.values():
             assert job.coalesce is True
             assert job.max_instances == 1
