@@ -267,13 +267,12 @@ def markdown(
 ) -> str:
     slowest = max(timed, key=lambda t: t.hub_seconds)
     lines = [
-        f"## Statistics for assessment, {database.title}" + (", the demo" if args.demo else ""),
-        "",
-        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {common.machine()}",
-        f"- Code: {common.code_version()}",
-        f"- Database: {database.description}",
-        f"- Command: `{common.shown_command(SCRIPT, argv)}`",
+        *common.header(
+            f"Statistics for assessment, {database.title}" + (", the demo" if args.demo else ""),
+            SCRIPT,
+            argv,
+            database,
+        ),
         (
             f"- Data: `hub demo` of {args.permits:,} holders, through the services; loaded in"
             f" {loaded:.1f} s."

@@ -181,13 +181,12 @@ def markdown(
     floor = measured["floor"]
     return "\n".join(
         [
-            f"## Audit appends, {args.writers} concurrent writers, PostgreSQL",
-            "",
-            f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {common.machine()}",
-            f"- Code: {common.code_version()}",
-            f"- Database: {database.description}",
-            f"- Command: `{common.shown_command(SCRIPT, argv)}`",
+            *common.header(
+                f"Audit appends, {args.writers} concurrent writers, PostgreSQL",
+                SCRIPT,
+                argv,
+                database,
+            ),
             f"- Load: {args.writers} processes, one connection each, {args.seconds} s per row"
             " of the table; each transaction appends one entry for a random holder",
             "",

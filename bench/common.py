@@ -571,6 +571,31 @@ def section_head(title: str, context: Context) -> list[str]:
     ]
 
 
+def header(title: str, script: str, argv: Sequence[str], database: Database) -> list[str]:
+    """A RESULTS.md section's title, then the run's date, machine, code, database and
+    command, one item a line (for benchmarks without a load context)."""
+    return [
+        f"## {title}",
+        "",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {machine()}",
+        f"- Code: {code_version()}",
+        f"- Database: {database.description}",
+        f"- Command: `{shown_command(script, argv)}`",
+    ]
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    """Until `url` answers with a success (a server or receiver just started)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).is_success:
+                return
+        time.sleep(0.1)
+    raise BenchError(f"{url} did not answer within {seconds:.0f} s")
+
+
 def markdown_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     """A header row, then right-aligned figures after the first column."""
     return [

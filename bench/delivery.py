@@ -122,25 +122,13 @@ def receivers(workdir: Path, env: dict[str, str]) -> Iterator[dict[str, Departme
                 events=("suspend",),
             )
         for link in links.values():
-            _wait_for(link.endpoint.rsplit("/webhooks", 1)[0] + "/healthz")
+            common.wait_for(link.endpoint.rsplit("/webhooks", 1)[0] + "/healthz", 20)
         yield links
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(timeout=10)
-
-
-def _wait_for(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise BenchError(f"a receiver did not start ({url})")
 
 
 def expired_holders(hub: Hub, count: int, first: int) -> None:
@@ -291,13 +279,9 @@ def markdown(
     per_round = args.holders * 5
     return "\n".join(
         [
-            "## Deliveries to five loopback receivers, PostgreSQL",
-            "",
-            f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {common.machine()}",
-            f"- Code: {common.code_version()}",
-            f"- Database: {database.description}",
-            f"- Command: `{common.shown_command(SCRIPT, argv)}`",
+            *common.header(
+                "Deliveries to five loopback receivers, PostgreSQL", SCRIPT, argv, database
+            ),
             f"- Load: {args.rounds} rounds (after one warm-up) of {per_round:,} deliveries"
             f" ({args.holders:,} suspensions x 5 departments), relay then raw; {SENDERS}"
             " concurrent senders each; receivers are `hub department serve` processes on the"

@@ -58,6 +58,7 @@ from sqlmodel import col
 
 from bench import common
 from bench.common import BenchError, _bounded_int
+from bench.registry import registration_body as registry_body
 from bench.taps import Deck, photo
 from hub.auth.domain import ClientKind
 from hub.card import protocol
@@ -108,20 +109,10 @@ def citizen_id(n: int) -> str:
 
 
 def registration_body(n: int, today: date) -> dict[str, Any]:
-    return {
-        "citizen_id": citizen_id(n),
-        "name": f"来访者{n}",
-        "ethnicity": "汉族",
-        "household_address": "辽宁省沈阳市和平区某街1号",
-        "household_region": "210102",
-        "current_address": "赤峰市红山区某小区2号楼",
-        "current_region": "150402",
-        "reason": "employment",
-        "workplace": "赤峰某建材有限公司",
-        "contact": "13800000000",
-        "arrived_on": (today - timedelta(days=3)).isoformat(),
-        "temporary_permit_since": (today - timedelta(days=400)).isoformat(),
-    }
+    """bench/registry's body, of a person of the load, eligible for a permit at once (a
+    temporary permit held for over a year before it)."""
+    since = (today - timedelta(days=400)).isoformat()
+    return {**registry_body(citizen_id(n), today), "temporary_permit_since": since}
 
 
 class Load:
@@ -285,7 +276,7 @@ def _receiver(name: str, port: int, workdir: Path, env: dict[str, str]) -> subpr
         process = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    _wait_for(f"http://127.0.0.1:{port}/healthz")
+    common.wait_for(f"http://127.0.0.1:{port}/healthz")
     return process
 
 
@@ -293,18 +284,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
-
-
-def _wait_for(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise BenchError(f"{url} did not answer within {seconds:.0f} s")
 
 
 @contextmanager
@@ -326,7 +305,7 @@ def hubs(env: dict[str, str], workdir: Path) -> Iterator[list[str]]:
                 )
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         for base in bases:
-            _wait_for(f"{base}/readyz")
+            common.wait_for(f"{base}/readyz")
         yield bases
     finally:
         for process in processes:
@@ -526,13 +505,9 @@ def markdown(
         )
     return "\n".join(
         [
-            "## Soak: three hub processes, one PostgreSQL database",
-            "",
-            f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {common.machine()}",
-            f"- Code: {common.code_version()}",
-            f"- Database: {database.description}",
-            f"- Command: `{common.shown_command(SCRIPT, argv)}`",
+            *common.header(
+                "Soak: three hub processes, one PostgreSQL database", SCRIPT, argv, database
+            ),
             f"- Load: {args.clients} client threads for {load_seconds:.0f} s against {PROCESSES}"
             f" `hub serve` processes (each with the relay and the scheduler, checkpoints every"
             f" minute); five receivers, {OUTAGE}'s down for {args.outage} s from a fifth of the"

@@ -241,13 +241,7 @@ def markdown(
     cheap_enough = figures.ratio <= TARGET_RATIO
     return "\n".join(
         [
-            "## Expiry sweep, PostgreSQL",
-            "",
-            f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {common.machine()}",
-            f"- Code: {common.code_version()}",
-            f"- Database: {database.description}",
-            f"- Command: `{common.shown_command(SCRIPT, argv)}`",
+            *common.header("Expiry sweep, PostgreSQL", SCRIPT, argv, database),
             f"- Data: {figures.permits:,} valid permits, all expired, last valid days spread"
             f" over {SPREAD_DAYS} days; loaded in {figures.load_seconds:.1f} s",
             "",

@@ -8,17 +8,22 @@ group keeps it, so the entry point itself, its exit codes and its streams are pr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from click.testing import CliRunner
 
 from hub.cli import main
 from tests.conftest import TEST_SECRET
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = str(Path(sys.executable).parent / "hub")
@@ -83,3 +88,41 @@ def assert_one_sentence(result: Ran | subprocess.CompletedProcess[str], *words: 
     assert "Traceback" not in result.stderr
     for word in words:
         assert word in lines[0]
+
+
+@dataclass(frozen=True)
+class Served:
+    base: str
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+
+
+@contextlib.contextmanager
+def serving(database_url: str, *options: str, seconds: float = 60) -> Iterator[Served]:
+    """`hub serve OPTIONS` of a migrated database on a free port, in a subprocess, until the
+    block ends (its standard error piped, for the test to read once it has stopped it)."""
+    port = free_port()
+    env = hub_env(database_url, HUB_ISSUER=f"http://127.0.0.1:{port}")
+    assert run_hub("db", "upgrade", env=env).returncode == 0
+    server = subprocess.Popen(
+        [HUB, "serve", "--port", str(port), *options],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"hub serve did not answer within {seconds:.0f} s")
+        yield Served(base, env, server)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,13 @@ import pytest
 
 from hub.db import make_engine
 from tests.auth.helpers import client_key, public_jwks
-from tests.commands import HUB, ROOT, assert_one_sentence, hub_env, run_console_script, run_hub
+from tests.commands import (
+    assert_one_sentence,
+    hub_env,
+    run_console_script,
+    run_hub,
+    serving,
+)
 from tests.factories import OTHER_SECRET, SENTENCE, rows_of
 from tests.servers import free_port
 
@@ -168,32 +172,8 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
 
 @pytest.fixture
 def served_hub(database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
-    port = free_port()
-    env = hub_env(database_url, HUB_ISSUER=f"http://127.0.0.1:{port}")
-    assert run_hub("db", "upgrade", env=env).returncode == 0
-    server = subprocess.Popen(
-        [HUB, "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("hub serve did not answer within 30 s")
-        yield base, env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with serving(database_url, seconds=30) as served:
+        yield served.base, served.env
 
 
 def test_served_hub_issues_and_checks_tokens_over_real_http(

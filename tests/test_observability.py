@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -24,10 +23,9 @@ from hub.db import unit_of_work
 from hub.ops import trace
 from hub.ops.logs import JsonFormatter
 from tests.auth.helpers import access_token, bearer
-from tests.commands import HUB, ROOT, hub_env, run_hub
+from tests.commands import serving
 from tests.conftest import RegisterClient
 from tests.factories import STORED_AT, add_permits
-from tests.servers import free_port
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -148,32 +146,8 @@ def test_a_log_line_is_json_with_the_request_id_and_the_fields_given() -> None:
 
 @pytest.fixture
 def two_workers(database_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    env = hub_env(database_url, HUB_ISSUER=f"http://127.0.0.1:{port}")
-    assert run_hub("db", "upgrade", env=env).returncode == 0
-    server = subprocess.Popen(
-        [HUB, "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("hub serve did not answer within 60 s")
-        yield base, server
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with serving(database_url, "--workers", "2") as served:
+        yield served.base, served.process
 
 
 def test_two_workers_add_up_and_log_json(two_workers: tuple[str, subprocess.Popen[str]]) -> None:

@@ -247,17 +247,7 @@ class Relay:
         try:
             version = read_version_in_use(session, publisher.schemas)
         except RecordUnavailable as unavailable:
-            return [
-                Outgoing(
-                    row.event_seq,
-                    row.department,
-                    row.attempts,
-                    None,
-                    unavailable.text.en,
-                    row.trace_id,
-                )
-                for row in claimed
-            ]
+            return [_unsendable(row, unavailable) for row in claimed]
         records = publisher.event_records(
             session, version, sorted({row.event_seq for row in claimed})
         )
@@ -279,16 +269,7 @@ class Relay:
                     version, agreement, record, today, str(row.event_seq)
                 )
             except RecordUnavailable as unavailable:
-                out.append(
-                    Outgoing(
-                        row.event_seq,
-                        row.department,
-                        row.attempts,
-                        None,
-                        unavailable.text.en,
-                        row.trace_id,
-                    )
-                )
+                out.append(_unsendable(row, unavailable))
                 continue
             body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
             out.append(
@@ -446,6 +427,11 @@ class Relay:
             except Exception:
                 log.exception("relay round failed; retrying")
             stop.wait(idle_seconds)
+
+
+def _unsendable(row: sa.Row[Any], why: RecordUnavailable) -> Outgoing:
+    """A leased delivery whose record cannot be built, with the reason."""
+    return Outgoing(row.event_seq, row.department, row.attempts, None, why.text.en, row.trace_id)
 
 
 def _due(
