@@ -152,3 +152,24 @@ def rows_of(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             )
             for name, table in metadata.tables.items()
         }
+
+
+def add_deliveries(engine: Engine, permit_id: str, **status_by_department: str) -> None:
+    """An "issue" event (seq 1) of the permit and its deliveries, each department's in the
+    given status, all made at STORED_AT."""
+    with unit_of_work(engine) as session:
+        session.execute(
+            sa.text(
+                "INSERT INTO permit_event (seq, permit_id, type, payload, state_after,"
+                " actor_client_id, at) VALUES (1, :p, 'issue', '{}', 'valid', 't', :at)"
+            ),
+            {"p": permit_id, "at": STORED_AT},
+        )
+        for department, status in status_by_department.items():
+            session.execute(
+                sa.text(
+                    "INSERT INTO delivery (event_seq, department, permit_id, status, attempts,"
+                    " next_attempt_at, created_at) VALUES (1, :d, :p, :s, 0, :at, :at)"
+                ),
+                {"d": department.replace("_", "-"), "p": permit_id, "s": status, "at": STORED_AT},
+            )

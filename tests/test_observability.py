@@ -13,19 +13,17 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.clock import FixedClock
 from hub.composition import Hub
-from hub.db import unit_of_work
 from hub.ops import trace
 from hub.ops.logs import JsonFormatter
 from tests.auth.helpers import access_token, bearer
 from tests.commands import serving
 from tests.conftest import RegisterClient
-from tests.factories import STORED_AT, add_permits
+from tests.factories import STORED_AT, add_deliveries, add_permits
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -58,22 +56,7 @@ def test_requests_tokens_and_the_backlog_are_counted(
     )
     app_client.get("/no/such/path/13800000000")
     [permit_id] = add_permits(hub, "valid")
-    with unit_of_work(hub.engine) as session:
-        session.execute(
-            sa.text(
-                "INSERT INTO permit_event (seq, permit_id, type, payload, state_after,"
-                " actor_client_id, at) VALUES (1, :p, 'issue', '{}', 'valid', 't', :at)"
-            ),
-            {"p": permit_id, "at": STORED_AT},
-        )
-        for department, status in (("education", "pending"), ("housing", "dead")):
-            session.execute(
-                sa.text(
-                    "INSERT INTO delivery (event_seq, department, permit_id, status, attempts,"
-                    " next_attempt_at, created_at) VALUES (1, :d, :p, :s, 0, :at, :at)"
-                ),
-                {"d": department, "p": permit_id, "s": status, "at": STORED_AT},
-            )
+    add_deliveries(hub.engine, permit_id, education="pending", housing="dead")
     clock.set(STORED_AT + timedelta(seconds=90))
 
     answer = app_client.get("/metrics")

@@ -12,12 +12,11 @@ from fastapi.testclient import TestClient
 
 from hub import readiness
 from hub.composition import Hub
-from hub.connectors.store import Delivery
 from hub.db import make_engine, unit_of_work
 from hub.keycheck import MasterKeyCheck
 from hub.settings import Settings
 from tests.conftest import TEST_SECRET
-from tests.factories import STORED_AT, add_permits
+from tests.factories import STORED_AT, add_deliveries, add_permits
 
 
 def test_ready_then_not_with_the_failed_checks_named(app_client: TestClient, hub: Hub) -> None:
@@ -51,24 +50,7 @@ def test_the_relay_lag_and_the_scheduler(hub: Hub, settings: Settings) -> None:
     assert found["relay"].ok and found["relay"].detail == "nothing pending"
     assert found["scheduler"].ok
 
-    with unit_of_work(hub.engine) as session:
-        session.execute(
-            sa.text(
-                "INSERT INTO permit_event (seq, permit_id, type, payload, state_after,"
-                " actor_client_id, at) VALUES (1, :p, 'issue', '{}', 'valid', 't', :at)"
-            ),
-            {"p": permit_id, "at": STORED_AT},
-        )
-        session.add(
-            Delivery(
-                event_seq=1,
-                department="housing",
-                permit_id=permit_id,
-                status="pending",
-                next_attempt_at=STORED_AT,
-                created_at=STORED_AT,
-            )
-        )
+    add_deliveries(hub.engine, permit_id, housing="pending")
     found = {c.name: c for c in readiness.check(probe, now, False)}
     assert found["relay"].ok and "300 s" in found["relay"].detail
     assert not found["scheduler"].ok
