@@ -320,12 +320,13 @@ class AuditLog:
         at: datetime,
         *,
         alongside: bulk.Insert | None = None,
-    ) -> AuditEntry:
+    ) -> dict[str, Any]:
         """Append one entry within the caller's transaction, so it commits with what it
-        records; returns the entry as written. `alongside`: rows the audited action writes,
-        sent with the entry (see record_many)."""
+        records; returns its row as written (as record_many does: no AuditEntry is built for
+        a caller that, on every audited request, has no use for one). `alongside`: rows the
+        audited action writes, sent with the entry (see record_many)."""
         (written,) = self.record_many(session, [event], at, alongside=alongside)
-        return AuditEntry(**written, at=_stored(at))
+        return written
 
     def record_many(
         self,

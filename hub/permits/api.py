@@ -12,10 +12,10 @@ from sqlmodel import Session
 
 from hub import etags, paging
 from hub.audit import Actor
-from hub.auth.guard import CurrentActor, GuardedRoute, requires
+from hub.auth.guard import CurrentActor, GuardedRoute, actor_of, requires
 from hub.composition import Hub
 from hub.db import INT_MAX, rfc3339
-from hub.deps import CurrentHub, DbSession, IsoDate
+from hub.deps import CurrentHub, DbSession, IsoDate, in_unit_of_work
 from hub.etags import ETAG_HEADER, PRECONDITION_RESPONSES, expected_version, with_etag
 from hub.permits import applications, domain, eligibility, service
 from hub.permits.bodies import (
@@ -84,29 +84,29 @@ def _operation(path: str, method: str = "post") -> str:
     },
 )
 @requires("registry:write")
-def create_registration(
-    request: Request,
-    actor: CurrentActor,
-    body: RegistrationBody,
-    session: DbSession,
-    hub: CurrentHub,
+async def create_registration(
+    request: Request, body: RegistrationBody, hub: CurrentHub
 ) -> JSONResponse:
-    today = hub.clock.today()
+    # Async, with the work in one unit on one worker thread: a sync route with DbSession hops
+    # between the event loop and the thread pool three times.
+    actor, today, now = actor_of(request), hub.clock.today(), hub.clock.now()
     data = registration_input(body, today)
-    registration = service.register(
-        session,
-        hub.lifecycle,
-        hub.vault,
-        hub.jurisdictions,
-        data,
-        actor=actor,
-        now=hub.clock.now(),
-        today=today,
-    )
-    view = service.registration_view(registration, hub.vault)
-    return JSONResponse(
-        view, status_code=201, headers={"Location": f"{request.url}/{registration.id}"}
-    )
+
+    def register(session: Session) -> dict[str, Any]:
+        registration = service.register(
+            session,
+            hub.lifecycle,
+            hub.vault,
+            hub.jurisdictions,
+            data,
+            actor=actor,
+            now=now,
+            today=today,
+        )
+        return service.registration_view(registration, hub.vault)
+
+    view = await in_unit_of_work(hub, register)
+    return JSONResponse(view, status_code=201, headers={"Location": f"{request.url}/{view['id']}"})
 
 
 @router.get(
