@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import itertools
 import json
 import re
 import zlib
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -218,11 +219,11 @@ def _stored(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _mac(key: bytes, entry: AuditEntry) -> str:
+def _mac(key: bytes, entry: Entry) -> str:
     return _mac_of(key, entry.position, entry.at, _event_of(entry), entry.prev_hash)
 
 
-def _event_of(entry: AuditEntry) -> AuditEvent:
+def _event_of(entry: Entry) -> AuditEvent:
     return AuditEvent(
         actor_client_id=entry.actor_client_id,
         action=entry.action,
@@ -421,29 +422,33 @@ class AuditLog:
         """
         anchor = sa.select(sa.literal(1).label("one")).subquery()
         statement = (
-            select(AuditHead, AuditEntry)
+            sa.select(*_HEAD_COLUMNS, *AUDIT_LOG.c)
             .select_from(anchor)
-            .outerjoin(AuditHead, col(AuditHead.id) == chain)
+            .outerjoin(AUDIT_HEAD, AUDIT_HEAD.c.id == chain)
             .outerjoin(
-                AuditEntry,
+                AUDIT_LOG,
                 sa.and_(
-                    col(AuditEntry.chain) == chain,
-                    col(AuditEntry.position) > (start.position if start else 0),
+                    AUDIT_LOG.c.chain == chain,
+                    AUDIT_LOG.c.position > (start.position if start else 0),
                 ),
             )
-            .order_by(col(AuditEntry.position))
-            .execution_options(populate_existing=True, yield_per=1000)
+            .order_by(AUDIT_LOG.c.position)
+            .execution_options(yield_per=5_000)
         )
-        result = session.exec(statement)
+        # Rows, not entities: building an AuditEntry per row cost more than checking its MAC.
+        result = session.execute(statement)
         try:
-            pairs = iter(result)
-            head, first = next(pairs)  # the constant row makes one pair at least
-            if first is None:
+            rows = iter(result)
+            first = next(rows)  # the constant row makes one at least
+            head = None
+            if first.head_id is not None:
+                head = AuditHead(id=first.head_id, seq=first.head_length, row_hash=first.head_hash)
+            if first.seq is None:
                 return check_chain(self.key, [], head, chain=chain, start=start)
-            rows = _chain_rows(first, pairs)
+            entries = cast("Iterator[Entry]", itertools.chain([first], rows))
             if progress is not None:
-                rows = _reported(rows, progress)
-            return check_chain(self.key, rows, head, chain=chain, start=start)
+                entries = _reported(entries, progress)
+            return check_chain(self.key, entries, head, chain=chain, start=start)
         finally:
             result.close()
 
@@ -462,12 +467,43 @@ class Start:
     row_hash: str
 
 
+class Entry(Protocol):
+    """What a chain's walk reads of a row: an AuditEntry, or a row of its columns."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def actor_client_id(self) -> str: ...
+    @property
+    def actor_department(self) -> str | None: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def row_hash(self) -> str: ...
+
+
+_HEAD_COLUMNS = (
+    AUDIT_HEAD.c.id.label("head_id"),
+    AUDIT_HEAD.c.seq.label("head_length"),
+    AUDIT_HEAD.c.row_hash.label("head_hash"),
+)
+
 Progress = Callable[[int], None]
 """Told, every PROGRESS_ROWS rows a walk reads, that it read that many more."""
 PROGRESS_ROWS = 10_000
 
 
-def _reported(entries: Iterator[AuditEntry], progress: Progress) -> Iterator[AuditEntry]:
+def _reported(entries: Iterator[Entry], progress: Progress) -> Iterator[Entry]:
     for read, entry in enumerate(entries, start=1):
         if read % PROGRESS_ROWS == 0:
             progress(PROGRESS_ROWS)
@@ -483,15 +519,6 @@ def chains_in(session: Session) -> list[int]:
         .distinct()
     ).all()
     return sorted({FIRST_CHAIN, *heads, *headless})
-
-
-def _chain_rows(
-    first: AuditEntry, pairs: Iterator[tuple[AuditHead | None, AuditEntry | None]]
-) -> Iterator[AuditEntry]:
-    yield first
-    for _, entry in pairs:
-        if entry is not None:
-            yield entry
 
 
 class FindingKind(StrEnum):
@@ -549,7 +576,7 @@ class VerifyReport:
         )
 
 
-def _genuine(key: bytes, row: AuditEntry) -> bool:
+def _genuine(key: bytes, row: Entry) -> bool:
     """The row's MAC holds. A value of the wrong type (SQLite stores what it is given) cannot
     have been written by the hub, so it fails the check rather than the verifier."""
     try:
@@ -563,8 +590,8 @@ def _rows_named(first: int, last: int) -> str:
 
 
 def _with_following(
-    entries: Iterable[AuditEntry], last: str | None
-) -> Iterator[tuple[AuditEntry, str | None]]:
+    entries: Iterable[Entry], last: str | None
+) -> Iterator[tuple[Entry, str | None]]:
     """Each row with the hash the chain expects it to have: the next row's prev_hash, or the
     head's for the last row. One row of look-ahead, so a long log is never held in memory."""
     rows = iter(entries)
@@ -596,7 +623,7 @@ class _Findings:
 
 def check_chain(
     key: bytes,
-    entries: Iterable[AuditEntry],
+    entries: Iterable[Entry],
     head: AuditHead | None,
     *,
     chain: int = FIRST_CHAIN,
