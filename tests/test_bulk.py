@@ -21,6 +21,8 @@ AT = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 def audit_row(seq: int, purpose: str) -> dict[str, Any]:
     return {
         "seq": seq,
+        "chain": 1,
+        "position": seq,
         "actor_client_id": "housing-portal",
         "action": "permit.read",
         "purpose": purpose,

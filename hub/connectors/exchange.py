@@ -26,7 +26,7 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
@@ -220,6 +220,7 @@ def submit_proof(
         row, issues = service.validate(session, desk.schemas, subject, chosen.version, document)
     except (service.SchemaNotInUse, service.VersionRetired) as refused:
         raise refused.at(SCHEMA_VERSION) from None
+    issues = issues or unreadable(document, _PROOF_READS, {"valid_to": "date"})
     if issues:
         raise DocumentInvalid(issues, row)
     kind = str(document["kind"])
@@ -254,6 +255,13 @@ def submit_proof(
     return proof, new
 
 
+_PROOF_READS: Final = {
+    "kind": "text",
+    "proof_id": "text",
+    "citizen_id": "text",
+    "valid_from": "date",
+    "details": "object",
+}
 PROOF: Final = "/proof"
 """Where a submission holds the proof document: the prefix of the pointers into it."""
 SCHEMA_VERSION: Final = "/schema_version"
@@ -263,6 +271,51 @@ _ENDS_BEFORE_IT_STARTS: Final = Issue(
     "/valid_to", "valid_to", "must not be before valid_from", "不得早于 valid_from"
 )
 """A rule JSON Schema cannot state between two fields."""
+
+
+_READS: Final[dict[str, tuple[Callable[[Any], bool], str, str]]] = {
+    "text": (
+        lambda value: isinstance(value, str) and value != "",
+        "a non-empty string",
+        "非空字符串",
+    ),
+    "object": (lambda value: isinstance(value, dict), "an object", "对象"),
+    "date": (lambda value: _is_date(value), "a date (YYYY-MM-DD)", "日期（YYYY-MM-DD）"),
+}
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def unreadable(
+    document: Any, needed: Mapping[str, str], optional: Mapping[str, str] | None = None
+) -> list[Issue]:
+    """Each member the hub reads (a path such as "person/name", and what it reads it as:
+    "text", "object" or "date") that the document lacks or holds as something else.
+
+    The version in use promises these only as long as governance keeps them required: a later
+    version may ask for less than the hub reads, and such a document is then refused here,
+    with a pointer, instead of failing further in."""
+    issues = []
+    for path, reads in [*needed.items(), *(optional or {}).items()]:
+        value: Any = document
+        for name in path.split("/"):
+            value = value.get(name) if isinstance(value, dict) else None
+        if value is None and optional and path in optional:
+            continue
+        check, en, zh = _READS[reads]
+        if not check(value):
+            issues.append(
+                Issue(f"/{path}", "hub-reads", f"the hub reads it as {en}", f"平台按{zh}读取")
+            )
+    return issues
 
 
 def document_version(session: Session, subject: str, version: int | None) -> SchemaVersion:

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from hub.audit import Actor
 from hub.auth.domain import ReporterRole
 from hub.auth.store import OAuthClient
-from hub.connectors.exchange import DocumentInvalid, Exchange, document_version
+from hub.connectors.exchange import DocumentInvalid, Exchange, document_version, unreadable
 from hub.connectors.problems import REPORT_INVALID, REPORT_NOT_OWNED
 from hub.permits import reports
 from hub.permits.identity import InvalidCitizenId, citizen_id_problem, parse_citizen_id
@@ -43,6 +43,14 @@ REPORT_SUBJECTS: Final[Mapping[str, tuple[str, frozenset[ReporterRole]]]] = {
 }
 """Each report subject: the kind of report it is, and who owes it."""
 
+_REPORT_READS: Final = {
+    "report_id": "text",
+    "region": "text",
+    "address": "text",
+    "occurred_on": "date",
+    "person/citizen_id": "text",
+    "person/name": "text",
+}
 _OUTSIDE: Final = Issue(
     "/region",
     "region",
@@ -111,6 +119,7 @@ def submit_report(
         )
     except (service.SchemaNotInUse, service.VersionRetired) as refused:
         raise refused.at("/schema_version") from None
+    issues = issues or unreadable(document, _REPORT_READS)
     if not issues and not any(document["region"].startswith(p) for p in place.divisions):
         issues = [_OUTSIDE]
     if issues:

@@ -659,3 +659,48 @@ def test_a_taps_base64_is_exactly_what_its_documented_pattern_says(
     refused = [e["pointer"] for e in answer.json().get("errors", [])] == ["/record"]
     assert refused == (re.fullmatch(schema["pattern"], text) is None), answer.text
     assert answer.status_code == (422 if refused else 200)
+
+
+def test_a_relaxed_version_in_use_cannot_make_the_hub_fail_on_what_it_reads(
+    app_client: TestClient, hr: dict[str, str], register_client: RegisterClient
+) -> None:
+    """Governance may put in use a version requiring less than the hub reads of a proof (found
+    by the contract's stateful run: a 500 on a proof without `kind`); such a proof is a 422
+    naming each member the hub reads, as what it reads it."""
+    governance = department(
+        app_client, register_client, "public-security", "schemas:read", "schemas:admin"
+    )
+    subject = "/schemas/v1/subjects/proof.employment"
+    config = app_client.put(
+        "/schemas/v1/config/proof.employment", json={"compatibility": "NONE"}, headers=governance
+    )
+    assert config.status_code == 200, config.text
+    relaxed = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"}
+    assert app_client.post(
+        f"{subject}/versions", json={"schema": relaxed}, headers=governance
+    ).is_success
+    active = app_client.put(
+        f"{subject}/versions/2/state", json={"state": "ACTIVE"}, headers=governance
+    )
+    assert active.status_code == 200, active.text
+
+    empty = app_client.post(
+        "/exchange/v1/proofs", json={"subject": "proof.employment", "proof": {}}, headers=hr
+    )
+    assert empty.status_code == 422, empty.text
+    assert [error["pointer"] for error in empty.json()["errors"]] == [
+        "/proof/kind",
+        "/proof/proof_id",
+        "/proof/citizen_id",
+        "/proof/valid_from",
+        "/proof/details",
+    ]
+    dates = employment(valid_from="2026-13-45", valid_to=20261231, details=[])
+    wrong = app_client.post("/exchange/v1/proofs", json=dates, headers=hr)
+    assert wrong.status_code == 422, wrong.text
+    assert {error["pointer"] for error in wrong.json()["errors"]} == {
+        "/proof/valid_from",
+        "/proof/details",
+        "/proof/valid_to",
+    }
+    assert app_client.post("/exchange/v1/proofs", json=employment(), headers=hr).status_code == 201
