@@ -117,6 +117,9 @@ bench: venv postgres pcscd window
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/delivery.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/taps.py --database-url postgresql://127.0.0.1:5432/test
+	$(BIN)/python bench/audit_locks.py
+	$(BIN)/python bench/audit_scale.py
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
