@@ -32,7 +32,7 @@ import itertools
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -400,8 +400,19 @@ class AuditLog:
     def verify(self, session: Session, progress: Progress | None = None) -> VerifyReport:
         """Check every chain, one after the other, in this session (`hub audit verify` checks
         them in parallel: hub.audit_verify)."""
+        return self.walk(session, chains_in(session), progress)
+
+    def walk(
+        self,
+        session: Session,
+        chains: Sequence[int],
+        progress: Progress | None = None,
+        starts: Mapping[int, Start] | None = None,
+    ) -> VerifyReport:
+        """Check these chains, one after the other; a chain in `starts` from there on."""
+        starts = starts or {}
         return VerifyReport.joined(
-            [self.verify_chain(session, chain, progress) for chain in chains_in(session)]
+            [self.verify_chain(session, chain, progress, starts.get(chain)) for chain in chains]
         )
 
     def verify_chain(
@@ -508,6 +519,17 @@ def _reported(entries: Iterator[Entry], progress: Progress) -> Iterator[Entry]:
         if read % PROGRESS_ROWS == 0:
             progress(PROGRESS_ROWS)
         yield entry
+
+
+def heads(session: Session) -> list[tuple[int, int, str]]:
+    """Every chain's head, (chain, length, last MAC) by chain, in one statement (one
+    consistent state)."""
+    rows = session.execute(
+        sa.select(AUDIT_HEAD.c.id, AUDIT_HEAD.c.seq, AUDIT_HEAD.c.row_hash).order_by(
+            AUDIT_HEAD.c.id
+        )
+    ).all()
+    return [(int(chain), int(length), str(mac)) for chain, length, mac in rows]
 
 
 def chains_in(session: Session) -> list[int]:
@@ -635,7 +657,7 @@ def check_chain(
     and *inserted* when not (a row the hub never wrote, or one replaced wholesale). The walk
     goes on from the last row the chain runs through (a genuine or an altered one), so one
     break hides no other: a genuine row is where it re-synchronises, since its MAC vouches
-    for its seq and its predecessor's hash. Rows missing before a genuine row or before the
+    for its position and its predecessor's hash. Rows missing before a genuine row or before the
     head are *deleted*, named as a range.
     """
     findings = _Findings(chain)

@@ -11,11 +11,10 @@ import multiprocessing
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from hub.audit import AuditHead, AuditLog, Progress, Start, VerifyReport, chains_in
+from hub.audit import AuditLog, Progress, Start, VerifyReport, chains_in, heads
 from hub.db import make_engine
 
 _engine: Engine | None = None  # a worker process's own
@@ -35,11 +34,11 @@ def _walk(key: bytes, chain: int, start: Start | None) -> VerifyReport:
 def expected_rows(engine: Engine, starts: Mapping[int, Start] | None = None) -> int:
     """How many rows the heads say a walk will read (what progress counts towards)."""
     with Session(engine) as session:
-        lengths = session.execute(sa.select(col(AuditHead.id), col(AuditHead.seq))).all()
+        lengths = heads(session)
     skipped = starts or {}
     return sum(
         max(length - (skipped[chain].position if chain in skipped else 0), 0)
-        for chain, length in lengths
+        for chain, length, _ in lengths
     )
 
 
@@ -56,12 +55,8 @@ def verify_all(
     starts = starts or {}
     with Session(engine) as session:
         chains = chains_in(session)
-    if workers <= 1 or len(chains) == 1:
-        log = AuditLog(key)
-        with Session(engine) as session:
-            return VerifyReport.joined(
-                [log.verify_chain(session, c, progress, starts.get(c)) for c in chains]
-            )
+        if workers <= 1 or len(chains) == 1:
+            return AuditLog(key).walk(session, chains, progress, starts)
     reports: dict[int, VerifyReport] = {}
     spawn = multiprocessing.get_context("spawn")  # no connection inherited from this process
     with ProcessPoolExecutor(

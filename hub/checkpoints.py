@@ -31,7 +31,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from hub.audit import AuditEntry, AuditHead, Finding, FindingKind, Start, chain_genesis
+from hub.audit import AuditEntry, Finding, FindingKind, Start, chain_genesis, heads
 from hub.auth.domain import TOKEN_ALGORITHM
 from hub.auth.keys import LoadedKey
 from hub.auth.store import SigningKey
@@ -61,26 +61,16 @@ def root_hash(heads: Heads) -> str:
     return hashlib.sha256(_ENCODER.encode([list(head) for head in heads]).encode()).hexdigest()
 
 
-def read_heads(session: Session) -> Heads:
-    """Every chain's head, in one statement (one consistent state)."""
-    rows = session.execute(
-        sa.select(col(AuditHead.id), col(AuditHead.seq), col(AuditHead.row_hash)).order_by(
-            col(AuditHead.id)
-        )
-    ).all()
-    return [(int(chain), int(length), str(mac)) for chain, length, mac in rows]
-
-
 def sign(session: Session, key: LoadedKey, issuer: str, now: datetime) -> AuditCheckpoint | None:
     """Sign and keep a checkpoint of the heads as they are; None when nothing was appended
     since the last one (departments are not sent the same state twice)."""
-    heads = read_heads(session)
+    now_heads = heads(session)
     last = latest(session)
-    root = root_hash(heads)
+    root = root_hash(now_heads)
     if last is not None and last.root_hash == root:
         return None
     checkpoint = AuditCheckpoint(
-        at=now, size=sum(length for _, length, _ in heads), root_hash=root, token=""
+        at=now, size=sum(length for _, length, _ in now_heads), root_hash=root, token=""
     )
     session.add(checkpoint)
     session.flush()  # its id is part of what is signed
@@ -90,7 +80,7 @@ def sign(session: Session, key: LoadedKey, issuer: str, now: datetime) -> AuditC
         "at": naive_utc(now).isoformat(timespec="seconds") + "Z",
         "size": checkpoint.size,
         "root": root,
-        "chains": [list(head) for head in heads],
+        "chains": [list(head) for head in now_heads],
     }
     header = {"alg": TOKEN_ALGORITHM, "kid": key.kid, "typ": MEDIA_TYPE}
     checkpoint.token = jws.serialize_compact(header, _ENCODER.encode(claims), key.private)
@@ -134,12 +124,14 @@ def _claims(token: str, keys: dict[str, ECKey]) -> dict[str, Any]:
 
 
 def compare(session: Session, key: bytes, tokens: Iterable[str]) -> Witnessed:
-    """Set the log against checkpoints as a department kept them (compact JWS strings)."""
+    """Set the log against checkpoints as a department kept them (compact JWS strings).
+
+    Successive checkpoints see most chains at the same length, so each (chain, length) they
+    name is looked up once, in batches, whatever the number of checkpoints."""
     keys = _public_keys(session)
-    findings: list[Finding] = []
     set_aside: list[str] = []
     compared = 0
-    lengths = {chain: length for chain, length, _ in read_heads(session)}
+    seen: dict[tuple[int, int, str], str] = {}  # (chain, length, MAC): the first to see it
     for token in tokens:
         try:
             claims = _claims(token, keys)
@@ -147,12 +139,34 @@ def compare(session: Session, key: bytes, tokens: Iterable[str]) -> Witnessed:
             set_aside.append(str(why))
             continue
         compared += 1
-        seen = f"checkpoint {claims['id']} of {claims['at']}"
         for chain, length, mac in claims["chains"]:
-            finding = _against(session, key, int(chain), int(length), str(mac), lengths, seen)
-            if finding is not None and finding not in findings:
-                findings.append(finding)
+            named = (int(chain), int(length), str(mac))
+            seen.setdefault(named, f"checkpoint {claims['id']} of {claims['at']}")
+    lengths = {chain: length for chain, length, _ in heads(session)}
+    found = _rows_at(session, [(chain, length) for chain, length, _ in seen if length])
+    findings = {
+        finding
+        for (chain, length, mac), by in seen.items()
+        if (finding := _against(key, chain, length, mac, found, lengths, by)) is not None
+    }
     return Witnessed(tuple(sorted(findings, key=_order)), compared, tuple(set_aside))
+
+
+_BATCH = 500
+
+
+def _rows_at(session: Session, places: Sequence[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """The MAC of the row at each (chain, position) that has one."""
+    found: dict[tuple[int, int], str] = {}
+    for at in range(0, len(places), _BATCH):
+        batch = places[at : at + _BATCH]
+        rows = session.execute(
+            sa.select(
+                col(AuditEntry.chain), col(AuditEntry.position), col(AuditEntry.row_hash)
+            ).where(sa.tuple_(col(AuditEntry.chain), col(AuditEntry.position)).in_(batch))
+        ).all()
+        found.update({(chain, position): mac for chain, position, mac in rows})
+    return found
 
 
 def _order(finding: Finding) -> tuple[int, int, str]:
@@ -160,11 +174,11 @@ def _order(finding: Finding) -> tuple[int, int, str]:
 
 
 def _against(
-    session: Session,
     key: bytes,
     chain: int,
     length: int,
     mac: str,
+    found: dict[tuple[int, int], str],
     lengths: dict[int, int],
     seen: str,
 ) -> Finding | None:
@@ -172,16 +186,12 @@ def _against(
         if mac == chain_genesis(key, chain):
             return None
         return Finding(FindingKind.FORKED, 0, 0, f"{seen} saw another start", chain)
-    row = session.execute(
-        sa.select(col(AuditEntry.row_hash)).where(
-            col(AuditEntry.chain) == chain, col(AuditEntry.position) == length
-        )
-    ).first()
+    row_hash = found.get((chain, length))
     now = lengths.get(chain, 0)
-    if row is None and now < length:
+    if row_hash is None and now < length:
         explanation = f"the chain ends at row {now}; {seen} saw {length} rows"
         return Finding(FindingKind.TRUNCATED, now + 1, length, explanation, chain)
-    if row is None or row.row_hash != mac:
+    if row_hash != mac:
         return Finding(FindingKind.FORKED, length, length, f"not the row {seen} saw", chain)
     return None
 

@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from hub import checkpoints
 from hub.audit import FIRST_CHAIN, AuditEvent
+from hub.audit import heads as audit_heads
 from hub.auth.keys import active_key
 from hub.composition import Hub
 from hub.connectors.checkpoints import CheckpointSent, publish
@@ -103,7 +104,7 @@ def test_a_checkpoint_is_signed_by_the_hub_s_key_over_every_chain(
     verified = jws.deserialize_compact(first.token, published.get_by_kid(header["kid"]))
     claims = json.loads(verified.payload)
     with Session(hub.engine) as session:
-        heads = checkpoints.read_heads(session)
+        heads = audit_heads(session)
     assert [tuple(chain) for chain in claims["chains"]] == heads
     assert len(heads) == hub.audit.chains
     lengths = {chain: length for chain, length, _ in heads}
