@@ -58,17 +58,22 @@ class Observe:
                 method, route = scope["method"], route_of(scope)
                 metrics.REQUESTS.labels(method, route, str(status)).inc()
                 metrics.LATENCY.labels(method, route).observe(elapsed)
-                client = scope.get("client")
-                access_log.info(
-                    "%s %s %s",
-                    method,
-                    route,
-                    status,
-                    extra={
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "client": client[0] if client else None,
-                    },
-                )
+                if access_log.isEnabledFor(logging.INFO):  # no fields built for nothing
+                    _log_access(scope, method, route, status, elapsed)
+
+
+def _log_access(scope: Scope, method: str, route: str, status: int, elapsed: float) -> None:
+    client = scope.get("client")
+    access_log.info(
+        "%s %s %s",
+        method,
+        route,
+        status,
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+            "client": client[0] if client else None,
+        },
+    )
