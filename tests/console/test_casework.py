@@ -6,6 +6,7 @@ holder's page."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -33,6 +34,19 @@ def _form(client: TestClient, **changes: str) -> dict[str, str]:
     return {"csrf": hidden_fields(page)["csrf"], **{k: str(v) for k, v in body.items()}}
 
 
+def _apply_rented(client: TestClient, apply_url: str, csrf: str) -> Any:
+    """The application form sent for a rented home with every material ticked (the boxes
+    repeat `materials`, as a browser sends them)."""
+    return client.post(
+        apply_url,
+        content="&".join(
+            [f"csrf={csrf}", "form=residence%3Arented"]
+            + [f"materials={m}" for m in ("id-card", "photo", "lease-contract")]
+        ),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+
 def test_register_then_apply_with_the_materials_named(client: TestClient, hub: Hub) -> None:
     registered = client.post(REGISTER, data=_form(client))
     assert registered.status_code == 303, registered.text
@@ -55,14 +69,7 @@ def test_register_then_apply_with_the_materials_named(client: TestClient, hub: H
         ).all()
     assert refused.outcome == "refused:incomplete"
 
-    accepted = client.post(
-        apply_url,
-        content="&".join(
-            [f"csrf={csrf}", "form=residence%3Arented"]
-            + [f"materials={m}" for m in ("id-card", "photo", "lease-contract")]
-        ),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    accepted = _apply_rented(client, apply_url, csrf)
     assert accepted.status_code == 303, accepted.text
     holder = client.get(accepted.headers["location"])
     assert holder.status_code == 200 and "accepted" in holder.text
@@ -88,14 +95,7 @@ def _issued(client: TestClient) -> tuple[str, str]:
     """A permit registered, accepted and issued through the forms; its page and CSRF token."""
     apply_url = client.post(REGISTER, data=_form(client)).headers["location"]
     csrf = hidden_fields(client.get(apply_url))["csrf"]
-    accepted = client.post(
-        apply_url,
-        content="&".join(
-            [f"csrf={csrf}", "form=residence%3Arented"]
-            + [f"materials={m}" for m in ("id-card", "photo", "lease-contract")]
-        ),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    accepted = _apply_rented(client, apply_url, csrf)
     page = accepted.headers["location"]
     permit_id = page.rsplit("/", 1)[1]
     issued = client.post(
