@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import hub.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from hub.db import make_engine
+from hub.partitions import include_name
 from hub.settings import load_settings
 
 config = context.config
@@ -20,6 +21,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=SQLModel.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

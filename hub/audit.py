@@ -103,7 +103,9 @@ class AuditEntry(SQLModel, table=True):
             sqlite_where=_COUNTED,
             postgresql_where=_COUNTED,
         ),
-        sa.Index("ux_audit_log_chain_position", "chain", "position", unique=True),
+        # Not unique: a partitioned table's unique index must hold its time (hub.partitions).
+        # A position is taken under its head's row lock, and every walk checks the sequence.
+        sa.Index("ix_audit_log_chain_position", "chain", "position"),
     )
 
     # Assigned by the database on insert (every row read has one): the order across chains.

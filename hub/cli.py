@@ -521,6 +521,57 @@ def audit_checkpoint() -> None:
     click.echo("checkpoint signed" if signed else "nothing appended since the last checkpoint")
 
 
+@cli.group()
+def retention() -> None:
+    """Closed months of deliveries and window decisions, archived to files."""
+
+
+@retention.command("archive")
+@click.option(
+    "--before",
+    required=True,
+    metavar="YYYY-MM",
+    help="Archive every month before this one (this month at the latest).",
+)
+@click.option(
+    "--to",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the archives and their manifests.",
+)
+def retention_archive(before: str, directory: Path) -> None:
+    """Write each closed month of deliveries and decisions to a file with its manifest,
+    count it into the statistics, then drop it from the database. A month of deliveries
+    still pending is kept (exit 1)."""
+    from hub.partitions import Month
+    from hub.retention import Archived, Held, NotClosed, archive
+
+    try:
+        month = Month.parse(before)
+    except ValueError as error:
+        _fail(str(error))
+    hub = _hub()
+
+    def report(outcome: Archived | Held) -> None:
+        if isinstance(outcome, Held):
+            click.echo(
+                f"{outcome.table} {outcome.month}: kept, {outcome.pending} still pending", err=True
+            )
+        else:
+            where = outcome.file.name if outcome.file else "no rows"
+            click.echo(f"{outcome.table} {outcome.month}: {outcome.rows} rows archived ({where})")
+
+    try:
+        done = archive(hub.engine, hub.audit, month, directory, hub.clock.now(), report)
+    except NotClosed as error:
+        _fail(str(error))
+    if not done:
+        click.echo(f"nothing before {month} to archive")
+    if any(isinstance(outcome, Held) for outcome in done):
+        sys.exit(1)
+
+
 class _Progress:
     """A long command's progress on standard error, at most once a second: how much it has
     done of how much it expects."""

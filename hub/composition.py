@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typing_extensions import Unpack
 
+from hub import partitions
 from hub.audit import AuditLog
 from hub.auth.domain import Department
 from hub.auth.keys import ensure_signing_key
@@ -206,9 +207,11 @@ class Hub:
         check_master_key(self.engine, self.keyring, self.audit, self.settings)
 
     def prepare(self) -> None:
-        """After the master-key check, the first token-signing and card-issuing keys of a new
-        installation, the built-in schemas, then this process's snapshot."""
+        """After the master-key check, this month's partitions and the next (PostgreSQL), the
+        first token-signing and card-issuing keys of a new installation, the built-in
+        schemas, then this process's snapshot."""
         self.check_master_key()
+        partitions.ensure(self.engine, self.clock.now(), self.settings.partition_months_ahead)
         with unit_of_work(self.engine) as session:
             self.audit.open_chains(session)
             ensure_signing_key(session, self.clock.now(), self.key_password)

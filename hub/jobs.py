@@ -34,8 +34,9 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from sqlmodel import Session, col, select
 
-from hub import checkpoints
+from hub import checkpoints, partitions
 from hub.audit import Actor
+from hub.clock import china_day_start
 from hub.auth.keys import active_key
 from hub.composition import Hub
 from hub.connectors.checkpoints import publish as publish_checkpoints
@@ -318,11 +319,19 @@ def settle_declarations(hub: Hub, today: date, batch_size: int = DEFAULT_BATCH) 
     return settled
 
 
+def create_partitions(hub: Hub, today: date) -> int:
+    """The partitions of `today`'s month and the months ahead not there yet (PostgreSQL;
+    hub.partitions): made daily, so that a hub running for months never lacks one."""
+    ahead = hub.settings.partition_months_ahead
+    return len(partitions.ensure(hub.engine, china_day_start(today), ahead))
+
+
 JOBS: dict[str, Callable[[Hub, date], int]] = {
     "expiry-sweep": sweep_expired,
     "endorsement-reminders": remind_endorsement,
     "overdue-issuance": flag_overdue_issuance,
     "declaration-deadlines": settle_declarations,
+    "partitions": create_partitions,
 }
 
 

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     """How many audit chains this process appends to (hub.audit); raising it opens more."""
     audit_checkpoint_minutes: int = Field(default=5, ge=1, le=1_440)
     """How often the scheduler signs a checkpoint of the audit chains for the departments."""
+    partition_months_ahead: int = Field(default=2, ge=1, le=24)
+    """On PostgreSQL, how many months after this one have their partitions ready (created
+    at start-up and daily; hub.partitions)."""
     ready_relay_lag_seconds: int = Field(default=900, ge=1, le=7 * 86_400)
     """/readyz fails while a delivery has waited longer than this (the relay is stuck)."""
     host: str = "127.0.0.1"

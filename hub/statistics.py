@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,14 +21,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
-from sqlmodel import Session, col
+from sqlmodel import Field, Session, SQLModel, col
 
 from hub.audit import Actor, AuditEntry, AuditLog
 from hub.card.store import Card
 from hub.clock import china_day_start
 from hub.connectors.store import Delivery
 from hub.permits.store import Permit, PermitEvent, Registration
-from hub.verification.store import WindowDecision
+from hub.verification.store import DECISIONS
 
 ACTION: Final = "statistics.read"
 LOOKUP: Final = "exchange.lookup"
@@ -35,6 +36,8 @@ COUNTED_EXCHANGE: Final = (LOOKUP, "exchange.feed")
 COUNTED_ACTIONS: Final = ("application.assess", *COUNTED_EXCHANGE)
 """The audited actions the statistics count, indexed by time (ix_audit_log_counted, a partial
 index: the other actions add nothing to it)."""
+TAPS: Final = "taps"
+PUSHES: Final = "pushes"
 LATE_SHOWN: Final = 200
 """The late issuances listed by name (receipt number); the count covers all of them."""
 
@@ -120,6 +123,61 @@ class Figures:
 
 
 Rows = list[dict[str, Any]]
+DELIVERIES: Final[sa.Table] = Delivery.__table__  # type: ignore[attr-defined]
+
+
+class ArchivedCount(SQLModel, table=True):
+    """What retention (hub.retention) took out of the tables a figure counts, counted first
+    on that figure's dimensions, so the statistics of an archived month stay as they were.
+    `dimensions` is the figure's row without its count, as JSON (the figures differ in
+    their dimensions); its jurisdiction and month are columns too, to choose by."""
+
+    __tablename__ = "statistics_archived"
+    __table_args__ = (sa.Index("ix_statistics_archived_figure_month", "figure", "month"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    figure: str = Field(max_length=32)
+    jurisdiction: str | None = Field(default=None, max_length=64)
+    month: str = Field(max_length=7)
+    dimensions: str = Field(sa_type=sa.Text)
+    count: int = Field(sa_type=sa.BigInteger)
+
+
+ARCHIVED: Final[sa.Table] = ArchivedCount.__table__  # type: ignore[attr-defined]
+ROLL_UPS: Final = {"verification_decision": TAPS, "delivery": PUSHES}
+"""The figure counting each table retention archives."""
+
+
+def roll_up(session: Session, table: str, source: sa.Table, start: datetime, end: datetime) -> Rows:
+    """The counts, on the dimensions of the figure over `table`, of the rows of `source`
+    (rows of `table` kept apart to be archived) whose time falls in [start, end), as rows of
+    statistics_archived. Deliveries never delivered (dead letters) count in no figure."""
+    if ROLL_UPS[table] == TAPS:
+        when = source.c.decided_at
+        query = _tap_counts(source, when >= start, when < end)
+    else:
+        when = source.c.created_at
+        query = _push_counts(source, when >= start, when < end, source.c.delivered_at.is_not(None))
+    rows = []
+    for row in _rows(session, query):
+        count = row.pop("count")
+        rows.append(
+            {
+                "figure": ROLL_UPS[table],
+                "jurisdiction": row["jurisdiction"],
+                "month": row["month"],
+                "dimensions": json.dumps(row, ensure_ascii=False),
+                "count": count,
+            }
+        )
+    return rows
+
+
+def keep_counts(session: Session, counts: Rows) -> int:
+    """Store counts from roll_up; returns how many rows they count."""
+    if counts:
+        session.execute(sa.insert(ARCHIVED), counts)
+    return sum(count["count"] for count in counts)
 
 
 def _rows(session: Session, query: sa.Select[*tuple[Any, ...]]) -> Rows:
@@ -307,55 +365,97 @@ def _issued_late(session: Session, period: Period, served: Sequence[str]) -> Row
     return listed
 
 
-def _taps(session: Session, period: Period, served: Sequence[str]) -> Rows:
-    """Decisions at windows by department, service and decision; a card the hub does not
-    know (a forgery, a misread) counts under no jurisdiction."""
-    month = china_month(col(WindowDecision.decided_at)).label("month")
+def _tap_counts(source: sa.Table, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Decisions at windows by jurisdiction, month, department, service and decision, of the
+    decisions in `source` (the table, or a month of it being archived)."""
+    month = china_month(source.c.decided_at).label("month")
     place: sa.ColumnElement[Any] = col(Permit.jurisdiction).label("jurisdiction")
     dimensions: tuple[sa.ColumnElement[Any], ...] = (
         place,
         month,
-        col(WindowDecision.department).label("department"),
-        col(WindowDecision.service).label("service"),
-        col(WindowDecision.decision).label("decision"),
+        source.c.department.label("department"),
+        source.c.service.label("service"),
+        source.c.decision.label("decision"),
     )
-    return _rows(
-        session,
+    return (
         sa.select(*dimensions, sa.func.count().label("count"))
-        .select_from(WindowDecision)
-        .outerjoin(Card, col(Card.serial) == col(WindowDecision.card_serial))
+        .select_from(source)
+        .outerjoin(Card, col(Card.serial) == source.c.card_serial)
         .outerjoin(Permit, col(Permit.id) == col(Card.permit_id))
-        .where(
-            col(WindowDecision.decided_at) >= period.start,
-            col(WindowDecision.decided_at) < period.end,
-            sa.or_(col(Permit.jurisdiction).in_(served), col(Permit.jurisdiction).is_(None)),
-        )
+        .where(*where)
         .group_by(*dimensions)
-        .order_by(*dimensions),
+        .order_by(*dimensions)
+    )
+
+
+def _taps(session: Session, period: Period, served: Sequence[str]) -> Rows:
+    """Decisions at windows by department, service and decision; a card the hub does not
+    know (a forgery, a misread) counts under no jurisdiction."""
+    decided_at = DECISIONS.c.decided_at
+    live = _tap_counts(
+        DECISIONS,
+        decided_at >= period.start,
+        decided_at < period.end,
+        sa.or_(col(Permit.jurisdiction).in_(served), col(Permit.jurisdiction).is_(None)),
+    )
+    return _with_archived(session, TAPS, _rows(session, live), period, served)
+
+
+def _push_counts(source: sa.Table, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Holder records delivered by push, by jurisdiction, month of delivery and department,
+    of the deliveries in `source` (the table, or a month of it being archived)."""
+    dimensions: tuple[sa.ColumnElement[Any], ...] = (
+        col(Permit.jurisdiction).label("jurisdiction"),
+        china_month(source.c.delivered_at).label("month"),
+        source.c.department.label("department"),
+    )
+    return (
+        sa.select(*dimensions, sa.func.count().label("count"))
+        .select_from(source)
+        .join(Permit, col(Permit.id) == source.c.permit_id)
+        .where(*where)
+        .group_by(*dimensions)
+        .order_by(*dimensions)
     )
 
 
 def _pushes(session: Session, period: Period, served: Sequence[str]) -> Rows:
     """Holder records delivered to each department by push, by month of delivery."""
-    month = china_month(col(Delivery.delivered_at)).label("month")
-    dimensions: tuple[sa.ColumnElement[Any], ...] = (
-        col(Permit.jurisdiction).label("jurisdiction"),
-        month,
-        col(Delivery.department).label("department"),
+    delivered_at = DELIVERIES.c.delivered_at
+    live = _push_counts(
+        DELIVERIES,
+        delivered_at >= period.start,
+        delivered_at < period.end,
+        col(Permit.jurisdiction).in_(served),
     )
-    return _rows(
-        session,
-        sa.select(*dimensions, sa.func.count().label("count"))
-        .select_from(Delivery)
-        .join(Permit, col(Permit.id) == col(Delivery.permit_id))
-        .where(
-            col(Delivery.delivered_at) >= period.start,
-            col(Delivery.delivered_at) < period.end,
-            col(Permit.jurisdiction).in_(served),
+    return _with_archived(session, PUSHES, _rows(session, live), period, served)
+
+
+def _with_archived(
+    session: Session, figure: str, live: Rows, period: Period, served: Sequence[str]
+) -> Rows:
+    """A figure's rows counted in the database, plus what retention archived of it (added
+    row by row on the same dimensions), so an archived month keeps its statistics."""
+    archived = ARCHIVED.c
+    rows = session.execute(
+        sa.select(archived.dimensions, archived.count).where(
+            archived.figure == figure,
+            archived.month >= period.first,
+            archived.month <= period.last,
+            sa.or_(archived.jurisdiction.in_(served), archived.jurisdiction.is_(None)),
         )
-        .group_by(*dimensions)
-        .order_by(*dimensions),
-    )
+    ).all()
+    merged = {tuple(row[key] for key in row if key != "count"): row for row in live}
+    for dimensions, count in rows:
+        values = json.loads(dimensions)
+        key = tuple(values.values())
+        if key in merged:
+            merged[key]["count"] += count
+        else:
+            merged[key] = {**values, "count": count}
+    # In order of the dimensions, a missing one (a card nobody was issued) last, on both
+    # databases (SQLite would put it first).
+    return sorted(merged.values(), key=lambda row: [(v is None, v) for v in row.values()][:-1])
 
 
 def _exchange_reads(session: Session, period: Period, served: Sequence[str]) -> Rows:

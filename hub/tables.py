@@ -1,6 +1,6 @@
 """Imports every module that defines tables, so SQLModel.metadata is complete for Alembic."""
 
-from hub import audit, checkpoints, keycheck
+from hub import audit, checkpoints, keycheck, statistics
 from hub.auth import store as auth_store
 from hub.card import store as card_store
 from hub.connectors import checkpoints as checkpoints_sent
@@ -19,5 +19,6 @@ __all__ = [
     "keycheck",
     "permits_store",
     "schemas_store",
+    "statistics",
     "verification_store",
 ]

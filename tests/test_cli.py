@@ -150,7 +150,8 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
     daily = run_console_script("jobs", "run", env=env)
     assert daily.returncode == 0, daily.stderr
     assert daily.stdout.strip() == (
-        "expiry-sweep: 0, endorsement-reminders: 0, overdue-issuance: 0, declaration-deadlines: 0"
+        "expiry-sweep: 0, endorsement-reminders: 0, overdue-issuance: 0,"
+        " declaration-deadlines: 0, partitions: 0"
     )
     progress = [json.loads(line) for line in daily.stderr.splitlines()]
     finished = [line for line in progress if line.get("outcome") == "done"]
@@ -159,6 +160,7 @@ def test_operator_journey(database_url: str, tmp_path: Path) -> None:
         "endorsement-reminders",
         "overdue-issuance",
         "declaration-deadlines",
+        "partitions",
     ]
     assert all(len(line["request_id"]) == 32 for line in finished)  # each run its own trace
 

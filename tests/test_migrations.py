@@ -12,11 +12,12 @@ from sqlmodel import SQLModel
 import hub.tables  # noqa: F401  (registers every table)
 from hub.db import make_engine
 from hub.migrate import downgrade, upgrade
+from hub.partitions import include_name
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": include_name})
         differences = compare_metadata(context, SQLModel.metadata)
     assert differences == []
 

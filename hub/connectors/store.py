@@ -33,9 +33,8 @@ class Delivery(SQLModel, table=True):
         ),
     )
 
-    event_seq: int = Field(
-        foreign_key="permit_event.seq", primary_key=True, sa_column_kwargs={"autoincrement": False}
-    )
+    # Its event's seq, with no foreign key: a partitioned permit_event takes none (hub.partitions).
+    event_seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     department: str = Field(primary_key=True, max_length=64)
     permit_id: str = Field(max_length=36)
     status: str = Field(max_length=16, index=True)

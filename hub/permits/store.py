@@ -134,9 +134,8 @@ class Outbox(SQLModel, table=True):
 
     __tablename__ = "outbox"
 
-    event_seq: int = Field(
-        foreign_key="permit_event.seq", primary_key=True, sa_column_kwargs={"autoincrement": False}
-    )
+    # Its event's seq, with no foreign key: a partitioned permit_event takes none (hub.partitions).
+    event_seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     permit_id: str = Field(max_length=36)
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     published_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
