@@ -36,8 +36,8 @@ from sqlmodel import Session, col, select
 
 from hub import checkpoints, partitions
 from hub.audit import Actor
-from hub.clock import china_day_start
 from hub.auth.keys import active_key
+from hub.clock import china_day_start
 from hub.composition import Hub
 from hub.connectors.checkpoints import publish as publish_checkpoints
 from hub.db import unit_of_work

@@ -39,9 +39,7 @@ PARTITIONED: Final = {
     "verification_decision": "decided_at",
 }
 """Each partitioned table and the time column it is partitioned by."""
-_PARTITION_NAME: Final = re.compile(
-    "^(" + "|".join(PARTITIONED) + r")_(default|p(\d{4})(\d{2}))$"
-)
+_PARTITION_NAME: Final = re.compile("^(" + "|".join(PARTITIONED) + r")_(default|p(\d{4})(\d{2}))$")
 _LOCK: Final = 0x48554250  # the advisory lock that keeps two processes from one month
 
 
@@ -160,7 +158,6 @@ def _create(connection: Connection, table: str, month: Month) -> None:
     connection.exec_driver_sql(
         f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM ('{start}') TO ('{end}')"
     )
-
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
