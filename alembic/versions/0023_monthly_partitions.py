@@ -4,8 +4,9 @@ and the counts retention keeps of what it archives (hub.statistics.ArchivedCount
 On PostgreSQL each table becomes a table partitioned by range of its time column, and the
 old table, renamed `<table>_default`, becomes its default partition as it stands: nothing is
 copied, and its indexes are adopted by the new table's. The primary key gains the time
-column (PostgreSQL requires it of a partitioned table), and is built again. The month partitions are created by
-the hub (hub.partitions.ensure), which moves a month's rows out of the default as it does.
+column (PostgreSQL requires it of a partitioned table), and is built again. The month
+partitions are made by the hub (hub.partitions.ensure), which moves a month's rows out of
+the default as it does.
 
 On both databases: a partitioned permit_event can no longer be the target of a foreign key
 on `seq` alone, so outbox and delivery lose theirs (each row is written in the transaction
