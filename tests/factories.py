@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from hub.card.store import Card
 from hub.composition import Hub
 from hub.db import unit_of_work
 from hub.permits.store import Permit, Registration
@@ -81,6 +82,18 @@ def new_permit(registration_id: str, id_hash: str, state: str) -> Permit:
 
 ADULT = build("210102", "19900115")
 CHILD = build("210102", "20150301")
+
+
+def new_card(serial: str, permit_id: str, issued_on: date, status: str = "live") -> Card:
+    """A first-issuance card of the permit, free of charge."""
+    return Card(
+        serial=serial,
+        permit_id=permit_id,
+        status=status,
+        reason="first-issuance",
+        fee="free",
+        issued_on=issued_on,
+    )
 
 
 def registration_body(**changes: Any) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from sqlmodel import Session
 
 from hub import partitions, statistics
 from hub.audit import Actor
-from hub.card.store import Card
 from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.connectors.store import Delivery
@@ -28,7 +27,7 @@ from hub.permits.store import Permit, PermitEvent
 from hub.retention import Archived, Held, NotClosed, archive
 from hub.verification.store import WindowDecision
 from tests.commands import assert_one_sentence, hub_env, run_hub
-from tests.factories import add_registration, new_permit
+from tests.factories import add_registration, new_card, new_permit
 
 NOW = datetime(2026, 12, 6, 2, tzinfo=UTC)
 PERIOD = statistics.Period("2025-01", "2026-12")
@@ -91,16 +90,7 @@ def held(hub: Hub, clock: FixedClock) -> Hub:
         permit.jurisdiction = "chifeng"
         session.add(permit)
         session.flush()
-        session.add(
-            Card(
-                serial="CF0000000009",
-                permit_id=permit.id,
-                status="live",
-                reason="first-issuance",
-                fee="free",
-                issued_on=date(2026, 8, 1),
-            )
-        )
+        session.add(new_card("CF0000000009", permit.id, date(2026, 8, 1)))
         session.flush()
         for serial, decision, at in (
             ("CF0000000009", "grant", _at("2025-03-04")),

@@ -12,14 +12,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from hub.audit import AuditEntry
-from hub.card.store import Card
 from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.db import unit_of_work
 from hub.permits.identity import CitizenId
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
-from tests.factories import ADULT, assert_problem, build, registration_body
+from tests.factories import ADULT, assert_problem, build, new_card, registration_body
 
 SEARCH = "/registry/v1/search"
 PURPOSE = "窗口办理：签注 (case 2026-118)"
@@ -108,16 +107,7 @@ def test_found_by_receipt_number_and_by_any_card_ever_made(
     permit = _apply(app_client, chifeng, registration["id"])
     with unit_of_work(hub.engine) as session:
         for serial, status in (("CF0000000001", "lost"), ("CF0000000002", "live")):
-            session.add(
-                Card(
-                    serial=serial,
-                    permit_id=permit["id"],
-                    status=status,
-                    reason="first-issuance",
-                    fee="free",
-                    issued_on=date(2026, 10, 13),
-                )
-            )
+            session.add(new_card(serial, permit["id"], date(2026, 10, 13), status))
 
     by_receipt = _search(app_client, chifeng, receipt_number=permit["receipt_number"]).json()
     by_lost_card = _search(app_client, chifeng, card_serial="CF0000000001").json()

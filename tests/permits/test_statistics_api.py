@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditEntry
-from hub.card.store import Card
 from hub.clock import FixedClock
 from hub.composition import Hub
 from hub.connectors.store import Delivery
@@ -23,7 +22,7 @@ from hub.permits.store import Permit, PermitEvent, Registration
 from hub.verification.store import WindowDecision
 from tests.auth.helpers import access_token, bearer
 from tests.conftest import RegisterClient
-from tests.factories import add_registration, assert_problem, new_permit
+from tests.factories import add_registration, assert_problem, new_card, new_permit
 
 URL = "/registry/v1/statistics?from=2026-01&to=2026-12"
 
@@ -70,16 +69,7 @@ def facts(hub: Hub) -> dict[str, Permit]:
         _event(session, on_time, "endorse", _at("2026-09-02"), from_state="valid")
         _event(session, late, "suspend", _at("2026-08-31", 17), from_state="valid")  # 1 Sep, China
         seq = _event(session, late, "endorse", _at("2026-09-20"), from_state="suspended")
-        session.add(
-            Card(
-                serial="CF0000000009",
-                permit_id=on_time.id,
-                status="live",
-                reason="first-issuance",
-                fee="free",
-                issued_on=date(2026, 8, 1),
-            )
-        )
+        session.add(new_card("CF0000000009", on_time.id, date(2026, 8, 1)))
         for serial, decision in (
             ("CF0000000009", "grant"),
             ("CF0000000009", "deny"),
