@@ -115,6 +115,7 @@ bench: venv postgres pcscd window
 	$(BIN)/python bench/sweep.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/schemas.py
 	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/observe.py
 	$(BIN)/python bench/delivery.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/taps.py --database-url postgresql://127.0.0.1:5432/test
 	$(BIN)/python bench/audit_locks.py

@@ -55,6 +55,8 @@ def test_requests_tokens_and_the_backlog_are_counted(
         "/registry/v1/permits/3fa85f64-5717-4562-b3fc-2c963f66afa6", headers=bearer(token)
     )
     app_client.get("/no/such/path/13800000000")
+    for invented in ("BREW13800000000", "PROPFIND"):  # any token is a method to HTTP
+        app_client.request(invented, "/healthz")
     [permit_id] = add_permits(hub, "valid")
     add_deliveries(hub.engine, permit_id, education="pending", housing="dead")
     clock.set(STORED_AT + timedelta(seconds=90))
@@ -88,6 +90,12 @@ def test_requests_tokens_and_the_backlog_are_counted(
             ("route", "unmatched"),
             ("status", "404"),
         ): 1,
+        (
+            "hub_http_requests_total",
+            ("method", "OTHER"),
+            ("route", "/healthz"),
+            ("status", "405"),
+        ): 2,
         ("hub_oauth_tokens_issued_total", ("grant_type", "client_credentials")): 1,
         ("hub_oauth_tokens_refused_total", ("reason", "invalid_client")): 1,
     }
@@ -99,6 +107,7 @@ def test_requests_tokens_and_the_backlog_are_counted(
     assert value(after, "hub_delivery_oldest_pending_seconds", department="education") == 90
     assert value(after, "hub_dead_letters", department="housing") == 1
     assert "13800000000" not in after and "/no/such/path" not in after
+    assert "PROPFIND" not in after  # one label for every method the hub does not answer
     assert new.secret is not None and new.secret not in after
 
 

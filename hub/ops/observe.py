@@ -9,8 +9,10 @@ what an operator greps the logs for.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +20,13 @@ from hub.ops import metrics, trace
 
 access_log = logging.getLogger("hub.access")
 UNMATCHED = "unmatched"  # refused at the edge, or no route: one label, not one per path
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method(sent: str) -> str:
+    """A method label: a client may send any token as its method, and each would otherwise
+    be a series of its own (and an entry in _series) for as long as the process lives."""
+    return sent if sent in METHODS else "OTHER"
 
 
 def route_of(scope: Scope) -> str:
@@ -55,11 +64,22 @@ class Observe:
                 await self.app(scope, receive, answering)
             finally:
                 elapsed = time.perf_counter() - started
-                method, route = scope["method"], route_of(scope)
-                metrics.REQUESTS.labels(method, route, str(status)).inc()
-                metrics.LATENCY.labels(method, route).observe(elapsed)
+                method, route = _method(scope["method"]), route_of(scope)
+                counted, timed = _series(method, route, status)
+                counted.inc()
+                timed.observe(elapsed)
                 if access_log.isEnabledFor(logging.INFO):  # no fields built for nothing
                     _log_access(scope, method, route, status, elapsed)
+
+
+@functools.cache
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter and the latency histogram of one (method, route template, status):
+    looking a labelled series up costs a lock and a dictionary on every request, and there
+    are only as many as the routes and the statuses they answer (paths are not labels)."""
+    return metrics.REQUESTS.labels(method, route, str(status)), metrics.LATENCY.labels(
+        method, route
+    )
 
 
 def _log_access(scope: Scope, method: str, route: str, status: int, elapsed: float) -> None:

@@ -42,7 +42,8 @@ def _span_id() -> str:
 
 
 def new_trace() -> Trace:
-    return Trace(secrets.token_hex(16), _span_id())
+    ids = secrets.token_hex(24)  # one read of the system's randomness for both ids
+    return Trace(ids[:32], ids[32:])
 
 
 def continued(traceparent: str | None) -> Trace:
