@@ -127,7 +127,8 @@ def compile_report(
         *_feed_pages(session, then, links, holder, start, end),
         *_pushes(session, then, holder, start, end),
     ]
-    return AccessReport(since, until, tuple(sorted(found, key=lambda d: (d.at, d.channel))))
+    order = lambda d: (d.at, d.channel, d.department or "")  # noqa: E731 (ties: one order)
+    return AccessReport(since, until, tuple(sorted(found, key=order)))
 
 
 def _audited(

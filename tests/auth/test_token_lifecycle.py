@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from joserfc import jws
-from sqlmodel import select
+from sqlmodel import col, select
 
 from hub.audit import AuditEntry
 from hub.auth.service import rotate_signing_key
@@ -139,7 +139,9 @@ def test_revocation_is_audited(
     with unit_of_work(hub.engine) as session:
         report = hub.audit.verify(session)
         assert report.intact
-        actions = [row.action for row in session.exec(select(AuditEntry))]
+        actions = [
+            row.action for row in session.exec(select(AuditEntry).order_by(col(AuditEntry.seq)))
+        ]
     # the app's start registered the built-in schemas
     started = ["schema.register"] * len(builtin_schemas())
     assert actions == [*started, "client.add", "token.revoke"]

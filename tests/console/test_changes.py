@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditEntry
 from hub.composition import Hub
@@ -89,7 +89,9 @@ def test_a_version_moves_after_its_page_names_the_agreements_it_reaches(
     assert _state(hub, "holder-record", 3) == "ACTIVE"
     with Session(hub.engine) as session:
         entry = session.exec(
-            select(AuditEntry).where(AuditEntry.action == "schema.state")  # type: ignore[arg-type]
+            select(AuditEntry)
+            .where(AuditEntry.action == "schema.state")  # type: ignore[arg-type]
+            .order_by(col(AuditEntry.seq))
         ).all()[-1]
     assert (entry.actor_client_id, entry.outcome) == ("staff:wang.fang", "ACTIVE")
 

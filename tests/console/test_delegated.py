@@ -74,7 +74,10 @@ def _at_platform(address: str, name: str, password: str = PASSWORD) -> str:
 def _sign_ins(hub: Hub) -> list[tuple[str, str]]:
     with Session(hub.engine) as session:
         query = select(AuditEntry).where(col(AuditEntry.action) == "staff.sign-in")
-        return [(e.actor_client_id, e.outcome) for e in session.exec(query).all()]
+        return [
+            (e.actor_client_id, e.outcome)
+            for e in session.exec(query.order_by(col(AuditEntry.seq)))
+        ]
 
 
 def test_a_person_signs_in_through_the_platform_with_the_roles_it_maps(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditEntry
 from hub.composition import Hub
@@ -122,4 +122,4 @@ def test_a_draft_is_checked_then_registered_or_refused_with_its_pointer(
 
 def audit_entries(hub: Hub) -> list[AuditEntry]:
     with Session(hub.engine) as session:
-        return list(session.exec(select(AuditEntry)).all())
+        return list(session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all())

@@ -166,7 +166,9 @@ def test_indicators_with_evidence_and_a_score_by_the_published_table(
 
     with Session(hub.engine) as session:
         reads = session.exec(
-            select(AuditEntry).where(col(AuditEntry.action) == "permit.points.read")
+            select(AuditEntry)
+            .where(col(AuditEntry.action) == "permit.points.read")
+            .order_by(col(AuditEntry.seq))
         ).all()
     assert len(reads) == 2 and reads[0].purpose == "registry"
 

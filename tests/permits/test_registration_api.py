@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from hub.audit import AuditEntry
 from hub.clock import FixedClock
@@ -61,7 +61,7 @@ def test_the_clear_id_is_stored_nowhere(
         row = session.exec(select(Registration)).one()
         assert ADULT.encode() not in row.citizen_id_sealed
         assert ADULT not in str(row.model_dump(exclude={"citizen_id_sealed"}))
-        audit = session.exec(select(AuditEntry)).all()
+        audit = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all()
         assert [(a.action, a.subject) for a in audit][-1] == (
             "registration.create",
             row.citizen_id_hash,

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from hub.audit import Actor, AuditEntry, AuditLog
 from hub.card.store import Card
@@ -68,7 +68,7 @@ def test_issue_writes_state_card_event_outbox_and_audit(engine: Engine, permit_i
         assert events[0].payload["new_card"]["serial"] == permit.card_serial
         outbox = session.exec(select(Outbox)).all()
         assert [row.event_seq for row in outbox] == [events[0].seq]
-        audit = session.exec(select(AuditEntry)).all()
+        audit = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))).all()
         assert [(a.action, a.subject) for a in audit] == [("permit.issue", "a" * 64)]
         assert AUDIT.verify(session).intact
 
