@@ -106,7 +106,7 @@ lint: venv
 	$(BIN)/mypy hub bench
 
 # wrk (Debian) generates the load; each benchmark starts the server it measures.
-bench: venv postgres pcscd window
+bench: venv postgres pcscd window oidc
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/tokens.py --database-url postgresql://127.0.0.1:5432/test

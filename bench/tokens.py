@@ -26,6 +26,11 @@ Needs wrk (Debian package `wrk`). Why it is built this way:
   the report says how disturbed they were.
 - Everything is bounded: a fixed number of attempts of fixed duration, and the server and the
   scratch database (PostgreSQL: `hub_bench_<pid>`) are removed at the end, also on failure.
+- The peer: node's oidc-provider (the version tests/oidc pins, installed by `make oidc`) issues
+  the same tokens in the same rounds (bench/token_peer.mjs): client credentials,
+  client_secret_basic, ES256-signed JWT access tokens (RFC 9068) for one audience and scope,
+  on the same CPU as the hub's server, measured by the same wrk. Its token rate per core
+  against the hub's is the figure the hub is held to.
 
 The results go to bench/RESULTS.md, one section per database, replaced on each run.
 """
@@ -33,15 +38,23 @@ The results go to bench/RESULTS.md, one section per database, replaced on each r
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
 import statistics
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
+from joserfc.jwk import ECKey
 
 from hub.app import create_app
 from hub.auth.guard import public, requires
@@ -70,6 +83,10 @@ SCRIPT = "bench/tokens.py"
 SCOPE = "registry:read"
 TARGET_GUARD_OVERHEAD = 0.15  # guarded requests at most 15% slower than open ones
 TARGET_TOKENS_PER_CORE = 1_000.0  # client_secret_basic, one server worker on one core
+TARGET_OVER_PEER = 1.0  # at least as many tokens per core as oidc-provider
+PEER = common.ROOT / "tests" / "oidc" / "node_modules" / "oidc-provider"
+PEER_SCRIPT = common.ROOT / "bench" / "token_peer.mjs"
+PEER_CLIENT = "bench-peer"
 
 # wrk takes its request from this script; the shape comes from the environment so one script
 # serves all three endpoints. `done` prints one machine-readable line for the parser below.
@@ -145,6 +162,77 @@ def preflight(base_url: str, token: str) -> None:
             raise BenchError(f"preflight: GET {path} answered {answer.status_code}: {answer.text}")
 
 
+# --- the peer ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Peer:
+    base_url: str
+    pid: int
+    version: str
+    authorization: str
+
+
+@contextlib.contextmanager
+def peer_server(workdir: Path, cpu: int | None) -> Iterator[Peer]:
+    """node's oidc-provider on a free port, pinned like the hub's server, until the block ends."""
+    node = shutil.which("node")
+    if node is None or not (PEER / "package.json").exists():
+        raise BenchError("the peer needs node and oidc-provider: run `make oidc`")
+    version = json.loads((PEER / "package.json").read_text())["version"]
+    port = common.free_port()
+    secret = secrets.token_urlsafe(32)
+    key = ECKey.generate_key("P-256", private=True).as_dict(private=True)
+    config = workdir / "peer.json"
+    config.write_text(
+        json.dumps(
+            {
+                "provider": str(PEER / "lib" / "index.js"),
+                "issuer": f"http://{common.HOST}:{port}",
+                "client_id": PEER_CLIENT,
+                "client_secret": secret,
+                "scope": SCOPE,
+                "audience": "urn:permit-hub",
+                "jwk": {**key, "kid": "peer-1", "alg": "ES256", "use": "sig"},
+            }
+        )
+    )
+    log_path = workdir / "peer.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            common.pinned([node, str(PEER_SCRIPT), str(port), str(config)], cpu),
+            env={**os.environ, "NODE_ENV": "production"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://{common.HOST}:{port}"
+    try:
+        common.wait_for(base_url + "/.well-known/openid-configuration")
+        authorization = "Basic " + base64.b64encode(f"{PEER_CLIENT}:{secret}".encode()).decode()
+        yield Peer(base_url, server.pid, version, authorization)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def peer_preflight(peer: Peer) -> None:
+    """The peer's token is what the hub's is: an ES256 JWT access token with the scope."""
+    answer = httpx.post(
+        peer.base_url + "/token",
+        content=TOKEN_BODY,
+        headers={
+            "Authorization": peer.authorization,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        timeout=10,
+    )
+    body = answer.json() if answer.status_code == 200 else {}
+    token = str(body.get("access_token", ""))
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "==")) if token else {}
+    if (header.get("alg"), header.get("typ"), body.get("scope")) != ("ES256", "at+jwt", SCOPE):
+        raise BenchError(f"preflight: the peer answered {answer.status_code}: {answer.text}")
+
+
 # --- the run -----------------------------------------------------------------------------
 
 
@@ -155,10 +243,12 @@ class Cycle:
     open: Round
     guarded: Round
     token: Round
+    peer: Round
 
     @property
     def disturbance(self) -> float:
-        return max(run.machine_others for run in (self.open, self.guarded, self.token))
+        rounds = (self.open, self.guarded, self.token, self.peer)
+        return max(run.machine_others for run in rounds)
 
 
 @dataclass(frozen=True)
@@ -177,6 +267,15 @@ class Results:
     @property
     def token(self) -> list[Round]:
         return [cycle.token for cycle in self.cycles]
+
+    @property
+    def peer(self) -> list[Round]:
+        return [cycle.peer for cycle in self.cycles]
+
+    @property
+    def over_peer(self) -> float:
+        """The hub's tokens per core over the peer's, per round, the median."""
+        return statistics.median(c.token.core_rate / c.peer.core_rate for c in self.cycles)
 
     @staticmethod
     def median_rate(rounds: Sequence[Round]) -> float:
@@ -212,23 +311,37 @@ class Results:
     def tokens_per_core(self) -> float:
         return self.median_rate(self.token)
 
-    def met(self) -> tuple[bool, bool]:
+    def met(self) -> tuple[bool, bool, bool]:
         return (
             self.guard_overhead <= TARGET_GUARD_OVERHEAD,
             self.tokens_per_core >= TARGET_TOKENS_PER_CORE,
+            self.over_peer >= TARGET_OVER_PEER,
         )
 
     def warnings(self) -> list[str]:
         return common.round_warnings(
             [cycle.disturbance for cycle in self.cycles],
             self.attempts,
-            [("open", self.open), ("guarded", self.guarded), ("token", self.token)],
+            [
+                ("open", self.open),
+                ("guarded", self.guarded),
+                ("token", self.token),
+                ("peer", self.peer),
+            ],
             idle="it was not the bottleneck there",
         )
 
 
 def measure(
-    load: Load, base_url: str, authorization: str, *, rounds: int, seconds: int, warmup: int
+    load: Load,
+    peer_load: Load,
+    peer: Peer,
+    base_url: str,
+    authorization: str,
+    *,
+    rounds: int,
+    seconds: int,
+    warmup: int,
 ) -> Results:
     """Warm up; then rounds of open and guarded (order alternating) and token issuance,
     until `rounds` undisturbed ones or the attempts allowed; keep the least disturbed."""
@@ -248,11 +361,21 @@ def measure(
             Target("GET /bench/guarded", "GET", "/bench/guarded", bearer),
         )
 
+    peer_target = Target(
+        f"POST /token (oidc-provider {peer.version})",
+        "POST",
+        "/token",
+        peer.authorization,
+        body=TOKEN_BODY,
+        content_type="application/x-www-form-urlencoded",
+    )
     token = fetch_token(base_url, authorization)
     preflight(base_url, token)
+    peer_preflight(peer)
     if warmup:
         for target in (*reads(token), token_target):
             load.run(target, warmup)
+        peer_load.run(peer_target, warmup)
     cycles: list[Cycle] = []
     for attempt in range(rounds * MAX_ATTEMPTS_PER_ROUND):
         if sum(cycle.disturbance <= DISTURBED for cycle in cycles) >= rounds:
@@ -264,13 +387,20 @@ def measure(
         else:
             guarded_round = load.run(guarded_target, seconds)
             open_round = load.run(open_target, seconds)
-        cycle = Cycle(open_round, guarded_round, load.run(token_target, seconds))
+        if attempt % 2 == 0:
+            token_round = load.run(token_target, seconds)
+            peer_round = peer_load.run(peer_target, seconds)
+        else:
+            peer_round = peer_load.run(peer_target, seconds)
+            token_round = load.run(token_target, seconds)
+        cycle = Cycle(open_round, guarded_round, token_round, peer_round)
         cycles.append(cycle)
         print(
             f"  round {attempt + 1}, per core: open {open_round.core_rate:,.0f}/s,"
             f" guarded {guarded_round.core_rate:,.0f}/s"
             f" ({guarded_round.core_rate / open_round.core_rate:.2f}),"
-            f" tokens {cycle.token.core_rate:,.0f}/s; other processes"
+            f" tokens {cycle.token.core_rate:,.0f}/s, the peer's {peer_round.core_rate:,.0f}/s;"
+            " other processes"
             f" {cycle.disturbance:.2f} CPUs"
             + (" (disturbed)" if cycle.disturbance > DISTURBED else ""),
             flush=True,
@@ -288,13 +418,14 @@ def table(results: Results) -> list[tuple[str, ...]]:
         ("GET /bench/open", results.open),
         ("GET /bench/guarded", results.guarded),
         ("POST /oauth/token", results.token),
+        ("peer: oidc-provider POST /token", results.peer),
     ):
         rows.append((name, *common.rate_cells(rounds), *common.others_cells(rounds)))
     return rows
 
 
 def findings(results: Results) -> list[str]:
-    overhead_met, tokens_met = results.met()
+    overhead_met, tokens_met, peer_met = results.met()
     ratios = results.guarded_ratios
     low, high = statistics.quantiles(ratios, n=4)[::2] if len(ratios) > 1 else (ratios[0],) * 2
     fastest = max(r.core_rate for r in results.guarded) / max(r.core_rate for r in results.open)
@@ -310,6 +441,11 @@ def findings(results: Results) -> list[str]:
         f" token/open = {results.token_over_open:.3f}, so a token costs"
         f" {1 / results.token_over_open:.1f} open requests."
         f" Target >= {TARGET_TOKENS_PER_CORE:,.0f}/s per core: {verdict(tokens_met)}.",
+        f"Against node's oidc-provider issuing the same ES256 JWT access tokens in the same"
+        f" rounds on the same CPU: hub/peer = **{results.over_peer:.2f}** tokens per core"
+        f" (the median of per-round ratios; the peer"
+        f" {results.median_rate(results.peer):,.0f}/s). Target >= {TARGET_OVER_PEER:.2f}:"
+        f" {verdict(peer_met)}.",
     ]
 
 
@@ -365,12 +501,20 @@ def run(
     script = workdir / "request.lua"
     script.write_text(WRK_SCRIPT)
     print(f"{database.description}; server at {base_url}", flush=True)
-    with running_server(
-        "bench.tokens:bench_app", env, port, server_core, workdir / "server.log"
-    ) as server:
+    with (
+        running_server(
+            "bench.tokens:bench_app", env, port, server_core, workdir / "server.log"
+        ) as server,
+        peer_server(workdir, server_core) as peer,
+    ):
         load = Load(wrk, script, base_url, args.concurrency, server.pid, server_core, client_core)
+        peer_load = Load(
+            wrk, script, peer.base_url, args.concurrency, peer.pid, server_core, client_core
+        )
         results = measure(
             load,
+            peer_load,
+            peer,
             base_url,
             basic_authorization(client),
             rounds=args.rounds,
@@ -388,7 +532,8 @@ def run(
             f" {results.attempts} rounds"
         ),
         pinning=(
-            f"server (one uvicorn worker) on CPU {server_core}, wrk on CPU {client_core}"
+            f"server (one uvicorn worker; the peer, one node process) on CPU {server_core},"
+            f" wrk on CPU {client_core}"
             if server_core is not None
             else "none (no taskset or a single CPU): server and wrk share the CPUs"
         ),
