@@ -34,6 +34,8 @@ class Challenge(SQLModel, table=True):
     __tablename__ = "verification_challenge"
     __table_args__ = (
         sa.Index("ix_verification_challenge_client_expiry", "client_id", "expires_at"),
+        # The purge's: the oldest first, without reading the rest of the table.
+        sa.Index("ix_verification_challenge_expires_at", "expires_at"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -68,8 +70,12 @@ DECISIONS: Final[sa.Table] = WindowDecision.__table__  # type: ignore[attr-defin
 CHALLENGE_KEPT: Final = timedelta(minutes=10)
 """A used challenge's row is kept this long after its expiry (after which no hub process,
 whatever its clock, still takes the challenge), then purged."""
-PURGE_EVERY: Final = 1024
-"""One use in this many (per process) also purges the rows past CHALLENGE_KEPT."""
+PURGE_EVERY: Final = 128
+"""One use in this many (per process) also purges rows past CHALLENGE_KEPT, at most
+PURGE_AT_ONCE of them, the oldest first: a purge costs a tap a few milliseconds, never a
+sweep of every challenge that aged out at once (all of a busy hour's, after a quiet spell
+or a restart), and at twice the rate challenges are made, it keeps up."""
+PURGE_AT_ONCE: Final = 2 * PURGE_EVERY
 
 # The statements of every tap are built once: building one costs more than running it.
 _USE_CHALLENGE: Final = sa.text(
@@ -82,7 +88,15 @@ _USE_CHALLENGE: Final = sa.text(
         for name in ("nonce", "created_at", "expires_at", "used_at")
     )
 )
-_PURGE_USED: Final = sa.delete(CHALLENGES).where(CHALLENGES.c.expires_at < sa.bindparam("before"))
+_PURGE_USED: Final = sa.delete(CHALLENGES).where(
+    CHALLENGES.c.id.in_(
+        sa.select(CHALLENGES.c.id)
+        .where(CHALLENGES.c.expires_at < sa.bindparam("before"))
+        .order_by(CHALLENGES.c.expires_at)
+        .limit(PURGE_AT_ONCE)
+        .scalar_subquery()
+    )
+)
 _uses = itertools.count(1)
 _CARD: Final = (
     select(Card, Permit, Registration)

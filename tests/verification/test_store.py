@@ -40,3 +40,22 @@ def test_used_rows_are_purged_once_past_their_keeping(engine: Engine) -> None:
         for challenge in fresh:  # one use in PURGE_EVERY purges
             assert store.use_challenge(session, challenge, "window-3", NOW)
     assert used_ids(engine) == {str(recently.id), *(str(challenge.id) for challenge in fresh)}
+
+
+def test_a_purge_takes_the_oldest_few_not_everything_aged_out(engine: Engine) -> None:
+    """A backlog of aged-out rows (a busy hour's, after a restart) goes a batch per purge,
+    the oldest first, so no tap pays for all of it."""
+    expired_before = NOW - store.CHALLENGE_KEPT - CHALLENGE_TTL
+    backlog = [
+        challenges.make(KEY, "window-1", expired_before - timedelta(seconds=n + 1))
+        for n in range(store.PURGE_AT_ONCE + 5)
+    ]
+    fresh = [challenges.make(KEY, "window-3", NOW) for _ in range(store.PURGE_EVERY)]
+    with unit_of_work(engine) as session:
+        for old in backlog:
+            assert store.use_challenge(session, old, "window-1", old.created_at)
+    with unit_of_work(engine) as session:
+        for challenge in fresh:  # one use in PURGE_EVERY purges
+            assert store.use_challenge(session, challenge, "window-3", NOW)
+    newest_five = {str(old.id) for old in backlog[:5]}
+    assert used_ids(engine) == newest_five | {str(challenge.id) for challenge in fresh}
