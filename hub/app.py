@@ -23,6 +23,7 @@ from hub.auth.guard import (
     check_route_guards,
     public,
 )
+from hub.auth.shortcut import TokenShortcut
 from hub.card import api as card_api
 from hub.clock import Clock
 from hub.composition import Hub, build_hub
@@ -106,6 +107,7 @@ def create_app(
     app.state.delegation = None if settings.staff_oidc is None else Delegation(settings.staff_oidc)
     app.state.problem_page = problem_page
     problems.install(app)
+    app.add_middleware(TokenShortcut, server=hub.authorization_server)
     app.add_middleware(
         Edge, limit=settings.max_body_bytes, default_language=settings.default_language
     )

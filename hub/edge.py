@@ -111,16 +111,7 @@ class Edge:
         if refusal is not None:
             await self._refuse(send, headers, 422, refusal)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     def _too_large(self) -> Problem:
         detail = Text(
@@ -247,3 +238,18 @@ def _unstorable_at(document: Any) -> str | None:
                 ((*steps, str(index)), value) for index, value in reversed(list(enumerate(node)))
             )
     return None
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body already read, whole, then whatever the server says
+    next (a disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

@@ -110,26 +110,37 @@ router = APIRouter(tags=["OAuth 2.0"], route_class=GuardedRoute)
 FORM = "application/x-www-form-urlencoded"
 
 
+def is_form(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == FORM
+
+
+def oauth_form(body: bytes) -> tuple[dict[str, str], str | None]:
+    """The parameters the OAuth endpoints read from a form body, and the first of them that is
+    repeated, if any: RFC 6749 §3.2 ignores unrecognised parameters, and recognised ones MUST
+    NOT be repeated."""
+    form: dict[str, str] = {}
+    for name, value in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True):
+        if name not in OAUTH_PARAMETERS:
+            continue
+        if name in form:
+            return form, name
+        form[name] = value
+    return form, None
+
+
 async def _form_request(request: Request) -> FormRequest:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != FORM:
+    if not is_form(request.headers.get("content-type", "")):
         raise Problem(
             UNSUPPORTED_MEDIA_TYPE,
             Text(f"请求体须为 {FORM}", f"The body must be {FORM}"),
         )
-    body = (await request.body()).decode("utf-8", errors="replace")
-    pairs = parse_qsl(body, keep_blank_values=True)
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if name not in OAUTH_PARAMETERS:
-            continue  # RFC 6749 §3.2: unrecognised parameters are ignored
-        if name in form:  # ... and recognised ones MUST NOT be repeated
-            raise Problem(
-                INVALID_REQUEST,
-                Text(f"参数重复：{name}", f"The parameter {name!r} is repeated"),
-                extensions={"error": "invalid_request"},
-            )
-        form[name] = value
+    form, repeated = oauth_form(await request.body())
+    if repeated is not None:
+        raise Problem(
+            INVALID_REQUEST,
+            Text(f"参数重复：{repeated}", f"The parameter {repeated!r} is repeated"),
+            extensions={"error": "invalid_request"},
+        )
     _one_authentication_method(request, form)
     # TLS ends at the gateway in front of the hub; the issuer is the URL clients see.
     url = _server(request).issuer + request.url.path
