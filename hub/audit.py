@@ -31,6 +31,7 @@ import hmac
 import itertools
 import json
 import re
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -309,11 +310,13 @@ class AuditLog:
         session.connection()  # begins the transaction, if none has begun
         transaction = session.get_transaction()
         held = session.info.get(_CHAIN_MEMO)
-        if held is not None and held[0] is transaction:
+        if held is not None and held[0]() is transaction:
             return int(held[1])
         spread_by = (event.subject or event.actor_client_id).encode()
         chain = zlib.crc32(spread_by) % self.chains + FIRST_CHAIN
-        session.info[_CHAIN_MEMO] = (transaction, chain)
+        # A weak reference: the transaction refers to the session, and a strong one here made
+        # every audited session a cycle, freed only by the collector's full collections.
+        session.info[_CHAIN_MEMO] = (weakref.ref(transaction), chain)
         return chain
 
     def record(

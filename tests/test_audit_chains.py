@@ -5,6 +5,7 @@ on PostgreSQL, writers on different chains do not wait for each other."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import threading
 import zlib
@@ -211,3 +212,23 @@ def test_writers_on_different_chains_do_not_wait_for_each_other(
         holding.close()
         engine.dispose()
     assert outcomes == {2: "appended", 1: "waited"}
+
+
+def test_an_audited_transaction_leaves_nothing_for_the_cycle_collector(
+    engine: Engine, log: AuditLog
+) -> None:
+    """The chain a transaction appends to is remembered on its session without a reference
+    cycle: every audited request left its session, connection and transaction for a full
+    collection to find (some thirty objects each, 20-35 ms pauses inside taps at half load
+    on a 2-core VM), where reference counting now frees them when the unit of work ends."""
+    append(engine, log, "warm-up")
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        append(engine, log, "holder-a", "holder-b")
+        gc.collect()
+        left = [type(found).__qualname__ for found in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert "Session" not in left and "SessionTransaction" not in left, left[:20]

@@ -93,7 +93,7 @@ def issue_challenge(desk: Verification, caller: Principal) -> challenges.Challen
 # --- the card record ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one object per memo entry for the collector, not two
 class Vouched:
     """What the hub's signature on a record vouches for, as far as a tap needs it."""
 
