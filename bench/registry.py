@@ -76,7 +76,9 @@ from bench.common import (
     basic_authorization,
     record,
     running_server,
+    verdict,
 )
+from bench.floors import Floor, registration_floor
 
 SCRIPT = "bench/registry.py"
 SCOPE = "registry:write"
@@ -89,6 +91,8 @@ REGISTRATIONS = "/registry/v1/registrations"
 PARSE_ONLY = "/bench/registrations"
 HEALTHZ = "/healthz"
 ID_MARK = "@@CITIZEN_ID@@"
+FLOOR_REGISTRATIONS = 2_000
+TARGET_OVER_FLOOR = 3.0  # issue: a registration within 3x of its floor
 
 # One script for all three targets. `request` builds each body with the next person's ID;
 # `response` counts answers other than BENCH_EXPECT; `done` prints wrk's summary line and the
@@ -426,6 +430,17 @@ def measure(runner: Runner, *, rounds: int, seconds: int, warmup: int) -> Result
     return Results([cycles[index] for index in sorted(least)], len(cycles))
 
 
+def measure_floor(database: Database, people: People, today: date) -> Floor:
+    """The floor on the scratch database once the server has stopped and its rows are
+    checked, for people no round used."""
+    hub = build_hub(load_settings())
+    try:
+        numbers = [citizen_id(people.take()) for _ in range(FLOOR_REGISTRATIONS)]
+        return registration_floor(database.url, hub.vault, hub.audit.key, numbers, today)
+    finally:
+        hub.engine.dispose()
+
+
 # --- reporting ---------------------------------------------------------------------------
 
 
@@ -444,8 +459,9 @@ def table(results: Results) -> list[tuple[str, ...]]:
     return rows
 
 
-def findings(results: Results, tally: Tally, kept: Stored) -> list[str]:
+def findings(results: Results, tally: Tally, kept: Stored, floor: Floor) -> list[str]:
     parse_low, parse_high = common.quartiles(results.ratios("parse_only"))
+    worker_us = 1e6 / results.registrations_per_core
     health_low, health_high = common.quartiles(results.ratios("healthz"))
     return [
         f"Registrations per core (one worker): **{results.registrations_per_core:,.0f}/s**"
@@ -458,6 +474,12 @@ def findings(results: Results, tally: Tally, kept: Stored) -> list[str]:
         f"registrations / healthz = **{results.ratio('healthz'):.3f}** (middle half"
         f" {health_low:.3f} to {health_high:.3f}; wall clock {results.wall_ratio('healthz'):.3f}):"
         f" a registration costs {1 / results.ratio('healthz'):.1f} GET /healthz.",
+        f"Floor, measured after the rounds on the same database: {floor.count:,} registrations"
+        f" of the same statements and cryptography through {floor.driver}"
+        f" (bench/floors.py) cost this process **{floor.cpu_us:,.0f} µs** of CPU each"
+        f" ({floor.wall_us:,.0f} µs wall clock); the worker spends {worker_us:,.0f} µs a"
+        f" registration (1 / its per-core rate): **{worker_us / floor.cpu_us:.1f}x** the floor."
+        f" Target <= 3x: {verdict(worker_us / floor.cpu_us <= TARGET_OVER_FLOOR)}.",
         f"Checked: every answer was the expected status; {tally.answered:,} registrations"
         f" answered 201 and {tally.sent:,} sent (warm-up and preflight included; the rest were"
         f" in flight when wrk stopped); the database holds {kept.rows:,}, one audit entry each"
@@ -466,19 +488,21 @@ def findings(results: Results, tally: Tally, kept: Stored) -> list[str]:
     ]
 
 
-def markdown(context: Context, results: Results, tally: Tally, kept: Stored) -> str:
+def markdown(context: Context, results: Results, tally: Tally, kept: Stored, floor: Floor) -> str:
     lines = [
         *common.section_head(f"Registrations, {context.database.title}", context),
         "",
         *common.markdown_table(table(results)),
         "",
-        *(f"- {line}" for line in findings(results, tally, kept)),
+        *(f"- {line}" for line in findings(results, tally, kept, floor)),
         *(f"- Warning: {note}." for note in results.warnings()),
     ]
     return "\n".join(lines)
 
 
-def print_report(context: Context, results: Results, tally: Tally, kept: Stored) -> None:
+def print_report(
+    context: Context, results: Results, tally: Tally, kept: Stored, floor: Floor
+) -> None:
     rows = table(results)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\n{context.database.description}; {context.code}\n{context.load}\n{context.pinning}")
@@ -488,7 +512,7 @@ def print_report(context: Context, results: Results, tally: Tally, kept: Stored)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ]
         print("  ".join(cells))
-    for line in findings(results, tally, kept):
+    for line in findings(results, tally, kept, floor):
         print(line.replace("**", ""))
     for note in results.warnings():
         print(f"warning: {note}")
@@ -559,6 +583,7 @@ def run(
             f"{kept.rows} registrations, {kept.distinct} distinct people, {kept.audited} audit"
             f" entries, {kept.known} of the numbers handed out: they should all be equal"
         )
+    floor = measure_floor(database, people, today)
     context = common.context(
         SCRIPT,
         argv,
@@ -576,9 +601,9 @@ def run(
             else "none (no taskset or a single CPU): server and wrk share the CPUs"
         ),
     )
-    print_report(context, results, tally, kept)
+    print_report(context, results, tally, kept, floor)
     if not args.no_record:
-        record(args.results, SCRIPT, database.key, markdown(context, results, tally, kept))
+        record(args.results, SCRIPT, database.key, markdown(context, results, tally, kept, floor))
         print(f"recorded in {args.results}")
     return 0
 
