@@ -19,6 +19,7 @@ both databases, before anything is sent.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -122,30 +123,68 @@ class Insert:
         """`parameter`: the name the rows are bound by (constants are bound by their column
         names), distinct for each INSERT sent in one statement."""
         constants = dict(constants or {})
-        columns = list(rows[0])
-        computed = dict(computed or {})
-        names = ", ".join([*columns, *constants, *computed])
-        values = ", ".join(
-            [
-                *(f"v.{name}" for name in columns),
-                *(f":{name}" for name in constants),
-                *computed.values(),
-            ]
+        shape = _Shape(
+            table,
+            tuple(rows[0]),
+            tuple(constants),
+            tuple((computed or {}).items()),
+            join,
+            parameter,
+            tuple(returning),
         )
-        text = (
-            f"INSERT INTO {table.name} ({names}) SELECT {values}"
-            f" FROM {_source(table, columns, dialect, parameter)} {join}"
-        )
-        if returning:
-            text += " RETURNING " + ", ".join(returning)
-        return cls(table, text, {parameter: _rows(rows), **constants}, tuple(constants))
+        text = _insert_text(dialect, shape)
+        return cls(table, text, {parameter: _rows(rows), **constants}, shape.constants)
 
     def bound(self, text: str | None = None, *others: Insert) -> Any:
         """This INSERT, or `text` that contains it and `others`, with every constant typed."""
-        statement = sa.text(text or self.text)
-        for insert in (self, *others):
-            statement = _bound(statement, insert.table, insert.constants)
-        return statement
+        typed = tuple((insert.table, insert.constants) for insert in (self, *others))
+        return _bound_text(text or self.text, typed)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What an INSERT's text depends on: the same for every request of one kind."""
+
+    table: sa.Table
+    columns: tuple[str, ...]
+    constants: tuple[str, ...]
+    computed: tuple[tuple[str, str], ...]
+    join: str
+    parameter: str
+    returning: tuple[str, ...]
+
+
+# Texts and statements kept by their shape: an audited request sends the same few, and
+# building them (the column types compiled for json_to_recordset, a new TextClause whose cache
+# key SQLAlchemy then computes) cost as much as sending them.
+_KEPT = 256
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _insert_text(dialect: Dialect, shape: _Shape) -> str:
+    names = ", ".join([*shape.columns, *shape.constants, *(name for name, _ in shape.computed)])
+    values = ", ".join(
+        [
+            *(f"v.{name}" for name in shape.columns),
+            *(f":{name}" for name in shape.constants),
+            *(expression for _, expression in shape.computed),
+        ]
+    )
+    text = (
+        f"INSERT INTO {shape.table.name} ({names}) SELECT {values}"
+        f" FROM {_source(shape.table, shape.columns, dialect, shape.parameter)} {shape.join}"
+    )
+    if shape.returning:
+        text += " RETURNING " + ", ".join(shape.returning)
+    return text
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _bound_text(text: str, typed: tuple[tuple[sa.Table, tuple[str, ...]], ...]) -> Any:
+    statement = sa.text(text)
+    for table, constants in typed:
+        statement = _bound(statement, table, constants)
+    return statement
 
 
 def update_rows(

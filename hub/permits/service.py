@@ -40,6 +40,7 @@ from hub.permits.store import (
     PermitEvent,
     Registration,
     ThirdPartyReport,
+    registration_insert,
 )
 from hub.problems import DomainProblem, Problem, Stale, Text
 
@@ -660,29 +661,39 @@ def register(
         ),
         created_at=now,
     )
-    session.add(registration)
     outcome = "late" if registration.declared_late else "registered"
     lifecycle.audit.record(
         session,
         actor.did("registration.create", outcome, registration.citizen_id_hash, REGISTRY_PURPOSE),
         now,
+        alongside=registration_insert(session.get_bind().dialect, registration),
     )
     _settle_worklist(session, registration, now)
-    session.flush()
     return registration
+
+
+_REPORTS: sa.Table = ThirdPartyReport.__table__  # type: ignore[attr-defined]
+_SETTLE_WORKLIST = (  # built once: a Core statement caches its compiled form by its own key
+    sa.update(_REPORTS)
+    .where(
+        _REPORTS.c.citizen_id_hash == sa.bindparam("holder"),
+        _REPORTS.c.jurisdiction == sa.bindparam("place"),
+        _REPORTS.c.status == "open",
+    )
+    .values(status="registered", resolved_at=sa.bindparam("at"))
+)
 
 
 def _settle_worklist(session: Session, registration: Registration, now: datetime) -> None:
     """The person registered: the reports about them there leave the office's worklist
     (hub.permits.reports), in the registration's own transaction."""
-    session.execute(
-        sa.update(ThirdPartyReport)
-        .where(
-            col(ThirdPartyReport.citizen_id_hash) == registration.citizen_id_hash,
-            col(ThirdPartyReport.jurisdiction) == registration.jurisdiction,
-            col(ThirdPartyReport.status) == "open",
-        )
-        .values(status="registered", resolved_at=now)
+    session.connection().execute(
+        _SETTLE_WORKLIST,
+        {
+            "holder": registration.citizen_id_hash,
+            "place": registration.jurisdiction,
+            "at": now,
+        },
     )
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from hub import bulk
+
 LIVE_STATES = ("accepted", "valid", "suspended")
 _LIVE = sa.text("state IN ('accepted', 'valid', 'suspended')")
 _VALID = sa.text("state = 'valid'")
@@ -69,6 +71,25 @@ class Registration(SQLModel, table=True):
     declarant_relation: str | None = Field(default=None, max_length=32)
     declarant_id_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+REGISTRATIONS: sa.Table = Registration.__table__  # type: ignore[attr-defined]
+# Bound as parameters of their own: JSON carries neither bytes nor an exact time.
+_REGISTRATION_CONSTANTS = ("citizen_id_sealed", "created_at")
+_REGISTRATION_ROW = tuple(
+    column.name for column in REGISTRATIONS.c if column.name not in _REGISTRATION_CONSTANTS
+)
+
+
+def registration_insert(dialect: sa.Dialect, registration: Registration) -> bulk.Insert:
+    """The INSERT of a new registration, for the audit to send with its entry (AuditLog.record's
+    `alongside`): on PostgreSQL the row, the audit row and the head's hash are one statement,
+    where the ORM would flush the row in a round trip of its own."""
+    row = {name: getattr(registration, name) for name in _REGISTRATION_ROW}
+    constants = {name: getattr(registration, name) for name in _REGISTRATION_CONSTANTS}
+    return bulk.Insert.of(
+        dialect, REGISTRATIONS, [row], constants=constants, parameter="registrations"
+    )
 
 
 class Permit(SQLModel, table=True):
