@@ -248,7 +248,7 @@ def build_hub(
     clock: Clock | None = None,
     create_secret: bool = False,
 ) -> Hub:
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, settings.database_pool_size)
     clock = clock or SystemClock()
     try:
         calendar = WorkingCalendar(load_holiday_schedules(settings.holiday_schedules_dir))

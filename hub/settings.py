@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", extra="forbid", frozen=True)
 
     database_url: str = "sqlite:///var/hub.db"
+    database_pool_size: int = Field(default=10, ge=1, le=500)
+    """On PostgreSQL, the connections each process keeps open; a unit of work beyond them
+    waits for one (hub.db.make_engine)."""
     issuer: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^/?#\s]+[^?#\s]*$")
     audience: str = Field(default="urn:permit-hub:api", min_length=1)
     access_token_ttl_seconds: int = Field(default=600, ge=60, le=86_400)
