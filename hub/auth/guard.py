@@ -145,7 +145,12 @@ def actor_of(request: Request) -> Actor:
     return Actor.of(principal_of(request))
 
 
-CurrentActor = Annotated[Actor, Depends(actor_of)]
+async def current_actor(request: Request) -> Actor:
+    """`actor_of` as a dependency, async for the reason `hub.deps.current_hub` is."""
+    return actor_of(request)
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
 """The caller as the audit log names it, for a route's audited writes and reads. The hot
 routes (taps, look-ups, the feed) call `actor_of` instead: a dependency costs a resolver
 step per request."""
