@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -191,3 +192,24 @@ def test_what_the_app_made_to_start_is_kept_out_of_full_collections(
         kept = gc.get_freeze_count()
     assert kept > 10_000
     assert gc.get_freeze_count() == 0  # stopped: collectable again
+
+
+def test_trace_ids_never_repeat_across_reads_of_randomness_or_a_fork() -> None:
+    # The ids come from a buffer of the system's randomness, read 4 KiB at a time: across many
+    # refills none repeats, and a forked worker does not hand out what its parent would.
+    traces = [trace.new_trace() for _ in range(2_000)]  # about 12 reads of the buffer
+    ids = [t.trace_id for t in traces] + [t.span_id for t in traces]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch("[0-9a-f]{32}", t.trace_id) for t in traces)
+    assert all(re.fullmatch("[0-9a-f]{16}", t.span_id) for t in traces)
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's own process
+        os.write(writing, trace.new_trace().trace_id.encode())
+        os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    from_child = os.read(reading, 64).decode()
+    os.close(reading)
+    assert re.fullmatch("[0-9a-f]{32}", from_child)
+    assert from_child != trace.new_trace().trace_id
