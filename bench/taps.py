@@ -112,13 +112,14 @@ from hub.db import unit_of_work
 from hub.permits.identity import parse_citizen_id
 from hub.permits.store import Permit, Registration
 from hub.settings import load_settings
-from hub.verification.service import issue_challenge
+from hub.verification.service import issue_challenge, purpose_of
 
 if __package__ in (None, ""):  # run as `python bench/...py`: bench/ is on the path, not the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common
+from bench import common, floors
 from bench.common import BenchError, Database, Load, Round, Target, bounded_option, verdict
+from bench.floors import Floor
 from bench.registry import citizen_id
 
 SCRIPT = "bench/taps.py"
@@ -132,6 +133,8 @@ TOKEN_TTL_SECONDS = 3600
 TARGET_RATIO = 0.50  # taps / healthz, per core
 TARGET_P99_MS = 25.0  # at half the taps' maximum rate
 TARGET_APDUS = 4
+TARGET_OVER_FLOOR = 3.0  # issue: a tap within 3x of its floor
+DRIVER_FLOOR_TAPS = 2_000
 TARGET_HUB_MS = 10.0  # challenge + tap round trips, as the window agent sees them
 DECK_MARGIN = 1.5  # bodies per round: this many times the fastest rate seen
 FIRST_DECK = 1_000  # the warm-up's; a warm-up that runs out is only a warm-up
@@ -1058,7 +1061,7 @@ def latency_table(latency: LatencyResults) -> list[tuple[str, ...]]:
 
 
 def rate_findings(
-    results: RateResults, latency: LatencyResults, tally: Tally, kept: Stored
+    results: RateResults, latency: LatencyResults, tally: Tally, kept: Stored, floor: Floor
 ) -> list[str]:
     low, high = common.quartiles([cycle.ratio for cycle in results.cycles])
     taps = LatencyResults.pooled(latency.taps)
@@ -1067,6 +1070,7 @@ def rate_findings(
     per_get = statistics.median(1e6 * r.server_cpu / r.requests for r in results.column("healthz"))
     database = statistics.median(1e6 * r.helper_cpu / r.requests for r in results.column("taps"))
     healthz_rate = statistics.median(r.core_rate for r in results.column("healthz"))
+    worker_us = 1e6 / results.taps_per_core
     return [
         f"Decisions per core (one worker, every one a grant with the holder record disclosed and"
         f" audited): **{results.taps_per_core:,.0f}/s** ({results.taps_wall:,.0f}/s wall clock).",
@@ -1086,6 +1090,13 @@ def rate_findings(
         ),
         f"CPU per tap: {per_tap:,.0f} µs of the worker (GET /healthz: {per_get:,.0f} µs) and"
         f" {database:,.0f} µs of the scratch database's PostgreSQL backends.",
+        f"Floor, measured after the rounds on the same database: {floor.count:,} taps of new"
+        f" cards with the same statements and cryptography through {floor.driver}"
+        f" (bench/floors.py) cost this process **{floor.cpu_us:,.0f} µs** of CPU each"
+        f" ({floor.wall_us:,.0f} µs wall clock); the worker spends {worker_us:,.0f} µs a tap"
+        f" (1 / its per-core rate): **{worker_us / floor.cpu_us:.1f}x** the floor."
+        f" Target <= {TARGET_OVER_FLOOR:.0f}x:"
+        f" {verdict(worker_us / floor.cpu_us <= TARGET_OVER_FLOOR)}.",
         f"At half load ({latency.rate:,.0f} taps/s, open loop): p50 {taps.percentile_ms(0.5):.2f}"
         f" ms, **p99 {p99:.2f} ms** over {len(taps.latencies):,} taps in {len(latency.taps)}"
         f" runs. Target p99 < {TARGET_P99_MS:.0f} ms: {verdict(p99 < TARGET_P99_MS)}."
@@ -1107,6 +1118,7 @@ def rate_markdown(
     latency: LatencyResults,
     tally: Tally,
     kept: Stored,
+    floor: Floor,
     photo_bytes: int,
     record_bytes: int,
 ) -> str:
@@ -1126,7 +1138,7 @@ def rate_markdown(
             "",
             *common.markdown_table(lat),
             "",
-            *(f"- {line}" for line in rate_findings(results, latency, tally, kept)),
+            *(f"- {line}" for line in rate_findings(results, latency, tally, kept, floor)),
             "- Latency at half load: an asyncio client in the benchmark process (on wrk's CPU)"
             " sends on a fixed schedule without waiting for answers, over a pool of"
             f" {POOL} keep-alive connections used in turn (more are opened if all are busy),"
@@ -1362,6 +1374,8 @@ def part_hub(setting: Setting, wrk: str) -> str:
     )
     kept = stored(setting.hub)
     check_stored(kept, runner.tally.grants, runner.tally.sent)
+    print(f"the floor: {DRIVER_FLOOR_TAPS:,} taps through the driver", flush=True)
+    floor = driver_floor(setting, window)
     load_text = (
         f"wrk {common.wrk_version(wrk)}, 1 thread, {args.concurrency} keep-alive connections;"
         f" {args.warmup} s warm-up per endpoint, then rounds of {args.duration} s per endpoint,"
@@ -1376,9 +1390,28 @@ def part_hub(setting: Setting, wrk: str) -> str:
         latency,
         runner.tally,
         kept,
+        floor,
         len(deck.image),
         deck.record_bytes,
     )
+
+
+def driver_floor(setting: Setting, window: NewClient) -> Floor:
+    """The same work as the rounds' taps through psycopg alone (bench/floors.py), on new cards
+    and fresh challenges dealt as the rounds' are, after the rounds on the same database."""
+    hub, deck = setting.hub, setting.deck
+    bodies = deck.tap_bodies(DRIVER_FLOOR_TAPS, window_principal(window))
+    keys = floors.Window(
+        client_id=window.client_id,
+        department=Department.EDUCATION.value,
+        service=SERVICE,
+        purpose=purpose_of(SERVICE),
+        challenge_key=hub.challenge_key,
+        issuing_keys={deck.kid: deck.signer.public_key()},
+        vault=hub.vault,
+        audit_key=hub.audit.key,
+    )
+    return floors.tap_floor(setting.database.url, keys, bodies)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
