@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import make_url
 
+from bench.common import verdict
 from hub.card import layout
 from hub.card.protocol import proves_possession
 from hub.permits.identity import CitizenId, CitizenIdVault
@@ -99,12 +100,28 @@ _TAP_COMBINED = (
 CHAINS = 16
 
 
+TARGET_OVER_FLOOR = 3.0  # issue 18: a registration and a tap each within 3x of its floor
+
+
 @dataclass(frozen=True)
 class Floor:
-    cpu_us: float  # this process's CPU per registration
+    cpu_us: float  # this process's CPU per registration or tap
     wall_us: float
     count: int
     driver: str
+
+    def finding(self, items: str, one: str, worker_us: float) -> str:
+        """The report's line: `count` `items` through the driver against the worker's
+        `worker_us` of CPU per `one`, and the verdict on the target."""
+        over = worker_us / self.cpu_us
+        return (
+            f"Floor, measured after the rounds on the same database: {self.count:,} {items}"
+            f" with the same statements and cryptography through {self.driver}"
+            f" (bench/floors.py) cost this process **{self.cpu_us:,.0f} µs** of CPU each"
+            f" ({self.wall_us:,.0f} µs wall clock); the worker spends {worker_us:,.0f} µs a"
+            f" {one} (1 / its per-core rate): **{over:.1f}x** the floor."
+            f" Target <= {TARGET_OVER_FLOOR:.0f}x: {verdict(over <= TARGET_OVER_FLOOR)}."
+        )
 
 
 def registration_floor(

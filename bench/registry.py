@@ -76,7 +76,6 @@ from bench.common import (
     basic_authorization,
     record,
     running_server,
-    verdict,
 )
 from bench.floors import Floor, registration_floor
 
@@ -92,7 +91,6 @@ PARSE_ONLY = "/bench/registrations"
 HEALTHZ = "/healthz"
 ID_MARK = "@@CITIZEN_ID@@"
 FLOOR_REGISTRATIONS = 2_000
-TARGET_OVER_FLOOR = 3.0  # issue: a registration within 3x of its floor
 
 # One script for all three targets. `request` builds each body with the next person's ID;
 # `response` counts answers other than BENCH_EXPECT; `done` prints wrk's summary line and the
@@ -474,12 +472,7 @@ def findings(results: Results, tally: Tally, kept: Stored, floor: Floor) -> list
         f"registrations / healthz = **{results.ratio('healthz'):.3f}** (middle half"
         f" {health_low:.3f} to {health_high:.3f}; wall clock {results.wall_ratio('healthz'):.3f}):"
         f" a registration costs {1 / results.ratio('healthz'):.1f} GET /healthz.",
-        f"Floor, measured after the rounds on the same database: {floor.count:,} registrations"
-        f" of the same statements and cryptography through {floor.driver}"
-        f" (bench/floors.py) cost this process **{floor.cpu_us:,.0f} µs** of CPU each"
-        f" ({floor.wall_us:,.0f} µs wall clock); the worker spends {worker_us:,.0f} µs a"
-        f" registration (1 / its per-core rate): **{worker_us / floor.cpu_us:.1f}x** the floor."
-        f" Target <= 3x: {verdict(worker_us / floor.cpu_us <= TARGET_OVER_FLOOR)}.",
+        floor.finding("registrations", "registration", worker_us),
         f"Checked: every answer was the expected status; {tally.answered:,} registrations"
         f" answered 201 and {tally.sent:,} sent (warm-up and preflight included; the rest were"
         f" in flight when wrk stopped); the database holds {kept.rows:,}, one audit entry each"

@@ -133,7 +133,6 @@ TOKEN_TTL_SECONDS = 3600
 TARGET_RATIO = 0.50  # taps / healthz, per core
 TARGET_P99_MS = 25.0  # at half the taps' maximum rate
 TARGET_APDUS = 4
-TARGET_OVER_FLOOR = 3.0  # issue: a tap within 3x of its floor
 DRIVER_FLOOR_TAPS = 2_000
 TARGET_HUB_MS = 10.0  # challenge + tap round trips, as the window agent sees them
 DECK_MARGIN = 1.5  # bodies per round: this many times the fastest rate seen
@@ -1090,13 +1089,7 @@ def rate_findings(
         ),
         f"CPU per tap: {per_tap:,.0f} µs of the worker (GET /healthz: {per_get:,.0f} µs) and"
         f" {database:,.0f} µs of the scratch database's PostgreSQL backends.",
-        f"Floor, measured after the rounds on the same database: {floor.count:,} taps of new"
-        f" cards with the same statements and cryptography through {floor.driver}"
-        f" (bench/floors.py) cost this process **{floor.cpu_us:,.0f} µs** of CPU each"
-        f" ({floor.wall_us:,.0f} µs wall clock); the worker spends {worker_us:,.0f} µs a tap"
-        f" (1 / its per-core rate): **{worker_us / floor.cpu_us:.1f}x** the floor."
-        f" Target <= {TARGET_OVER_FLOOR:.0f}x:"
-        f" {verdict(worker_us / floor.cpu_us <= TARGET_OVER_FLOOR)}.",
+        floor.finding("taps of new cards", "tap", worker_us),
         f"At half load ({latency.rate:,.0f} taps/s, open loop): p50 {taps.percentile_ms(0.5):.2f}"
         f" ms, **p99 {p99:.2f} ms** over {len(taps.latencies):,} taps in {len(latency.taps)}"
         f" runs. Target p99 < {TARGET_P99_MS:.0f} ms: {verdict(p99 < TARGET_P99_MS)}."
