@@ -414,7 +414,6 @@ def register(
         raise SubjectNameInvalid(subject)
     if state not in (domain.VersionState.DRAFT, domain.VersionState.ACTIVE):
         raise ValueError("a new version starts as DRAFT or ACTIVE")
-    checked_schema(session, registry, definition)
     existing = _lock_subject(session, subject)
     fingerprint = domain.fingerprint(definition)
     if existing is not None:
@@ -424,8 +423,11 @@ def register(
                 col(SchemaVersion.fingerprint) == fingerprint,
             )
         ).first()
-        if same is not None:
+        if same is not None:  # checked when it was registered
             return Registered(same, created=False)
+    # Only a new version is checked against the meta-schema: the check is most of a start's
+    # work (every built-in schema, on every start) and adds nothing to one found above.
+    checked_schema(session, registry, definition)
     mode, violations = violations_for(session, existing, definition)
     if violations:
         raise Incompatible(mode, violations)
