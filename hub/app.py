@@ -66,7 +66,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_route_guards(app.routes)
         await asyncio.to_thread(hub.prepare)
-        keep_for_life()
+        froze = keep_for_life()
         refresher = asyncio.create_task(
             hub.auth_state.keep_fresh(settings.revocation_refresh_seconds)
         )
@@ -78,7 +78,8 @@ def create_app(
         try:
             yield
         finally:
-            gc.unfreeze()  # collectable again: an app stopped in a process that goes on
+            if froze:
+                gc.unfreeze()  # collectable again: an app stopped in a process that goes on
             if relay is not None:
                 await asyncio.to_thread(stop_relay, *relay)
             if scheduler is not None:
@@ -195,14 +196,21 @@ def create_app(
     return app
 
 
-def keep_for_life() -> None:
+def keep_for_life() -> bool:
     """Move what the process made to start (modules, routes, models, schemas, the snapshot:
     some 270,000 objects) out of the collector's sight for good. Every full collection walked
     them all, 115-180 ms on a 2-core VM, inside whichever request happened to trigger it:
     the stalls of the taps benchmark at half load (bench/RESULTS.md). Objects made later
-    are collected as before; the app's end puts them all back (gc.unfreeze)."""
+    are collected as before; the app's end puts them all back (gc.unfreeze).
+
+    A process whose heap is frozen already is left as its owner froze it, and told so (False):
+    one that starts app after app (the tests) froze what it made once, and a full collection
+    on every start would cost more than the app it starts."""
+    if gc.get_freeze_count():
+        return False
     gc.collect()
     gc.freeze()
+    return True
 
 
 def _start_relay(hub: Hub) -> tuple[Relay, threading.Event, threading.Thread]:
