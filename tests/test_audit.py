@@ -45,6 +45,8 @@ from hub.db import make_engine, unit_of_work
 from hub.keyring import Keyring, SubjectHasher
 from hub.settings import Settings
 
+pytestmark = pytest.mark.new_database  # the rows its services write, counted from none
+
 ROOT = Path(__file__).resolve().parents[1]
 HUB_COMMAND = Path(sys.executable).parent / "hub"
 CONFIG = ROOT / "config" / "hub.toml"

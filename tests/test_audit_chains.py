@@ -33,6 +33,8 @@ from hub.keyring import Keyring
 from hub.settings import Settings
 from tests.commands import hub_env, run_hub
 
+pytestmark = pytest.mark.new_database  # the rows its services write, counted from none
+
 AT = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 CHAINS = 4
 

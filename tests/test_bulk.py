@@ -15,6 +15,8 @@ from hub.audit import AUDIT_LOG
 from hub.db import unit_of_work
 from hub.verification.store import DECISIONS
 
+pytestmark = pytest.mark.new_database  # the rows its services write, counted from none
+
 AT = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
 

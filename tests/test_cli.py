@@ -285,6 +285,7 @@ def test_db_upgrade_on_another_hosts_database_mints_no_secret(
         engine.dispose()
 
 
+@pytest.mark.new_database  # the first host's command makes the key file and claims the database
 def test_the_same_secret_on_a_second_host_is_accepted(database_url: str, tmp_path: Path) -> None:
     """The first host's key file copied to the second host: its commands run."""
     first = tmp_path / "first.key"

@@ -23,6 +23,8 @@ from hub.settings import ConfigError, Settings
 from tests.conftest import TEST_SECRET
 from tests.factories import OTHER_SECRET, SENTENCE, rows_of
 
+pytestmark = pytest.mark.new_database  # each test starts the first hub on its database
+
 
 def stored_check(engine: Engine) -> list[str]:
     with engine.connect() as connection:

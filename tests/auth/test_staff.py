@@ -28,6 +28,8 @@ from hub.auth.store import StaffAccount, jurisdictions_of
 from hub.db import unit_of_work
 from tests.commands import hub_env, run_console_script, run_hub
 
+pytestmark = pytest.mark.new_database  # the rows its services write, counted from none
+
 NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 ADMIN = Actor("hub-admin", "hub")
 AUDIT = AuditLog(b"a" * 32)

@@ -17,6 +17,8 @@ from hub.permits.jurisdictions import load_jurisdictions
 from hub.permits.store import Outbox, Permit, PermitEvent
 from tests.factories import SHIPPED_JURISDICTIONS, add_registration, new_permit
 
+pytestmark = pytest.mark.new_database  # the rows its services write, counted from none
+
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 25)
 ACTOR = Actor("chifeng-office-1", "public-security")
