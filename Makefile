@@ -97,8 +97,10 @@ $(WINDOW_STAMP): $(STAMP) | pcscd
 	touch $@
 
 # Lint first: it takes seconds, and a style or type slip should fail before the suite runs.
+# One worker per core (pytest-xdist); each has its own PostgreSQL database, and the card tests
+# take turns at the virtual reader (tests/card/pcsc.py).
 test: venv postgres pcscd window browser oidc lint
-	$(BIN)/python -m pytest --durations=20
+	$(BIN)/python -m pytest -n auto --durations=20
 
 lint: venv
 	$(BIN)/ruff format --check hub tests bench alembic

@@ -48,7 +48,9 @@ def pcsc() -> Iterator[int]:
     """A PC/SC context with the reader to ourselves: the lock shared by every card test run,
     then pcscd and its virtual reader, empty."""
     with LOCK.open("w") as lock:
-        wait_for(lambda: try_lock(lock), f"the virtual reader lock {LOCK}", timeout=300)
+        # In a parallel run (make test: pytest -n) the other worker may hold it for a whole
+        # card module: minutes, not seconds.
+        wait_for(lambda: try_lock(lock), f"the virtual reader lock {LOCK}", timeout=1800)
         result, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         if result != scard.SCARD_S_SUCCESS:
             pytest.fail(
