@@ -23,17 +23,25 @@ class LoopbackServer:
     def __init__(self, app: FastAPI, port: int | None = None) -> None:
         self.app = app
         self.port = port or free_port()
-        self.start()
+        self.start(may_move=port is None)
 
-    def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
+    def start(self, *, may_move: bool = False) -> None:
+        """Serve, and wait for the app's start (30 s: the whole suite runs beside it, in
+        another worker). A port of our own choosing that another process took between
+        free_port and the bind (parallel workers pick ports at once) is chosen again."""
+        for attempt in range(3):
+            config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+            self.server = uvicorn.Server(config)
+            self.thread = threading.Thread(target=self.server.run, daemon=True)
+            self.thread.start()
+            deadline = time.monotonic() + 30
+            while not self.server.started and self.thread.is_alive():
+                assert time.monotonic() < deadline, "the server did not start in 30 s"
+                time.sleep(0.02)
+            if self.server.started:
+                return
+            assert may_move and attempt < 2, f"the server could not serve on port {self.port}"
+            self.port = free_port()
 
     @property
     def url(self) -> str:
