@@ -1,7 +1,7 @@
 """Fixtures: every test that touches storage runs on SQLite AND on PostgreSQL.
 
 PostgreSQL: one database per test session or xdist worker (`hub_test_<pid>`), migrated and
-started once; each test starts from the rows that left. SQLite: a started template file copied
+started once; each test starts from the rows the start left. SQLite: a started template file copied
 per test. Started: a hub has started on it once (see _prepare); a test marked `new_database`
 gets one that is only migrated. Set HUB_TEST_BACKENDS=sqlite (or postgresql) to run on one
 database while developing.
@@ -151,7 +151,12 @@ def started_sqlite_template(
     return path
 
 
-def _database(request: pytest.FixtureRequest, tmp_path: Path, *, started: bool) -> str:
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database a hub has started on (see _prepare), on each backend; in a test marked
+    `new_database`, a migrated one no hub has started on yet (a test of the start itself, or
+    of the rows a service writes, counted from none)."""
+    started = request.node.get_closest_marker("new_database") is None
     if request.param == "sqlite":
         path = tmp_path / "hub.db"
         template = "started_sqlite_template" if started else "sqlite_template"
@@ -160,15 +165,6 @@ def _database(request: pytest.FixtureRequest, tmp_path: Path, *, started: bool) 
     request.getfixturevalue("postgres_reset")(started)
     url: str = request.getfixturevalue("postgres_url")
     return url
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database a hub has started on (see _prepare), on each backend; in a test marked
-    `new_database`, a migrated one no hub has started on yet (a test of the start itself, or
-    of the rows a service writes, counted from none)."""
-    started = request.node.get_closest_marker("new_database") is None
-    return _database(request, tmp_path, started=started)
 
 
 @pytest.fixture
